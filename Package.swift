@@ -1,0 +1,73 @@
+// swift-tools-version: 6.0
+// Ballast: a durable-execution platform. Module layout follows DESIGN.md:
+// pure cores (Raft, Engine, codecs) without I/O, thin shells around them.
+import PackageDescription
+
+let package = Package(
+    name: "Ballast",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ballast", targets: ["ballast"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // System libraries from Debian's -dev packages.
+        .systemLibrary(
+            name: "CNghttp2", pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]),
+        .systemLibrary(
+            name: "CLZ4", pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"])]),
+
+        // Sans-I/O Raft core.
+        .target(name: "BallastRaft"),
+        // Durable log: segmented WAL, hard state, snapshot files, recovery.
+        .target(name: "BallastStorage", dependencies: ["BallastRaft"]),
+        // Deterministic simulation of whole clusters of the real Raft core.
+        .target(name: "BallastSimulation", dependencies: ["BallastRaft"]),
+
+        // Generated protobuf messages shared by the engine, the history store and the wire.
+        .target(
+            name: "BallastProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        // The workflow state machine: pure, deterministic.
+        .target(
+            name: "BallastEngine",
+            dependencies: ["BallastProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        // gRPC message framing, LZ4 event batches, service definitions.
+        .target(
+            name: "BallastWire",
+            dependencies: [
+                "BallastProto", "CLZ4",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]),
+        // nghttp2 sessions bridged to SwiftNIO channels.
+        .target(
+            name: "BallastHTTP2",
+            dependencies: [
+                "CNghttp2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        .executableTarget(
+            name: "ballast",
+            dependencies: [
+                "BallastRaft", "BallastStorage", "BallastSimulation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .testTarget(name: "BallastRaftTests", dependencies: ["BallastRaft"]),
+        .testTarget(name: "BallastStorageTests", dependencies: ["BallastStorage", "BallastRaft"]),
+        .testTarget(name: "BallastSimulationTests", dependencies: ["BallastSimulation", "BallastRaft"]),
+        .testTarget(name: "TidyTests", dependencies: []),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+// Module BallastEngine: see docs/architecture.md for its responsibility.

@@ -1,0 +1,1 @@
+// Module BallastHTTP2: see docs/architecture.md for its responsibility.

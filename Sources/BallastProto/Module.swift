@@ -1,0 +1,1 @@
+// Module BallastProto: see docs/architecture.md for its responsibility.

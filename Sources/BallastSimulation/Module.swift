@@ -1,0 +1,1 @@
+// Module BallastSimulation: see docs/architecture.md for its responsibility.

@@ -1,0 +1,1 @@
+// Module BallastStorage: see docs/architecture.md for its responsibility.

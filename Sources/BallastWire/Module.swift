@@ -1,0 +1,1 @@
+// Module BallastWire: see docs/architecture.md for its responsibility.

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+/// The one Ballast executable; each responsibility is a subcommand.
+@main
+struct Ballast: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ballast",
+        abstract: "Ballast: durable execution on a Raft-replicated history.",
+        subcommands: [])
+}
