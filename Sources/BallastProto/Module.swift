@@ -1,1 +1,0 @@
-// Module BallastProto: see docs/architecture.md for its responsibility.

@@ -1,1 +1,0 @@
-// Module BallastSimulation: see docs/architecture.md for its responsibility.

@@ -1,1 +1,0 @@
-// Module BallastStorage: see docs/architecture.md for its responsibility.
