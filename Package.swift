@@ -5,7 +5,7 @@ import PackageDescription
 
 let package = Package(
     name: "Ballast",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "ballast", targets: ["ballast"]),
     ],
@@ -57,16 +57,36 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // The node: Raft driver and transport, API service, dispatch, timers, admin HTTP.
+        .target(
+            name: "BallastServer",
+            dependencies: [
+                "BallastRaft", "BallastStorage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
+
         .executableTarget(
             name: "ballast",
             dependencies: [
-                "BallastRaft", "BallastStorage", "BallastSimulation",
+                "BallastRaft", "BallastStorage", "BallastSimulation", "BallastServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
 
         .testTarget(name: "BallastRaftTests", dependencies: ["BallastRaft"]),
         .testTarget(name: "BallastStorageTests", dependencies: ["BallastStorage", "BallastRaft"]),
         .testTarget(name: "BallastSimulationTests", dependencies: ["BallastSimulation", "BallastRaft"]),
+        .testTarget(
+            name: "BallastServerTests",
+            dependencies: [
+                "BallastServer", "BallastRaft", "BallastStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]),
         .testTarget(name: "TidyTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]

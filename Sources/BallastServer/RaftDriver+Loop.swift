@@ -1,0 +1,134 @@
+import BallastRaft
+
+extension RaftDriver {
+    /// The loop thread: take every queued event, feed the core, then carry out its Ready.
+    func runLoop() {
+        while let batch = events.popAll() {
+            for event in batch { handle(event) }
+            processReady()
+        }
+        failEverything(with: .stopped)
+    }
+
+    func handle(_ event: Event) {
+        switch event {
+        case .message(let message): node.step(message)
+        case .tick: node.tick()
+        case .propose(let data, let completion): propose(data, completion)
+        case .read(let completion): startRead(completion)
+        case .configChange(let change, let completion): proposeChange(change, completion)
+        case .transfer(let target):
+            do { try node.transferLeadership(to: target) } catch {
+                logger.warning("leadership transfer refused", metadata: ["target": "\(target)", "error": "\(error)"])
+            }
+        case .persisted(let index, let term): node.persisted(through: index, term: term)
+        case .storageFailed(let why):
+            logger.critical("log write failed; refusing proposals", metadata: ["error": "\(why)"])
+            storageFailure = why
+            failEverything(with: .storageFailed(why))
+        case .inspect(let body): body(node.status)
+        }
+    }
+
+    func propose(_ data: [UInt8], _ completion: @escaping ProposalCompletion) {
+        if let failure = storageFailure { return completion(.failure(.storageFailed(failure))) }
+        do {
+            let index = try node.propose(data)
+            pendingProposals[index] = (node.status.term, completion)
+        } catch {
+            completion(.failure(.refused(error)))
+        }
+    }
+
+    func proposeChange(_ change: ConfigChange, _ completion: @escaping ProposalCompletion) {
+        if let failure = storageFailure { return completion(.failure(.storageFailed(failure))) }
+        do {
+            let index = try node.proposeConfigChange(change)
+            pendingProposals[index] = (node.status.term, completion)
+        } catch {
+            completion(.failure(.refused(error)))
+        }
+    }
+
+    func startRead(_ completion: @escaping ReadCompletion) {
+        let context = nextReadContext
+        nextReadContext &+= 1
+        do {
+            try node.readIndex(context: context)
+            pendingReads[context] = completion
+        } catch {
+            completion(.failure(.refused(error)))
+        }
+    }
+
+    /// Carries out one Ready in the order its documentation fixes.
+    func processReady() {
+        let ready = node.takeReady()
+        if ready.isEmpty { return }
+        if !ready.messages.isEmpty { transport.send(ready.messages) }
+        if let snapshot = ready.snapshot {
+            stateMachine.restore(from: snapshot)
+            applied = snapshot.metadata.index
+            appliedTerm = snapshot.metadata.term
+            appliedMembership = snapshot.metadata.membership
+            failProposals(through: applied)
+        }
+        if ready.hardState != nil || !ready.entries.isEmpty || ready.snapshot != nil || !ready.messagesAfterPersist.isEmpty {
+            writer.submit(PersistJob(hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot,
+                                     messagesAfterPersist: ready.messagesAfterPersist))
+        }
+        apply(ready.committed)
+        for read in ready.readStates {
+            guard let completion = pendingReads.removeValue(forKey: read.context) else { continue }
+            confirmedReads.append((read.index, completion))
+        }
+        for context in ready.droppedReads { pendingReads.removeValue(forKey: context)?(.failure(.readDropped)) }
+        completeReads()
+        if ready.snapshotSuggested { takeSnapshot() }
+    }
+
+    func apply(_ entries: [Entry]) {
+        for entry in entries {
+            precondition(entry.index == applied.next, "applied \(applied) then got \(entry.index): committed entries must be contiguous")
+            stateMachine.apply(entry)
+            applied = entry.index
+            appliedTerm = entry.term
+            if entry.kind == .configChange, let change = ConfigChange(encoded: entry.data),
+               case .success(let next) = appliedMembership.applying(change) {
+                appliedMembership = next
+            }
+            guard let pending = pendingProposals.removeValue(forKey: entry.index) else { continue }
+            pending.completion(pending.term == entry.term ? .success(entry.index) : .failure(.superseded(index: entry.index)))
+        }
+    }
+
+    func completeReads() {
+        guard !confirmedReads.isEmpty else { return }
+        var waiting: [(index: LogIndex, completion: ProposalCompletion)] = []
+        for read in confirmedReads {
+            if read.index <= applied { read.completion(.success(read.index)) } else { waiting.append(read) }
+        }
+        confirmedReads = waiting
+    }
+
+    func takeSnapshot() {
+        let metadata = SnapshotMetadata(index: applied, term: appliedTerm, membership: appliedMembership)
+        let snapshot = Snapshot(metadata: metadata, data: stateMachine.takeSnapshot())
+        node.snapshotTaken(snapshot)
+        writer.submit(PersistJob(localSnapshot: snapshot))
+    }
+
+    /// Proposals at or below `index` that were not applied here were overwritten by a snapshot.
+    func failProposals(through index: LogIndex) {
+        for key in pendingProposals.keys.sorted() where key <= index {
+            pendingProposals.removeValue(forKey: key)?.completion(.failure(.superseded(index: key)))
+        }
+    }
+
+    func failEverything(with error: RaftDriverError) {
+        for key in pendingProposals.keys.sorted() { pendingProposals.removeValue(forKey: key)?.completion(.failure(error)) }
+        for key in pendingReads.keys.sorted() { pendingReads.removeValue(forKey: key)?(.failure(error)) }
+        for read in confirmedReads { read.completion(.failure(error)) }
+        confirmedReads = []
+    }
+}

@@ -1,0 +1,131 @@
+import BallastRaft
+import Logging
+
+/// Sends Raft messages to peers. Must not block for long: the driver's loop calls it.
+public protocol RaftTransport: Sendable {
+    /// Queues `messages` for delivery; delivery may fail silently (Raft retries).
+    func send(_ messages: [Message])
+}
+
+/// The application behind Raft: applies committed entries and takes and restores snapshots.
+/// Called only on the driver's loop thread, in log order.
+public protocol RaftStateMachine: AnyObject {
+    /// Applies one committed entry (`.normal`, `.noop` or `.configChange`).
+    func apply(_ entry: Entry)
+    /// Serializes the state as of the last applied entry.
+    func takeSnapshot() -> [UInt8]
+    /// Replaces the state with a snapshot received from the leader.
+    func restore(from snapshot: Snapshot)
+}
+
+/// Why a proposal or read through the driver failed.
+public enum RaftDriverError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The core refused the request (not leader, backlog full, …).
+    case refused(RaftError)
+    /// The entry was overwritten by a new leader before it committed; the caller may retry.
+    case superseded(index: LogIndex)
+    /// Leadership was lost before the read was confirmed; retry on the new leader.
+    case readDropped
+    /// The driver is shutting down.
+    case stopped
+    /// Writing to the log failed; the node stops taking proposals.
+    case storageFailed(String)
+
+    public var description: String {
+        switch self {
+        case .refused(let error): "refused: \(error)"
+        case .superseded(let index): "entry \(index) was replaced by a new leader before it committed; retry"
+        case .readDropped: "leadership changed before the read was confirmed; retry on the leader"
+        case .stopped: "the node is stopping"
+        case .storageFailed(let why): "the log could not be written: \(why)"
+        }
+    }
+}
+
+/// Runs one `RaftNode` core: a loop thread that feeds it and a persist thread that writes its
+/// log. Everything that arrives while a write+fsync is in flight is batched into the next write,
+/// so concurrent proposals share one fsync (group commit); the leader sends AppendEntries while
+/// its own write is in flight and counts itself only once durable (Raft thesis §10.2.1).
+public final class RaftDriver<Store: RaftLogStore & Sendable>: @unchecked Sendable {
+    /// Completion of a proposal: the committed-and-applied index, or why it failed.
+    public typealias ProposalCompletion = @Sendable (Result<LogIndex, RaftDriverError>) -> Void
+    /// Completion of a linearizable read: called once the local state reflects the read point.
+    public typealias ReadCompletion = @Sendable (Result<LogIndex, RaftDriverError>) -> Void
+
+    enum Event {
+        case message(Message)
+        case propose([UInt8], ProposalCompletion)
+        case read(ProposalCompletion)
+        case configChange(ConfigChange, ProposalCompletion)
+        case transfer(NodeID)
+        case tick
+        case persisted(LogIndex, Term)
+        case storageFailed(String)
+        case inspect(@Sendable (RaftStatus) -> Void)
+    }
+
+    let events: BlockingQueue<Event>
+    let writer: LogWriterThread<Store>
+    let transport: any RaftTransport
+    let logger: Logger
+    // Loop-thread state.
+    var node: RaftNode
+    let stateMachine: any RaftStateMachine
+    var pendingProposals: [LogIndex: (term: Term, completion: ProposalCompletion)] = [:]
+    var pendingReads: [UInt64: ProposalCompletion] = [:]
+    var confirmedReads: [(index: LogIndex, completion: ProposalCompletion)] = []
+    var nextReadContext: UInt64 = 1
+    var applied: LogIndex
+    var appliedTerm: Term
+    /// The membership as of `applied`, recorded in snapshots taken here.
+    var appliedMembership: Membership
+    var storageFailure: String?
+
+    /// Restores the core from `store` and starts the loop and persist threads.
+    public init(
+        configuration: RaftConfiguration, store: Store, bootstrap: Membership?, stateMachine: any RaftStateMachine,
+        transport: any RaftTransport, randomSeed: UInt64, logger: Logger, maxQueuedEvents: Int = 1 << 16
+    ) throws {
+        let restored = try store.restore()
+        if let snapshot = restored.snapshot { stateMachine.restore(from: snapshot) }
+        self.node = RaftNode(configuration: configuration, restored: restored, bootstrap: bootstrap, randomSeed: randomSeed)
+        self.applied = restored.snapshot?.metadata.index ?? .zero
+        self.appliedTerm = restored.snapshot?.metadata.term ?? .zero
+        self.appliedMembership = restored.snapshot?.metadata.membership ?? bootstrap ?? Membership(voters: [])
+        self.stateMachine = stateMachine
+        self.transport = transport
+        self.logger = logger
+        self.events = BlockingQueue(capacity: maxQueuedEvents)
+        self.writer = LogWriterThread(store: store, transport: transport)
+        writer.onPersisted = { [events] index, term in events.push(.persisted(index, term)) }
+        writer.onFailure = { [events] why in events.push(.storageFailed(why)) }
+        writer.start()
+        startThread(named: "raft-loop-\(configuration.id)") { [self] in runLoop() }
+    }
+
+    /// Delivers a message from a peer.
+    public func receive(_ message: Message) { events.push(.message(message)) }
+    /// Advances the core's logical clock by one tick.
+    public func tick() { events.push(.tick) }
+    /// Proposes `data`; `completion` runs once it is committed and applied (or failed).
+    public func propose(_ data: [UInt8], completion: @escaping ProposalCompletion) {
+        if !events.push(.propose(data, completion)) { completion(.failure(.stopped)) }
+    }
+    /// Starts a linearizable read; `completion` runs once this node has applied the read point.
+    public func read(completion: @escaping ReadCompletion) {
+        if !events.push(.read(completion)) { completion(.failure(.stopped)) }
+    }
+    /// Proposes a membership change; `completion` runs once it is committed and applied.
+    public func changeMembership(_ change: ConfigChange, completion: @escaping ProposalCompletion) {
+        if !events.push(.configChange(change, completion)) { completion(.failure(.stopped)) }
+    }
+    /// Asks the leader to hand leadership to `target`.
+    public func transferLeadership(to target: NodeID) { events.push(.transfer(target)) }
+    /// Calls `body` on the loop thread with the core's current status.
+    public func inspect(_ body: @escaping @Sendable (RaftStatus) -> Void) { events.push(.inspect(body)) }
+    /// Stops both threads; pending callers get `.stopped`.
+    public func stop() {
+        events.close()
+        writer.stop()
+    }
+}

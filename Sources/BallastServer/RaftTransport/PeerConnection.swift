@@ -1,0 +1,155 @@
+import BallastRaft
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The outbound connection to one peer. All state lives on one event loop. Messages wait in a
+/// queue bounded in bytes; past the bound new messages are dropped (Raft retransmits), so a
+/// slow or dead follower can never exhaust the leader's memory. Reconnects with exponential
+/// backoff and jitter.
+final class PeerConnection: @unchecked Sendable {
+    let peer: NodeID
+    private let host: String
+    private let port: Int
+    private let loop: any EventLoop
+    private let logger: Logger
+    private let maxQueuedBytes: Int
+    private var queue: [[UInt8]] = []
+    private var queuedBytes = 0
+    private var channel: (any Channel)?
+    private var connecting = false
+    private var failedAttempts = 0
+    private var retryAt: NIODeadline = .uptimeNanoseconds(0)
+    private var jitter: DeterministicRandom
+    private var closed = false
+    private var retryScheduled = false
+    /// Messages dropped because the queue was full, for metrics and logs.
+    private(set) var droppedMessages = 0
+
+    init(peer: NodeID, host: String, port: Int, loop: any EventLoop, logger: Logger, maxQueuedBytes: Int, seed: UInt64) {
+        self.peer = peer
+        self.host = host
+        self.port = port
+        self.loop = loop
+        self.logger = logger
+        self.maxQueuedBytes = maxQueuedBytes
+        self.jitter = DeterministicRandom(seed: seed)
+    }
+
+    /// Queues encoded messages for the peer (from any thread).
+    func enqueue(_ payloads: [[UInt8]]) {
+        loop.execute { [self] in
+            for payload in payloads {
+                guard queuedBytes + payload.count <= maxQueuedBytes else {
+                    droppedMessages += 1
+                    continue
+                }
+                queue.append(payload)
+                queuedBytes += payload.count
+            }
+            flush()
+        }
+    }
+
+    /// Closes the connection for good.
+    func close() {
+        loop.execute { [self] in
+            closed = true
+            queue = []
+            queuedBytes = 0
+            channel?.close(promise: nil)
+        }
+    }
+
+    /// Writes whatever is queued if the channel can take it; connects first if needed.
+    func flush() {
+        loop.preconditionInEventLoop()
+        guard !closed else { return }
+        guard let channel else { return connectIfDue() }
+        guard channel.isWritable, !queue.isEmpty else { return }
+        var buffer = channel.allocator.buffer(capacity: queuedBytes + queue.count * RaftFrame.headerBytes)
+        for payload in queue { RaftFrameEncoder.write(payload: payload, to: &buffer) }
+        queue.removeAll(keepingCapacity: true)
+        queuedBytes = 0
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+
+    private func connectIfDue() {
+        guard !connecting, !queue.isEmpty else { return }
+        guard NIODeadline.now() >= retryAt else {
+            guard !retryScheduled else { return }
+            retryScheduled = true
+            loop.scheduleTask(deadline: retryAt) { [self] in
+                retryScheduled = false
+                flush()
+            }
+            return
+        }
+        connecting = true
+        ClientBootstrap(group: loop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.writeBufferWaterMark, value: .init(low: 1 << 20, high: 4 << 20))
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(PeerWatchHandler(connection: self))
+                }
+            }
+            .connect(host: host, port: port)
+            .whenComplete { [self] result in connected(result) }
+    }
+
+    private func connected(_ result: Result<any Channel, any Error>) {
+        connecting = false
+        switch result {
+        case .success(let channel):
+            failedAttempts = 0
+            self.channel = channel
+            if closed { channel.close(promise: nil) }
+        case .failure(let error):
+            failedAttempts += 1
+            let base = min(1_000, 10 << min(failedAttempts, 7))
+            let delay = Int64(base / 2) + Int64(jitter.next() % UInt64(base / 2 + 1))
+            retryAt = .now() + .milliseconds(delay)
+            if failedAttempts == 1 || failedAttempts % 50 == 0 {
+                logger.info("cannot reach peer; retrying with backoff",
+                            metadata: ["peer": "\(peer)", "address": "\(host):\(port)", "attempts": "\(failedAttempts)",
+                                       "error": "\(error)"])
+            }
+        }
+        flush()
+    }
+
+    /// The channel closed (peer restarted, network fault): reconnect on the next message.
+    func channelClosed() {
+        loop.preconditionInEventLoop()
+        channel = nil
+        retryAt = .now() + .milliseconds(10)
+        flush()
+    }
+}
+
+/// Tells the connection when its channel can take more bytes or has gone away.
+private final class PeerWatchHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private let connection: PeerConnection
+
+    init(connection: PeerConnection) { self.connection = connection }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { connection.flush() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        connection.channelClosed()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Peers never answer on our outbound connection; ignore anything that arrives.
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,117 @@
+import BallastRaft
+@testable import BallastServer
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOPosix
+import NIOTestUtils
+import Synchronization
+import Testing
+
+@Suite("Raft frames and TCP transport")
+struct RaftTransportTests {
+    private func frame(_ payload: [UInt8]) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        RaftFrameEncoder.write(payload: payload, to: &buffer)
+        return buffer
+    }
+
+    @Test("the frame decoder yields the same payloads for every split of the input")
+    func everySplit() throws {
+        let payloads: [[UInt8]] = [[], [1], Array(repeating: 7, count: 300), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]
+        let pairs = payloads.map { (frame($0), [ByteBuffer(bytes: $0)]) }
+        try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: pairs) { RaftFrameDecoder() }
+    }
+
+    @Test("a corrupted payload, an unknown version, unknown flags and an oversized length are refused")
+    func badFrames() {
+        let decoder = RaftFrameDecoder(maxPayloadBytes: 1024)
+        var corrupted = frame([1, 2, 3])
+        corrupted.setInteger(UInt8(9), at: RaftFrame.headerBytes)
+        #expect(throws: RaftWireError.self) { _ = try decoder.nextFrame(&corrupted) }
+        var badVersion = frame([1])
+        badVersion.setInteger(UInt8(2), at: 0)
+        #expect(throws: RaftWireError.unsupportedVersion(2)) { _ = try decoder.nextFrame(&badVersion) }
+        var badFlags = frame([1])
+        badFlags.setInteger(UInt8(1), at: 1)
+        #expect(throws: RaftWireError.invalidValue(field: "frame flags", offset: 1)) { _ = try decoder.nextFrame(&badFlags) }
+        var huge = frame([1])
+        huge.setInteger(UInt32(1 << 30), at: 2)
+        #expect(throws: RaftWireError.tooLarge(field: "frame", bytes: 1 << 30, limit: 1024)) { _ = try decoder.nextFrame(&huge) }
+    }
+
+    @Test("a connection that ends mid-frame is an error, not a silent partial message")
+    func truncatedAtEOF() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(RaftFrameDecoder()))
+        var partial = frame([1, 2, 3, 4])
+        partial.moveWriterIndex(to: partial.writerIndex - 2)
+        try channel.writeInbound(partial)
+        #expect(throws: (any Error).self) { _ = try channel.finish() }
+    }
+
+    @Test("two nodes exchange messages over loopback TCP, and garbage on the port disturbs neither")
+    func loopbackExchange() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let received = Mutex<[Message]>([])
+        let logger = Logger(label: "test.raft.transport")
+        let receiver = TCPRaftTransport(localID: NodeID(2), peers: [:], group: group, logger: logger)
+        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { message in received.withLock { $0.append(message) } }
+        let sender = TCPRaftTransport(localID: NodeID(1), peers: [NodeID(2): PeerAddress(host: "127.0.0.1", port: port)],
+                                      group: group, logger: logger)
+
+        try await sendGarbage(to: port, group: group)
+        let messages = everyMessageKind.map { Message(from: NodeID(1), to: NodeID(2), term: $0.term, body: $0.body) }
+        sender.send(messages)
+        try await waitUntil("all messages arrive") { received.withLock { $0.count } == messages.count }
+        #expect(received.withLock { $0 } == messages)
+
+        await sender.shutdown()
+        await receiver.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("messages to a peer that is down are bounded and delivered once it comes up")
+    func reconnect() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let logger = Logger(label: "test.raft.transport")
+        let port = try await freePort(group: group)
+        let sender = TCPRaftTransport(localID: NodeID(1), peers: [NodeID(2): PeerAddress(host: "127.0.0.1", port: port)],
+                                      group: group, logger: logger, maxQueuedBytesPerPeer: 4096)
+        let heartbeat = Message(from: NodeID(1), to: NodeID(2), term: Term(1), body: .heartbeat(commit: .zero, readContext: 0))
+        sender.send(Array(repeating: heartbeat, count: 1000))
+        let received = Mutex<Int>(0)
+        let receiver = TCPRaftTransport(localID: NodeID(2), peers: [:], group: group, logger: logger)
+        _ = try await receiver.listen(host: "127.0.0.1", port: port) { _ in received.withLock { $0 += 1 } }
+        sender.send([heartbeat])
+        try await waitUntil("the queued messages arrive after reconnecting") { received.withLock { $0 } > 0 }
+        #expect(received.withLock { $0 } < 1000, "the queue must have been bounded")
+        await sender.shutdown()
+        await receiver.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    private func sendGarbage(to port: Int, group: any EventLoopGroup) async throws {
+        let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
+        try await channel.writeAndFlush(ByteBuffer(bytes: Array("GET / HTTP/1.1\r\n\r\n".utf8))).get()
+        try await channel.closeFuture.get()
+    }
+
+    private func freePort(group: any EventLoopGroup) async throws -> Int {
+        let channel = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress?.port ?? 0
+        try await channel.close()
+        return port
+    }
+}
+
+/// Polls `condition` every few milliseconds until it holds, failing the test after `timeout`.
+func waitUntil(_ what: String, timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("timed out waiting until \(what)")
+            throw CancellationError()
+        }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+}
