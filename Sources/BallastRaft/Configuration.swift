@@ -24,6 +24,10 @@ public struct RaftConfiguration: Sendable {
     public var snapshotThresholdBytes: Int = 64 << 20
     /// Entries kept behind a snapshot so slightly lagging followers still catch up from the log.
     public var compactionSlackEntries: Int = 1024
+    /// A learner may be promoted only when its match index is at most this many entries behind the leader's last index.
+    public var maxPromotionLagEntries: Int = 256
+    /// Fault injection for mutation tests (internal: set it through `@testable import BallastRaft`).
+    var mutations = RaftMutations()
 
     /// Creates a configuration with defaults for everything but the id.
     public init(id: NodeID) { self.id = id }

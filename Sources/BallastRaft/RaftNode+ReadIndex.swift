@@ -1,0 +1,73 @@
+/// Linearizable reads with ReadIndex (thesis §6.4): the leader records its commit index, confirms it
+/// still leads with a heartbeat round, then hands out `ReadState(context, index)`.
+extension RaftNode {
+    /// Starts a ReadIndex round; the answer arrives as a `ReadState` (or a dropped read) in a later `Ready`.
+    public mutating func readIndex(context: UInt64) throws(RaftError) {
+        guard role == .leader else { throw .notLeader(leaderHint: leader) }
+        // A new leader does not know the latest commit index until an entry of its term commits.
+        guard log.term(at: commit) == term else {
+            reads.awaitingTermCommit.append(context)
+            return
+        }
+        reads.unsent.append(PendingRead(context: context, index: commit, round: 0))
+    }
+
+    /// Starts one heartbeat round for all reads requested since the last `takeReady()`.
+    mutating func flushReads() {
+        guard !reads.unsent.isEmpty else { return }
+        reads.lastRound += 1
+        let round = reads.lastRound
+        reads.pending += reads.unsent.map { PendingRead(context: $0.context, index: $0.index, round: round) }
+        reads.unsent = []
+        reads.acks[round] = [id]
+        broadcastHeartbeat(readContext: round)
+        acknowledgeRead(round: round, from: id)
+    }
+
+    /// Counts a heartbeat answer for `round`; a quorum confirms every read up to that round.
+    mutating func acknowledgeRead(round: UInt64, from member: NodeID) {
+        guard var acks = reads.acks[round] else { return }
+        acks.insert(member)
+        reads.acks[round] = acks
+        guard membership.voters.filter(acks.contains).count >= membership.quorum else { return }
+        let confirmed = reads.pending.prefix { $0.round <= round }
+        ready.readStates += confirmed.map { ReadState(context: $0.context, index: $0.index) }
+        reads.pending.removeFirst(confirmed.count)
+        reads.acks = reads.acks.filter { $0.key > round }
+    }
+
+    /// Once the leader's first entry of its term commits, waiting reads may start.
+    mutating func releaseReadsAwaitingTermCommit() {
+        guard !reads.awaitingTermCommit.isEmpty, log.term(at: commit) == term else { return }
+        reads.unsent += reads.awaitingTermCommit.map { PendingRead(context: $0, index: commit, round: 0) }
+        reads.awaitingTermCommit = []
+    }
+
+    /// Leadership is lost: every read not yet confirmed is reported in `Ready.droppedReads`.
+    mutating func dropPendingReads() {
+        ready.droppedReads += reads.awaitingTermCommit + reads.unsent.map(\.context) + reads.pending.map(\.context)
+        reads = ReadIndexQueue(lastRound: reads.lastRound)
+    }
+}
+
+/// A read waiting for leadership confirmation.
+struct PendingRead: Sendable {
+    var context: UInt64
+    var index: LogIndex
+    /// The heartbeat round that confirms it (0 until the round is sent).
+    var round: UInt64
+}
+
+/// The leader's ReadIndex bookkeeping.
+struct ReadIndexQueue: Sendable {
+    /// Reads waiting for the first commit of the leader's term (their index is not known yet).
+    var awaitingTermCommit: [UInt64] = []
+    /// Reads with an index, waiting for the next heartbeat round.
+    var unsent: [PendingRead] = []
+    /// Reads in a heartbeat round, oldest first.
+    var pending: [PendingRead] = []
+    /// Members that answered each round still open.
+    var acks: [UInt64: Set<NodeID>] = [:]
+    /// The latest round number (never reused, so late answers cannot confirm a newer read).
+    var lastRound: UInt64 = 0
+}
