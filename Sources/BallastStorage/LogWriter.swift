@@ -1,0 +1,181 @@
+import BallastRaft
+import Foundation
+
+/// Group commit: owns a `WriteAheadLog` on a dedicated thread, takes write batches from any
+/// number of callers, and makes each accumulated group durable with one `fdatasync`.
+///
+/// A caller's completion runs (on the writer thread, so keep it short) only after its batch is
+/// durable. Batches are applied in submission order. The queue is bounded by
+/// `Options.maxQueuedBytes`: `submit` blocks the calling thread while the queue is full.
+public final class LogWriter: @unchecked Sendable {
+    // @unchecked: `queue`, `queuedBytes`, `stopping`, `finished` and `counters` are guarded by
+    // `condition`; `log` is touched only by the writer thread after `init`.
+
+    /// Limits of the writer.
+    public struct Options: Sendable {
+        /// Encoded bytes (approximately) that may wait in the queue before `submit` blocks.
+        public var maxQueuedBytes: Int
+
+        /// Creates options (64 MiB of queued writes).
+        public init(maxQueuedBytes: Int = 64 << 20) {
+            precondition(maxQueuedBytes > 0, "maxQueuedBytes must be positive")
+            self.maxQueuedBytes = maxQueuedBytes
+        }
+    }
+
+    /// Counters of the writer.
+    public struct Statistics: Sendable {
+        /// Write batches completed successfully.
+        public var batchesCommitted = 0
+        /// Groups made durable (one sync each).
+        public var groupsCommitted = 0
+        /// `fdatasync` calls made by the log (segment roll-overs included).
+        public var dataSyncs = 0
+        /// The highest index known durable.
+        public var durableIndex = LogIndex.zero
+    }
+
+    /// Called once a batch is durable (with the durable last index), or failed.
+    public typealias Completion = @Sendable (Result<LogIndex, any Error>) -> Void
+
+    private enum Request {
+        case write(entries: [Entry], hardState: HardState?, completion: Completion)
+        case perform(@Sendable (WriteAheadLog) -> Void)
+    }
+
+    private let options: Options
+    private let condition = NSCondition()
+    private var queue: [Request] = []
+    private var queuedBytes = 0
+    private var stopping = false
+    private var finished = false
+    private var counters = Statistics()
+    private let log: WriteAheadLog
+
+    /// Takes ownership of `log` and starts the writer thread.
+    public init(log: sending WriteAheadLog, options: Options = Options()) {
+        self.log = log
+        self.options = options
+        counters.durableIndex = log.durableIndex
+        let thread = Thread { [self] in run() }
+        thread.name = "ballast-log-writer"
+        thread.start()
+    }
+
+    /// Counters so far.
+    public var statistics: Statistics {
+        condition.lock()
+        defer { condition.unlock() }
+        return counters
+    }
+
+    /// Queues a batch (hard state first, then entries); `completion` runs once it is durable.
+    public func submit(entries: [Entry], hardState: HardState? = nil, completion: @escaping Completion) {
+        let bytes = entries.reduce(WALFormat.hardStateRecordSize) { $0 + WALFormat.recordSize(payloadCount: $1.data.count) }
+        condition.lock()
+        while queuedBytes > 0 && queuedBytes + bytes > options.maxQueuedBytes && !stopping { condition.wait() }
+        guard !stopping else {
+            condition.unlock()
+            completion(.failure(StorageError.closed))
+            return
+        }
+        queue.append(.write(entries: entries, hardState: hardState, completion: completion))
+        queuedBytes += bytes
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Writes a batch and returns once it is durable, with the durable last index.
+    @discardableResult
+    public func write(entries: [Entry], hardState: HardState? = nil) async throws -> LogIndex {
+        try await withCheckedThrowingContinuation { continuation in
+            submit(entries: entries, hardState: hardState) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Runs `body` on the writer thread after every earlier batch is durable (snapshots, compaction, restore).
+    public func perform<T: Sendable>(_ body: @escaping @Sendable (WriteAheadLog) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let request = Request.perform { log in continuation.resume(with: Result { try body(log) }) }
+            condition.lock()
+            guard !stopping else {
+                condition.unlock()
+                continuation.resume(throwing: StorageError.closed)
+                return
+            }
+            queue.append(request)
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    /// Completes every queued batch, closes the log and stops the thread; later submissions fail with `closed`.
+    public func shutdown() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while !finished { condition.wait() }
+        condition.unlock()
+    }
+
+    // MARK: - Writer thread
+
+    private func run() {
+        while let group = nextGroup() { process(group) }
+        try? log.close()
+        condition.lock()
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits for work and takes the whole queue; nil once stopping and drained.
+    private func nextGroup() -> [Request]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty && !stopping { condition.wait() }
+        if queue.isEmpty { return nil }
+        let group = queue
+        queue.removeAll(keepingCapacity: true)
+        queuedBytes = 0
+        condition.broadcast()  // wake submitters blocked on a full queue
+        return group
+    }
+
+    /// Applies a group in order with one sync per run of writes.
+    private func process(_ group: [Request]) {
+        var waiting: [Completion] = []
+        for request in group {
+            switch request {
+            case let .write(entries, hardState, completion):
+                do {
+                    if let hardState { try log.setHardState(hardState) }
+                    try log.append(entries)
+                    waiting.append(completion)
+                } catch {
+                    completion(.failure(error))
+                }
+            case let .perform(body):
+                commit(&waiting)
+                body(log)
+            }
+        }
+        commit(&waiting)
+    }
+
+    /// Syncs the log and completes `waiting`.
+    private func commit(_ waiting: inout [Completion]) {
+        guard !waiting.isEmpty else { return }
+        let result: Result<LogIndex, any Error> = Result { try log.sync(); return log.durableIndex }
+        condition.lock()
+        if case .success(let index) = result {
+            counters.batchesCommitted += waiting.count
+            counters.groupsCommitted += 1
+            counters.durableIndex = index
+        }
+        counters.dataSyncs = log.statistics.dataSyncs
+        condition.unlock()
+        for completion in waiting { completion(result) }
+        waiting.removeAll(keepingCapacity: true)
+    }
+}
