@@ -69,7 +69,8 @@ struct Recovery {
         if let first = entries.first, first.index <= snapshotIndex {
             entries.removeFirst(min(entries.count, Int(snapshotIndex.rawValue - first.index.rawValue) + 1))
         }
-        let logStart = entries.first?.index ?? replay.expectedNext ?? snapshotIndex.next
+        let rawNext = report.discardedStaleEntries ? snapshotIndex.next : replay.expectedNext ?? snapshotIndex.next
+        let logStart = entries.first?.index ?? rawNext
         if logStart > snapshotIndex.next {
             throw StorageError.missingEntries(snapshotIndex: snapshotIndex, firstLogIndex: logStart)
         }
