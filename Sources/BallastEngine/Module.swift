@@ -1,1 +1,0 @@
-// Module BallastEngine: see docs/architecture.md for its responsibility.

@@ -1,0 +1,98 @@
+import BallastRaft
+
+/// What one simulated run does; everything not given here is drawn from `seed`.
+public struct SimulationOptions: Sendable {
+    /// The seed every random choice of the run comes from.
+    public var seed: UInt64
+    /// Voting members at the start: 3 or 5.
+    public var nodeCount: Int
+    /// Simulated microseconds during which faults are injected.
+    public var faultPhaseMicros: UInt64 = 3_000_000
+    /// Simulated microseconds after healing within which a new proposal must commit.
+    public var livenessBoundMicros: UInt64 = 3_000_000
+    /// Nominal length of one tick; each node's own tick is skewed around it.
+    public var tickMicros: UInt64 = 10_000
+    /// Trace events kept for a failure report.
+    public var traceCapacity: Int = 50
+    /// Whether to add, promote and remove a member; nil lets the seed decide.
+    public var membershipChanges: Bool?
+    /// Whether to request leadership transfers; nil lets the seed decide.
+    public var leadershipTransfers: Bool?
+    /// Upper bound on processed events, against runaway message storms.
+    public var maxEvents: Int = 3_000_000
+    /// Applied to every node's configuration after the seed's choices (e.g. to enable a test mutation).
+    public var configureRaft: (@Sendable (inout RaftConfiguration) -> Void)?
+
+    /// Creates options for one seed.
+    public init(seed: UInt64, nodeCount: Int = 3) {
+        precondition(nodeCount == 3 || nodeCount == 5, "the simulation runs 3- or 5-node clusters")
+        self.seed = seed
+        self.nodeCount = nodeCount
+    }
+}
+
+/// The faults and tunables of one run, drawn from its seed.
+struct FaultProfile: Sendable {
+    var lossProbability: Double
+    var duplicateProbability: Double
+    var minDelayMicros: UInt64
+    var maxDelayMicros: UInt64
+    var longDelayProbability: Double
+    var tornWriteProbability: Double
+    var diskLatencyMicros: ClosedRange<UInt64>
+    var tickSkew: Double
+    var meanFaultGapMicros: UInt64
+    var proposalGapMicros: UInt64
+    var membershipChanges: Bool
+    var leadershipTransfers: Bool
+    var raft: RaftTunables
+
+    /// Raft tunables varied per seed so small batches, small windows and tiny snapshots are exercised.
+    struct RaftTunables: Sendable {
+        var heartbeatIntervalTicks: Int
+        var preVote: Bool
+        var checkQuorum: Bool
+        var maxEntriesPerAppend: Int
+        var maxInflightAppends: Int
+        var snapshotThresholdBytes: Int
+        var compactionSlackEntries: Int
+        var snapshotChunkBytes: Int
+
+        func apply(to configuration: inout RaftConfiguration) {
+            configuration.heartbeatIntervalTicks = heartbeatIntervalTicks
+            configuration.preVote = preVote
+            configuration.checkQuorum = checkQuorum
+            configuration.maxEntriesPerAppend = maxEntriesPerAppend
+            configuration.maxInflightAppends = maxInflightAppends
+            configuration.snapshotThresholdBytes = snapshotThresholdBytes
+            configuration.compactionSlackEntries = compactionSlackEntries
+            configuration.snapshotChunkBytes = snapshotChunkBytes
+        }
+    }
+
+    /// Draws a profile from `random`, honouring the explicit choices in `options`.
+    init(options: SimulationOptions, random: inout DeterministicRandom) {
+        lossProbability = random.pick([0, 0.01, 0.05, 0.15])
+        duplicateProbability = random.pick([0, 0.01, 0.05])
+        minDelayMicros = random.micros(100...2_000)
+        maxDelayMicros = minDelayMicros + random.pick([1_000, 10_000, 40_000])
+        longDelayProbability = random.pick([0, 0.01, 0.05])
+        tornWriteProbability = random.pick([0, 0.5])
+        let diskMin = random.micros(50...500)
+        diskLatencyMicros = diskMin...(diskMin + random.pick([200, 2_000, 20_000]))
+        tickSkew = random.pick([0, 0.05, 0.2])
+        meanFaultGapMicros = random.pick([60_000, 150_000, 400_000])
+        proposalGapMicros = random.pick([5_000, 15_000, 40_000])
+        membershipChanges = options.membershipChanges ?? random.chance(0.3)
+        leadershipTransfers = options.leadershipTransfers ?? random.chance(0.5)
+        raft = RaftTunables(
+            heartbeatIntervalTicks: random.pick([1, 2, 3]),
+            preVote: random.chance(0.8),
+            checkQuorum: random.chance(0.8),
+            maxEntriesPerAppend: random.pick([1, 2, 3, 8, 64]),
+            maxInflightAppends: random.pick([1, 4, 64]),
+            snapshotThresholdBytes: random.pick([400, 1_500, 1 << 20]),
+            compactionSlackEntries: random.pick([0, 5, 50]),
+            snapshotChunkBytes: random.pick([24, 200, 4_096]))
+    }
+}
