@@ -92,11 +92,16 @@ extension RaftNode {
         var previousIndex = previousIndex, previousTerm = previousTerm, entries = entries[...]
         // Entries up to our commit index are known to match; skip them.
         while previousIndex < commit, let first = entries.first {
+            if first.index > log.baseIndex && log.term(at: first.index) != first.term {
+                // Leader Completeness says this cannot happen; only a broken peer (mutation testing) gets here.
+                precondition(!enforcesPeerInvariants, "leader \(leaderID) sent \(first.term) at committed index \(first.index)")
+                break
+            }
             previousIndex = first.index
             previousTerm = first.term
             entries = entries.dropFirst()
         }
-        if previousIndex < commit {
+        if previousIndex < commit && entries.isEmpty {
             send(to: leaderID, .appendResponse(AppendResponse(success: true, index: commit)), afterPersist: true)
             return
         }

@@ -41,12 +41,17 @@ struct TestCluster {
     var down: Set<NodeID> = []
     /// Extra filter: return false to drop a message.
     var accepts: (Message) -> Bool = { _ in true }
+    /// Extra hook: change a message on its way (after `accepts`).
+    var rewrite: (Message) -> Message = { $0 }
 
     var applied: [NodeID: [Entry]] = [:]
     var readStates: [NodeID: [ReadState]] = [:]
     var droppedReads: [NodeID: [UInt64]] = [:]
     var installedSnapshots: [NodeID: [Snapshot]] = [:]
     var snapshotSuggestions: [NodeID: Int] = [:]
+    /// The first entry applied anywhere at each index, and every disagreement with it.
+    var firstApplied: [LogIndex: Entry] = [:]
+    var safetyViolations: [String] = []
 
     /// A cluster of `voters` (plus `learners`), all with the same bootstrap membership.
     init(voters: [UInt64], learners: [UInt64] = [], configure: (inout RaftConfiguration) -> Void = { _ in }) {
@@ -101,6 +106,12 @@ struct TestCluster {
         }
         enqueue(ready.messagesAfterPersist)
         applied[id, default: []] += ready.committed
+        for entry in ready.committed {
+            if let first = firstApplied[entry.index], first != entry {
+                safetyViolations.append("\(id) applied \(entry) where \(first) was applied before")
+            }
+            firstApplied[entry.index] = firstApplied[entry.index] ?? entry
+        }
     }
 
     /// Lets a slow disk finish everything it was holding.
@@ -121,7 +132,7 @@ struct TestCluster {
         for message in batch {
             guard !down.contains(message.to), !down.contains(message.from), nodes[message.to] != nil,
                   !cutLinks.contains([message.from, message.to]), accepts(message) else { continue }
-            nodes[message.to]!.step(message)
+            nodes[message.to]!.step(rewrite(message))
         }
     }
 
@@ -181,6 +192,17 @@ struct TestCluster {
         nodes[id] = RaftNode(configuration: configurations[id]!, restored: disks[id]!.restored, bootstrap: bootstrap, randomSeed: raw &+ 1000)
         applied[id] = []
     }
+
+    /// Restarts `raw` with a durable log whose entries have the given terms (indexes from 1) at `term`.
+    mutating func give(_ raw: UInt64, logTerms terms: [UInt64], term: UInt64) {
+        let id = NodeID(raw)
+        let entries = terms.enumerated().map { Entry(term: Term($1), index: LogIndex(UInt64($0 + 1)), data: Array("e\($0 + 1)".utf8)) }
+        disks[id] = DurableState(hardState: HardState(term: Term(term)), snapshot: nil, entries: entries)
+        restart(raw)
+    }
+
+    /// Whether two members (or one member across restarts) applied different entries at one index.
+    var appliedEntriesConflict: Bool { !safetyViolations.isEmpty }
 
     /// The payloads `raw` has applied, as strings (no-ops and config entries left out).
     func appliedTexts(_ raw: UInt64) -> [String] {
