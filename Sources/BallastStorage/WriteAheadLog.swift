@@ -104,6 +104,7 @@ public final class WriteAheadLog: RaftLogStore {
             durableIndex = lastIndex
             segments = recovery.closedSegments
             active = try Self.openActive(recovery.last, directory: directory, options: options)
+            if recovery.last == nil { statistics.segmentsCreated = 1 }
         } catch {
             _ = systemClose(lockDescriptor)
             throw error
