@@ -77,9 +77,12 @@ struct TestCluster {
     }
 
     /// Drains every member's Ready: write, acknowledge persistence, send, apply.
-    mutating func processReadies() {
+    @discardableResult
+    mutating func processReadies() -> Bool {
+        var didWork = false
         for id in nodes.keys.sorted() where !down.contains(id) {
             let ready = nodes[id]!.takeReady()
+            didWork = didWork || !ready.isEmpty
             enqueue(ready.messages)
             readStates[id, default: []] += ready.readStates
             droppedReads[id, default: []] += ready.droppedReads
@@ -90,6 +93,7 @@ struct TestCluster {
                 complete(ready, on: id)
             }
         }
+        return didWork
     }
 
     /// Finishes a Ready after its writes are durable.
@@ -139,8 +143,8 @@ struct TestCluster {
     /// Runs Ready processing and delivery until the network is quiet.
     mutating func stabilize(maxRounds: Int = 1_000) {
         for _ in 0..<maxRounds {
-            processReadies()
-            if inFlight.isEmpty { return }
+            let didWork = processReadies()
+            if inFlight.isEmpty && !didWork { return }
             deliverOnce()
         }
         preconditionFailure("the cluster did not quiesce in \(maxRounds) rounds")
@@ -199,6 +203,17 @@ struct TestCluster {
         let entries = terms.enumerated().map { Entry(term: Term($1), index: LogIndex(UInt64($0 + 1)), data: Array("e\($0 + 1)".utf8)) }
         disks[id] = DurableState(hardState: HardState(term: Term(term)), snapshot: nil, entries: entries)
         restart(raw)
+    }
+
+    /// Has `raw` take a snapshot of everything it applied, with `data` as the state-machine bytes.
+    @discardableResult
+    mutating func takeSnapshot(_ raw: UInt64, data: [UInt8]) -> Snapshot {
+        let node = self[raw]
+        let snapshot = Snapshot(metadata: node.snapshotMetadata(at: node.status.applied)!, data: data)
+        self[raw].snapshotTaken(snapshot)
+        disks[NodeID(raw)]!.snapshot = snapshot
+        disks[NodeID(raw)]!.entries.removeAll { $0.index <= snapshot.metadata.index }
+        return snapshot
     }
 
     /// Whether two members (or one member across restarts) applied different entries at one index.
