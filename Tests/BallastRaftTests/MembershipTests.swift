@@ -91,7 +91,7 @@ struct MembershipTests {
         }
         cluster.heal()
         cluster.tickAll()
-        try cluster[1].proposeConfigChange(.promote(NodeID(3)))
+        _ = try cluster[1].proposeConfigChange(.promote(NodeID(3)))
     }
 
     @Test("only one membership change may be uncommitted at a time")
@@ -99,12 +99,12 @@ struct MembershipTests {
         var cluster = TestCluster(voters: [1, 2, 3])
         cluster.elect(1)
         cluster.tickAll()
-        try cluster[1].proposeConfigChange(.addLearner(NodeID(4)))
+        _ = try cluster[1].proposeConfigChange(.addLearner(NodeID(4)))
         #expect(throws: RaftError.configChangeInProgress) { try cluster[1].proposeConfigChange(.addLearner(NodeID(5))) }
         #expect(cluster[1].status.membership.learners == [NodeID(4)], "in force as soon as appended")
         cluster.addNode(NodeID(4), bootstrap: cluster.bootstrap)
         cluster.tickAll()
-        try cluster[1].proposeConfigChange(.addLearner(NodeID(5)))
+        _ = try cluster[1].proposeConfigChange(.addLearner(NodeID(5)))
     }
 
     @Test("given a removed follower, then the leader stops replicating to it and commits with the smaller quorum")
@@ -112,7 +112,7 @@ struct MembershipTests {
         var cluster = TestCluster(voters: [1, 2, 3])
         cluster.elect(1)
         cluster.tickAll()
-        try cluster[1].proposeConfigChange(.remove(NodeID(3)))
+        _ = try cluster[1].proposeConfigChange(.remove(NodeID(3)))
         cluster.tickAll()
         #expect(cluster[1].status.membership.voters == [NodeID(1), NodeID(2)])
         #expect(cluster[1].status.progress[NodeID(3)] == nil)

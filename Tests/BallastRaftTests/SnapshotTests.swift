@@ -54,7 +54,7 @@ struct SnapshotTests {
         cluster.stabilize()
         cluster.addNode(NodeID(4), bootstrap: nil) { $0.snapshotChunkBytes = 10 }
         #expect(throws: RaftError.invalidConfigChange("n4 is not a learner")) { try cluster[1].proposeConfigChange(.promote(NodeID(4))) }
-        try cluster[1].proposeConfigChange(.addLearner(NodeID(4)))
+        _ = try cluster[1].proposeConfigChange(.addLearner(NodeID(4)))
         cluster.sent = []
         cluster.tickAll(3)
         let sentChunks = chunks(in: cluster.sent, to: 4)
@@ -64,7 +64,7 @@ struct SnapshotTests {
         #expect(cluster[4].status.role == .learner)
         #expect(cluster[4].status.lastIndex == cluster[1].status.lastIndex)
         #expect(cluster.appliedTexts(4) == ["after-snapshot"], "entries after the snapshot come from the log")
-        try cluster[1].proposeConfigChange(.promote(NodeID(4)))
+        _ = try cluster[1].proposeConfigChange(.promote(NodeID(4)))
         cluster.tickAll(2)
         #expect(cluster[1].status.membership.voters == [1, 2, 3, 4].map { NodeID($0) })
         #expect(cluster[4].status.role == .follower)
