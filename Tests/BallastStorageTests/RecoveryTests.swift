@@ -247,4 +247,65 @@ import Testing
             }
         }
     }
+
+    @Test func tornTailInTheLastOfSeveralSegments() throws {
+        try withTemporaryDirectory { directory in
+            let entries = makeEntries(1...100)
+            let (offsets, name) = try Self.writeRecords(entries, directory: directory)
+            #expect(try segmentNames(directory).count > 2)
+            let path = directory + "/" + name
+            let original = try readFile(path)
+            let lastStart = offsets[offsets.count - 1]
+            for cut in [lastStart + 1, lastStart + 31, lastStart + 32, lastStart + 131] {
+                try writeFile(path, Array(original[..<cut]))
+                #expect(try reopenAndRestore(directory).entries == Array(entries.dropLast()), "cut at \(cut)")
+            }
+        }
+    }
+
+    @Test func aLastSegmentWithOnlyItsHeaderIsOpenedAndContinued() throws {
+        try withTemporaryDirectory { directory in
+            let (_, name) = try Self.writeRecords(makeEntries(1...5), directory: directory)
+            let hardState = HardState(term: Term(3), votedFor: NodeID(2), commit: LogIndex(5))
+            do {
+                let log = try WriteAheadLog(directory: directory, options: smallSegments)
+                try log.setHardState(hardState)
+                try log.close()
+            }
+            // A crash right after the next segment was renamed into place, before its first record.
+            guard let sequence = SegmentName.parse(name) else { Issue.record("bad segment name \(name)"); return }
+            let empty = try WriteAheadLog.createSegment(sequence + 1, directory: directory, options: smallSegments)
+            _ = systemClose(empty.descriptor)
+            let log = try WriteAheadLog(directory: directory, options: smallSegments)
+            let restored = try log.restore()
+            #expect(restored.entries == makeEntries(1...5))
+            #expect(restored.hardState == hardState)
+            try log.append(makeEntries(6...7))
+            try log.close()
+            #expect(try reopenAndRestore(directory).entries == makeEntries(1...7))
+        }
+    }
+
+    @Test func oldSegmentsLeftByACrashDuringInstallAreIgnored() throws {
+        try withTemporaryDirectory { directory in
+            let log = try WriteAheadLog(directory: directory, options: smallSegments)
+            try log.append(makeEntries(1...100))
+            try log.sync()
+            let names = try segmentNames(directory)
+            // Keep copies of the two newest old segments: deletion goes oldest first, so a crash leaves a suffix.
+            let kept = try names.suffix(2).map { ($0, try readFile(directory + "/" + $0)) }
+            try log.installSnapshot(makeSnapshot(index: 200, term: 2))
+            try log.close()
+            for (name, bytes) in kept { try writeFile(directory + "/" + name, bytes) }
+            let reopened = try WriteAheadLog(directory: directory, options: smallSegments)
+            let restored = try reopened.restore()
+            #expect(restored.snapshot == makeSnapshot(index: 200, term: 2))
+            #expect(restored.entries.isEmpty)
+            try reopened.append(makeEntries(201...202, term: 2))
+            try reopened.compact(through: LogIndex(200))
+            #expect(try segmentNames(directory).count == 1)
+            try reopened.close()
+            #expect(try reopenAndRestore(directory).entries == makeEntries(201...202, term: 2))
+        }
+    }
 }
