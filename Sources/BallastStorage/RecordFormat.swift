@@ -12,6 +12,8 @@ enum WALFormat {
     static let recordHeaderSize = 32
     /// Records start at multiples of this many bytes.
     static let alignment = 8
+    /// The largest segment capacity accepted (segments are read into memory whole during recovery).
+    static let maxSegmentSizeBytes = 1 << 32
     /// Bytes of a hard-state record (header + vote).
     static let hardStateRecordSize = recordHeaderSize + 8
 
@@ -52,7 +54,7 @@ enum WALFormat {
             throw StorageError.corruptSegmentHeader(file: file, reason: "header sequence \(bytes.loadUInt64(at: 16)) does not match the file name")
         }
         let size = bytes.loadUInt64(at: 24)
-        guard size >= UInt64(segmentHeaderSize + hardStateRecordSize), size <= 1 << 40, size % UInt64(alignment) == 0 else {
+        guard size >= UInt64(segmentHeaderSize + hardStateRecordSize), size <= UInt64(maxSegmentSizeBytes), size % UInt64(alignment) == 0 else {
             throw StorageError.corruptSegmentHeader(file: file, reason: "implausible segment size \(size)")
         }
         return Int(size)

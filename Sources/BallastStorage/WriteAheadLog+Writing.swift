@@ -40,7 +40,9 @@ extension WriteAheadLog {
         // Every record must fit in a fresh segment after its leading hard-state record.
         let limit = options.segmentSizeBytes - WALFormat.segmentHeaderSize - WALFormat.hardStateRecordSize
         for (offset, entry) in entries.enumerated() {
-            precondition(entry.index == first.index.advanced(by: offset), "appended entries must be contiguous")
+            guard entry.index == first.index.advanced(by: offset) else {
+                throw StorageError.nonContiguousAppend(expected: first.index.advanced(by: offset), found: entry.index)
+            }
             let size = WALFormat.recordSize(payloadCount: entry.data.count)
             if size > limit {
                 throw StorageError.recordTooLarge(bytes: size, limit: limit)

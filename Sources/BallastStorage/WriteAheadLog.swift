@@ -24,8 +24,9 @@ public final class WriteAheadLog: RaftLogStore {
 
         /// Creates options (64 MiB segments, 1 MiB write buffer, preallocation on).
         public init(segmentSizeBytes: Int = 64 << 20, maxBufferedBytes: Int = 1 << 20, preallocate: Bool = true) {
-            precondition(segmentSizeBytes >= 4096 && segmentSizeBytes % WALFormat.alignment == 0,
-                         "segmentSizeBytes must be a multiple of 8 and at least 4096")
+            precondition(segmentSizeBytes >= 4096 && segmentSizeBytes <= WALFormat.maxSegmentSizeBytes
+                         && segmentSizeBytes % WALFormat.alignment == 0,
+                         "segmentSizeBytes must be a multiple of 8 between 4 KiB and 4 GiB")
             precondition(maxBufferedBytes > 0, "maxBufferedBytes must be positive")
             self.segmentSizeBytes = segmentSizeBytes
             self.maxBufferedBytes = maxBufferedBytes

@@ -75,6 +75,10 @@ import Testing
             #expect(throws: StorageError.nonContiguousAppend(expected: LogIndex(4), found: LogIndex(6))) {
                 try log.append(makeEntries(6...7))
             }
+            #expect(throws: StorageError.nonContiguousAppend(expected: LogIndex(5), found: LogIndex(6))) {
+                try log.append(makeEntries(4...4) + makeEntries(6...6))
+            }
+            try log.append(makeEntries(4...4))
             try log.close()
         }
     }
