@@ -1,4 +1,14 @@
 import BallastRaft
+import BallastStorage
+import Dispatch
+
+/// A log store that holds resources (files, a directory lock) to release when the node stops.
+public protocol ClosableLogStore {
+    /// Releases the store's files; no writes follow.
+    func close() throws
+}
+
+extension WriteAheadLog: ClosableLogStore {}
 
 /// One unit of work for the persist thread, in the order the core produced it.
 struct PersistJob: Sendable {
@@ -22,7 +32,7 @@ struct PersistJob: Sendable {
 
 /// The persist thread: takes every queued job, writes them all, fsyncs once, then releases the
 /// messages that had to wait for durability and reports the durable index to the loop.
-final class LogWriterThread<Store: RaftLogStore & Sendable>: @unchecked Sendable {
+final class LogWriterThread<Store: RaftLogStore & SendableMetatype>: @unchecked Sendable {
     private let jobs = BlockingQueue<PersistJob>(capacity: 1 << 14)
     private var store: Store
     private let transport: any RaftTransport
@@ -32,15 +42,31 @@ final class LogWriterThread<Store: RaftLogStore & Sendable>: @unchecked Sendable
     var onFailure: (@Sendable (String) -> Void)?
     /// Groups written and fsyncs issued, for metrics.
     private(set) var groupsWritten = 0
+    private let finished = DispatchSemaphore(value: 0)
 
     init(store: Store, transport: any RaftTransport) {
         self.store = store
         self.transport = transport
     }
 
-    func start() { startThread(named: "raft-persist") { [self] in run() } }
+    func start() {
+        startThread(named: "raft-persist") { [self] in
+            run()
+            if let closable = store as? any ClosableLogStore {
+                do { try closable.close() } catch { onFailure?("closing the log failed: \(error)") }
+            }
+            finished.signal()
+        }
+    }
+
     func submit(_ job: PersistJob) { jobs.push(job) }
-    func stop() { jobs.close() }
+
+    /// Stops taking jobs, finishes the ones queued, and returns once the thread has ended.
+    func stop() {
+        jobs.close()
+        finished.wait()
+        finished.signal()
+    }
 
     private func run() {
         while let group = jobs.popAll() {

@@ -34,7 +34,7 @@ extension RaftDriver {
         if let failure = storageFailure { return completion(.failure(.storageFailed(failure))) }
         do {
             let index = try node.propose(data)
-            pendingProposals[index] = (node.status.term, completion)
+            pendingProposals[index] = (node.currentTerm, completion)
         } catch {
             completion(.failure(.refused(error)))
         }
@@ -44,7 +44,7 @@ extension RaftDriver {
         if let failure = storageFailure { return completion(.failure(.storageFailed(failure))) }
         do {
             let index = try node.proposeConfigChange(change)
-            pendingProposals[index] = (node.status.term, completion)
+            pendingProposals[index] = (node.currentTerm, completion)
         } catch {
             completion(.failure(.refused(error)))
         }
@@ -69,8 +69,6 @@ extension RaftDriver {
         if let snapshot = ready.snapshot {
             stateMachine.restore(from: snapshot)
             applied = snapshot.metadata.index
-            appliedTerm = snapshot.metadata.term
-            appliedMembership = snapshot.metadata.membership
             failProposals(through: applied)
         }
         if ready.hardState != nil || !ready.entries.isEmpty || ready.snapshot != nil || !ready.messagesAfterPersist.isEmpty {
@@ -92,11 +90,6 @@ extension RaftDriver {
             precondition(entry.index == applied.next, "applied \(applied) then got \(entry.index): committed entries must be contiguous")
             stateMachine.apply(entry)
             applied = entry.index
-            appliedTerm = entry.term
-            if entry.kind == .configChange, let change = ConfigChange(encoded: entry.data),
-               case .success(let next) = appliedMembership.applying(change) {
-                appliedMembership = next
-            }
             guard let pending = pendingProposals.removeValue(forKey: entry.index) else { continue }
             pending.completion(pending.term == entry.term ? .success(entry.index) : .failure(.superseded(index: entry.index)))
         }
@@ -112,7 +105,7 @@ extension RaftDriver {
     }
 
     func takeSnapshot() {
-        let metadata = SnapshotMetadata(index: applied, term: appliedTerm, membership: appliedMembership)
+        guard let metadata = node.snapshotMetadata(at: applied) else { return }
         let snapshot = Snapshot(metadata: metadata, data: stateMachine.takeSnapshot())
         node.snapshotTaken(snapshot)
         writer.submit(PersistJob(localSnapshot: snapshot))

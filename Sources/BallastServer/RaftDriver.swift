@@ -46,7 +46,7 @@ public enum RaftDriverError: Error, Sendable, Equatable, CustomStringConvertible
 /// log. Everything that arrives while a write+fsync is in flight is batched into the next write,
 /// so concurrent proposals share one fsync (group commit); the leader sends AppendEntries while
 /// its own write is in flight and counts itself only once durable (Raft thesis §10.2.1).
-public final class RaftDriver<Store: RaftLogStore & Sendable>: @unchecked Sendable {
+public final class RaftDriver<Store: RaftLogStore & SendableMetatype>: @unchecked Sendable {
     /// Completion of a proposal: the committed-and-applied index, or why it failed.
     public typealias ProposalCompletion = @Sendable (Result<LogIndex, RaftDriverError>) -> Void
     /// Completion of a linearizable read: called once the local state reflects the read point.
@@ -76,9 +76,6 @@ public final class RaftDriver<Store: RaftLogStore & Sendable>: @unchecked Sendab
     var confirmedReads: [(index: LogIndex, completion: ProposalCompletion)] = []
     var nextReadContext: UInt64 = 1
     var applied: LogIndex
-    var appliedTerm: Term
-    /// The membership as of `applied`, recorded in snapshots taken here.
-    var appliedMembership: Membership
     var storageFailure: String?
 
     /// Restores the core from `store` and starts the loop and persist threads.
@@ -90,8 +87,6 @@ public final class RaftDriver<Store: RaftLogStore & Sendable>: @unchecked Sendab
         if let snapshot = restored.snapshot { stateMachine.restore(from: snapshot) }
         self.node = RaftNode(configuration: configuration, restored: restored, bootstrap: bootstrap, randomSeed: randomSeed)
         self.applied = restored.snapshot?.metadata.index ?? .zero
-        self.appliedTerm = restored.snapshot?.metadata.term ?? .zero
-        self.appliedMembership = restored.snapshot?.metadata.membership ?? bootstrap ?? Membership(voters: [])
         self.stateMachine = stateMachine
         self.transport = transport
         self.logger = logger
@@ -123,7 +118,8 @@ public final class RaftDriver<Store: RaftLogStore & Sendable>: @unchecked Sendab
     public func transferLeadership(to target: NodeID) { events.push(.transfer(target)) }
     /// Calls `body` on the loop thread with the core's current status.
     public func inspect(_ body: @escaping @Sendable (RaftStatus) -> Void) { events.push(.inspect(body)) }
-    /// Stops both threads; pending callers get `.stopped`.
+    /// Stops both threads and returns once the log is no longer being written; pending callers
+    /// get `.stopped`. Jobs already handed to the persist thread are still written.
     public func stop() {
         events.close()
         writer.stop()

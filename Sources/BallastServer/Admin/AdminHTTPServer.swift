@@ -1,0 +1,175 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A request to the admin port: method, path (without query) and query parameters.
+public struct AdminRequest: Sendable {
+    /// HTTP method.
+    public var method: HTTPMethod
+    /// The path, e.g. `/status`.
+    public var path: String
+    /// Decoded query parameters (last one wins).
+    public var query: [String: String]
+    /// The request body (bounded by the server's limit).
+    public var body: [UInt8]
+    /// The request headers.
+    public var headers: HTTPHeaders
+}
+
+/// An admin-port response.
+public struct AdminResponse: Sendable {
+    /// HTTP status.
+    public var status: HTTPResponseStatus
+    /// The `content-type`.
+    public var contentType: String
+    /// The body.
+    public var body: [UInt8]
+
+    /// Creates a response.
+    public init(status: HTTPResponseStatus = .ok, contentType: String, body: [UInt8]) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+    }
+
+    /// A plain-text response.
+    public static func text(_ text: String, status: HTTPResponseStatus = .ok) -> AdminResponse {
+        AdminResponse(status: status, contentType: "text/plain; charset=utf-8", body: Array(text.utf8))
+    }
+
+    /// A JSON response.
+    public static func json(_ json: String, status: HTTPResponseStatus = .ok) -> AdminResponse {
+        AdminResponse(status: status, contentType: "application/json", body: Array(json.utf8))
+    }
+}
+
+/// Answers admin requests; runs off the event loop.
+public typealias AdminRouter = @Sendable (AdminRequest) async -> AdminResponse
+
+/// The HTTP/1.1 server on the admin port (`/healthz`, `/readyz`, `/status`, `/metrics`, the UI).
+public final class AdminHTTPServer: Sendable {
+    private let channel: any Channel
+
+    /// Binds `host:port` (port 0 picks a free one) and serves `router`.
+    public init(host: String, port: Int, group: any EventLoopGroup, logger: Logger, maxBodyBytes: Int = 1 << 20,
+                router: @escaping AdminRouter) async throws {
+        channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        AdminRequestHandler(router: router, maxBodyBytes: maxBodyBytes, logger: logger))
+                }
+            }
+            .bind(host: host, port: port).get()
+    }
+
+    /// The bound port.
+    public var port: Int { channel.localAddress?.port ?? 0 }
+
+    /// Stops accepting connections.
+    public func close() async { try? await channel.close() }
+}
+
+/// Collects one request, hands it to the router, writes the answer; keeps the connection alive.
+private final class AdminRequestHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let router: AdminRouter
+    private let maxBodyBytes: Int
+    private let logger: Logger
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var tooLarge = false
+
+    init(router: @escaping AdminRouter, maxBodyBytes: Int, logger: Logger) {
+        self.router = router
+        self.maxBodyBytes = maxBodyBytes
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = []
+            tooLarge = false
+        case .body(let chunk):
+            if body.count + chunk.readableBytes > maxBodyBytes { tooLarge = true } else { body += chunk.readableBytesView }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            respond(context: context, head: head)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        let keepAlive = head.isKeepAlive
+        let version = head.version
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        if tooLarge {
+            return write(.text("request body too large\n", status: .payloadTooLarge), version: version, keepAlive: false, context: context)
+        }
+        let (path, query) = Self.split(uri: head.uri)
+        let request = AdminRequest(method: head.method, path: path, query: query, body: body, headers: head.headers)
+        let router = self.router
+        let promise = context.eventLoop.makePromise(of: AdminResponse.self)
+        promise.completeWithTask { await router(request) }
+        promise.futureResult.whenSuccess { response in
+            let (handler, context) = loopBound.value
+            handler.write(response, version: version, keepAlive: keepAlive, context: context)
+        }
+    }
+
+    private func write(_ response: AdminResponse, version: HTTPVersion, keepAlive: Bool, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: response.contentType)
+        headers.add(name: "content-length", value: String(response.body.count))
+        headers.add(name: "cache-control", value: "no-store")
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))),
+                      promise: nil)
+        context.write(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
+        if keepAlive {
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            let channel = context.channel
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    /// Splits `/a/b?x=1&y=2` into the path and its percent-decoded query parameters.
+    static func split(uri: String) -> (String, [String: String]) {
+        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        var query: [String: String] = [:]
+        if parts.count == 2 {
+            for pair in parts[1].split(separator: "&") {
+                let keyValue = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let key = percentDecoded(keyValue[0])
+                query[key] = keyValue.count == 2 ? percentDecoded(keyValue[1]) : ""
+            }
+        }
+        return (String(parts.first ?? "/"), query)
+    }
+
+    /// Decodes `%XX` escapes and `+` as a space; malformed escapes are kept as they are.
+    static func percentDecoded(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8)[...]
+        while let byte = iterator.popFirst() {
+            if byte == UInt8(ascii: "+") { bytes.append(UInt8(ascii: " ")); continue }
+            if byte == UInt8(ascii: "%"), iterator.count >= 2,
+               let value = UInt8(String(decoding: iterator.prefix(2), as: UTF8.self), radix: 16) {
+                bytes.append(value)
+                iterator = iterator.dropFirst(2)
+                continue
+            }
+            bytes.append(byte)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
