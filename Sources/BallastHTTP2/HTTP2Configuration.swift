@@ -1,0 +1,71 @@
+import NIOCore
+
+/// An HTTP/2 stream identifier (odd for client-initiated streams).
+public typealias HTTP2StreamID = Int32
+
+/// One HTTP/2 header field; names are lowercase as HTTP/2 requires.
+public struct HTTP2Header: Sendable, Hashable {
+    /// The lowercase field name, pseudo-headers included (`:path`).
+    public var name: String
+    /// The field value.
+    public var value: String
+
+    /// Creates a header field.
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// HTTP/2 connection settings and liveness limits; every field has a bounded default.
+public struct HTTP2Configuration: Sendable {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS we announce; streams beyond it are refused (REFUSED_STREAM).
+    public var maxConcurrentStreams: UInt32 = 256
+    /// SETTINGS_INITIAL_WINDOW_SIZE we announce for each stream, in bytes.
+    public var initialWindowSizeBytes: UInt32 = 1 << 20
+    /// Receive window of the whole connection, in bytes (raised by WINDOW_UPDATE after SETTINGS).
+    public var connectionWindowSizeBytes: Int32 = 8 << 20
+    /// SETTINGS_MAX_FRAME_SIZE we announce, in bytes.
+    public var maxFrameSizeBytes: UInt32 = 1 << 14
+    /// SETTINGS_MAX_HEADER_LIST_SIZE we announce and enforce on received header blocks, in bytes.
+    public var maxHeaderListSizeBytes: UInt32 = 16 << 10
+    /// Interval between keep-alive PINGs; nil disables keep-alive.
+    public var pingInterval: TimeAmount? = .seconds(30)
+    /// The connection is closed when a PING is not acknowledged within this time.
+    public var pingTimeout: TimeAmount = .seconds(10)
+    /// After GOAWAY, open streams get this long to finish before the connection is closed.
+    public var gracefulShutdownTimeout: TimeAmount = .seconds(10)
+    /// Bytes of encoded frames collected before they are written to the channel in one go.
+    public var maxWriteChunkBytes: Int = 64 << 10
+
+    /// Creates the default configuration.
+    public init() {}
+}
+
+/// Errors raised by the HTTP/2 bridge, with the nghttp2 error code and what was being done.
+public struct HTTP2Error: Error, Sendable, CustomStringConvertible {
+    /// What failed (for example "nghttp2_session_mem_recv").
+    public var operation: String
+    /// The nghttp2 library error code (negative) or HTTP/2 error code.
+    public var code: Int32
+    /// A human-readable explanation.
+    public var detail: String
+
+    /// Creates an error.
+    public init(operation: String, code: Int32, detail: String) {
+        self.operation = operation
+        self.code = code
+        self.detail = detail
+    }
+
+    /// Describes the error for logs.
+    public var description: String { "\(operation) failed (\(code)): \(detail)" }
+}
+
+/// HTTP/2 error codes used in RST_STREAM and GOAWAY (RFC 9113 section 7).
+public enum HTTP2ErrorCode: UInt32, Sendable {
+    case noError = 0x0, protocolError = 0x1, internalError = 0x2, flowControlError = 0x3
+    case settingsTimeout = 0x4, streamClosed = 0x5, frameSizeError = 0x6, refusedStream = 0x7
+    case cancel = 0x8, compressionError = 0x9, connectError = 0xa, enhanceYourCalm = 0xb
+    case inadequateSecurity = 0xc, http11Required = 0xd
+}

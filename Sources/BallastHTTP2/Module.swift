@@ -1,1 +1,0 @@
-// Module BallastHTTP2: see docs/architecture.md for its responsibility.

@@ -1,0 +1,155 @@
+import BallastHTTP2
+import Logging
+import NIOCore
+import NIOPosix
+import SwiftProtobuf
+
+/// Options of a client connection.
+public struct GRPCClientConfiguration: Sendable {
+    /// HTTP/2 settings and keep-alive.
+    public var http2 = HTTP2Configuration()
+    /// Largest response message accepted (RESOURCE_EXHAUSTED above it).
+    public var maxReceiveMessageBytes = 4 << 20
+    /// Send requests with `grpc-encoding: lz4` (only to servers known to accept it).
+    public var compressRequests = false
+    /// Requests smaller than this are sent uncompressed.
+    public var compressionThresholdBytes = 1024
+    /// How long connecting may take.
+    public var connectTimeout: TimeAmount = .seconds(5)
+
+    /// Creates the default configuration.
+    public init() {}
+}
+
+/// The outcome of a unary call with its metadata.
+public struct GRPCUnaryResponse<Response: Sendable>: Sendable {
+    /// The response message.
+    public var message: Response
+    /// Response headers (custom metadata only).
+    public var initialMetadata: GRPCMetadata
+    /// Trailers besides grpc-status / grpc-message.
+    public var trailingMetadata: GRPCMetadata
+}
+
+/// A gRPC client over one HTTP/2 cleartext connection (prior knowledge), multiplexing calls.
+public final class GRPCClient: Sendable {
+    /// The connection's channel.
+    public let channel: Channel
+    let connection: NIOLoopBound<GRPCClientConnection>
+
+    private init(channel: Channel, connection: NIOLoopBound<GRPCClientConnection>) {
+        self.channel = channel
+        self.connection = connection
+    }
+
+    /// Connects to `host:port`.
+    public static func connect(host: String, port: Int, configuration: GRPCClientConfiguration = GRPCClientConfiguration(),
+                               group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                               logger: Logger = Logger(label: "ballast.grpc.client")) async throws -> GRPCClient {
+        let authority = "\(host):\(port)"
+        let channel = try await ClientBootstrap(group: group)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let delegate = GRPCClientConnection(configuration: configuration, eventLoop: channel.eventLoop, authority: authority)
+                    let handler = HTTP2ConnectionHandler(role: .client, configuration: configuration.http2,
+                                                         delegate: delegate, logger: logger)
+                    delegate.handler = handler
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+            .connect(host: host, port: port).get()
+        let connection = try await channel.eventLoop.submit {
+            let handler = try channel.pipeline.syncOperations.handler(type: HTTP2ConnectionHandler.self)
+            guard let delegate = handler.delegate as? GRPCClientConnection else {
+                throw GRPCStatus(.internal, "client pipeline has no gRPC connection")
+            }
+            return NIOLoopBound(delegate, eventLoop: channel.eventLoop)
+        }.get()
+        return GRPCClient(channel: channel, connection: connection)
+    }
+
+    /// Calls a unary method and returns its response; throws `GRPCStatus` when not OK.
+    public func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ path: String, request: Request, responseType: Response.Type = Response.self,
+        metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil
+    ) async throws -> Response {
+        try await unaryCall(path, request: request, responseType: responseType, metadata: metadata, timeout: timeout).message
+    }
+
+    /// Calls a unary method and returns the response with its metadata.
+    public func unaryCall<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ path: String, request: Request, responseType: Response.Type = Response.self,
+        metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil
+    ) async throws -> GRPCUnaryResponse<Response> {
+        let payload: [UInt8] = try request.serializedBytes()
+        let (status, messages, initial) = await rawUnary(path, payload: payload, metadata: metadata, timeout: timeout)
+        guard status.code == .ok else { throw status }
+        guard messages.count == 1, let only = messages.first else {
+            throw GRPCStatus(.internal, "unary response carried \(messages.count) messages")
+        }
+        do {
+            let message = try Response(serializedBytes: only)
+            return GRPCUnaryResponse(message: message, initialMetadata: initial, trailingMetadata: status.trailers)
+        } catch {
+            throw GRPCStatus(.internal, "cannot decode \(Response.protoMessageName): \(error)")
+        }
+    }
+
+    /// Sends serialized request bytes and collects serialized responses and the status.
+    public func rawUnary(_ path: String, payload: [UInt8], metadata: GRPCMetadata = GRPCMetadata(),
+                         timeout: Duration? = nil) async -> (GRPCStatus, [[UInt8]], GRPCMetadata) {
+        let connection = self.connection
+        let timeoutNanoseconds = timeout.map(Self.nanoseconds)
+        return await withCheckedContinuation { continuation in
+            connection.eventLoop.execute {
+                var messages: [[UInt8]] = []
+                connection.value.startCall(path: path, payload: payload, metadata: metadata, timeoutNanoseconds: timeoutNanoseconds,
+                                           onMessage: { messages.append($0) },
+                                           onFinish: { status, initial in continuation.resume(returning: (status, messages, initial)) })
+            }
+        }
+    }
+
+    /// Calls a server-streaming method; the stream throws `GRPCStatus` when the call fails.
+    public func serverStreaming<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ path: String, request: Request, responseType: Response.Type = Response.self,
+        metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil
+    ) throws -> AsyncThrowingStream<Response, Error> {
+        let payload: [UInt8] = try request.serializedBytes()
+        let connection = self.connection
+        let timeoutNanoseconds = timeout.map(Self.nanoseconds)
+        return AsyncThrowingStream { continuation in
+            connection.eventLoop.execute {
+                let streamID = connection.value.startCall(
+                    path: path, payload: payload, metadata: metadata, timeoutNanoseconds: timeoutNanoseconds,
+                    onMessage: { bytes in
+                        do { continuation.yield(try Response(serializedBytes: bytes)) } catch {
+                            continuation.finish(throwing: GRPCStatus(.internal, "cannot decode \(Response.protoMessageName): \(error)"))
+                        }
+                    },
+                    onFinish: { status, _ in
+                        if status.code == .ok { continuation.finish() } else { continuation.finish(throwing: status) }
+                    })
+                guard let streamID else { return }
+                continuation.onTermination = { _ in
+                    connection.eventLoop.execute {
+                        connection.value.cancel(streamID: streamID, status: GRPCStatus(.cancelled, "the caller stopped reading"))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends GOAWAY and closes the connection once calls in flight finish.
+    public func close() async {
+        channel.triggerUserOutboundEvent(HTTP2ConnectionHandler.GracefulShutdownEvent(), promise: nil)
+        try? await channel.closeFuture.get()
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,189 @@
+import BallastHTTP2
+import Logging
+import NIOCore
+
+/// State of one client call, owned by the connection on the event loop.
+final class GRPCClientCall {
+    var deframer: GRPCMessageDeframer
+    var lz4 = false
+    var initialMetadata = GRPCMetadata()
+    var receivedHeaders = false
+    var done = false
+    var timer: Scheduled<Void>?
+    let onMessage: ([UInt8]) -> Void
+    let onFinish: (GRPCStatus, GRPCMetadata) -> Void
+
+    init(maxMessageBytes: Int, onMessage: @escaping ([UInt8]) -> Void,
+         onFinish: @escaping (GRPCStatus, GRPCMetadata) -> Void) {
+        self.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
+        self.onMessage = onMessage
+        self.onFinish = onFinish
+    }
+}
+
+/// The client side of one HTTP/2 connection: starts calls and turns streams back into results.
+final class GRPCClientConnection: HTTP2StreamDelegate {
+    let configuration: GRPCClientConfiguration
+    let eventLoop: EventLoop
+    let authority: String
+    weak var handler: HTTP2ConnectionHandler?
+    var calls: [HTTP2StreamID: GRPCClientCall] = [:]
+    var closed = false
+
+    init(configuration: GRPCClientConfiguration, eventLoop: EventLoop, authority: String) {
+        self.configuration = configuration
+        self.eventLoop = eventLoop
+        self.authority = authority
+    }
+
+    /// Starts a call with one request message; returns its stream id, or reports failure via `onFinish`.
+    @discardableResult
+    func startCall(path: String, payload: [UInt8], metadata: GRPCMetadata, timeoutNanoseconds: Int64?,
+                   onMessage: @escaping ([UInt8]) -> Void,
+                   onFinish: @escaping (GRPCStatus, GRPCMetadata) -> Void) -> HTTP2StreamID? {
+        guard let handler, !closed, handler.isActive else {
+            onFinish(GRPCStatus(.unavailable, "the connection to \(authority) is closed"), GRPCMetadata())
+            return nil
+        }
+        let compress = configuration.compressRequests && payload.count >= configuration.compressionThresholdBytes
+        var headers = [
+            HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"),
+            HTTP2Header(":path", path), HTTP2Header(":authority", authority),
+            HTTP2Header("content-type", GRPCWireValue.contentType), HTTP2Header("te", "trailers"),
+            HTTP2Header(GRPCHeaderName.acceptEncoding, GRPCWireValue.acceptedEncodings),
+            HTTP2Header("user-agent", "ballast-swift/0.1"),
+        ]
+        if let timeoutNanoseconds {
+            headers.append(HTTP2Header(GRPCHeaderName.timeout, GRPCTimeout.format(nanoseconds: timeoutNanoseconds)))
+        }
+        if compress { headers.append(HTTP2Header(GRPCHeaderName.encoding, GRPCWireValue.lz4)) }
+        headers.append(contentsOf: metadata.fields.filter { !GRPCMetadata.isReserved($0.name) })
+        let framed: ByteBuffer
+        do {
+            framed = try GRPCCompression.frame(payload, lz4: compress, thresholdBytes: 0)
+        } catch {
+            onFinish(GRPCStatus(.internal, "cannot compress the request: \(error)"), GRPCMetadata())
+            return nil
+        }
+        guard let streamID = handler.startRequest(headers, endStream: false) else {
+            onFinish(GRPCStatus(.unavailable, "cannot open a stream to \(authority)"), GRPCMetadata())
+            return nil
+        }
+        let call = GRPCClientCall(maxMessageBytes: configuration.maxReceiveMessageBytes, onMessage: onMessage, onFinish: onFinish)
+        calls[streamID] = call
+        handler.sendData(framed, streamID: streamID, endStream: true)
+        if let timeoutNanoseconds {
+            call.timer = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(timeoutNanoseconds)) {
+                self.cancel(streamID: streamID, status: GRPCStatus(.deadlineExceeded, "deadline exceeded"))
+            }
+        }
+        return streamID
+    }
+
+    /// Ends a call locally with `status` and resets its stream.
+    func cancel(streamID: HTTP2StreamID, status: GRPCStatus) {
+        guard calls[streamID] != nil else { return }
+        complete(streamID: streamID, status: status)
+        handler?.resetStream(streamID, errorCode: .cancel)
+    }
+
+    private func complete(streamID: HTTP2StreamID, status: GRPCStatus) {
+        guard let call = calls.removeValue(forKey: streamID), !call.done else { return }
+        call.done = true
+        call.timer?.cancel()
+        call.onFinish(status, call.initialMetadata)
+    }
+
+    func http2(_ connection: HTTP2ConnectionHandler, receivedHeaders headers: [HTTP2Header],
+               streamID: HTTP2StreamID, endStream: Bool) {
+        guard let call = calls[streamID] else { return }
+        if !call.receivedHeaders {
+            call.receivedHeaders = true
+            call.initialMetadata = GRPCMetadata(headers.filter { !GRPCMetadata.isReserved($0.name) })
+            call.lz4 = headers.contains { $0.name == GRPCHeaderName.encoding && $0.value == GRPCWireValue.lz4 }
+            let httpStatus = headers.first { $0.name == ":status" }?.value ?? ""
+            if httpStatus != "200" {
+                complete(streamID: streamID, status: GRPCClientStatus.fromHTTPStatus(httpStatus, headers: headers))
+                return
+            }
+            if !endStream { return }
+        }
+        guard endStream else { return }
+        if call.deframer.bufferedBytes > 0 {
+            complete(streamID: streamID, status: GRPCStatus(.internal, "response ended inside a gRPC message"))
+        } else {
+            complete(streamID: streamID, status: GRPCClientStatus.fromTrailers(headers))
+        }
+    }
+
+    func http2(_ connection: HTTP2ConnectionHandler, receivedData bytes: UnsafeRawBufferPointer, streamID: HTTP2StreamID) {
+        guard let call = calls[streamID] else { return }
+        call.deframer.append(bytes)
+        do {
+            while let frame = try call.deframer.next() {
+                let payload = try GRPCCompression.decode(frame, lz4Negotiated: call.lz4,
+                                                         maxMessageBytes: configuration.maxReceiveMessageBytes)
+                call.onMessage(payload)
+            }
+        } catch {
+            cancel(streamID: streamID, status: error)
+        }
+    }
+
+    func http2(_ connection: HTTP2ConnectionHandler, receivedEndStream streamID: HTTP2StreamID) {
+        // A response must end with trailers; a DATA END_STREAM without them is a protocol violation.
+        if calls[streamID] != nil {
+            complete(streamID: streamID, status: GRPCStatus(.internal, "response ended without trailers"))
+        }
+    }
+
+    func http2(_ connection: HTTP2ConnectionHandler, streamClosed streamID: HTTP2StreamID, errorCode: UInt32) {
+        guard calls[streamID] != nil else { return }
+        complete(streamID: streamID, status: GRPCClientStatus.fromReset(errorCode: errorCode))
+    }
+
+    func http2(_ connection: HTTP2ConnectionHandler, receivedGoAway lastStreamID: HTTP2StreamID, errorCode: UInt32) {
+        closed = true
+    }
+
+    func http2ConnectionClosed(_ connection: HTTP2ConnectionHandler) {
+        closed = true
+        for streamID in calls.keys.sorted() {
+            complete(streamID: streamID, status: GRPCStatus(.unavailable, "the connection to \(authority) closed"))
+        }
+    }
+}
+
+/// Maps what a client receives (trailers, HTTP status, resets) to a `GRPCStatus`.
+enum GRPCClientStatus {
+    static func fromTrailers(_ headers: [HTTP2Header]) -> GRPCStatus {
+        guard let raw = headers.first(where: { $0.name == GRPCHeaderName.status })?.value else {
+            return GRPCStatus(.internal, "response trailers have no grpc-status")
+        }
+        let code = Int(raw).flatMap(GRPCStatusCode.init(rawValue:)) ?? .unknown
+        let message = headers.first { $0.name == GRPCHeaderName.message }.map { GRPCMessageEncoding.percentDecode($0.value) } ?? ""
+        return GRPCStatus(code, message, trailers: GRPCMetadata(headers.filter { !GRPCMetadata.isReserved($0.name) }))
+    }
+
+    static func fromHTTPStatus(_ status: String, headers: [HTTP2Header]) -> GRPCStatus {
+        let code: GRPCStatusCode
+        switch status {
+        case "400": code = .internal
+        case "401": code = .unauthenticated
+        case "403": code = .permissionDenied
+        case "404": code = .unimplemented
+        case "429", "502", "503", "504": code = .unavailable
+        default: code = .unknown
+        }
+        return GRPCStatus(code, "HTTP status \(status)")
+    }
+
+    static func fromReset(errorCode: UInt32) -> GRPCStatus {
+        switch HTTP2ErrorCode(rawValue: errorCode) {
+        case .refusedStream: GRPCStatus(.unavailable, "the server refused the stream (REFUSED_STREAM)")
+        case .cancel: GRPCStatus(.cancelled, "the stream was cancelled")
+        case .enhanceYourCalm: GRPCStatus(.resourceExhausted, "the server asked to slow down (ENHANCE_YOUR_CALM)")
+        default: GRPCStatus(.internal, "the stream was reset with HTTP/2 error \(errorCode)")
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import NIOCore
+import SwiftProtobuf
+
+/// What a handler sees of its call: path, request metadata, deadline.
+public struct GRPCServerContext: Sendable {
+    /// The method path, `/package.Service/Method`.
+    public let path: String
+    /// Request metadata (custom headers; reserved gRPC headers excluded).
+    public let metadata: GRPCMetadata
+    /// When the caller gives up, from `grpc-timeout`; nil when none was sent.
+    public let deadline: NIODeadline?
+}
+
+/// Sends responses of one server call; usable from any thread (it hops to the event loop).
+public struct GRPCServerResponder: Sendable {
+    let eventLoop: EventLoop
+    let connection: NIOLoopBound<GRPCServerConnection>
+    let streamID: Int32
+
+    /// Sends one serialized response message; the future completes when HTTP/2 took it
+    /// (immediately while little is queued), which bounds what a streaming handler buffers.
+    public func send(_ payload: [UInt8]) -> EventLoopFuture<Void> {
+        if eventLoop.inEventLoop {
+            return connection.value.sendMessage(streamID: streamID, payload: payload)
+        }
+        return eventLoop.flatSubmit { [connection, streamID] in
+            connection.value.sendMessage(streamID: streamID, payload: payload)
+        }
+    }
+
+    /// Ends the call with `status` (trailers, or a trailers-only response if nothing was sent).
+    public func finish(_ status: GRPCStatus) {
+        if eventLoop.inEventLoop {
+            connection.value.finish(streamID: streamID, status: status)
+        } else {
+            eventLoop.execute { [connection, streamID] in connection.value.finish(streamID: streamID, status: status) }
+        }
+    }
+}
+
+/// A registered method: its shape and the closure the server runs on the event loop.
+public struct GRPCMethodHandler: Sendable {
+    /// The call shapes Ballast serves.
+    public enum Kind: Sendable { case unary, serverStreaming }
+    /// Unary or server-streaming.
+    public let kind: Kind
+    /// Starts the call; returns a cancellation hook (deadline hit or stream reset), if any.
+    public let start: @Sendable (_ request: [UInt8], _ context: GRPCServerContext,
+                                 _ responder: GRPCServerResponder) -> (@Sendable () -> Void)?
+
+    /// Creates a handler from its raw form.
+    public init(kind: Kind, start: @escaping @Sendable (_ request: [UInt8], _ context: GRPCServerContext,
+                                                         _ responder: GRPCServerResponder) -> (@Sendable () -> Void)?) {
+        self.kind = kind
+        self.start = start
+    }
+}
+
+/// Writes the responses of a server-streaming call, waiting while HTTP/2 cannot take more.
+public struct GRPCStreamWriter<Response: SwiftProtobuf.Message>: Sendable {
+    let responder: GRPCServerResponder
+
+    /// Sends one message; suspends while the stream's outbound queue is full.
+    public func send(_ message: Response) async throws {
+        let bytes: [UInt8] = try message.serializedBytes()
+        try await responder.send(bytes).get()
+    }
+}
+
+/// The table of methods a server answers, keyed by path (`/package.Service/Method`).
+public struct GRPCMethodRegistry: Sendable {
+    /// Handlers by path.
+    public private(set) var methods: [String: GRPCMethodHandler] = [:]
+
+    /// Creates an empty registry.
+    public init() {}
+
+    /// Registers a raw handler under `path`.
+    public mutating func register(_ path: String, _ handler: GRPCMethodHandler) {
+        precondition(methods[path] == nil, "method \(path) registered twice")
+        methods[path] = handler
+    }
+
+    /// Registers an async unary handler; throwing a `GRPCStatus` answers that status.
+    public mutating func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ path: String, _ body: @escaping @Sendable (Request, GRPCServerContext) async throws -> Response
+    ) {
+        register(path, GRPCMethodHandler(kind: .unary) { bytes, context, responder in
+            let task = Task {
+                do {
+                    let request = try Self.decode(Request.self, bytes)
+                    let response = try await body(request, context)
+                    let payload: [UInt8] = try response.serializedBytes()
+                    _ = responder.send(payload)
+                    responder.finish(.ok)
+                } catch {
+                    responder.finish(Self.status(for: error))
+                }
+            }
+            return { task.cancel() }
+        })
+    }
+
+    /// Registers a synchronous unary handler run on the event loop (cheap methods, benchmarks).
+    public mutating func unaryOnEventLoop<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ path: String, _ body: @escaping @Sendable (Request, GRPCServerContext) throws -> Response
+    ) {
+        register(path, GRPCMethodHandler(kind: .unary) { bytes, context, responder in
+            do {
+                let response = try body(try Self.decode(Request.self, bytes), context)
+                let payload: [UInt8] = try response.serializedBytes()
+                _ = responder.send(payload)
+                responder.finish(.ok)
+            } catch {
+                responder.finish(Self.status(for: error))
+            }
+            return nil
+        })
+    }
+
+    /// Registers an async server-streaming handler.
+    public mutating func serverStreaming<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ path: String,
+        _ body: @escaping @Sendable (Request, GRPCServerContext, GRPCStreamWriter<Response>) async throws -> Void
+    ) {
+        register(path, GRPCMethodHandler(kind: .serverStreaming) { bytes, context, responder in
+            let task = Task {
+                do {
+                    try await body(try Self.decode(Request.self, bytes), context, GRPCStreamWriter(responder: responder))
+                    responder.finish(.ok)
+                } catch {
+                    responder.finish(Self.status(for: error))
+                }
+            }
+            return { task.cancel() }
+        })
+    }
+
+    static func decode<Request: SwiftProtobuf.Message>(_ type: Request.Type, _ bytes: [UInt8]) throws -> Request {
+        do {
+            return try Request(serializedBytes: bytes)
+        } catch {
+            throw GRPCStatus(.internal, "cannot decode \(Request.protoMessageName): \(error)")
+        }
+    }
+
+    static func status(for error: any Error) -> GRPCStatus {
+        if let status = error as? GRPCStatus { return status }
+        if error is CancellationError { return GRPCStatus(.cancelled, "the call was cancelled") }
+        return GRPCStatus(.unknown, "handler failed: \(error)")
+    }
+}

@@ -1,0 +1,89 @@
+import BallastHTTP2
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// Limits and options of a gRPC server; every buffer has a bound.
+public struct GRPCServerConfiguration: Sendable {
+    /// HTTP/2 settings and keep-alive.
+    public var http2 = HTTP2Configuration()
+    /// Largest request message accepted (RESOURCE_EXHAUSTED above it).
+    public var maxReceiveMessageBytes = 4 << 20
+    /// Largest response message sent (RESOURCE_EXHAUSTED above it).
+    public var maxSendMessageBytes = 4 << 20
+    /// A request must be complete (end of stream) within this time, or the call is cancelled.
+    public var requestReceiveTimeout: TimeAmount = .seconds(30)
+    /// After answering a call whose request is still arriving, the stream is reset this much later.
+    public var abandonedRequestGracePeriod: TimeAmount = .seconds(1)
+    /// Compress responses with LZ4 when the client accepts it.
+    public var compressResponses = true
+    /// Messages smaller than this are sent uncompressed.
+    public var compressionThresholdBytes = 1024
+    /// Queued response bytes per stream above which a streaming writer waits.
+    public var streamHighWaterMarkBytes = 256 << 10
+
+    /// Creates the default configuration.
+    public init() {}
+}
+
+/// A gRPC server on HTTP/2 cleartext (prior knowledge) over nghttp2.
+public final class GRPCServer: Sendable {
+    /// The server's listening channel.
+    public let channel: Channel
+    private let connections: NIOLockedValueBox<[ObjectIdentifier: Channel]>
+
+    private init(channel: Channel, connections: NIOLockedValueBox<[ObjectIdentifier: Channel]>) {
+        self.channel = channel
+        self.connections = connections
+    }
+
+    /// The bound port (useful after binding port 0).
+    public var port: Int? { channel.localAddress?.port }
+
+    /// Binds `host:port` and serves the methods of `registry`.
+    public static func start(host: String, port: Int, registry: GRPCMethodRegistry,
+                             configuration: GRPCServerConfiguration = GRPCServerConfiguration(),
+                             group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                             logger: Logger = Logger(label: "ballast.grpc.server")) async throws -> GRPCServer {
+        let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { child in
+                let key = ObjectIdentifier(child)
+                connections.withLockedValue { $0[key] = child }
+                child.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: key) } }
+                return child.eventLoop.makeCompletedFuture {
+                    let delegate = GRPCServerConnection(registry: registry, configuration: configuration,
+                                                        eventLoop: child.eventLoop, logger: logger)
+                    let handler = HTTP2ConnectionHandler(role: .server, configuration: configuration.http2,
+                                                         delegate: delegate, logger: logger)
+                    delegate.handler = handler
+                    try child.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+            .bind(host: host, port: port).get()
+        return GRPCServer(channel: channel, connections: connections)
+    }
+
+    /// Stops accepting, sends GOAWAY on every connection and waits for them to drain and close.
+    public func shutdownGracefully() async {
+        try? await channel.close()
+        let open = connections.withLockedValue { Array($0.values) }
+        for child in open {
+            child.triggerUserOutboundEvent(HTTP2ConnectionHandler.GracefulShutdownEvent(), promise: nil)
+        }
+        for child in open {
+            try? await child.closeFuture.get()
+        }
+    }
+
+    /// Closes the listener and every connection at once.
+    public func close() async {
+        try? await channel.close()
+        let open = connections.withLockedValue { Array($0.values) }
+        for child in open { try? await child.close() }
+    }
+}

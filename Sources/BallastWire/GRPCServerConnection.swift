@@ -1,0 +1,203 @@
+import BallastHTTP2
+import Logging
+import NIOCore
+
+/// State of one server call (one HTTP/2 stream), owned by its connection on the event loop.
+final class GRPCServerCall {
+    let streamID: HTTP2StreamID
+    var deframer: GRPCMessageDeframer
+    var path = ""
+    var method: GRPCMethodHandler?
+    var metadata = GRPCMetadata()
+    var request: GRPCFrame?
+    var requestLZ4 = false
+    var responseLZ4 = false
+    var headersSent = false
+    var finished = false
+    var requestComplete = false
+    var deadline: NIODeadline?
+    var timer: Scheduled<Void>?
+    var cancel: (@Sendable () -> Void)?
+
+    init(streamID: HTTP2StreamID, maxMessageBytes: Int) {
+        self.streamID = streamID
+        self.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
+    }
+}
+
+/// Turns HTTP/2 streams of one connection into gRPC calls of the registry's methods.
+final class GRPCServerConnection: HTTP2StreamDelegate {
+    let registry: GRPCMethodRegistry
+    let configuration: GRPCServerConfiguration
+    let eventLoop: EventLoop
+    let logger: Logger
+    weak var handler: HTTP2ConnectionHandler?
+    var calls: [HTTP2StreamID: GRPCServerCall] = [:]
+
+    init(registry: GRPCMethodRegistry, configuration: GRPCServerConfiguration, eventLoop: EventLoop, logger: Logger) {
+        self.registry = registry
+        self.configuration = configuration
+        self.eventLoop = eventLoop
+        self.logger = logger
+    }
+
+    func http2(_ connection: HTTP2ConnectionHandler, receivedHeaders headers: [HTTP2Header],
+               streamID: HTTP2StreamID, endStream: Bool) {
+        if let call = calls[streamID] {
+            // Request trailers carry nothing gRPC uses; they only end the request.
+            if endStream { requestEnded(call) }
+            return
+        }
+        let call = GRPCServerCall(streamID: streamID, maxMessageBytes: configuration.maxReceiveMessageBytes)
+        calls[streamID] = call
+        if let rejection = accept(headers, call: call) {
+            reject(call, rejection)
+            return
+        }
+        armTimer(call, limit: NIODeadline.now() + configuration.requestReceiveTimeout)
+        if endStream { requestEnded(call) }
+    }
+
+    func http2(_ connection: HTTP2ConnectionHandler, receivedData bytes: UnsafeRawBufferPointer, streamID: HTTP2StreamID) {
+        guard let call = calls[streamID], !call.finished, !call.requestComplete else { return }
+        call.deframer.append(bytes)
+        do throws(GRPCStatus) {
+            while let frame = try call.deframer.next() {
+                guard call.request == nil else {
+                    throw GRPCStatus(.internal, "\(call.path) takes one request message, received more")
+                }
+                call.request = frame
+            }
+        } catch {
+            finish(streamID: streamID, status: error)
+        }
+    }
+
+    func http2(_ connection: HTTP2ConnectionHandler, receivedEndStream streamID: HTTP2StreamID) {
+        if let call = calls[streamID] { requestEnded(call) }
+    }
+
+    func http2(_ connection: HTTP2ConnectionHandler, streamClosed streamID: HTTP2StreamID, errorCode: UInt32) {
+        guard let call = calls.removeValue(forKey: streamID) else { return }
+        call.timer?.cancel()
+        if !call.finished {
+            call.finished = true
+            call.cancel?()
+        }
+    }
+
+    func http2(_ connection: HTTP2ConnectionHandler, receivedGoAway lastStreamID: HTTP2StreamID, errorCode: UInt32) {}
+
+    func http2ConnectionClosed(_ connection: HTTP2ConnectionHandler) {
+        let open = calls
+        calls = [:]
+        for (_, call) in open where !call.finished {
+            call.finished = true
+            call.timer?.cancel()
+            call.cancel?()
+        }
+    }
+
+    // MARK: call lifecycle
+
+    /// HTTP-level rejections (not gRPC) and gRPC trailers-only rejections.
+    enum Rejection {
+        case httpStatus(Int)
+        case grpc(GRPCStatus)
+    }
+
+    private func accept(_ headers: [HTTP2Header], call: GRPCServerCall) -> Rejection? {
+        var method = "", contentType = "", encoding = "", accept = "", timeout: String?
+        for header in headers {
+            switch header.name {
+            case ":method": method = header.value
+            case ":path": call.path = header.value
+            case "content-type": contentType = header.value
+            case GRPCHeaderName.encoding: encoding = header.value
+            case GRPCHeaderName.acceptEncoding: accept = header.value
+            case GRPCHeaderName.timeout: timeout = header.value
+            default:
+                if !GRPCMetadata.isReserved(header.name) { call.metadata.fields.append(header) }
+            }
+        }
+        guard method == "POST" else { return .httpStatus(405) }
+        guard contentType == GRPCWireValue.contentType || contentType.hasPrefix(GRPCWireValue.contentType + "+")
+                || contentType.hasPrefix(GRPCWireValue.contentType + ";") else { return .httpStatus(415) }
+        guard let handler = registry.methods[call.path] else {
+            return .grpc(GRPCStatus(.unimplemented, "unknown method \(call.path)"))
+        }
+        call.method = handler
+        switch encoding {
+        case "", GRPCWireValue.identity: break
+        case GRPCWireValue.lz4: call.requestLZ4 = true
+        default: return .grpc(GRPCStatus(.unimplemented, "grpc-encoding \(encoding) is not supported (lz4, identity are)"))
+        }
+        call.responseLZ4 = configuration.compressResponses
+            && accept.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces) == GRPCWireValue.lz4 }
+        if let timeout {
+            guard let nanoseconds = GRPCTimeout.parseNanoseconds(timeout) else {
+                return .grpc(GRPCStatus(.internal, "malformed grpc-timeout \(timeout)"))
+            }
+            call.deadline = NIODeadline.now() + .nanoseconds(nanoseconds)
+        }
+        return nil
+    }
+
+    private func reject(_ call: GRPCServerCall, _ rejection: Rejection) {
+        switch rejection {
+        case .grpc(let status):
+            finish(streamID: call.streamID, status: status)
+        case .httpStatus(let code):
+            call.finished = true
+            handler?.sendResponseHeaders([HTTP2Header(":status", "\(code)")], streamID: call.streamID, endStream: true)
+        }
+    }
+
+    /// Arms the one timer of a call: the earlier of its deadline and `limit`.
+    private func armTimer(_ call: GRPCServerCall, limit: NIODeadline?) {
+        call.timer?.cancel()
+        let candidates = [call.deadline, limit].compactMap { $0 }
+        guard let fireAt = candidates.min() else { return }
+        let streamID = call.streamID
+        call.timer = eventLoop.assumeIsolated().scheduleTask(deadline: fireAt) {
+            self.timerFired(streamID: streamID)
+        }
+    }
+
+    private func timerFired(streamID: HTTP2StreamID) {
+        guard let call = calls[streamID], !call.finished else { return }
+        if let deadline = call.deadline, deadline <= .now() {
+            call.cancel?()
+            finish(streamID: streamID, status: GRPCStatus(.deadlineExceeded, "deadline exceeded on the server"))
+        } else {
+            finish(streamID: streamID, status: GRPCStatus(.cancelled, "request not completed within the server's receive timeout"))
+        }
+    }
+
+    private func requestEnded(_ call: GRPCServerCall) {
+        guard !call.finished, !call.requestComplete, let method = call.method else { return }
+        call.requestComplete = true
+        guard call.deframer.bufferedBytes == 0 else {
+            finish(streamID: call.streamID, status: GRPCStatus(.internal, "request ended inside a gRPC message"))
+            return
+        }
+        guard let frame = call.request else {
+            finish(streamID: call.streamID, status: GRPCStatus(.internal, "\(call.path) needs one request message, received none"))
+            return
+        }
+        call.request = nil
+        let payload: [UInt8]
+        do {
+            payload = try GRPCCompression.decode(frame, lz4Negotiated: call.requestLZ4,
+                                                 maxMessageBytes: configuration.maxReceiveMessageBytes)
+        } catch {
+            finish(streamID: call.streamID, status: error)
+            return
+        }
+        armTimer(call, limit: nil)
+        let context = GRPCServerContext(path: call.path, metadata: call.metadata, deadline: call.deadline)
+        let responder = GRPCServerResponder(eventLoop: eventLoop, connection: NIOLoopBound(self, eventLoop: eventLoop),
+                                            streamID: call.streamID)
+        call.cancel = method.start(payload, context, responder)
+    }
+}

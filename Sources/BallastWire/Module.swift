@@ -1,1 +1,0 @@
-// Module BallastWire: see docs/architecture.md for its responsibility.

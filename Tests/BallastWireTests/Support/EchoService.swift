@@ -1,0 +1,60 @@
+import BallastWire
+import NIOCore
+import NIOPosix
+
+typealias EchoRequest = Ballast_V1_Testing_EchoRequest
+typealias EchoResponse = Ballast_V1_Testing_EchoResponse
+
+/// The test EchoService (proto/ballast/v1/testing/echo.proto) served by a Ballast server.
+enum EchoService {
+    static let prefix = "/ballast.v1.testing.EchoService/"
+    static let echo = prefix + "Echo"
+    static let expand = prefix + "Expand"
+    static let fail = prefix + "Fail"
+    static let sleep = prefix + "Sleep"
+    static let noop = prefix + "Noop"
+
+    static func response(_ request: EchoRequest, _ context: GRPCServerContext, index: Int32 = 0) -> EchoResponse {
+        var response = EchoResponse()
+        response.text = request.text
+        response.payload = request.payload
+        response.index = index
+        for field in context.metadata.fields { response.metadata[field.name] = field.value }
+        return response
+    }
+
+    static func registry() -> GRPCMethodRegistry {
+        var registry = GRPCMethodRegistry()
+        registry.unary(echo) { (request: EchoRequest, context) in response(request, context) }
+        registry.serverStreaming(expand) { (request: EchoRequest, context, writer: GRPCStreamWriter<EchoResponse>) in
+            for index in 0..<request.count {
+                try await writer.send(response(request, context, index: index))
+            }
+        }
+        registry.unary(fail) { (request: EchoRequest, _) -> EchoResponse in
+            var trailers = GRPCMetadata()
+            for key in request.trailers.keys.sorted() { trailers.add(key, request.trailers[key] ?? "") }
+            throw GRPCStatus(GRPCStatusCode(rawValue: Int(request.statusCode)) ?? .unknown, request.text, trailers: trailers)
+        }
+        registry.unary(sleep) { (request: EchoRequest, context) in
+            try await Task.sleep(for: .milliseconds(Int(request.sleepMs)))
+            return response(request, context)
+        }
+        registry.unaryOnEventLoop(noop) { (_: EchoRequest, _) in EchoResponse() }
+        return registry
+    }
+
+    /// Runs `body` with an EchoService server on 127.0.0.1 and a free port; closes it afterwards.
+    static func withServer<T>(configuration: GRPCServerConfiguration = GRPCServerConfiguration(),
+                              _ body: (GRPCServer, Int) async throws -> T) async throws -> T {
+        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0, registry: registry(), configuration: configuration)
+        do {
+            let result = try await body(server, server.port ?? 0)
+            await server.close()
+            return result
+        } catch {
+            await server.close()
+            throw error
+        }
+    }
+}
