@@ -19,11 +19,11 @@ struct RaftTransportTests {
     @Test("the frame decoder yields the same payloads for every split of the input")
     func everySplit() throws {
         let payloads: [[UInt8]] = [[], [1], Array(repeating: 7, count: 300), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]
-        let pairs = payloads.map { (frame($0), [ByteBuffer(bytes: $0)]) }
-        try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: pairs) { RaftFrameDecoder() }
+        let pairs = payloads.map { (frame($0), [FrameView(kind: .message, payload: ByteBuffer(bytes: $0))]) }
+        try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: pairs) { FrameViewDecoder() }
     }
 
-    @Test("a corrupted payload, an unknown version, unknown flags and an oversized length are refused")
+    @Test("a corrupted payload, an unknown version, an unknown frame kind and an oversized length are refused")
     func badFrames() {
         let decoder = RaftFrameDecoder(maxPayloadBytes: 1024)
         var corrupted = frame([1, 2, 3])
@@ -33,8 +33,8 @@ struct RaftTransportTests {
         badVersion.setInteger(UInt8(2), at: 0)
         #expect(throws: RaftWireError.unsupportedVersion(2)) { _ = try decoder.nextFrame(&badVersion) }
         var badFlags = frame([1])
-        badFlags.setInteger(UInt8(1), at: 1)
-        #expect(throws: RaftWireError.invalidValue(field: "frame flags", offset: 1)) { _ = try decoder.nextFrame(&badFlags) }
+        badFlags.setInteger(UInt8(7), at: 1)
+        #expect(throws: RaftWireError.invalidValue(field: "frame kind", offset: 1)) { _ = try decoder.nextFrame(&badFlags) }
         var huge = frame([1])
         huge.setInteger(UInt32(1 << 30), at: 2)
         #expect(throws: RaftWireError.tooLarge(field: "frame", bytes: 1 << 30, limit: 1024)) { _ = try decoder.nextFrame(&huge) }
@@ -54,9 +54,9 @@ struct RaftTransportTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let received = Mutex<[Message]>([])
         let logger = Logger(label: "test.raft.transport")
-        let receiver = TCPRaftTransport(localID: NodeID(2), peers: [:], group: group, logger: logger)
+        let receiver = TCPRaftTransport(localInfo: info(2), peers: [:], group: group, logger: logger)
         let port = try await receiver.listen(host: "127.0.0.1", port: 0) { message in received.withLock { $0.append(message) } }
-        let sender = TCPRaftTransport(localID: NodeID(1), peers: [NodeID(2): PeerAddress(host: "127.0.0.1", port: port)],
+        let sender = TCPRaftTransport(localInfo: info(1), peers: [NodeID(2): PeerAddress(host: "127.0.0.1", port: port)],
                                       group: group, logger: logger)
 
         try await sendGarbage(to: port, group: group)
@@ -64,6 +64,7 @@ struct RaftTransportTests {
         sender.send(messages)
         try await waitUntil("all messages arrive") { received.withLock { $0.count } == messages.count }
         #expect(received.withLock { $0 } == messages)
+        #expect(receiver.knownNodes[1] == info(1), "the receiver learned the sender's addresses from its hello")
 
         await sender.shutdown()
         await receiver.shutdown()
@@ -75,12 +76,12 @@ struct RaftTransportTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let logger = Logger(label: "test.raft.transport")
         let port = try await freePort(group: group)
-        let sender = TCPRaftTransport(localID: NodeID(1), peers: [NodeID(2): PeerAddress(host: "127.0.0.1", port: port)],
+        let sender = TCPRaftTransport(localInfo: info(1), peers: [NodeID(2): PeerAddress(host: "127.0.0.1", port: port)],
                                       group: group, logger: logger, maxQueuedBytesPerPeer: 4096)
         let heartbeat = Message(from: NodeID(1), to: NodeID(2), term: Term(1), body: .heartbeat(commit: .zero, readContext: 0))
         sender.send(Array(repeating: heartbeat, count: 1000))
         let received = Mutex<Int>(0)
-        let receiver = TCPRaftTransport(localID: NodeID(2), peers: [:], group: group, logger: logger)
+        let receiver = TCPRaftTransport(localInfo: info(2), peers: [:], group: group, logger: logger)
         _ = try await receiver.listen(host: "127.0.0.1", port: port) { _ in received.withLock { $0 += 1 } }
         sender.send([heartbeat])
         try await waitUntil("the queued messages arrive after reconnecting") { received.withLock { $0 } > 0 }
@@ -88,6 +89,33 @@ struct RaftTransportTests {
         await sender.shutdown()
         await receiver.shutdown()
         try await group.shutdownGracefully()
+    }
+
+    @Test("a connection must say hello first, and may only carry its own node's messages to this node")
+    func helloRules() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let received = Mutex<Int>(0)
+        let receiver = TCPRaftTransport(localInfo: info(2), peers: [:], group: group, logger: Logger(label: "test"))
+        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { _ in received.withLock { $0 += 1 } }
+        let codec = RaftMessageCodec()
+        let fromOne = codec.encode(Message(from: NodeID(1), to: NodeID(2), term: Term(1), body: .timeoutNow))
+        let fromThree = codec.encode(Message(from: NodeID(3), to: NodeID(2), term: Term(1), body: .timeoutNow))
+        let toFour = codec.encode(Message(from: NodeID(1), to: NodeID(4), term: Term(1), body: .timeoutNow))
+        for frames in [[(RaftFrame.Kind.message, fromOne)], [(.hello, info(1).encoded), (.message, fromThree)],
+                       [(.hello, info(1).encoded), (.message, toFour)], [(.hello, [1, 2, 3])]] {
+            var buffer = ByteBuffer()
+            for (kind, payload) in frames { RaftFrameEncoder.write(payload: payload, kind: kind, to: &buffer) }
+            let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
+            try await channel.writeAndFlush(buffer).get()
+            try await channel.closeFuture.get()
+        }
+        #expect(received.withLock { $0 } == 0)
+        await receiver.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    private func info(_ id: UInt64) -> NodeInfo {
+        NodeInfo(id: id, raft: "127.0.0.1:\(7000 + id)", api: "127.0.0.1:\(8000 + id)", admin: "127.0.0.1:\(9000 + id)")
     }
 
     private func sendGarbage(to port: Int, group: any EventLoopGroup) async throws {
@@ -101,6 +129,24 @@ struct RaftTransportTests {
         let port = channel.localAddress?.port ?? 0
         try await channel.close()
         return port
+    }
+}
+
+/// A decoded frame, comparable, for the every-split verifier.
+struct FrameView: Equatable {
+    var kind: RaftFrame.Kind
+    var payload: ByteBuffer
+}
+
+/// `RaftFrameDecoder` with an `Equatable` output.
+struct FrameViewDecoder: ByteToMessageDecoder {
+    typealias InboundOut = FrameView
+    let inner = RaftFrameDecoder()
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let (kind, payload) = try inner.nextFrame(&buffer) else { return .needMoreData }
+        context.fireChannelRead(Self.wrapInboundOut(FrameView(kind: kind, payload: payload)))
+        return .continue
     }
 }
 

@@ -14,6 +14,7 @@ final class PeerConnection: @unchecked Sendable {
     private let loop: any EventLoop
     private let logger: Logger
     private let maxQueuedBytes: Int
+    private let hello: [UInt8]
     private var queue: [[UInt8]] = []
     private var queuedBytes = 0
     private var channel: (any Channel)?
@@ -26,8 +27,10 @@ final class PeerConnection: @unchecked Sendable {
     /// Messages dropped because the queue was full, for metrics and logs.
     private(set) var droppedMessages = 0
 
-    init(peer: NodeID, host: String, port: Int, loop: any EventLoop, logger: Logger, maxQueuedBytes: Int, seed: UInt64) {
+    init(peer: NodeID, host: String, port: Int, loop: any EventLoop, logger: Logger, maxQueuedBytes: Int, seed: UInt64,
+         hello: NodeInfo) {
         self.peer = peer
+        self.hello = hello.encoded
         self.host = host
         self.port = port
         self.loop = loop
@@ -105,6 +108,9 @@ final class PeerConnection: @unchecked Sendable {
             failedAttempts = 0
             self.channel = channel
             if closed { channel.close(promise: nil) }
+            var frame = channel.allocator.buffer(capacity: RaftFrame.headerBytes + hello.count)
+            RaftFrameEncoder.write(payload: hello, kind: .hello, to: &frame)
+            channel.write(frame, promise: nil)
         case .failure(let error):
             failedAttempts += 1
             let base = min(1_000, 10 << min(failedAttempts, 7))

@@ -2,8 +2,16 @@ import BallastStorage
 import NIOCore
 
 /// The frame around each Raft message on a TCP connection (docs/raft.md, "Wire format"):
-/// `version u8 | flags u8 | payload length u32 | CRC32C of payload u32 | payload`, big-endian.
+/// `version u8 | kind u8 | payload length u32 | CRC32C of payload u32 | payload`, big-endian.
 public enum RaftFrame {
+    /// What a frame carries.
+    public enum Kind: UInt8, Sendable {
+        /// A Raft message (`RaftMessageCodec`).
+        case message = 0
+        /// The first frame of a connection: who is calling and where its ports are (`NodeInfo`).
+        case hello = 1
+    }
+
     /// The only frame version this node speaks.
     public static let version: UInt8 = 1
     /// Bytes before the payload.
@@ -15,7 +23,7 @@ public enum RaftFrame {
 /// Splits the byte stream into frame payloads, checking version, size and checksum. Any
 /// violation is an error: the connection is closed, since a byte stream cannot resynchronize.
 public struct RaftFrameDecoder: ByteToMessageDecoder {
-    public typealias InboundOut = ByteBuffer
+    public typealias InboundOut = (RaftFrame.Kind, ByteBuffer)
     private let maxPayloadBytes: Int
 
     /// Creates a decoder that refuses payloads above `maxPayloadBytes`.
@@ -24,8 +32,8 @@ public struct RaftFrameDecoder: ByteToMessageDecoder {
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let payload = try nextFrame(&buffer) else { return .needMoreData }
-        context.fireChannelRead(Self.wrapInboundOut(payload))
+        guard let frame = try nextFrame(&buffer) else { return .needMoreData }
+        context.fireChannelRead(Self.wrapInboundOut(frame))
         return .continue
     }
 
@@ -37,8 +45,8 @@ public struct RaftFrameDecoder: ByteToMessageDecoder {
         return state
     }
 
-    /// Takes one whole frame's payload off the front of `buffer`, or nil if it is not all there yet.
-    func nextFrame(_ buffer: inout ByteBuffer) throws(RaftWireError) -> ByteBuffer? {
+    /// Takes one whole frame off the front of `buffer`, or nil if it is not all there yet.
+    func nextFrame(_ buffer: inout ByteBuffer) throws(RaftWireError) -> (RaftFrame.Kind, ByteBuffer)? {
         guard let version: UInt8 = buffer.getInteger(at: buffer.readerIndex) else { return nil }
         guard version == RaftFrame.version else { throw .unsupportedVersion(version) }
         guard buffer.readableBytes >= RaftFrame.headerBytes,
@@ -46,14 +54,14 @@ public struct RaftFrameDecoder: ByteToMessageDecoder {
               let length: UInt32 = buffer.getInteger(at: buffer.readerIndex + 2),
               let checksum: UInt32 = buffer.getInteger(at: buffer.readerIndex + 6)
         else { return nil }
-        guard flags == 0 else { throw .invalidValue(field: "frame flags", offset: buffer.readerIndex + 1) }
+        guard let kind = RaftFrame.Kind(rawValue: flags) else { throw .invalidValue(field: "frame kind", offset: buffer.readerIndex + 1) }
         guard length <= maxPayloadBytes else { throw .tooLarge(field: "frame", bytes: Int(length), limit: maxPayloadBytes) }
         guard buffer.readableBytes >= RaftFrame.headerBytes + Int(length) else { return nil }
         buffer.moveReaderIndex(forwardBy: RaftFrame.headerBytes)
         guard let payload = buffer.readSlice(length: Int(length)) else { return nil }
         let actual = payload.withUnsafeReadableBytes { CRC32C.checksum($0) }
         guard actual == checksum else { throw .checksumMismatch(expected: checksum, actual: actual) }
-        return payload
+        return (kind, payload)
     }
 }
 
@@ -69,10 +77,10 @@ public struct RaftFrameEncoder: MessageToByteEncoder {
     }
 
     /// Appends one frame carrying `payload` to `out`.
-    public static func write(payload: [UInt8], to out: inout ByteBuffer) {
+    public static func write(payload: [UInt8], kind: RaftFrame.Kind = .message, to out: inout ByteBuffer) {
         out.reserveCapacity(minimumWritableBytes: RaftFrame.headerBytes + payload.count)
         out.writeInteger(RaftFrame.version)
-        out.writeInteger(UInt8(0))
+        out.writeInteger(kind.rawValue)
         out.writeInteger(UInt32(payload.count))
         out.writeInteger(payload.withUnsafeBytes { CRC32C.checksum($0) })
         out.writeBytes(payload)

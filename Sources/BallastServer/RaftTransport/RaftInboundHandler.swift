@@ -2,37 +2,54 @@ import BallastRaft
 import Logging
 import NIOCore
 
-/// Decodes each frame payload into a Raft message and hands it to the node. Anything malformed
-/// closes this connection with a log line; the node itself never sees it.
+/// Decodes each frame into a Raft message and hands it to the node. A connection must open with
+/// a hello frame, and every message on it must come from the node that said hello and be
+/// addressed to this node. Anything else closes the connection with a log line; the node itself
+/// never sees it.
 final class RaftInboundHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
+    typealias InboundIn = (RaftFrame.Kind, ByteBuffer)
 
     private let localID: NodeID
     private let codec: RaftMessageCodec
     private let deliver: @Sendable (Message) -> Void
+    private let hello: @Sendable (NodeInfo) -> Void
     private let logger: Logger
+    private var peer: NodeID?
 
-    init(localID: NodeID, codec: RaftMessageCodec, logger: Logger, deliver: @escaping @Sendable (Message) -> Void) {
+    init(localID: NodeID, codec: RaftMessageCodec, logger: Logger, hello: @escaping @Sendable (NodeInfo) -> Void,
+         deliver: @escaping @Sendable (Message) -> Void) {
         self.localID = localID
         self.codec = codec
         self.logger = logger
+        self.hello = hello
         self.deliver = deliver
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let payload = Self.unwrapInboundIn(data)
+        let (kind, payload) = Self.unwrapInboundIn(data)
         do {
-            let message = try codec.decode(Array(payload.readableBytesView))
-            guard message.to == localID else {
-                logger.warning("closing Raft connection: message addressed to another node",
-                               metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "to": "\(message.to)"])
-                context.close(promise: nil)
-                return
+            switch kind {
+            case .hello:
+                let info = try NodeInfo(encoded: Array(payload.readableBytesView))
+                guard peer == nil || peer?.rawValue == info.id else { return refuse(context, "a second hello with another id") }
+                peer = NodeID(info.id)
+                hello(info)
+            case .message:
+                guard let peer else { return refuse(context, "a message before the hello frame") }
+                let message = try codec.decode(Array(payload.readableBytesView))
+                guard message.from == peer else { return refuse(context, "a message from \(message.from) on \(peer)'s connection") }
+                guard message.to == localID else { return refuse(context, "a message addressed to \(message.to)") }
+                deliver(message)
             }
-            deliver(message)
         } catch {
             closeOnError(context: context, error)
         }
+    }
+
+    private func refuse(_ context: ChannelHandlerContext, _ why: String) {
+        logger.warning("closing Raft connection: \(why)",
+                       metadata: ["remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+        context.close(promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
