@@ -206,4 +206,23 @@ import Testing
             try log.close()
         }
     }
+
+    @Test func bufferedBytesAreBoundedAndIdleSyncsCostNothing() throws {
+        try withTemporaryDirectory { directory in
+            let log = try WriteAheadLog(directory: directory, options: .init(segmentSizeBytes: 1 << 20, maxBufferedBytes: 4096))
+            try log.sync()
+            let syncsAfterOpen = log.statistics.dataSyncs
+            try log.sync()
+            #expect(log.statistics.dataSyncs == syncsAfterOpen)
+            for index in 1...100 as ClosedRange<UInt64> {
+                try log.append(makeEntries(index...index, payloadBytes: 200))
+                #expect(log.pending.count < 4096 + WALFormat.recordSize(payloadCount: 200))
+            }
+            #expect(log.statistics.bytesWritten > 100 * 200 - 4096)
+            #expect(log.statistics.dataSyncs == syncsAfterOpen)
+            try log.sync()
+            #expect(log.statistics.dataSyncs == syncsAfterOpen + 1)
+            try log.close()
+        }
+    }
 }
