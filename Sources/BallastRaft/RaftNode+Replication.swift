@@ -17,7 +17,8 @@ extension RaftNode {
     mutating func appendToLog(_ entries: [Entry]) {
         guard let first = entries.first else { return }
         log.append(entries)
-        if let overlap = ready.entries.firstIndex(where: { $0.index >= first.index }) {
+        if let pendingLast = ready.entries.last, pendingLast.index >= first.index,
+           let overlap = ready.entries.firstIndex(where: { $0.index >= first.index }) {
             ready.entries.removeSubrange(overlap...)
         }
         ready.entries.append(contentsOf: entries)

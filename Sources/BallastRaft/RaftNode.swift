@@ -73,7 +73,8 @@ public struct RaftNode: Sendable {
         term = restored.hardState.term
         votedFor = restored.hardState.votedFor
         commit = min(max(restored.hardState.commit, log.baseIndex), log.lastIndex)
-        lastReportedHardState = restored.hardState
+        // The clamped commit is what we stand by; it is a hint and need not be rewritten.
+        lastReportedHardState = HardState(term: restored.hardState.term, votedFor: restored.hardState.votedFor, commit: commit)
         applied = log.baseIndex
         persistedIndex = log.lastIndex
         snapshot = restored.snapshot
@@ -117,6 +118,9 @@ public struct RaftNode: Sendable {
         var output = ready
         ready = Ready()
         let hardState = currentHardState
+        precondition(hardState.term >= lastReportedHardState.term, "term moved back from \(lastReportedHardState.term) to \(hardState.term)")
+        precondition(hardState.commit >= lastReportedHardState.commit || !enforcesPeerInvariants,
+                     "commit moved back from \(lastReportedHardState.commit) to \(hardState.commit)")
         if hardState != lastReportedHardState {
             output.hardState = hardState
             lastReportedHardState = hardState
