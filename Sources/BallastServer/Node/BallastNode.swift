@@ -1,0 +1,91 @@
+import BallastRaft
+import BallastStorage
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+
+/// One `ballast server` process: the Raft driver on its write-ahead log, the Raft TCP transport,
+/// the tick timer and the admin HTTP port, around a replicated state machine.
+public final class BallastNode: @unchecked Sendable {
+    public let configuration: NodeConfiguration
+    let logger: Logger
+    let group: MultiThreadedEventLoopGroup
+    let transport: TCPRaftTransport
+    let driver: RaftDriver<WriteAheadLog>
+    private var ticker: RepeatedTask?
+    private var admin: AdminHTTPServer?
+    /// The addresses actually bound (ports may have been 0 in the configuration).
+    public private(set) var info: NodeInfo
+
+    /// Opens the data directory and restores Raft state; nothing listens until `start()`.
+    public init(configuration: NodeConfiguration, stateMachine: any RaftStateMachine, logger: Logger) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        info = NodeInfo(id: configuration.id.rawValue, raft: configuration.raftAddress.description,
+                        api: configuration.apiAddress.description, admin: configuration.adminAddress.description)
+        var peers: [NodeID: PeerAddress] = [:]
+        for id in configuration.peers.keys {
+            if let address = configuration.dialAddress(for: id) { peers[id] = PeerAddress(host: address.host, port: address.port) }
+        }
+        transport = TCPRaftTransport(localInfo: info, peers: peers, group: group, logger: logger)
+        let raftDirectory = configuration.dataDirectory + "/raft"
+        try FileManager.default.createDirectory(atPath: raftDirectory, withIntermediateDirectories: true)
+        let bootstrap = configuration.join ? nil : Membership(voters: Array(configuration.peers.keys))
+        driver = try RaftDriver(
+            configuration: configuration.raft, store: try WriteAheadLog(directory: raftDirectory), bootstrap: bootstrap,
+            stateMachine: stateMachine, transport: transport,
+            randomSeed: configuration.id.rawValue ^ UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue),
+            logger: logger)
+    }
+
+    /// Binds the Raft and admin ports and starts ticking.
+    public func start(adminRouter: AdminRouter? = nil) async throws {
+        let driver = self.driver
+        let raftPort = try await transport.listen(
+            host: configuration.raftAddress.host, port: configuration.raftAddress.port) { driver.receive($0) }
+        let tick = configuration.tickInterval
+        let nanoseconds = tick.components.seconds * 1_000_000_000 + tick.components.attoseconds / 1_000_000_000
+        ticker = group.next().scheduleRepeatedTask(initialDelay: .nanoseconds(nanoseconds), delay: .nanoseconds(nanoseconds)) { _ in
+            driver.tick()
+        }
+        let router = adminRouter ?? { [self] request in await route(request) }
+        let server = try await AdminHTTPServer(
+            host: configuration.adminAddress.host, port: configuration.adminAddress.port, group: group, logger: logger,
+            router: router)
+        admin = server
+        info.raft = HostPort(host: configuration.raftAddress.host, port: raftPort).description
+        info.admin = HostPort(host: configuration.adminAddress.host, port: server.port).description
+        logger.info("node started", metadata: ["node": "\(configuration.id.rawValue)", "raft": "\(info.raft)",
+                                              "admin": "\(info.admin)", "api": "\(info.api)"])
+    }
+
+    /// The core's status, read on the driver's loop thread.
+    public func raftStatus() async -> RaftStatus {
+        await withCheckedContinuation { continuation in driver.inspect { continuation.resume(returning: $0) } }
+    }
+
+    /// This node's status as served at `/status`.
+    public func status() async -> NodeStatus { NodeStatus(raft: await raftStatus(), info: info) }
+
+    /// Graceful stop: hands leadership to the most caught-up peer (waiting up to `transferTimeout`),
+    /// then stops the driver and closes every port.
+    public func shutdown(transferTimeout: Duration = .seconds(2)) async {
+        let status = await raftStatus()
+        if status.role == .leader, let target = status.progress.max(by: { $0.value.match < $1.value.match })?.key {
+            logger.info("transferring leadership before shutdown", metadata: ["target": "\(target)"])
+            driver.transferLeadership(to: target)
+            let deadline = ContinuousClock.now + transferTimeout
+            while ContinuousClock.now < deadline, await raftStatus().role == .leader {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        ticker?.cancel()
+        driver.stop()
+        await admin?.close()
+        await transport.shutdown()
+        try? await group.shutdownGracefully()
+    }
+}

@@ -1,0 +1,123 @@
+import BallastRaft
+
+/// A `HOST:PORT` pair as given on the command line, validated.
+public struct HostPort: Sendable, Hashable, CustomStringConvertible {
+    /// Host name or IP literal (IPv6 without brackets).
+    public var host: String
+    /// TCP port, 0…65535 (0 binds a free port).
+    public var port: Int
+
+    /// Creates an address.
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `HOST:PORT` or `[IPv6]:PORT`.
+    public init(parsing text: String) throws(ConfigurationError) {
+        let trimmed = text.trimmingSpaces
+        guard let colon = trimmed.lastIndex(of: ":") else { throw .invalid("address '\(text)' needs HOST:PORT") }
+        var host = String(trimmed[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, host.utf8.count <= 253, !host.contains(" ") else { throw .invalid("address '\(text)' has no valid host") }
+        guard let port = Int(trimmed[trimmed.index(after: colon)...]), (0 ... 65_535).contains(port) else {
+            throw .invalid("address '\(text)' has no valid port (0-65535)")
+        }
+        self.init(host: host, port: port)
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Why a node's configuration was refused. The message says what to change.
+public enum ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    case invalid(String)
+    public var description: String {
+        switch self {
+        case .invalid(let why): why
+        }
+    }
+}
+
+/// Everything a `ballast server` process needs, from flags or a config file.
+public struct NodeConfiguration: Sendable {
+    /// This member's id (a positive integer, shown as a string in status output).
+    public var id: NodeID
+    /// The data directory: WAL, hard state, snapshots, history store.
+    public var dataDirectory: String
+    /// Where this node listens for Raft peers.
+    public var raftAddress: HostPort
+    /// Where this node serves clients and workers (gRPC over HTTP/2).
+    public var apiAddress: HostPort
+    /// Where this node serves `/healthz`, `/readyz`, `/status`, `/metrics` and the UI.
+    public var adminAddress: HostPort
+    /// The initial voters and their Raft addresses, this node included.
+    public var peers: [NodeID: HostPort]
+    /// Local overrides of how to reach a peer (e.g. through a fault proxy).
+    public var peerAddressOverrides: [NodeID: HostPort] = [:]
+    /// Whether this node joins an existing cluster as a learner instead of bootstrapping one.
+    public var join = false
+    /// Length of one Raft tick.
+    public var tickInterval: Duration = .milliseconds(10)
+    /// Raft tunables (election timeout in ticks, batching, snapshots).
+    public var raft: RaftConfiguration
+
+    /// Creates a configuration; call `validate()` before use.
+    public init(id: NodeID, dataDirectory: String, raftAddress: HostPort, apiAddress: HostPort, adminAddress: HostPort,
+                peers: [NodeID: HostPort]) {
+        self.id = id
+        self.dataDirectory = dataDirectory
+        self.raftAddress = raftAddress
+        self.apiAddress = apiAddress
+        self.adminAddress = adminAddress
+        self.peers = peers
+        var raft = RaftConfiguration(id: id)
+        raft.electionTimeoutTicks = 15
+        self.raft = raft
+    }
+
+    /// The address this node dials for `peer`: the override if there is one.
+    public func dialAddress(for peer: NodeID) -> HostPort? { peerAddressOverrides[peer] ?? peers[peer] }
+
+    /// Checks the configuration as a whole.
+    public func validate() throws(ConfigurationError) {
+        guard id.rawValue > 0 else { throw .invalid("--id must be a positive integer") }
+        guard !dataDirectory.isEmpty else { throw .invalid("--data-dir is required") }
+        if !join {
+            guard let own = peers[id] else { throw .invalid("--peers must include this node (\(id.rawValue)=\(raftAddress))") }
+            guard own.port == raftAddress.port || raftAddress.port == 0 else {
+                throw .invalid("--peers gives \(own) for this node but --raft is \(raftAddress)")
+            }
+        }
+        for peer in peerAddressOverrides.keys where peers[peer] == nil && !join {
+            throw .invalid("--peer-address names \(peer.rawValue), which is not in --peers")
+        }
+        let ports = [raftAddress.port, apiAddress.port, adminAddress.port].filter { $0 != 0 }
+        guard Set(ports).count == ports.count else { throw .invalid("--raft, --api and --admin must use different ports") }
+        guard tickInterval >= .milliseconds(1) else { throw .invalid("the tick interval must be at least 1 ms") }
+    }
+
+    /// Parses `id=HOST:PORT,id=HOST:PORT`.
+    public static func parseMemberList(_ text: String, flag: String) throws(ConfigurationError) -> [NodeID: HostPort] {
+        var members: [NodeID: HostPort] = [:]
+        for item in text.split(separator: ",") where !item.trimmingSpaces.isEmpty {
+            let parts = item.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let raw = UInt64(parts[0].trimmingSpaces), raw > 0 else {
+                throw .invalid("\(flag): '\(item)' must be ID=HOST:PORT with a positive integer ID")
+            }
+            guard members[NodeID(raw)] == nil else { throw .invalid("\(flag): member \(raw) is listed twice") }
+            members[NodeID(raw)] = try HostPort(parsing: String(parts[1]))
+        }
+        return members
+    }
+}
+
+extension StringProtocol {
+    /// The text without leading and trailing spaces and tabs.
+    var trimmingSpaces: String {
+        let characters = Array(self)
+        guard let first = characters.firstIndex(where: { $0 != " " && $0 != "\t" }),
+              let last = characters.lastIndex(where: { $0 != " " && $0 != "\t" }) else { return "" }
+        return String(characters[first ... last])
+    }
+}

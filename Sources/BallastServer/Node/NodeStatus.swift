@@ -1,0 +1,82 @@
+import BallastRaft
+
+/// One member's view of itself, served as JSON at the admin port's `/status`.
+public struct NodeStatus: Codable, Sendable, Equatable {
+    /// A follower's replication as the leader sees it.
+    public struct PeerProgress: Codable, Sendable, Equatable {
+        public var id: String
+        public var match: UInt64
+        public var next: UInt64
+        public var state: String
+        public var recentlyActive: Bool
+    }
+
+    public var id: String
+    public var role: String
+    public var term: UInt64
+    public var commit: UInt64
+    public var applied: UInt64
+    public var lastIndex: UInt64
+    public var persistedIndex: UInt64
+    public var leader: String?
+    public var raft: String
+    public var api: String
+    public var admin: String
+    public var voters: [String]
+    public var learners: [String]
+    /// Replication progress per follower; empty unless this node leads.
+    public var peers: [PeerProgress]
+
+    /// Builds the status from the core's picture and this node's addresses.
+    public init(raft status: RaftStatus, info: NodeInfo) {
+        id = String(status.id.rawValue)
+        role = status.role.contractName
+        term = status.term.rawValue
+        commit = status.commit.rawValue
+        applied = status.applied.rawValue
+        lastIndex = status.lastIndex.rawValue
+        persistedIndex = status.persistedIndex.rawValue
+        leader = status.leader.map { String($0.rawValue) }
+        raft = info.raft
+        api = info.api
+        admin = info.admin
+        voters = status.membership.voters.map { String($0.rawValue) }
+        learners = status.membership.learners.map { String($0.rawValue) }
+        peers = status.progress.sorted { $0.key < $1.key }.map { id, progress in
+            PeerProgress(id: String(id.rawValue), match: progress.match.rawValue, next: progress.next.rawValue,
+                         state: progress.state.rawValue, recentlyActive: progress.recentlyActive)
+        }
+    }
+}
+
+extension RaftRole {
+    /// The role names DESIGN.md fixes for status output (a pre-candidate shows as a candidate).
+    public var contractName: String {
+        switch self {
+        case .leader: "leader"
+        case .follower: "follower"
+        case .candidate, .preCandidate: "candidate"
+        case .learner: "learner"
+        }
+    }
+}
+
+/// The whole cluster as one member describes it (`ballast cluster status --json`).
+public struct ClusterView: Codable, Sendable, Equatable {
+    /// One member as seen from the describing node.
+    public struct Member: Codable, Sendable, Equatable {
+        public var id: String
+        public var role: String
+        public var term: UInt64
+        public var commit: UInt64
+        public var applied: UInt64
+        public var api: String
+        public var raft: String
+        public var admin: String
+        public var reachable: Bool
+        public var leader: String?
+    }
+
+    public var leader: String?
+    public var members: [Member]
+}
