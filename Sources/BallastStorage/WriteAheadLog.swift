@@ -120,7 +120,8 @@ public final class WriteAheadLog: RaftLogStore {
             encode(.hardState(hardState))
         }
         if needsReset {
-            encode(.reset(index: snapshotMetadata?.index ?? .zero, term: snapshotMetadata?.term ?? .zero))
+            try appendRecord(.reset(index: snapshotMetadata?.index ?? .zero, term: snapshotMetadata?.term ?? .zero),
+                             payloadCount: 0)
         }
         try sync()
     }
