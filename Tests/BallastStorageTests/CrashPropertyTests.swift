@@ -124,7 +124,13 @@ struct CrashScenario {
 }
 
 @Suite struct CrashPropertyTests {
-    @Test(arguments: 0..<40 as Range<UInt64>)
+    /// 40 seeds by default; `BALLAST_STORAGE_CRASH_SEEDS=N` runs seeds 0..<N (a long run).
+    static let seeds: [UInt64] = {
+        let count = ProcessInfo.processInfo.environment["BALLAST_STORAGE_CRASH_SEEDS"].flatMap(UInt64.init) ?? 40
+        return Array(0..<count)
+    }()
+
+    @Test(arguments: seeds)
     func recoveryAfterACrashYieldsASyncedPrefix(seed: UInt64) throws {
         try withTemporaryDirectory { directory in
             var scenario = CrashScenario(seed: seed)
