@@ -12,6 +12,8 @@ struct ChildProcessError: Error, CustomStringConvertible {
 final class ChildProcess: Sendable {
     let process: Process
     let command: String
+    private let outPipe: Pipe
+    private let errPipe: Pipe
     private let stdoutBox = NIOLockedValueBox(Data())
     private let stderrBox = NIOLockedValueBox(Data())
 
@@ -26,6 +28,8 @@ final class ChildProcess: Sendable {
         process.standardError = err
         process.standardInput = input
         self.process = process
+        self.outPipe = out
+        self.errPipe = err
         self.command = ([executable] + arguments).joined(separator: " ")
         let outBox = stdoutBox, errBox = stderrBox
         out.fileHandleForReading.readabilityHandler = { handle in
@@ -69,9 +73,17 @@ final class ChildProcess: Sendable {
             }
             try await Task.sleep(for: .milliseconds(10))
         }
-        // Let the readability handlers drain what is left in the pipes.
-        try await Task.sleep(for: .milliseconds(20))
+        drainPipes()
         return process.terminationStatus
+    }
+
+    /// After exit: stops the handlers and reads what is left in the pipes up to EOF.
+    private func drainPipes() {
+        for (pipe, box) in [(outPipe, stdoutBox), (errPipe, stderrBox)] {
+            pipe.fileHandleForReading.readabilityHandler = nil
+            let rest = pipe.fileHandleForReading.readDataToEndOfFile()
+            box.withLockedValue { $0.append(rest) }
+        }
     }
 
     /// Terminates the process if it still runs (SIGTERM, then SIGKILL).
