@@ -16,7 +16,8 @@ enum SimulationEvent {
     case syncDone(slot: Int, epoch: Int)
     case restart(slot: Int, epoch: Int)
     case fault
-    case healPartitions(generation: Int)
+    case healPartition(id: Int)
+    case isolateIfLeader(slot: Int, term: Term)
     case propose
     case read
     case heal
@@ -37,9 +38,13 @@ final class SimulationRun {
     var trace: TraceRing
     var fingerprint = SimulationHash.initial
     var violation: Violation?
-    /// `blocked[from][to]`: messages on this directed link are cut.
-    var blocked: [[Bool]]
-    var partitionGeneration = 0
+    /// `blocked[from][to]`: how many active partitions cut this directed link.
+    var blocked: [[Int]]
+    /// The directed links (from, to) each active partition cuts, by partition id (looked up, never iterated).
+    var partitionLinks: [Int: [(Int, Int)]] = [:]
+    /// `linkBusyUntil[from][to]`: arrival time of the latest in-order message on this link.
+    var linkBusyUntil: [[UInt64]]
+    var nextPartitionID = 0
     var healedAt: UInt64?
     var livenessMetAt: UInt64?
     var nextProposalID: UInt64 = 1
@@ -57,7 +62,8 @@ final class SimulationRun {
         options.configureRaft?(&probe)
         electionTimeoutMicros = UInt64(probe.electionTimeoutTicks) * options.tickMicros
         let slots = options.nodeCount + (profile.membershipChanges ? 1 : 0)
-        blocked = Array(repeating: Array(repeating: false, count: slots), count: slots)
+        blocked = Array(repeating: Array(repeating: 0, count: slots), count: slots)
+        linkBusyUntil = Array(repeating: Array(repeating: 0, count: slots), count: slots)
         let voters = Membership(voters: (1...options.nodeCount).map { NodeID(UInt64($0)) })
         for slot in 0..<slots {
             let skew = profile.tickSkew == 0 ? 1.0 : Double.random(in: (1 - profile.tickSkew)...(1 + profile.tickSkew), using: &random)
@@ -99,14 +105,16 @@ final class SimulationRun {
         case .fault:
             performFault()
             if healedAt == nil { schedule(.fault, after: nextFaultGap()) }
-        case .healPartitions(let generation):
-            if generation == partitionGeneration { clearPartitions() }
+        case .healPartition(let id): healPartition(id)
         case .propose:
             clientPropose()
             schedule(.propose, after: random.micros(1_000...profile.proposalGapMicros))
         case .read:
             clientRead()
             schedule(.read, after: random.micros(5_000...60_000))
+        case .isolateIfLeader(let slot, let term):
+            let node = nodes[slot]
+            if healedAt == nil && node.isUp && node.lastRole == .leader && node.lastTerm == term { isolate(node, timeouts: 0...2) }
         case .heal: heal()
         case .livenessDeadline: checkLiveness()
         case .stop: stopped = true

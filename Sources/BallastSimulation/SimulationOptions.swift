@@ -7,7 +7,7 @@ public struct SimulationOptions: Sendable {
     /// Voting members at the start: 3 or 5.
     public var nodeCount: Int
     /// Simulated microseconds during which faults are injected.
-    public var faultPhaseMicros: UInt64 = 3_000_000
+    public var faultPhaseMicros: UInt64 = 5_000_000
     /// Simulated microseconds after healing within which a new proposal must commit.
     public var livenessBoundMicros: UInt64 = 3_000_000
     /// Nominal length of one tick; each node's own tick is skewed around it.
@@ -31,12 +31,37 @@ public struct SimulationOptions: Sendable {
     }
 }
 
+/// The kinds of fault the schedule injects.
+enum FaultKind: CaseIterable, Sendable {
+    case isolateLeader, splitCluster, cutLinksOneWay, crashLeader, crashAny, crashAll, healPartitions
+    case transferLeadership, changeMembership
+
+    /// The sum of all weights.
+    static let totalWeight = allCases.reduce(0) { $0 + $1.weight }
+
+    /// Relative frequency when enabled: leader isolation dominates because it exposes figure 8.
+    var weight: Int {
+        switch self {
+        case .isolateLeader: 30
+        case .splitCluster: 12
+        case .cutLinksOneWay: 8
+        case .crashLeader: 12
+        case .crashAny: 8
+        case .crashAll: 3
+        case .healPartitions: 7
+        case .transferLeadership: 10
+        case .changeMembership: 10
+        }
+    }
+}
+
 /// The faults and tunables of one run, drawn from its seed.
 struct FaultProfile: Sendable {
     var lossProbability: Double
     var duplicateProbability: Double
     var minDelayMicros: UInt64
     var maxDelayMicros: UInt64
+    var reorderProbability: Double
     var longDelayProbability: Double
     var tornWriteProbability: Double
     var diskLatencyMicros: ClosedRange<UInt64>
@@ -45,6 +70,13 @@ struct FaultProfile: Sendable {
     var proposalGapMicros: UInt64
     var membershipChanges: Bool
     var leadershipTransfers: Bool
+    /// The fault kinds this seed uses (swarm testing: each seed a different mix).
+    var enabledFaults: [FaultKind]
+    /// Probability that a newly elected leader is cut off again moments later (leader churn, figure 8).
+    var leaderChurnProbability: Double
+    /// Probability that a leader is cut off right after it acknowledges a commit to a client, the
+    /// moment an unsafe commit rule does the most damage.
+    var isolateAfterAckProbability: Double
     var raft: RaftTunables
 
     /// Raft tunables varied per seed so small batches, small windows and tiny snapshots are exercised.
@@ -57,6 +89,7 @@ struct FaultProfile: Sendable {
         var snapshotThresholdBytes: Int
         var compactionSlackEntries: Int
         var snapshotChunkBytes: Int
+        var maxUncommittedBytes: Int
 
         func apply(to configuration: inout RaftConfiguration) {
             configuration.heartbeatIntervalTicks = heartbeatIntervalTicks
@@ -67,6 +100,7 @@ struct FaultProfile: Sendable {
             configuration.snapshotThresholdBytes = snapshotThresholdBytes
             configuration.compactionSlackEntries = compactionSlackEntries
             configuration.snapshotChunkBytes = snapshotChunkBytes
+            configuration.maxUncommittedBytes = maxUncommittedBytes
         }
     }
 
@@ -76,8 +110,9 @@ struct FaultProfile: Sendable {
         duplicateProbability = random.pick([0, 0.01, 0.05])
         minDelayMicros = random.micros(100...2_000)
         maxDelayMicros = minDelayMicros + random.pick([1_000, 10_000, 40_000])
-        longDelayProbability = random.pick([0, 0.01, 0.05])
-        tornWriteProbability = random.pick([0, 0.5])
+        reorderProbability = random.pick([0, 0.05, 0.3])
+        longDelayProbability = random.pick([0.05, 0.2])
+        tornWriteProbability = random.pick([0.5, 1])
         let diskMin = random.micros(50...500)
         diskLatencyMicros = diskMin...(diskMin + random.pick([200, 2_000, 20_000]))
         tickSkew = random.pick([0, 0.05, 0.2])
@@ -85,14 +120,30 @@ struct FaultProfile: Sendable {
         proposalGapMicros = random.pick([5_000, 15_000, 40_000])
         membershipChanges = options.membershipChanges ?? random.chance(0.3)
         leadershipTransfers = options.leadershipTransfers ?? random.chance(0.5)
+        leaderChurnProbability = random.pick([0, 0.5, 0.9])
+        isolateAfterAckProbability = random.pick([0, 0.02, 0.1])
+        var enabled: [FaultKind] = []
+        for kind in FaultKind.allCases {
+            let isEnabled = switch kind {
+            case .transferLeadership: leadershipTransfers
+            case .changeMembership: membershipChanges
+            default: random.chance(0.7)
+            }
+            if isEnabled { enabled.append(kind) }
+        }
+        enabledFaults = enabled
+        let maxEntriesPerAppend = random.pick([1, 2, 3, 8, 64])
         raft = RaftTunables(
             heartbeatIntervalTicks: random.pick([1, 2, 3]),
             preVote: random.chance(0.8),
             checkQuorum: random.chance(0.8),
-            maxEntriesPerAppend: random.pick([1, 2, 3, 8, 64]),
-            maxInflightAppends: random.pick([1, 4, 64]),
+            maxEntriesPerAppend: maxEntriesPerAppend,
+            // One entry per round trip with one append in flight cannot keep up with the clients.
+            maxInflightAppends: maxEntriesPerAppend <= 2 ? random.pick([2, 4, 64]) : random.pick([1, 4, 64]),
             snapshotThresholdBytes: random.pick([400, 1_500, 1 << 20]),
             compactionSlackEntries: random.pick([0, 5, 50]),
-            snapshotChunkBytes: random.pick([24, 200, 4_096]))
+            snapshotChunkBytes: random.pick([24, 200, 4_096]),
+            // Small enough that back-pressure, not the liveness bound, limits a stuck leader's backlog.
+            maxUncommittedBytes: random.pick([600, 2_000]))
     }
 }

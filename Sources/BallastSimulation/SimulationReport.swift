@@ -50,6 +50,9 @@ public struct SimulationStatistics: Sendable, Hashable {
     public var configChanges = 0
     /// Members removed and shut down.
     public var membersRemoved = 0
+    /// Times a leader handed out a committed batch ending in an entry of an earlier term. Raft's
+    /// §5.4.2 forbids it, so this stays 0 for a correct core; it tells how often a mutation fired.
+    public var oldTermCommitsByLeader = 0
 
     /// Creates zeroed statistics.
     public init() {}
@@ -62,6 +65,7 @@ public struct SimulationStatistics: Sendable, Hashable {
             + " proposals=\(proposals) acked=\(commitsAcknowledged) applied=\(entriesApplied)"
             + " snapshots=\(snapshotsTaken)/\(snapshotsInstalled) reads=\(readsServed)/\(readsFailed)"
             + " transfers=\(transfers) configChanges=\(configChanges) removed=\(membersRemoved)"
+            + (oldTermCommitsByLeader > 0 ? " oldTermCommits=\(oldTermCommitsByLeader)" : "")
     }
 
     /// Adds another run's counters to these.
@@ -76,6 +80,7 @@ public struct SimulationStatistics: Sendable, Hashable {
         snapshotsTaken += other.snapshotsTaken; snapshotsInstalled += other.snapshotsInstalled
         readsServed += other.readsServed; readsFailed += other.readsFailed; transfers += other.transfers
         configChanges += other.configChanges; membersRemoved += other.membersRemoved
+        oldTermCommitsByLeader += other.oldTermCommitsByLeader
     }
 }
 

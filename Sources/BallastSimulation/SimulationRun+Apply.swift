@@ -4,7 +4,9 @@ import BallastRaft
 extension SimulationRun {
     /// Applies committed entries in order to `node`'s state machine and checks each one.
     func apply(_ entries: [Entry], at node: SimulatedNode) {
-        guard let first = entries.first, let last = entries.last, let term = node.core?.status.term else { return }
+        guard let first = entries.first, let last = entries.last, let status = node.core?.status else { return }
+        let term = status.term
+        if status.role == .leader && last.term < term && last.index == status.commit { stats.oldTermCommitsByLeader += 1 }
         for entry in entries {
             guard violation == nil, node.isUp else { return }
             let applied = node.machine.apply(entry)
@@ -31,6 +33,9 @@ extension SimulationRun {
         check { () throws(Violation) in try checker.observeAcknowledged(id: pending.id, entry: entry, leaderTerm: term) }
         stats.commitsAcknowledged += 1
         trace.record(.acknowledged(node.id, id: pending.id, entry.index), at: now)
+        if healedAt == nil && node.lastRole == .leader && random.chance(profile.isolateAfterAckProbability) {
+            isolate(node, timeouts: 1...3)
+        }
         if let healedAt, pending.proposedAt >= healedAt, livenessMetAt == nil {
             livenessMetAt = now
             schedule(.stop, after: 100_000)

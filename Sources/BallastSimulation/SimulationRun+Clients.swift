@@ -2,8 +2,12 @@ import BallastRaft
 
 /// Simulated clients: proposals with unique ids and ReadIndex reads, mostly sent to the leader.
 extension SimulationRun {
+    /// Mostly the newest leader, sometimes a stale one (clients with old leader information), sometimes anyone.
     private func clientTarget() -> SimulatedNode? {
-        if let leader = currentLeader(), random.chance(0.9) { return leader }
+        let roll = random.int(0...9)
+        if roll < 7, let leader = currentLeader() { return leader }
+        let leaders = nodes.filter { $0.isUp && $0.lastRole == .leader }
+        if roll < 9, !leaders.isEmpty { return random.pick(leaders) }
         let up = nodes.filter(\.isUp)
         return up.isEmpty ? nil : random.pick(up)
     }

@@ -8,20 +8,33 @@ extension SimulationRun {
         guard let from = node(message.from), let to = node(message.to) else {
             return drop(message, reason: "unknown node")
         }
-        if blocked[from.slot][to.slot] { return drop(message, reason: "partition") }
+        if blocked[from.slot][to.slot] > 0 { return drop(message, reason: "partition") }
         let faulty = healedAt == nil
         if faulty && random.chance(profile.lossProbability) { return drop(message, reason: "loss") }
-        queue.push(.deliver(message), at: now + networkDelay(faulty: faulty))
+        queue.push(.deliver(message), at: arrivalTime(from: from.slot, to: to.slot, faulty: faulty))
         if faulty && random.chance(profile.duplicateProbability) {
             stats.messagesDuplicated += 1
-            queue.push(.deliver(message), at: now + networkDelay(faulty: faulty))
+            queue.push(.deliver(message), at: arrivalTime(from: from.slot, to: to.slot, faulty: faulty))
         }
+    }
+
+    /// When a message sent now arrives. Links are FIFO like a TCP connection, except that during
+    /// the fault phase a message may overtake or be overtaken (a reconnect, a retransmission).
+    private func arrivalTime(from: Int, to: Int, faulty: Bool) -> UInt64 {
+        var arrival = now + random.micros(profile.minDelayMicros...profile.maxDelayMicros)
+        if faulty && random.chance(profile.reorderProbability) {
+            if random.chance(profile.longDelayProbability) { arrival += random.micros(0...(electionTimeoutMicros * 3)) }
+            return arrival
+        }
+        arrival = max(arrival, linkBusyUntil[from][to])
+        linkBusyUntil[from][to] = arrival
+        return arrival
     }
 
     /// Delivers `message` unless its link is cut or its receiver is down.
     func deliver(_ message: Message) {
         guard let to = node(message.to), to.isUp else { return drop(message, reason: "receiver down") }
-        if let from = node(message.from), blocked[from.slot][to.slot] { return drop(message, reason: "partition") }
+        if let from = node(message.from), blocked[from.slot][to.slot] > 0 { return drop(message, reason: "partition") }
         stats.messagesDelivered += 1
         fingerprint = SimulationHash.mix(fingerprint, Self.code(message))
         if !Self.isHeartbeat(message) { trace.record(.delivered(message), at: now) }
@@ -34,31 +47,35 @@ extension SimulationRun {
         if !Self.isHeartbeat(message) { trace.record(.dropped(message, reason: reason), at: now) }
     }
 
-    private func networkDelay(faulty: Bool) -> UInt64 {
-        var delay = random.micros(profile.minDelayMicros...profile.maxDelayMicros)
-        if faulty && random.chance(profile.longDelayProbability) { delay += random.micros(0...(electionTimeoutMicros * 3)) }
-        return delay
-    }
-
-    /// Cuts every link from a node in `left` to a node in `right` (and back unless `oneWay`).
+    /// Cuts every link from a node in `left` to a node in `right` (and back unless `oneWay`) for
+    /// `duration`; each partition heals on its own schedule.
     func partition(_ left: [SimulatedNode], _ right: [SimulatedNode], oneWay: Bool, for duration: UInt64) {
+        var links: [(Int, Int)] = []
         for a in left {
             for b in right where a.slot != b.slot {
-                blocked[a.slot][b.slot] = true
-                if !oneWay { blocked[b.slot][a.slot] = true }
+                links.append((a.slot, b.slot))
+                if !oneWay { links.append((b.slot, a.slot)) }
             }
         }
-        partitionGeneration += 1
+        for (from, to) in links { blocked[from][to] += 1 }
+        nextPartitionID += 1
+        partitionLinks[nextPartitionID] = links
         stats.partitions += 1
-        schedule(.healPartitions(generation: partitionGeneration), after: duration)
+        schedule(.healPartition(id: nextPartitionID), after: duration)
+    }
+
+    /// Restores the links one partition cut (unless they were all cleared meanwhile).
+    func healPartition(_ id: Int) {
+        guard let links = partitionLinks.removeValue(forKey: id) else { return }
+        for (from, to) in links { blocked[from][to] -= 1 }
     }
 
     /// Restores every link.
     func clearPartitions() {
         for from in blocked.indices {
-            for to in blocked[from].indices { blocked[from][to] = false }
+            for to in blocked[from].indices { blocked[from][to] = 0 }
         }
-        partitionGeneration += 1
+        partitionLinks.removeAll()
         trace.record(.fault("all partitions healed"), at: now)
     }
 

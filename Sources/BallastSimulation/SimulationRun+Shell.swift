@@ -63,7 +63,15 @@ extension SimulationRun {
         if changed {
             trace.record(.role(node.id, status.role, status.term), at: now)
             fingerprint = SimulationHash.mix(fingerprint, status.term.rawValue << 8 | UInt64(node.slot))
-            if status.role == .leader { stats.leaderChanges += 1 }
+            if status.role == .leader {
+                stats.leaderChanges += 1
+                if healedAt == nil && random.chance(profile.leaderChurnProbability) {
+                    // Half the time before its first appends land (its no-op stays on its own disk only),
+                    // otherwise a few round trips later (old-term entries half replicated).
+                    let delay = random.chance(0.5) ? random.micros(0...profile.minDelayMicros) : random.micros(0...(profile.maxDelayMicros * 6))
+                    schedule(.isolateIfLeader(slot: node.slot, term: status.term), after: delay)
+                }
+            }
         }
         check { () throws(Violation) in
             try checker.observeRole(node: node.id, role: status.role, term: status.term, newlyLeader: changed)

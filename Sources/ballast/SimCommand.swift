@@ -19,10 +19,15 @@ struct SimCommand: ParsableCommand {
     var startSeed: UInt64 = 1
     @Option(help: "Voting members per cluster: 3 or 5 (default: alternate by seed).")
     var nodes: Int?
+    @Option(help: "Events kept in the failure trace.")
+    var traceEvents: Int = 50
+    @Flag(help: "Print the trace of passing runs too (with --trace-events to see a whole run).")
+    var showTrace = false
     @Flag(help: "Print one line of statistics per seed (default: a summary every 100 seeds).")
     var verbose = false
 
     func validate() throws {
+        guard traceEvents >= 1 && traceEvents <= 100_000 else { throw ValidationError("--trace-events must be 1…100000") }
         guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1") }
         if let nodes, nodes != 3 && nodes != 5 { throw ValidationError("--nodes must be 3 or 5") }
         guard startSeed <= UInt64.max - UInt64(seeds) else { throw ValidationError("--start-seed + --seeds overflows") }
@@ -35,7 +40,9 @@ struct SimCommand: ParsableCommand {
         for offset in 0..<UInt64(seeds) {
             let seed = startSeed + offset
             let nodeCount = nodes ?? (seed % 2 == 0 ? 5 : 3)
-            let report = Simulation.run(SimulationOptions(seed: seed, nodeCount: nodeCount))
+            var options = SimulationOptions(seed: seed, nodeCount: nodeCount)
+            options.traceCapacity = traceEvents
+            let report = Simulation.run(options)
             totals.add(report.statistics)
             if let violation = report.violation {
                 print("FAILED seed \(seed) (\(nodeCount) nodes): \(violation)")
@@ -45,6 +52,7 @@ struct SimCommand: ParsableCommand {
                 print("reproduce: ballast sim --seeds 1 --start-seed \(seed) --nodes \(nodeCount) --verbose")
                 throw ExitCode.failure
             }
+            if showTrace { for line in report.trace { print("  \(line)") } }
             let done = Int(offset) + 1
             if verbose {
                 print("seed \(seed) (\(nodeCount) nodes) ok fingerprint=\(report.fingerprint) \(report.statistics.summary)")
