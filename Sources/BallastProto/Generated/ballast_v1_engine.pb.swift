@@ -1626,6 +1626,534 @@ public nonisolated struct Ballast_V1_GetWorkflowExecutionHistoryResponse: Sendab
   fileprivate var _history: Ballast_V1_History? = nil
 }
 
+public nonisolated struct Ballast_V1_SnapshotNamespace: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var description_p: String = String()
+
+  public var retentionNanos: Int64 = 0
+
+  public var searchAttributes: Dictionary<String,Ballast_V1_IndexedValueType> = [:]
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ballast_V1_SnapshotWorkflowTask: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var scheduledEventID: Int64 = 0
+
+  public var attempt: Int32 = 0
+
+  public var scheduledTimeUnixNanos: Int64 = 0
+
+  public var sequence: UInt64 = 0
+
+  public var startedEventID: Int64 = 0
+
+  public var startedTimeUnixNanos: Int64 = 0
+
+  public var identity: String = String()
+
+  public var requestID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ballast_V1_SnapshotActivity: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var scheduledEventID: Int64 {
+    get {_storage._scheduledEventID}
+    set {_uniqueStorage()._scheduledEventID = newValue}
+  }
+
+  public var attributes: Ballast_V1_ActivityTaskScheduledEventAttributes {
+    get {_storage._attributes ?? Ballast_V1_ActivityTaskScheduledEventAttributes()}
+    set {_uniqueStorage()._attributes = newValue}
+  }
+  /// Returns true if `attributes` has been explicitly set.
+  public var hasAttributes: Bool {_storage._attributes != nil}
+  /// Clears the value of `attributes`. Subsequent reads from it will return its default value.
+  public mutating func clearAttributes() {_uniqueStorage()._attributes = nil}
+
+  public var firstScheduledTimeUnixNanos: Int64 {
+    get {_storage._firstScheduledTimeUnixNanos}
+    set {_uniqueStorage()._firstScheduledTimeUnixNanos = newValue}
+  }
+
+  public var attempt: Int32 {
+    get {_storage._attempt}
+    set {_uniqueStorage()._attempt = newValue}
+  }
+
+  public var attemptScheduledTimeUnixNanos: Int64 {
+    get {_storage._attemptScheduledTimeUnixNanos}
+    set {_uniqueStorage()._attemptScheduledTimeUnixNanos = newValue}
+  }
+
+  /// 0 scheduled, 1 started, 2 backoff.
+  public var phase: Int32 {
+    get {_storage._phase}
+    set {_uniqueStorage()._phase = newValue}
+  }
+
+  public var sequence: UInt64 {
+    get {_storage._sequence}
+    set {_uniqueStorage()._sequence = newValue}
+  }
+
+  public var startedTimeUnixNanos: Int64 {
+    get {_storage._startedTimeUnixNanos}
+    set {_uniqueStorage()._startedTimeUnixNanos = newValue}
+  }
+
+  public var identity: String {
+    get {_storage._identity}
+    set {_uniqueStorage()._identity = newValue}
+  }
+
+  public var requestID: String {
+    get {_storage._requestID}
+    set {_uniqueStorage()._requestID = newValue}
+  }
+
+  public var lastHeartbeatTimeUnixNanos: Int64 {
+    get {_storage._lastHeartbeatTimeUnixNanos}
+    set {_uniqueStorage()._lastHeartbeatTimeUnixNanos = newValue}
+  }
+
+  public var heartbeatDetails: Ballast_V1_Payloads {
+    get {_storage._heartbeatDetails ?? Ballast_V1_Payloads()}
+    set {_uniqueStorage()._heartbeatDetails = newValue}
+  }
+  /// Returns true if `heartbeatDetails` has been explicitly set.
+  public var hasHeartbeatDetails: Bool {_storage._heartbeatDetails != nil}
+  /// Clears the value of `heartbeatDetails`. Subsequent reads from it will return its default value.
+  public mutating func clearHeartbeatDetails() {_uniqueStorage()._heartbeatDetails = nil}
+
+  public var lastFailure: Ballast_V1_Failure {
+    get {_storage._lastFailure ?? Ballast_V1_Failure()}
+    set {_uniqueStorage()._lastFailure = newValue}
+  }
+  /// Returns true if `lastFailure` has been explicitly set.
+  public var hasLastFailure: Bool {_storage._lastFailure != nil}
+  /// Clears the value of `lastFailure`. Subsequent reads from it will return its default value.
+  public mutating func clearLastFailure() {_uniqueStorage()._lastFailure = nil}
+
+  public var retryTimeUnixNanos: Int64 {
+    get {_storage._retryTimeUnixNanos}
+    set {_uniqueStorage()._retryTimeUnixNanos = newValue}
+  }
+
+  public var cancelRequestedEventID: Int64 {
+    get {_storage._cancelRequestedEventID}
+    set {_uniqueStorage()._cancelRequestedEventID = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Ballast_V1_SnapshotTimer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var timerID: String = String()
+
+  public var startedEventID: Int64 = 0
+
+  public var fireTimeUnixNanos: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ballast_V1_SnapshotChild: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var initiatedEventID: Int64 = 0
+
+  public var namespace: String = String()
+
+  public var workflowID: String = String()
+
+  public var runID: String = String()
+
+  public var workflowType: String = String()
+
+  public var parentClosePolicy: Ballast_V1_ParentClosePolicy = .unspecified
+
+  public var startedEventID: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ballast_V1_SnapshotParent: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var namespace: String = String()
+
+  public var workflowID: String = String()
+
+  public var runID: String = String()
+
+  public var initiatedEventID: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ballast_V1_SnapshotRun: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var namespace: String {
+    get {_storage._namespace}
+    set {_uniqueStorage()._namespace = newValue}
+  }
+
+  public var workflowID: String {
+    get {_storage._workflowID}
+    set {_uniqueStorage()._workflowID = newValue}
+  }
+
+  public var runID: String {
+    get {_storage._runID}
+    set {_uniqueStorage()._runID = newValue}
+  }
+
+  public var workflowType: String {
+    get {_storage._workflowType}
+    set {_uniqueStorage()._workflowType = newValue}
+  }
+
+  public var taskQueue: String {
+    get {_storage._taskQueue}
+    set {_uniqueStorage()._taskQueue = newValue}
+  }
+
+  public var startTimeUnixNanos: Int64 {
+    get {_storage._startTimeUnixNanos}
+    set {_uniqueStorage()._startTimeUnixNanos = newValue}
+  }
+
+  public var startRequestID: String {
+    get {_storage._startRequestID}
+    set {_uniqueStorage()._startRequestID = newValue}
+  }
+
+  public var firstRunID: String {
+    get {_storage._firstRunID}
+    set {_uniqueStorage()._firstRunID = newValue}
+  }
+
+  public var nextEventID: Int64 {
+    get {_storage._nextEventID}
+    set {_uniqueStorage()._nextEventID = newValue}
+  }
+
+  public var historyHash: UInt64 {
+    get {_storage._historyHash}
+    set {_uniqueStorage()._historyHash = newValue}
+  }
+
+  public var workflowTaskTimeoutNanos: Int64 {
+    get {_storage._workflowTaskTimeoutNanos}
+    set {_uniqueStorage()._workflowTaskTimeoutNanos = newValue}
+  }
+
+  public var runExpirationTimeUnixNanos: Int64 {
+    get {_storage._runExpirationTimeUnixNanos}
+    set {_uniqueStorage()._runExpirationTimeUnixNanos = newValue}
+  }
+
+  public var executionExpirationTimeUnixNanos: Int64 {
+    get {_storage._executionExpirationTimeUnixNanos}
+    set {_uniqueStorage()._executionExpirationTimeUnixNanos = newValue}
+  }
+
+  public var backoffUntilUnixNanos: Int64 {
+    get {_storage._backoffUntilUnixNanos}
+    set {_uniqueStorage()._backoffUntilUnixNanos = newValue}
+  }
+
+  public var parent: Ballast_V1_SnapshotParent {
+    get {_storage._parent ?? Ballast_V1_SnapshotParent()}
+    set {_uniqueStorage()._parent = newValue}
+  }
+  /// Returns true if `parent` has been explicitly set.
+  public var hasParent: Bool {_storage._parent != nil}
+  /// Clears the value of `parent`. Subsequent reads from it will return its default value.
+  public mutating func clearParent() {_uniqueStorage()._parent = nil}
+
+  public var workflowTask: Ballast_V1_SnapshotWorkflowTask {
+    get {_storage._workflowTask ?? Ballast_V1_SnapshotWorkflowTask()}
+    set {_uniqueStorage()._workflowTask = newValue}
+  }
+  /// Returns true if `workflowTask` has been explicitly set.
+  public var hasWorkflowTask: Bool {_storage._workflowTask != nil}
+  /// Clears the value of `workflowTask`. Subsequent reads from it will return its default value.
+  public mutating func clearWorkflowTask() {_uniqueStorage()._workflowTask = nil}
+
+  public var previousStartedEventID: Int64 {
+    get {_storage._previousStartedEventID}
+    set {_uniqueStorage()._previousStartedEventID = newValue}
+  }
+
+  public var buffered: [Ballast_V1_HistoryEvent] {
+    get {_storage._buffered}
+    set {_uniqueStorage()._buffered = newValue}
+  }
+
+  public var activities: [Ballast_V1_SnapshotActivity] {
+    get {_storage._activities}
+    set {_uniqueStorage()._activities = newValue}
+  }
+
+  public var timers: [Ballast_V1_SnapshotTimer] {
+    get {_storage._timers}
+    set {_uniqueStorage()._timers = newValue}
+  }
+
+  public var children: [Ballast_V1_SnapshotChild] {
+    get {_storage._children}
+    set {_uniqueStorage()._children = newValue}
+  }
+
+  public var cancelRequested: Bool {
+    get {_storage._cancelRequested}
+    set {_uniqueStorage()._cancelRequested = newValue}
+  }
+
+  public var signalRequestIds: [String] {
+    get {_storage._signalRequestIds}
+    set {_uniqueStorage()._signalRequestIds = newValue}
+  }
+
+  public var pendingSignals: Int32 {
+    get {_storage._pendingSignals}
+    set {_uniqueStorage()._pendingSignals = newValue}
+  }
+
+  public var memo: Ballast_V1_Memo {
+    get {_storage._memo ?? Ballast_V1_Memo()}
+    set {_uniqueStorage()._memo = newValue}
+  }
+  /// Returns true if `memo` has been explicitly set.
+  public var hasMemo: Bool {_storage._memo != nil}
+  /// Clears the value of `memo`. Subsequent reads from it will return its default value.
+  public mutating func clearMemo() {_uniqueStorage()._memo = nil}
+
+  public var searchAttributes: Ballast_V1_SearchAttributes {
+    get {_storage._searchAttributes ?? Ballast_V1_SearchAttributes()}
+    set {_uniqueStorage()._searchAttributes = newValue}
+  }
+  /// Returns true if `searchAttributes` has been explicitly set.
+  public var hasSearchAttributes: Bool {_storage._searchAttributes != nil}
+  /// Clears the value of `searchAttributes`. Subsequent reads from it will return its default value.
+  public mutating func clearSearchAttributes() {_uniqueStorage()._searchAttributes = nil}
+
+  public var historyWarned: Bool {
+    get {_storage._historyWarned}
+    set {_uniqueStorage()._historyWarned = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Ballast_V1_SnapshotClosedRun: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var namespace: String {
+    get {_storage._namespace}
+    set {_uniqueStorage()._namespace = newValue}
+  }
+
+  public var workflowID: String {
+    get {_storage._workflowID}
+    set {_uniqueStorage()._workflowID = newValue}
+  }
+
+  public var runID: String {
+    get {_storage._runID}
+    set {_uniqueStorage()._runID = newValue}
+  }
+
+  public var workflowType: String {
+    get {_storage._workflowType}
+    set {_uniqueStorage()._workflowType = newValue}
+  }
+
+  public var taskQueue: String {
+    get {_storage._taskQueue}
+    set {_uniqueStorage()._taskQueue = newValue}
+  }
+
+  public var status: Ballast_V1_WorkflowExecutionStatus {
+    get {_storage._status}
+    set {_uniqueStorage()._status = newValue}
+  }
+
+  public var startTimeUnixNanos: Int64 {
+    get {_storage._startTimeUnixNanos}
+    set {_uniqueStorage()._startTimeUnixNanos = newValue}
+  }
+
+  public var closeTimeUnixNanos: Int64 {
+    get {_storage._closeTimeUnixNanos}
+    set {_uniqueStorage()._closeTimeUnixNanos = newValue}
+  }
+
+  public var historyLength: Int64 {
+    get {_storage._historyLength}
+    set {_uniqueStorage()._historyLength = newValue}
+  }
+
+  public var historyHash: UInt64 {
+    get {_storage._historyHash}
+    set {_uniqueStorage()._historyHash = newValue}
+  }
+
+  public var startRequestID: String {
+    get {_storage._startRequestID}
+    set {_uniqueStorage()._startRequestID = newValue}
+  }
+
+  public var firstRunID: String {
+    get {_storage._firstRunID}
+    set {_uniqueStorage()._firstRunID = newValue}
+  }
+
+  public var memo: Ballast_V1_Memo {
+    get {_storage._memo ?? Ballast_V1_Memo()}
+    set {_uniqueStorage()._memo = newValue}
+  }
+  /// Returns true if `memo` has been explicitly set.
+  public var hasMemo: Bool {_storage._memo != nil}
+  /// Clears the value of `memo`. Subsequent reads from it will return its default value.
+  public mutating func clearMemo() {_uniqueStorage()._memo = nil}
+
+  public var searchAttributes: Ballast_V1_SearchAttributes {
+    get {_storage._searchAttributes ?? Ballast_V1_SearchAttributes()}
+    set {_uniqueStorage()._searchAttributes = newValue}
+  }
+  /// Returns true if `searchAttributes` has been explicitly set.
+  public var hasSearchAttributes: Bool {_storage._searchAttributes != nil}
+  /// Clears the value of `searchAttributes`. Subsequent reads from it will return its default value.
+  public mutating func clearSearchAttributes() {_uniqueStorage()._searchAttributes = nil}
+
+  public var parent: Ballast_V1_SnapshotParent {
+    get {_storage._parent ?? Ballast_V1_SnapshotParent()}
+    set {_uniqueStorage()._parent = newValue}
+  }
+  /// Returns true if `parent` has been explicitly set.
+  public var hasParent: Bool {_storage._parent != nil}
+  /// Clears the value of `parent`. Subsequent reads from it will return its default value.
+  public mutating func clearParent() {_uniqueStorage()._parent = nil}
+
+  public var retentionExpiryUnixNanos: Int64 {
+    get {_storage._retentionExpiryUnixNanos}
+    set {_uniqueStorage()._retentionExpiryUnixNanos = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Ballast_V1_SnapshotCurrentRun: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var namespace: String = String()
+
+  public var workflowID: String = String()
+
+  public var runID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ballast_V1_EngineSnapshot: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var formatVersion: UInt32 = 0
+
+  public var lastAppliedIndex: UInt64 = 0
+
+  public var clockUnixNanos: Int64 = 0
+
+  public var nextTaskSequence: UInt64 = 0
+
+  /// Sorted by name.
+  public var namespaces: [Ballast_V1_SnapshotNamespace] = []
+
+  /// Sorted by run id.
+  public var runs: [Ballast_V1_SnapshotRun] = []
+
+  /// Oldest closed first (the order in which summaries are evicted).
+  public var closedRuns: [Ballast_V1_SnapshotClosedRun] = []
+
+  /// Sorted by namespace, workflow id.
+  public var currentRuns: [Ballast_V1_SnapshotCurrentRun] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The opaque next_page_token of GetWorkflowExecutionHistory.
+public nonisolated struct Ballast_V1_HistoryPageToken: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var nextEventID: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "ballast.v1"
@@ -4395,6 +4923,991 @@ nonisolated extension Ballast_V1_GetWorkflowExecutionHistoryResponse: SwiftProto
   public static func ==(lhs: Ballast_V1_GetWorkflowExecutionHistoryResponse, rhs: Ballast_V1_GetWorkflowExecutionHistoryResponse) -> Bool {
     if lhs._history != rhs._history {return false}
     if lhs.nextPageToken != rhs.nextPageToken {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballast_V1_SnapshotNamespace: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SnapshotNamespace"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}description\0\u{3}retention_nanos\0\u{3}search_attributes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.retentionNanos) }()
+      case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufEnumMap<SwiftProtobuf.ProtobufString,Ballast_V1_IndexedValueType>.self, value: &self.searchAttributes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.description_p.isEmpty {
+      try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 2)
+    }
+    if self.retentionNanos != 0 {
+      try visitor.visitSingularInt64Field(value: self.retentionNanos, fieldNumber: 3)
+    }
+    if !self.searchAttributes.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufEnumMap<SwiftProtobuf.ProtobufString,Ballast_V1_IndexedValueType>.self, value: self.searchAttributes, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballast_V1_SnapshotNamespace, rhs: Ballast_V1_SnapshotNamespace) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.description_p != rhs.description_p {return false}
+    if lhs.retentionNanos != rhs.retentionNanos {return false}
+    if lhs.searchAttributes != rhs.searchAttributes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballast_V1_SnapshotWorkflowTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SnapshotWorkflowTask"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}scheduled_event_id\0\u{1}attempt\0\u{3}scheduled_time_unix_nanos\0\u{1}sequence\0\u{3}started_event_id\0\u{3}started_time_unix_nanos\0\u{1}identity\0\u{3}request_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.scheduledEventID) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.attempt) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.scheduledTimeUnixNanos) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.startedEventID) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.startedTimeUnixNanos) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.identity) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.scheduledEventID != 0 {
+      try visitor.visitSingularInt64Field(value: self.scheduledEventID, fieldNumber: 1)
+    }
+    if self.attempt != 0 {
+      try visitor.visitSingularInt32Field(value: self.attempt, fieldNumber: 2)
+    }
+    if self.scheduledTimeUnixNanos != 0 {
+      try visitor.visitSingularInt64Field(value: self.scheduledTimeUnixNanos, fieldNumber: 3)
+    }
+    if self.sequence != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sequence, fieldNumber: 4)
+    }
+    if self.startedEventID != 0 {
+      try visitor.visitSingularInt64Field(value: self.startedEventID, fieldNumber: 5)
+    }
+    if self.startedTimeUnixNanos != 0 {
+      try visitor.visitSingularInt64Field(value: self.startedTimeUnixNanos, fieldNumber: 6)
+    }
+    if !self.identity.isEmpty {
+      try visitor.visitSingularStringField(value: self.identity, fieldNumber: 7)
+    }
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballast_V1_SnapshotWorkflowTask, rhs: Ballast_V1_SnapshotWorkflowTask) -> Bool {
+    if lhs.scheduledEventID != rhs.scheduledEventID {return false}
+    if lhs.attempt != rhs.attempt {return false}
+    if lhs.scheduledTimeUnixNanos != rhs.scheduledTimeUnixNanos {return false}
+    if lhs.sequence != rhs.sequence {return false}
+    if lhs.startedEventID != rhs.startedEventID {return false}
+    if lhs.startedTimeUnixNanos != rhs.startedTimeUnixNanos {return false}
+    if lhs.identity != rhs.identity {return false}
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballast_V1_SnapshotActivity: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SnapshotActivity"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}scheduled_event_id\0\u{1}attributes\0\u{3}first_scheduled_time_unix_nanos\0\u{1}attempt\0\u{3}attempt_scheduled_time_unix_nanos\0\u{1}phase\0\u{1}sequence\0\u{3}started_time_unix_nanos\0\u{1}identity\0\u{3}request_id\0\u{3}last_heartbeat_time_unix_nanos\0\u{3}heartbeat_details\0\u{3}last_failure\0\u{3}retry_time_unix_nanos\0\u{3}cancel_requested_event_id\0")
+
+  fileprivate class _StorageClass {
+    var _scheduledEventID: Int64 = 0
+    var _attributes: Ballast_V1_ActivityTaskScheduledEventAttributes? = nil
+    var _firstScheduledTimeUnixNanos: Int64 = 0
+    var _attempt: Int32 = 0
+    var _attemptScheduledTimeUnixNanos: Int64 = 0
+    var _phase: Int32 = 0
+    var _sequence: UInt64 = 0
+    var _startedTimeUnixNanos: Int64 = 0
+    var _identity: String = String()
+    var _requestID: String = String()
+    var _lastHeartbeatTimeUnixNanos: Int64 = 0
+    var _heartbeatDetails: Ballast_V1_Payloads? = nil
+    var _lastFailure: Ballast_V1_Failure? = nil
+    var _retryTimeUnixNanos: Int64 = 0
+    var _cancelRequestedEventID: Int64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _scheduledEventID = source._scheduledEventID
+      _attributes = source._attributes
+      _firstScheduledTimeUnixNanos = source._firstScheduledTimeUnixNanos
+      _attempt = source._attempt
+      _attemptScheduledTimeUnixNanos = source._attemptScheduledTimeUnixNanos
+      _phase = source._phase
+      _sequence = source._sequence
+      _startedTimeUnixNanos = source._startedTimeUnixNanos
+      _identity = source._identity
+      _requestID = source._requestID
+      _lastHeartbeatTimeUnixNanos = source._lastHeartbeatTimeUnixNanos
+      _heartbeatDetails = source._heartbeatDetails
+      _lastFailure = source._lastFailure
+      _retryTimeUnixNanos = source._retryTimeUnixNanos
+      _cancelRequestedEventID = source._cancelRequestedEventID
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularInt64Field(value: &_storage._scheduledEventID) }()
+        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._attributes) }()
+        case 3: try { try decoder.decodeSingularInt64Field(value: &_storage._firstScheduledTimeUnixNanos) }()
+        case 4: try { try decoder.decodeSingularInt32Field(value: &_storage._attempt) }()
+        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._attemptScheduledTimeUnixNanos) }()
+        case 6: try { try decoder.decodeSingularInt32Field(value: &_storage._phase) }()
+        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._sequence) }()
+        case 8: try { try decoder.decodeSingularInt64Field(value: &_storage._startedTimeUnixNanos) }()
+        case 9: try { try decoder.decodeSingularStringField(value: &_storage._identity) }()
+        case 10: try { try decoder.decodeSingularStringField(value: &_storage._requestID) }()
+        case 11: try { try decoder.decodeSingularInt64Field(value: &_storage._lastHeartbeatTimeUnixNanos) }()
+        case 12: try { try decoder.decodeSingularMessageField(value: &_storage._heartbeatDetails) }()
+        case 13: try { try decoder.decodeSingularMessageField(value: &_storage._lastFailure) }()
+        case 14: try { try decoder.decodeSingularInt64Field(value: &_storage._retryTimeUnixNanos) }()
+        case 15: try { try decoder.decodeSingularInt64Field(value: &_storage._cancelRequestedEventID) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._scheduledEventID != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._scheduledEventID, fieldNumber: 1)
+      }
+      try { if let v = _storage._attributes {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      } }()
+      if _storage._firstScheduledTimeUnixNanos != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._firstScheduledTimeUnixNanos, fieldNumber: 3)
+      }
+      if _storage._attempt != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._attempt, fieldNumber: 4)
+      }
+      if _storage._attemptScheduledTimeUnixNanos != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._attemptScheduledTimeUnixNanos, fieldNumber: 5)
+      }
+      if _storage._phase != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._phase, fieldNumber: 6)
+      }
+      if _storage._sequence != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._sequence, fieldNumber: 7)
+      }
+      if _storage._startedTimeUnixNanos != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._startedTimeUnixNanos, fieldNumber: 8)
+      }
+      if !_storage._identity.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._identity, fieldNumber: 9)
+      }
+      if !_storage._requestID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._requestID, fieldNumber: 10)
+      }
+      if _storage._lastHeartbeatTimeUnixNanos != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._lastHeartbeatTimeUnixNanos, fieldNumber: 11)
+      }
+      try { if let v = _storage._heartbeatDetails {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      } }()
+      try { if let v = _storage._lastFailure {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      } }()
+      if _storage._retryTimeUnixNanos != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._retryTimeUnixNanos, fieldNumber: 14)
+      }
+      if _storage._cancelRequestedEventID != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._cancelRequestedEventID, fieldNumber: 15)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballast_V1_SnapshotActivity, rhs: Ballast_V1_SnapshotActivity) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._scheduledEventID != rhs_storage._scheduledEventID {return false}
+        if _storage._attributes != rhs_storage._attributes {return false}
+        if _storage._firstScheduledTimeUnixNanos != rhs_storage._firstScheduledTimeUnixNanos {return false}
+        if _storage._attempt != rhs_storage._attempt {return false}
+        if _storage._attemptScheduledTimeUnixNanos != rhs_storage._attemptScheduledTimeUnixNanos {return false}
+        if _storage._phase != rhs_storage._phase {return false}
+        if _storage._sequence != rhs_storage._sequence {return false}
+        if _storage._startedTimeUnixNanos != rhs_storage._startedTimeUnixNanos {return false}
+        if _storage._identity != rhs_storage._identity {return false}
+        if _storage._requestID != rhs_storage._requestID {return false}
+        if _storage._lastHeartbeatTimeUnixNanos != rhs_storage._lastHeartbeatTimeUnixNanos {return false}
+        if _storage._heartbeatDetails != rhs_storage._heartbeatDetails {return false}
+        if _storage._lastFailure != rhs_storage._lastFailure {return false}
+        if _storage._retryTimeUnixNanos != rhs_storage._retryTimeUnixNanos {return false}
+        if _storage._cancelRequestedEventID != rhs_storage._cancelRequestedEventID {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballast_V1_SnapshotTimer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SnapshotTimer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}timer_id\0\u{3}started_event_id\0\u{3}fire_time_unix_nanos\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.timerID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.startedEventID) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.fireTimeUnixNanos) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.timerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.timerID, fieldNumber: 1)
+    }
+    if self.startedEventID != 0 {
+      try visitor.visitSingularInt64Field(value: self.startedEventID, fieldNumber: 2)
+    }
+    if self.fireTimeUnixNanos != 0 {
+      try visitor.visitSingularInt64Field(value: self.fireTimeUnixNanos, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballast_V1_SnapshotTimer, rhs: Ballast_V1_SnapshotTimer) -> Bool {
+    if lhs.timerID != rhs.timerID {return false}
+    if lhs.startedEventID != rhs.startedEventID {return false}
+    if lhs.fireTimeUnixNanos != rhs.fireTimeUnixNanos {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballast_V1_SnapshotChild: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SnapshotChild"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}initiated_event_id\0\u{1}namespace\0\u{3}workflow_id\0\u{3}run_id\0\u{3}workflow_type\0\u{3}parent_close_policy\0\u{3}started_event_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.initiatedEventID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.namespace) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.workflowID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.runID) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.workflowType) }()
+      case 6: try { try decoder.decodeSingularEnumField(value: &self.parentClosePolicy) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.startedEventID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.initiatedEventID != 0 {
+      try visitor.visitSingularInt64Field(value: self.initiatedEventID, fieldNumber: 1)
+    }
+    if !self.namespace.isEmpty {
+      try visitor.visitSingularStringField(value: self.namespace, fieldNumber: 2)
+    }
+    if !self.workflowID.isEmpty {
+      try visitor.visitSingularStringField(value: self.workflowID, fieldNumber: 3)
+    }
+    if !self.runID.isEmpty {
+      try visitor.visitSingularStringField(value: self.runID, fieldNumber: 4)
+    }
+    if !self.workflowType.isEmpty {
+      try visitor.visitSingularStringField(value: self.workflowType, fieldNumber: 5)
+    }
+    if self.parentClosePolicy != .unspecified {
+      try visitor.visitSingularEnumField(value: self.parentClosePolicy, fieldNumber: 6)
+    }
+    if self.startedEventID != 0 {
+      try visitor.visitSingularInt64Field(value: self.startedEventID, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballast_V1_SnapshotChild, rhs: Ballast_V1_SnapshotChild) -> Bool {
+    if lhs.initiatedEventID != rhs.initiatedEventID {return false}
+    if lhs.namespace != rhs.namespace {return false}
+    if lhs.workflowID != rhs.workflowID {return false}
+    if lhs.runID != rhs.runID {return false}
+    if lhs.workflowType != rhs.workflowType {return false}
+    if lhs.parentClosePolicy != rhs.parentClosePolicy {return false}
+    if lhs.startedEventID != rhs.startedEventID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballast_V1_SnapshotParent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SnapshotParent"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}workflow_id\0\u{3}run_id\0\u{3}initiated_event_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.namespace) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.workflowID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.runID) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.initiatedEventID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.namespace.isEmpty {
+      try visitor.visitSingularStringField(value: self.namespace, fieldNumber: 1)
+    }
+    if !self.workflowID.isEmpty {
+      try visitor.visitSingularStringField(value: self.workflowID, fieldNumber: 2)
+    }
+    if !self.runID.isEmpty {
+      try visitor.visitSingularStringField(value: self.runID, fieldNumber: 3)
+    }
+    if self.initiatedEventID != 0 {
+      try visitor.visitSingularInt64Field(value: self.initiatedEventID, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballast_V1_SnapshotParent, rhs: Ballast_V1_SnapshotParent) -> Bool {
+    if lhs.namespace != rhs.namespace {return false}
+    if lhs.workflowID != rhs.workflowID {return false}
+    if lhs.runID != rhs.runID {return false}
+    if lhs.initiatedEventID != rhs.initiatedEventID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballast_V1_SnapshotRun: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SnapshotRun"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}workflow_id\0\u{3}run_id\0\u{3}workflow_type\0\u{3}task_queue\0\u{3}start_time_unix_nanos\0\u{3}start_request_id\0\u{3}first_run_id\0\u{3}next_event_id\0\u{3}history_hash\0\u{3}workflow_task_timeout_nanos\0\u{3}run_expiration_time_unix_nanos\0\u{3}execution_expiration_time_unix_nanos\0\u{3}backoff_until_unix_nanos\0\u{1}parent\0\u{3}workflow_task\0\u{3}previous_started_event_id\0\u{1}buffered\0\u{1}activities\0\u{1}timers\0\u{1}children\0\u{3}cancel_requested\0\u{3}signal_request_ids\0\u{3}pending_signals\0\u{1}memo\0\u{3}search_attributes\0\u{3}history_warned\0")
+
+  fileprivate class _StorageClass {
+    var _namespace: String = String()
+    var _workflowID: String = String()
+    var _runID: String = String()
+    var _workflowType: String = String()
+    var _taskQueue: String = String()
+    var _startTimeUnixNanos: Int64 = 0
+    var _startRequestID: String = String()
+    var _firstRunID: String = String()
+    var _nextEventID: Int64 = 0
+    var _historyHash: UInt64 = 0
+    var _workflowTaskTimeoutNanos: Int64 = 0
+    var _runExpirationTimeUnixNanos: Int64 = 0
+    var _executionExpirationTimeUnixNanos: Int64 = 0
+    var _backoffUntilUnixNanos: Int64 = 0
+    var _parent: Ballast_V1_SnapshotParent? = nil
+    var _workflowTask: Ballast_V1_SnapshotWorkflowTask? = nil
+    var _previousStartedEventID: Int64 = 0
+    var _buffered: [Ballast_V1_HistoryEvent] = []
+    var _activities: [Ballast_V1_SnapshotActivity] = []
+    var _timers: [Ballast_V1_SnapshotTimer] = []
+    var _children: [Ballast_V1_SnapshotChild] = []
+    var _cancelRequested: Bool = false
+    var _signalRequestIds: [String] = []
+    var _pendingSignals: Int32 = 0
+    var _memo: Ballast_V1_Memo? = nil
+    var _searchAttributes: Ballast_V1_SearchAttributes? = nil
+    var _historyWarned: Bool = false
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _namespace = source._namespace
+      _workflowID = source._workflowID
+      _runID = source._runID
+      _workflowType = source._workflowType
+      _taskQueue = source._taskQueue
+      _startTimeUnixNanos = source._startTimeUnixNanos
+      _startRequestID = source._startRequestID
+      _firstRunID = source._firstRunID
+      _nextEventID = source._nextEventID
+      _historyHash = source._historyHash
+      _workflowTaskTimeoutNanos = source._workflowTaskTimeoutNanos
+      _runExpirationTimeUnixNanos = source._runExpirationTimeUnixNanos
+      _executionExpirationTimeUnixNanos = source._executionExpirationTimeUnixNanos
+      _backoffUntilUnixNanos = source._backoffUntilUnixNanos
+      _parent = source._parent
+      _workflowTask = source._workflowTask
+      _previousStartedEventID = source._previousStartedEventID
+      _buffered = source._buffered
+      _activities = source._activities
+      _timers = source._timers
+      _children = source._children
+      _cancelRequested = source._cancelRequested
+      _signalRequestIds = source._signalRequestIds
+      _pendingSignals = source._pendingSignals
+      _memo = source._memo
+      _searchAttributes = source._searchAttributes
+      _historyWarned = source._historyWarned
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._namespace) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._workflowID) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._runID) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._workflowType) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._taskQueue) }()
+        case 6: try { try decoder.decodeSingularInt64Field(value: &_storage._startTimeUnixNanos) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._startRequestID) }()
+        case 8: try { try decoder.decodeSingularStringField(value: &_storage._firstRunID) }()
+        case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._nextEventID) }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._historyHash) }()
+        case 11: try { try decoder.decodeSingularInt64Field(value: &_storage._workflowTaskTimeoutNanos) }()
+        case 12: try { try decoder.decodeSingularInt64Field(value: &_storage._runExpirationTimeUnixNanos) }()
+        case 13: try { try decoder.decodeSingularInt64Field(value: &_storage._executionExpirationTimeUnixNanos) }()
+        case 14: try { try decoder.decodeSingularInt64Field(value: &_storage._backoffUntilUnixNanos) }()
+        case 15: try { try decoder.decodeSingularMessageField(value: &_storage._parent) }()
+        case 16: try { try decoder.decodeSingularMessageField(value: &_storage._workflowTask) }()
+        case 17: try { try decoder.decodeSingularInt64Field(value: &_storage._previousStartedEventID) }()
+        case 18: try { try decoder.decodeRepeatedMessageField(value: &_storage._buffered) }()
+        case 19: try { try decoder.decodeRepeatedMessageField(value: &_storage._activities) }()
+        case 20: try { try decoder.decodeRepeatedMessageField(value: &_storage._timers) }()
+        case 21: try { try decoder.decodeRepeatedMessageField(value: &_storage._children) }()
+        case 22: try { try decoder.decodeSingularBoolField(value: &_storage._cancelRequested) }()
+        case 23: try { try decoder.decodeRepeatedStringField(value: &_storage._signalRequestIds) }()
+        case 24: try { try decoder.decodeSingularInt32Field(value: &_storage._pendingSignals) }()
+        case 25: try { try decoder.decodeSingularMessageField(value: &_storage._memo) }()
+        case 26: try { try decoder.decodeSingularMessageField(value: &_storage._searchAttributes) }()
+        case 27: try { try decoder.decodeSingularBoolField(value: &_storage._historyWarned) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._namespace.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._namespace, fieldNumber: 1)
+      }
+      if !_storage._workflowID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._workflowID, fieldNumber: 2)
+      }
+      if !_storage._runID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._runID, fieldNumber: 3)
+      }
+      if !_storage._workflowType.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._workflowType, fieldNumber: 4)
+      }
+      if !_storage._taskQueue.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._taskQueue, fieldNumber: 5)
+      }
+      if _storage._startTimeUnixNanos != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._startTimeUnixNanos, fieldNumber: 6)
+      }
+      if !_storage._startRequestID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._startRequestID, fieldNumber: 7)
+      }
+      if !_storage._firstRunID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._firstRunID, fieldNumber: 8)
+      }
+      if _storage._nextEventID != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._nextEventID, fieldNumber: 9)
+      }
+      if _storage._historyHash != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._historyHash, fieldNumber: 10)
+      }
+      if _storage._workflowTaskTimeoutNanos != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._workflowTaskTimeoutNanos, fieldNumber: 11)
+      }
+      if _storage._runExpirationTimeUnixNanos != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._runExpirationTimeUnixNanos, fieldNumber: 12)
+      }
+      if _storage._executionExpirationTimeUnixNanos != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._executionExpirationTimeUnixNanos, fieldNumber: 13)
+      }
+      if _storage._backoffUntilUnixNanos != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._backoffUntilUnixNanos, fieldNumber: 14)
+      }
+      try { if let v = _storage._parent {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      } }()
+      try { if let v = _storage._workflowTask {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+      } }()
+      if _storage._previousStartedEventID != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._previousStartedEventID, fieldNumber: 17)
+      }
+      if !_storage._buffered.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._buffered, fieldNumber: 18)
+      }
+      if !_storage._activities.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._activities, fieldNumber: 19)
+      }
+      if !_storage._timers.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._timers, fieldNumber: 20)
+      }
+      if !_storage._children.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._children, fieldNumber: 21)
+      }
+      if _storage._cancelRequested != false {
+        try visitor.visitSingularBoolField(value: _storage._cancelRequested, fieldNumber: 22)
+      }
+      if !_storage._signalRequestIds.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._signalRequestIds, fieldNumber: 23)
+      }
+      if _storage._pendingSignals != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._pendingSignals, fieldNumber: 24)
+      }
+      try { if let v = _storage._memo {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+      } }()
+      try { if let v = _storage._searchAttributes {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+      } }()
+      if _storage._historyWarned != false {
+        try visitor.visitSingularBoolField(value: _storage._historyWarned, fieldNumber: 27)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballast_V1_SnapshotRun, rhs: Ballast_V1_SnapshotRun) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._namespace != rhs_storage._namespace {return false}
+        if _storage._workflowID != rhs_storage._workflowID {return false}
+        if _storage._runID != rhs_storage._runID {return false}
+        if _storage._workflowType != rhs_storage._workflowType {return false}
+        if _storage._taskQueue != rhs_storage._taskQueue {return false}
+        if _storage._startTimeUnixNanos != rhs_storage._startTimeUnixNanos {return false}
+        if _storage._startRequestID != rhs_storage._startRequestID {return false}
+        if _storage._firstRunID != rhs_storage._firstRunID {return false}
+        if _storage._nextEventID != rhs_storage._nextEventID {return false}
+        if _storage._historyHash != rhs_storage._historyHash {return false}
+        if _storage._workflowTaskTimeoutNanos != rhs_storage._workflowTaskTimeoutNanos {return false}
+        if _storage._runExpirationTimeUnixNanos != rhs_storage._runExpirationTimeUnixNanos {return false}
+        if _storage._executionExpirationTimeUnixNanos != rhs_storage._executionExpirationTimeUnixNanos {return false}
+        if _storage._backoffUntilUnixNanos != rhs_storage._backoffUntilUnixNanos {return false}
+        if _storage._parent != rhs_storage._parent {return false}
+        if _storage._workflowTask != rhs_storage._workflowTask {return false}
+        if _storage._previousStartedEventID != rhs_storage._previousStartedEventID {return false}
+        if _storage._buffered != rhs_storage._buffered {return false}
+        if _storage._activities != rhs_storage._activities {return false}
+        if _storage._timers != rhs_storage._timers {return false}
+        if _storage._children != rhs_storage._children {return false}
+        if _storage._cancelRequested != rhs_storage._cancelRequested {return false}
+        if _storage._signalRequestIds != rhs_storage._signalRequestIds {return false}
+        if _storage._pendingSignals != rhs_storage._pendingSignals {return false}
+        if _storage._memo != rhs_storage._memo {return false}
+        if _storage._searchAttributes != rhs_storage._searchAttributes {return false}
+        if _storage._historyWarned != rhs_storage._historyWarned {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballast_V1_SnapshotClosedRun: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SnapshotClosedRun"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}workflow_id\0\u{3}run_id\0\u{3}workflow_type\0\u{3}task_queue\0\u{1}status\0\u{3}start_time_unix_nanos\0\u{3}close_time_unix_nanos\0\u{3}history_length\0\u{3}history_hash\0\u{3}start_request_id\0\u{3}first_run_id\0\u{1}memo\0\u{3}search_attributes\0\u{1}parent\0\u{3}retention_expiry_unix_nanos\0")
+
+  fileprivate class _StorageClass {
+    var _namespace: String = String()
+    var _workflowID: String = String()
+    var _runID: String = String()
+    var _workflowType: String = String()
+    var _taskQueue: String = String()
+    var _status: Ballast_V1_WorkflowExecutionStatus = .unspecified
+    var _startTimeUnixNanos: Int64 = 0
+    var _closeTimeUnixNanos: Int64 = 0
+    var _historyLength: Int64 = 0
+    var _historyHash: UInt64 = 0
+    var _startRequestID: String = String()
+    var _firstRunID: String = String()
+    var _memo: Ballast_V1_Memo? = nil
+    var _searchAttributes: Ballast_V1_SearchAttributes? = nil
+    var _parent: Ballast_V1_SnapshotParent? = nil
+    var _retentionExpiryUnixNanos: Int64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _namespace = source._namespace
+      _workflowID = source._workflowID
+      _runID = source._runID
+      _workflowType = source._workflowType
+      _taskQueue = source._taskQueue
+      _status = source._status
+      _startTimeUnixNanos = source._startTimeUnixNanos
+      _closeTimeUnixNanos = source._closeTimeUnixNanos
+      _historyLength = source._historyLength
+      _historyHash = source._historyHash
+      _startRequestID = source._startRequestID
+      _firstRunID = source._firstRunID
+      _memo = source._memo
+      _searchAttributes = source._searchAttributes
+      _parent = source._parent
+      _retentionExpiryUnixNanos = source._retentionExpiryUnixNanos
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._namespace) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._workflowID) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._runID) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._workflowType) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._taskQueue) }()
+        case 6: try { try decoder.decodeSingularEnumField(value: &_storage._status) }()
+        case 7: try { try decoder.decodeSingularInt64Field(value: &_storage._startTimeUnixNanos) }()
+        case 8: try { try decoder.decodeSingularInt64Field(value: &_storage._closeTimeUnixNanos) }()
+        case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._historyLength) }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._historyHash) }()
+        case 11: try { try decoder.decodeSingularStringField(value: &_storage._startRequestID) }()
+        case 12: try { try decoder.decodeSingularStringField(value: &_storage._firstRunID) }()
+        case 13: try { try decoder.decodeSingularMessageField(value: &_storage._memo) }()
+        case 14: try { try decoder.decodeSingularMessageField(value: &_storage._searchAttributes) }()
+        case 15: try { try decoder.decodeSingularMessageField(value: &_storage._parent) }()
+        case 16: try { try decoder.decodeSingularInt64Field(value: &_storage._retentionExpiryUnixNanos) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._namespace.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._namespace, fieldNumber: 1)
+      }
+      if !_storage._workflowID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._workflowID, fieldNumber: 2)
+      }
+      if !_storage._runID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._runID, fieldNumber: 3)
+      }
+      if !_storage._workflowType.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._workflowType, fieldNumber: 4)
+      }
+      if !_storage._taskQueue.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._taskQueue, fieldNumber: 5)
+      }
+      if _storage._status != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._status, fieldNumber: 6)
+      }
+      if _storage._startTimeUnixNanos != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._startTimeUnixNanos, fieldNumber: 7)
+      }
+      if _storage._closeTimeUnixNanos != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._closeTimeUnixNanos, fieldNumber: 8)
+      }
+      if _storage._historyLength != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._historyLength, fieldNumber: 9)
+      }
+      if _storage._historyHash != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._historyHash, fieldNumber: 10)
+      }
+      if !_storage._startRequestID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._startRequestID, fieldNumber: 11)
+      }
+      if !_storage._firstRunID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._firstRunID, fieldNumber: 12)
+      }
+      try { if let v = _storage._memo {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      } }()
+      try { if let v = _storage._searchAttributes {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      } }()
+      try { if let v = _storage._parent {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      } }()
+      if _storage._retentionExpiryUnixNanos != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._retentionExpiryUnixNanos, fieldNumber: 16)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballast_V1_SnapshotClosedRun, rhs: Ballast_V1_SnapshotClosedRun) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._namespace != rhs_storage._namespace {return false}
+        if _storage._workflowID != rhs_storage._workflowID {return false}
+        if _storage._runID != rhs_storage._runID {return false}
+        if _storage._workflowType != rhs_storage._workflowType {return false}
+        if _storage._taskQueue != rhs_storage._taskQueue {return false}
+        if _storage._status != rhs_storage._status {return false}
+        if _storage._startTimeUnixNanos != rhs_storage._startTimeUnixNanos {return false}
+        if _storage._closeTimeUnixNanos != rhs_storage._closeTimeUnixNanos {return false}
+        if _storage._historyLength != rhs_storage._historyLength {return false}
+        if _storage._historyHash != rhs_storage._historyHash {return false}
+        if _storage._startRequestID != rhs_storage._startRequestID {return false}
+        if _storage._firstRunID != rhs_storage._firstRunID {return false}
+        if _storage._memo != rhs_storage._memo {return false}
+        if _storage._searchAttributes != rhs_storage._searchAttributes {return false}
+        if _storage._parent != rhs_storage._parent {return false}
+        if _storage._retentionExpiryUnixNanos != rhs_storage._retentionExpiryUnixNanos {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballast_V1_SnapshotCurrentRun: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SnapshotCurrentRun"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}workflow_id\0\u{3}run_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.namespace) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.workflowID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.runID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.namespace.isEmpty {
+      try visitor.visitSingularStringField(value: self.namespace, fieldNumber: 1)
+    }
+    if !self.workflowID.isEmpty {
+      try visitor.visitSingularStringField(value: self.workflowID, fieldNumber: 2)
+    }
+    if !self.runID.isEmpty {
+      try visitor.visitSingularStringField(value: self.runID, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballast_V1_SnapshotCurrentRun, rhs: Ballast_V1_SnapshotCurrentRun) -> Bool {
+    if lhs.namespace != rhs.namespace {return false}
+    if lhs.workflowID != rhs.workflowID {return false}
+    if lhs.runID != rhs.runID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballast_V1_EngineSnapshot: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EngineSnapshot"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{3}last_applied_index\0\u{3}clock_unix_nanos\0\u{3}next_task_sequence\0\u{1}namespaces\0\u{1}runs\0\u{3}closed_runs\0\u{3}current_runs\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.formatVersion) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.lastAppliedIndex) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.clockUnixNanos) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.nextTaskSequence) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.namespaces) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.runs) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.closedRuns) }()
+      case 8: try { try decoder.decodeRepeatedMessageField(value: &self.currentRuns) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.formatVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.formatVersion, fieldNumber: 1)
+    }
+    if self.lastAppliedIndex != 0 {
+      try visitor.visitSingularUInt64Field(value: self.lastAppliedIndex, fieldNumber: 2)
+    }
+    if self.clockUnixNanos != 0 {
+      try visitor.visitSingularInt64Field(value: self.clockUnixNanos, fieldNumber: 3)
+    }
+    if self.nextTaskSequence != 0 {
+      try visitor.visitSingularUInt64Field(value: self.nextTaskSequence, fieldNumber: 4)
+    }
+    if !self.namespaces.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.namespaces, fieldNumber: 5)
+    }
+    if !self.runs.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.runs, fieldNumber: 6)
+    }
+    if !self.closedRuns.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.closedRuns, fieldNumber: 7)
+    }
+    if !self.currentRuns.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.currentRuns, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballast_V1_EngineSnapshot, rhs: Ballast_V1_EngineSnapshot) -> Bool {
+    if lhs.formatVersion != rhs.formatVersion {return false}
+    if lhs.lastAppliedIndex != rhs.lastAppliedIndex {return false}
+    if lhs.clockUnixNanos != rhs.clockUnixNanos {return false}
+    if lhs.nextTaskSequence != rhs.nextTaskSequence {return false}
+    if lhs.namespaces != rhs.namespaces {return false}
+    if lhs.runs != rhs.runs {return false}
+    if lhs.closedRuns != rhs.closedRuns {return false}
+    if lhs.currentRuns != rhs.currentRuns {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballast_V1_HistoryPageToken: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".HistoryPageToken"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}next_event_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.nextEventID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.nextEventID != 0 {
+      try visitor.visitSingularInt64Field(value: self.nextEventID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballast_V1_HistoryPageToken, rhs: Ballast_V1_HistoryPageToken) -> Bool {
+    if lhs.nextEventID != rhs.nextEventID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

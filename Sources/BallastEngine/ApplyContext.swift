@@ -1,0 +1,128 @@
+import BallastProto
+import SwiftProtobuf
+
+/// Collects what one entry produces while it is applied.
+struct ApplyContext {
+    /// Engine time for this entry (leader time, never earlier than the previous entry's).
+    let now: Int64
+    /// The log index being applied (salts generated run ids).
+    let index: UInt64
+    var result = ApplyResult()
+    /// Distinguishes runs created by the same entry (children, continue-as-new).
+    var nextRunSalt: UInt64 = 0
+    /// Cross-run effects, run in order once the entry's own run is stored.
+    var followUps: [FollowUp] = []
+    private var eventSlots: [String: Int] = [:]
+
+    init(now: Int64, index: UInt64) {
+        self.now = now
+        self.index = index
+    }
+
+    /// Records an appended event for the run's history store.
+    mutating func emit(_ run: RunKey, _ event: Ballast_V1_HistoryEvent) {
+        if let slot = eventSlots[run.runId] {
+            result.events[slot].events.append(event)
+        } else {
+            eventSlots[run.runId] = result.events.count
+            result.events.append(RunEvents(run: run, events: [event]))
+        }
+    }
+
+    /// Records a task that became dispatchable.
+    mutating func ready(_ task: ReadyTask) { result.newTasks.append(task) }
+
+    /// Records an armed deadline.
+    mutating func arm(_ timer: DueTimer) { result.newTimers.append(timer) }
+}
+
+/// Deterministic serialization options for everything hashed or snapshotted.
+let deterministicOptions: BinaryEncodingOptions = {
+    var options = BinaryEncodingOptions()
+    options.useDeterministicOrdering = true
+    return options
+}()
+
+extension RunState {
+    /// Appends one event to the history: next id, engine time, rolling hash.
+    @discardableResult
+    mutating func append(_ attributes: EventAttributes, _ context: inout ApplyContext) -> Int64 {
+        var event = HistoryEvent()
+        event.eventID = nextEventId
+        event.eventTimeUnixNanos = context.now
+        event.attributes = linkEventIds(attributes, eventId: nextEventId)
+        nextEventId += 1
+        let bytes: [UInt8] = (try? event.serializedBytes(options: deterministicOptions)) ?? []
+        historyHash = RollingHash.combine(historyHash, bytes)
+        context.emit(key, event)
+        return event.eventID
+    }
+
+    /// Writes the event now, or buffers it while a workflow task is in flight.
+    mutating func appendOrBuffer(_ attributes: EventAttributes, _ context: inout ApplyContext) {
+        if isTaskInFlight {
+            var event = HistoryEvent()
+            event.attributes = attributes
+            buffered.append(event)
+        } else {
+            append(attributes, &context)
+        }
+    }
+
+    /// Writes all buffered events; returns whether there were any.
+    @discardableResult
+    mutating func flushBuffered(_ context: inout ApplyContext) -> Bool {
+        guard !buffered.isEmpty else { return false }
+        let events = buffered
+        buffered.removeAll()
+        for event in events {
+            if let attributes = event.attributes { append(attributes, &context) }
+        }
+        return true
+    }
+}
+
+extension RunState {
+    /// Fills ids known only when an event is written (buffered events get their ids late).
+    mutating func linkEventIds(_ attributes: EventAttributes, eventId: Int64) -> EventAttributes {
+        switch attributes {
+        case var .activityTaskCompleted(value) where value.startedEventID == startedEventIdOfPreviousEvent:
+            value.startedEventID = eventId - 1
+            return .activityTaskCompleted(value)
+        case var .activityTaskFailed(value) where value.startedEventID == startedEventIdOfPreviousEvent:
+            value.startedEventID = eventId - 1
+            return .activityTaskFailed(value)
+        case var .activityTaskCanceled(value) where value.startedEventID == startedEventIdOfPreviousEvent:
+            value.startedEventID = eventId - 1
+            return .activityTaskCanceled(value)
+        case var .activityTaskTimedOut(value) where value.startedEventID == startedEventIdOfPreviousEvent:
+            value.startedEventID = eventId - 1
+            return .activityTaskTimedOut(value)
+        case let .childWorkflowExecutionStarted(value):
+            children[value.initiatedEventID]?.startedEventId = eventId
+            return attributes
+        case var .childWorkflowExecutionCompleted(value):
+            value.startedEventID = takeChildStartedId(value.initiatedEventID)
+            return .childWorkflowExecutionCompleted(value)
+        case var .childWorkflowExecutionFailed(value):
+            value.startedEventID = takeChildStartedId(value.initiatedEventID)
+            return .childWorkflowExecutionFailed(value)
+        case var .childWorkflowExecutionCanceled(value):
+            value.startedEventID = takeChildStartedId(value.initiatedEventID)
+            return .childWorkflowExecutionCanceled(value)
+        case var .childWorkflowExecutionTimedOut(value):
+            value.startedEventID = takeChildStartedId(value.initiatedEventID)
+            return .childWorkflowExecutionTimedOut(value)
+        case var .childWorkflowExecutionTerminated(value):
+            value.startedEventID = takeChildStartedId(value.initiatedEventID)
+            return .childWorkflowExecutionTerminated(value)
+        default:
+            return attributes
+        }
+    }
+
+    /// A child's close event is written: it stops being pending; returns its started event id.
+    private mutating func takeChildStartedId(_ initiatedEventId: Int64) -> Int64 {
+        children.removeValue(forKey: initiatedEventId)?.startedEventId ?? 0
+    }
+}

@@ -1,0 +1,155 @@
+import BallastProto
+
+/// Marks an outcome event whose started event id is "the event just before me" (filled on append).
+let startedEventIdOfPreviousEvent: Int64 = -1
+
+extension WorkflowEngine {
+    /// ScheduleActivityTask: applies Temporal's timeout and retry defaults and queues attempt 1.
+    mutating func scheduleActivity(
+        _ command: Ballast_V1_ScheduleActivityTaskCommandAttributes, run: inout RunState, completedEventId: Int64,
+        _ context: inout ApplyContext
+    ) {
+        var event = Ballast_V1_ActivityTaskScheduledEventAttributes()
+        event.activityID = command.activityID
+        event.activityType = command.activityType
+        event.taskQueue = command.taskQueue.isEmpty ? run.taskQueue : command.taskQueue
+        if command.hasHeader { event.header = command.header }
+        if command.hasInput { event.input = command.input }
+        var scheduleToClose = command.scheduleToCloseTimeoutNanos
+        if scheduleToClose == 0, run.runExpiration > 0 { scheduleToClose = run.runExpiration - context.now }
+        var startToClose = command.startToCloseTimeoutNanos == 0 ? scheduleToClose : command.startToCloseTimeoutNanos
+        var scheduleToStart = command.scheduleToStartTimeoutNanos == 0 ? scheduleToClose : command.scheduleToStartTimeoutNanos
+        if scheduleToClose > 0 {
+            startToClose = min(startToClose, scheduleToClose)
+            scheduleToStart = min(scheduleToStart, scheduleToClose)
+        }
+        event.scheduleToCloseTimeoutNanos = scheduleToClose
+        event.scheduleToStartTimeoutNanos = scheduleToStart
+        event.startToCloseTimeoutNanos = startToClose
+        event.heartbeatTimeoutNanos = min(command.heartbeatTimeoutNanos, startToClose)
+        event.workflowTaskCompletedEventID = completedEventId
+        event.retryPolicy = RetryRules.withDefaults(command.retryPolicy)
+        let scheduledId = run.append(.activityTaskScheduled(event), &context)
+        let activity = PendingActivity(
+            scheduledEventId: scheduledId, attributes: event, firstScheduledTime: context.now,
+            attemptScheduledTime: context.now, sequence: takeSequence())
+        run.activities[scheduledId] = activity
+        run.activityIds[event.activityID] = scheduledId
+        context.ready(readyTask(run.key, activity))
+        if let due = activityDeadline(run.key, activity) { context.arm(due) }
+    }
+
+    /// RequestCancelActivityTask; returns true when the activity was canceled at once (it had not started).
+    mutating func cancelActivity(
+        _ scheduledId: Int64, run: inout RunState, completedEventId: Int64, _ context: inout ApplyContext
+    ) -> Bool {
+        guard var activity = run.activities[scheduledId] else { return false }
+        var requested = Ballast_V1_ActivityTaskCancelRequestedEventAttributes()
+        requested.scheduledEventID = scheduledId
+        requested.workflowTaskCompletedEventID = completedEventId
+        let requestedId = run.append(.activityTaskCancelRequested(requested), &context)
+        guard activity.phase == .started else {
+            removeActivity(scheduledId, from: &run)
+            var canceled = Ballast_V1_ActivityTaskCanceledEventAttributes()
+            canceled.latestCancelRequestedEventID = requestedId
+            canceled.scheduledEventID = scheduledId
+            run.append(.activityTaskCanceled(canceled), &context)
+            return true
+        }
+        activity.cancelRequestedEventId = requestedId
+        run.activities[scheduledId] = activity
+        return false
+    }
+
+    func removeActivity(_ scheduledId: Int64, from run: inout RunState) {
+        if let activity = run.activities.removeValue(forKey: scheduledId) {
+            run.activityIds.removeValue(forKey: activity.activityId)
+        }
+    }
+
+    /// The dispatchable task of an activity attempt.
+    func readyTask(_ key: RunKey, _ activity: PendingActivity) -> ReadyTask {
+        ReadyTask(kind: .activity, taskQueue: activity.attributes.taskQueue, run: key,
+                  scheduledEventId: activity.scheduledEventId, attempt: activity.attempt,
+                  activityId: activity.activityId, sequence: activity.sequence)
+    }
+
+    /// The earliest deadline of an activity in its current phase.
+    func activityDeadline(_ key: RunKey, _ activity: PendingActivity) -> DueTimer? {
+        var candidates: [(Int64, Ballast_V1_TimeoutType)] = []
+        let attributes = activity.attributes
+        if attributes.scheduleToCloseTimeoutNanos > 0 {
+            candidates.append((activity.firstScheduledTime + attributes.scheduleToCloseTimeoutNanos, .scheduleToClose))
+        }
+        switch activity.phase {
+        case .scheduled:
+            if attributes.scheduleToStartTimeoutNanos > 0 {
+                candidates.append((activity.attemptScheduledTime + attributes.scheduleToStartTimeoutNanos, .scheduleToStart))
+            }
+        case .started:
+            if attributes.startToCloseTimeoutNanos > 0 {
+                candidates.append((activity.startedTime + attributes.startToCloseTimeoutNanos, .startToClose))
+            }
+            if attributes.heartbeatTimeoutNanos > 0 {
+                let last = max(activity.startedTime, activity.lastHeartbeatTime)
+                candidates.append((last + attributes.heartbeatTimeoutNanos, .heartbeat))
+            }
+        case .backoff:
+            var request = Ballast_V1_ActivityRetryDueRequest()
+            request.namespace = key.namespace
+            request.workflowExecution = key.execution
+            request.scheduledEventID = activity.scheduledEventId
+            request.attempt = activity.attempt
+            let retry = DueTimer(dueTimeUnixNanos: activity.retryTime, run: key, payload: .activityRetryDue(request))
+            if let closeDeadline = candidates.first, closeDeadline.0 < activity.retryTime {
+                break
+            }
+            return retry
+        }
+        guard let earliest = candidates.min(by: { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1.rawValue < $1.1.rawValue) }) else {
+            return nil
+        }
+        var request = Ballast_V1_ActivityTimedOutRequest()
+        request.namespace = key.namespace
+        request.workflowExecution = key.execution
+        request.scheduledEventID = activity.scheduledEventId
+        request.attempt = activity.attempt
+        request.timeoutType = earliest.1
+        return DueTimer(dueTimeUnixNanos: earliest.0, run: key, payload: .activityTimedOut(request))
+    }
+
+    /// The deadline of one timeout type for an activity, if it applies in its current phase.
+    func activityTimeoutDeadline(_ activity: PendingActivity, _ type: Ballast_V1_TimeoutType) -> Int64? {
+        let attributes = activity.attributes
+        switch type {
+        case .scheduleToClose where attributes.scheduleToCloseTimeoutNanos > 0:
+            return activity.firstScheduledTime + attributes.scheduleToCloseTimeoutNanos
+        case .scheduleToStart where activity.phase == .scheduled && attributes.scheduleToStartTimeoutNanos > 0:
+            return activity.attemptScheduledTime + attributes.scheduleToStartTimeoutNanos
+        case .startToClose where activity.phase == .started && attributes.startToCloseTimeoutNanos > 0:
+            return activity.startedTime + attributes.startToCloseTimeoutNanos
+        case .heartbeat where activity.phase == .started && attributes.heartbeatTimeoutNanos > 0:
+            return max(activity.startedTime, activity.lastHeartbeatTime) + attributes.heartbeatTimeoutNanos
+        default:
+            return nil
+        }
+    }
+
+    /// The open run and pending activity an activity token names (current attempt, started if required).
+    func activityForToken(
+        _ bytes: Ballast_V1_TaskToken, mustBeStarted: Bool
+    ) throws(EngineRejection) -> (RunState, PendingActivity) {
+        let token = bytes
+        guard token.isActivity else { throw .staleTaskToken("a workflow task token was given for an activity") }
+        guard let run = runs[token.runID], run.key.namespace == token.namespace, run.key.workflowId == token.workflowID else {
+            throw .staleTaskToken("run \(token.namespace)/\(token.workflowID)/\(token.runID) is not open")
+        }
+        guard let activity = run.activities[token.scheduledEventID], activity.attempt == token.attempt else {
+            throw .staleTaskToken("activity \(token.scheduledEventID) attempt \(token.attempt) of \(run.key) is not pending")
+        }
+        if mustBeStarted, activity.phase != .started {
+            throw .staleTaskToken("activity \(token.scheduledEventID) attempt \(token.attempt) of \(run.key) is not started")
+        }
+        return (run, activity)
+    }
+}

@@ -1,0 +1,223 @@
+import BallastProto
+
+extension WorkflowEngine {
+    /// RecordActivityTaskStarted: a worker took the attempt (no event: started is written with the outcome).
+    mutating func activityTaskStarted(_ request: Ballast_V1_RecordActivityTaskStartedRequest, _ context: inout ApplyContext) throws(EngineRejection) {
+        let token = try decodeTaskToken(request.taskToken)
+        let (found, activity) = try activityForToken(token, mustBeStarted: false)
+        if activity.phase == .started {
+            guard !request.requestID.isEmpty, activity.requestId == request.requestID else {
+                throw .staleTaskToken("activity \(activity.scheduledEventId) attempt \(activity.attempt) of \(found.key) is already started")
+            }
+            context.result.response = .activityTaskStarted(activityTaskInfo(found, activity))
+            return
+        }
+        guard activity.phase == .scheduled else {
+            throw .staleTaskToken("activity \(activity.scheduledEventId) of \(found.key) is waiting for its retry")
+        }
+        guard var run = runs.removeValue(forKey: found.key.runId) else { return }
+        var started = activity
+        started.phase = .started
+        started.startedTime = context.now
+        started.identity = request.identity
+        started.requestId = request.requestID
+        started.lastHeartbeatTime = 0
+        run.activities[started.scheduledEventId] = started
+        if let due = activityDeadline(run.key, started) { context.arm(due) }
+        context.result.response = .activityTaskStarted(activityTaskInfo(run, started))
+        storeRun(run, &context)
+    }
+
+    /// What the worker is told about a started activity attempt.
+    func activityTaskInfo(_ run: RunState, _ activity: PendingActivity) -> Ballast_V1_ActivityTaskInfo {
+        var info = Ballast_V1_ActivityTaskInfo()
+        info.taskToken = (try? readyTask(run.key, activity).taskToken.serializedData()) ?? info.taskToken
+        info.namespace = run.key.namespace
+        info.workflowExecution = run.key.execution
+        info.workflowType.name = run.workflowType
+        info.activityID = activity.activityId
+        info.activityType = activity.attributes.activityType
+        info.taskQueue = activity.attributes.taskQueue
+        if activity.attributes.hasHeader { info.header = activity.attributes.header }
+        if activity.attributes.hasInput { info.input = activity.attributes.input }
+        if let details = activity.heartbeatDetails { info.heartbeatDetails = details }
+        info.scheduledTimeUnixNanos = activity.firstScheduledTime
+        info.currentAttemptScheduledTimeUnixNanos = activity.attemptScheduledTime
+        info.startedTimeUnixNanos = activity.startedTime
+        info.attempt = activity.attempt
+        info.scheduleToCloseTimeoutNanos = activity.attributes.scheduleToCloseTimeoutNanos
+        info.startToCloseTimeoutNanos = activity.attributes.startToCloseTimeoutNanos
+        info.heartbeatTimeoutNanos = activity.attributes.heartbeatTimeoutNanos
+        info.scheduledEventID = activity.scheduledEventId
+        return info
+    }
+
+    /// RespondActivityTaskCompleted.
+    mutating func activityTaskCompleted(_ request: Ballast_V1_RespondActivityTaskCompletedRequest, _ context: inout ApplyContext) throws(EngineRejection) {
+        let token = try decodeTaskToken(request.taskToken)
+        let (found, activity) = try activityForToken(token, mustBeStarted: true)
+        try checkPayload(request.result, field: "activity result")
+        guard var run = runs.removeValue(forKey: found.key.runId) else { return }
+        var completed = Ballast_V1_ActivityTaskCompletedEventAttributes()
+        if request.hasResult { completed.result = request.result }
+        completed.scheduledEventID = activity.scheduledEventId
+        completed.startedEventID = startedEventIdOfPreviousEvent
+        completed.identity = request.identity
+        resolveActivity(&run, activity, outcome: .activityTaskCompleted(completed), &context)
+        storeRun(run, &context)
+    }
+
+    /// RespondActivityTaskFailed: retried per policy, or the final failure is written.
+    mutating func activityTaskFailed(_ request: Ballast_V1_RespondActivityTaskFailedRequest, _ context: inout ApplyContext) throws(EngineRejection) {
+        let token = try decodeTaskToken(request.taskToken)
+        let (found, activity) = try activityForToken(token, mustBeStarted: true)
+        try checkPayload(request.failure.details, field: "failure details")
+        try checkPayload(request.lastHeartbeatDetails, field: "last heartbeat details")
+        guard var run = runs.removeValue(forKey: found.key.runId) else { return }
+        var updated = activity
+        if request.hasLastHeartbeatDetails { updated.heartbeatDetails = request.lastHeartbeatDetails }
+        failActivityAttempt(&run, updated, failure: request.failure, identity: request.identity, timeoutType: nil, &context)
+        storeRun(run, &context)
+    }
+
+    /// RespondActivityTaskCanceled: the activity acknowledged a cancellation.
+    mutating func activityTaskCanceled(_ request: Ballast_V1_RespondActivityTaskCanceledRequest, _ context: inout ApplyContext) throws(EngineRejection) {
+        let token = try decodeTaskToken(request.taskToken)
+        let (found, activity) = try activityForToken(token, mustBeStarted: true)
+        try checkPayload(request.details, field: "cancellation details")
+        guard var run = runs.removeValue(forKey: found.key.runId) else { return }
+        var canceled = Ballast_V1_ActivityTaskCanceledEventAttributes()
+        if request.hasDetails { canceled.details = request.details }
+        canceled.latestCancelRequestedEventID = activity.cancelRequestedEventId
+        canceled.scheduledEventID = activity.scheduledEventId
+        canceled.startedEventID = startedEventIdOfPreviousEvent
+        canceled.identity = request.identity
+        resolveActivity(&run, activity, outcome: .activityTaskCanceled(canceled), &context)
+        storeRun(run, &context)
+    }
+
+    /// RecordActivityTaskHeartbeat: keeps details for the next attempt and tells the worker about cancellation.
+    mutating func activityTaskHeartbeat(_ request: Ballast_V1_RecordActivityTaskHeartbeatRequest, _ context: inout ApplyContext) throws(EngineRejection) {
+        let token = try decodeTaskToken(request.taskToken)
+        let (found, activity) = try activityForToken(token, mustBeStarted: true)
+        try checkPayload(request.details, field: "heartbeat details")
+        guard var run = runs.removeValue(forKey: found.key.runId) else { return }
+        var updated = activity
+        updated.lastHeartbeatTime = context.now
+        if request.hasDetails { updated.heartbeatDetails = request.details }
+        run.activities[updated.scheduledEventId] = updated
+        if updated.attributes.heartbeatTimeoutNanos > 0, let due = activityDeadline(run.key, updated) { context.arm(due) }
+        var response = Ballast_V1_RecordActivityTaskHeartbeatResponse()
+        response.cancelRequested = updated.cancelRequested
+        context.result.response = .heartbeat(response)
+        storeRun(run, &context)
+    }
+
+    /// Removes the activity and writes ActivityTaskStarted plus its final outcome.
+    mutating func resolveActivity(
+        _ run: inout RunState, _ activity: PendingActivity, outcome: EventAttributes, _ context: inout ApplyContext
+    ) {
+        removeActivity(activity.scheduledEventId, from: &run)
+        if activity.phase == .started {
+            var started = Ballast_V1_ActivityTaskStartedEventAttributes()
+            started.scheduledEventID = activity.scheduledEventId
+            started.identity = activity.identity
+            started.requestID = activity.requestId
+            started.attempt = activity.attempt
+            if let lastFailure = activity.lastFailure { started.lastFailure = lastFailure }
+            run.appendOrBuffer(.activityTaskStarted(started), &context)
+        }
+        run.appendOrBuffer(outcome, &context)
+        ensureWorkflowTask(&run, &context)
+    }
+
+    /// A started attempt failed or timed out: back off and retry, or write the final outcome.
+    mutating func failActivityAttempt(
+        _ run: inout RunState, _ activity: PendingActivity, failure: Ballast_V1_Failure, identity: String,
+        timeoutType: Ballast_V1_TimeoutType?, _ context: inout ApplyContext
+    ) {
+        let closeDeadline = activity.attributes.scheduleToCloseTimeoutNanos > 0
+            ? activity.firstScheduledTime + activity.attributes.scheduleToCloseTimeoutNanos : 0
+        let decision = RetryRules.decide(policy: activity.attributes.retryPolicy, attempt: activity.attempt,
+                                         failure: failure, now: context.now, scheduleToCloseDeadline: closeDeadline)
+        if decision.state == .inProgress {
+            var retrying = activity
+            retrying.phase = .backoff
+            retrying.attempt += 1
+            retrying.retryTime = context.now + decision.backoffNanos
+            retrying.lastFailure = failure
+            retrying.identity = identity.isEmpty ? activity.identity : identity
+            run.activities[retrying.scheduledEventId] = retrying
+            if let due = activityDeadline(run.key, retrying) { context.arm(due) }
+            return
+        }
+        let previousFailure = activity.lastFailure
+        var final = activity
+        final.lastFailure = previousFailure
+        if let timeoutType {
+            var timedOut = Ballast_V1_ActivityTaskTimedOutEventAttributes()
+            timedOut.failure = failure
+            timedOut.failure.timeoutType = timeoutType
+            timedOut.scheduledEventID = activity.scheduledEventId
+            timedOut.startedEventID = activity.phase == .started ? startedEventIdOfPreviousEvent : 0
+            timedOut.retryState = decision.state
+            resolveActivity(&run, final, outcome: .activityTaskTimedOut(timedOut), &context)
+        } else {
+            var failed = Ballast_V1_ActivityTaskFailedEventAttributes()
+            failed.failure = failure
+            failed.scheduledEventID = activity.scheduledEventId
+            failed.startedEventID = startedEventIdOfPreviousEvent
+            failed.identity = identity
+            failed.retryState = decision.state
+            resolveActivity(&run, final, outcome: .activityTaskFailed(failed), &context)
+        }
+    }
+
+    /// ActivityTimedOut: a deadline of the current attempt passed.
+    mutating func activityTimedOut(_ request: Ballast_V1_ActivityTimedOutRequest, _ context: inout ApplyContext) throws(EngineRejection) {
+        let runId = try openRunId(namespace: request.namespace, execution: request.workflowExecution)
+        guard let found = runs[runId], let activity = found.activities[request.scheduledEventID],
+              activity.attempt == request.attempt,
+              let deadline = activityTimeoutDeadline(activity, request.timeoutType), deadline <= context.now else {
+            throw .staleTimeEntry("activity \(request.scheduledEventID) attempt \(request.attempt) of \(runId) has no due \(request.timeoutType) timeout")
+        }
+        guard var run = runs.removeValue(forKey: runId) else { return }
+        var failure = serverFailure("activity \(request.timeoutType) timeout", type: "", nonRetryable: false)
+        failure.timeoutType = request.timeoutType
+        if let last = activity.lastFailure { failure.cause = last }
+        switch request.timeoutType {
+        case .startToClose, .heartbeat:
+            failActivityAttempt(&run, activity, failure: failure, identity: activity.identity,
+                                timeoutType: request.timeoutType, &context)
+        default:
+            var timedOut = Ballast_V1_ActivityTaskTimedOutEventAttributes()
+            timedOut.failure = failure
+            timedOut.scheduledEventID = activity.scheduledEventId
+            timedOut.startedEventID = activity.phase == .started ? startedEventIdOfPreviousEvent : 0
+            timedOut.retryState = .timeout
+            resolveActivity(&run, activity, outcome: .activityTaskTimedOut(timedOut), &context)
+        }
+        storeRun(run, &context)
+    }
+
+    /// ActivityRetryDue: the backoff ended; the next attempt becomes dispatchable.
+    mutating func activityRetryDue(_ request: Ballast_V1_ActivityRetryDueRequest, _ context: inout ApplyContext) throws(EngineRejection) {
+        let runId = try openRunId(namespace: request.namespace, execution: request.workflowExecution)
+        guard let found = runs[runId], let activity = found.activities[request.scheduledEventID],
+              activity.attempt == request.attempt, activity.phase == .backoff, activity.retryTime <= context.now else {
+            throw .staleTimeEntry("activity \(request.scheduledEventID) attempt \(request.attempt) of \(runId) is not waiting to retry")
+        }
+        guard var run = runs.removeValue(forKey: runId) else { return }
+        var next = activity
+        next.phase = .scheduled
+        next.attemptScheduledTime = context.now
+        next.startedTime = 0
+        next.lastHeartbeatTime = 0
+        next.requestId = ""
+        next.sequence = takeSequence()
+        run.activities[next.scheduledEventId] = next
+        context.ready(readyTask(run.key, next))
+        if let due = activityDeadline(run.key, next) { context.arm(due) }
+        storeRun(run, &context)
+    }
+}

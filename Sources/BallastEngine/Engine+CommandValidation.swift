@@ -1,0 +1,188 @@
+import BallastProto
+
+extension WorkflowEngine {
+    /// Checks all commands against the run before any is applied; nil when all are valid.
+    func validateCommands(_ commands: [Ballast_V1_Command], run: RunState) -> CommandFailure? {
+        var batch = CommandBatch(run: run)
+        for (position, command) in commands.enumerated() {
+            if batch.closed {
+                return CommandFailure(cause: .commandAfterClose,
+                                      message: "command \(position) follows a command that closes the run")
+            }
+            if let failure = validate(command, position: position, batch: &batch) { return failure }
+        }
+        return nil
+    }
+
+    private func validate(_ command: Ballast_V1_Command, position: Int, batch: inout CommandBatch) -> CommandFailure? {
+        switch command.attributes {
+        case nil:
+            return CommandFailure(cause: .unknownCommand, message: "command \(position) has no attributes")
+        case let .scheduleActivityTask(attributes):
+            return validateScheduleActivity(attributes, batch: &batch)
+        case let .requestCancelActivityTask(attributes):
+            guard batch.run.activities[attributes.scheduledEventID] != nil,
+                  batch.canceledActivities.insert(attributes.scheduledEventID).inserted else {
+                return CommandFailure(cause: .badRequestCancelActivityAttributes,
+                                      message: "no pending activity was scheduled by event \(attributes.scheduledEventID)")
+            }
+        case let .startTimer(attributes):
+            return validateStartTimer(attributes, batch: &batch)
+        case let .cancelTimer(attributes):
+            guard batch.timerIds.contains(attributes.timerID), batch.canceledTimers.insert(attributes.timerID).inserted else {
+                return CommandFailure(cause: .badCancelTimerAttributes, message: "no pending timer \(attributes.timerID)")
+            }
+        case let .completeWorkflowExecution(attributes):
+            batch.closed = true
+            return payloadProblem(attributes.result, "result", cause: .badCompleteWorkflowExecutionAttributes)
+        case let .failWorkflowExecution(attributes):
+            batch.closed = true
+            return payloadProblem(attributes.failure.details, "failure details", cause: .badFailWorkflowExecutionAttributes)
+        case let .cancelWorkflowExecution(attributes):
+            batch.closed = true
+            return payloadProblem(attributes.details, "details", cause: .badCancelWorkflowExecutionAttributes)
+        case let .recordMarker(attributes):
+            guard !attributes.markerName.isEmpty else {
+                return CommandFailure(cause: .badRecordMarkerAttributes, message: "marker_name is required")
+            }
+            for name in attributes.details.keys.sorted() {
+                if let problem = payloadProblem(attributes.details[name] ?? Ballast_V1_Payloads(), "marker details",
+                                                cause: .badRecordMarkerAttributes) { return problem }
+            }
+        case let .continueAsNewWorkflowExecution(attributes):
+            batch.closed = true
+            return validateContinueAsNew(attributes, run: batch.run)
+        case let .startChildWorkflowExecution(attributes):
+            return validateStartChild(attributes, batch: &batch)
+        case let .signalExternalWorkflowExecution(attributes):
+            guard !attributes.execution.workflowID.isEmpty, !attributes.signalName.isEmpty else {
+                return CommandFailure(cause: .badSignalWorkflowExecutionAttributes,
+                                      message: "execution.workflow_id and signal_name are required")
+            }
+            return payloadProblem(attributes.input, "signal input", cause: .badSignalWorkflowExecutionAttributes)
+        case let .upsertWorkflowSearchAttributes(attributes):
+            guard !attributes.searchAttributes.indexedFields.isEmpty else {
+                return CommandFailure(cause: .badSearchAttributes, message: "no search attributes to upsert")
+            }
+            return searchAttributesProblem(attributes.searchAttributes, namespace: batch.run.key.namespace)
+        }
+        return nil
+    }
+
+    private func validateScheduleActivity(
+        _ attributes: Ballast_V1_ScheduleActivityTaskCommandAttributes, batch: inout CommandBatch
+    ) -> CommandFailure? {
+        let cause = Ballast_V1_WorkflowTaskFailedCause.badScheduleActivityAttributes
+        guard !attributes.activityID.isEmpty, !attributes.activityType.name.isEmpty else {
+            return CommandFailure(cause: cause, message: "activity_id and activity_type.name are required")
+        }
+        guard batch.activityIds.insert(attributes.activityID).inserted else {
+            return CommandFailure(cause: .scheduleActivityDuplicateID,
+                                  message: "activity id \(attributes.activityID) is already pending")
+        }
+        guard attributes.scheduleToCloseTimeoutNanos >= 0, attributes.scheduleToStartTimeoutNanos >= 0,
+              attributes.startToCloseTimeoutNanos >= 0, attributes.heartbeatTimeoutNanos >= 0 else {
+            return CommandFailure(cause: cause, message: "activity timeouts must not be negative")
+        }
+        guard attributes.scheduleToCloseTimeoutNanos > 0 || attributes.startToCloseTimeoutNanos > 0 else {
+            return CommandFailure(cause: cause, message: "set schedule_to_close or start_to_close timeout")
+        }
+        if case .invalid(let reason) = RetryRules.validate(attributes.retryPolicy) {
+            return CommandFailure(cause: cause, message: "retry_policy: \(reason)")
+        }
+        guard batch.activityIds.count - batch.canceledActivities.count <= limits.maxPendingActivities else {
+            return CommandFailure(cause: .pendingActivitiesLimitExceeded,
+                                  message: "more than \(limits.maxPendingActivities) pending activities")
+        }
+        return payloadProblem(attributes.input, "activity input", cause: cause)
+    }
+
+    private func validateStartTimer(
+        _ attributes: Ballast_V1_StartTimerCommandAttributes, batch: inout CommandBatch
+    ) -> CommandFailure? {
+        guard !attributes.timerID.isEmpty, attributes.startToFireTimeoutNanos > 0 else {
+            return CommandFailure(cause: .badStartTimerAttributes, message: "timer_id and a positive start_to_fire_timeout are required")
+        }
+        guard batch.timerIds.insert(attributes.timerID).inserted || batch.canceledTimers.contains(attributes.timerID) else {
+            return CommandFailure(cause: .startTimerDuplicateID, message: "timer \(attributes.timerID) is already pending")
+        }
+        batch.canceledTimers.remove(attributes.timerID)
+        guard batch.timerIds.count - batch.canceledTimers.count <= limits.maxPendingTimers else {
+            return CommandFailure(cause: .pendingTimersLimitExceeded, message: "more than \(limits.maxPendingTimers) pending timers")
+        }
+        return nil
+    }
+
+    private func validateContinueAsNew(
+        _ attributes: Ballast_V1_ContinueAsNewWorkflowExecutionCommandAttributes, run: RunState
+    ) -> CommandFailure? {
+        let cause = Ballast_V1_WorkflowTaskFailedCause.badContinueAsNewAttributes
+        guard attributes.workflowRunTimeoutNanos >= 0, attributes.workflowTaskTimeoutNanos >= 0,
+              attributes.backoffStartIntervalNanos >= 0 else {
+            return CommandFailure(cause: cause, message: "timeouts must not be negative")
+        }
+        if let problem = searchAttributesProblem(attributes.searchAttributes, namespace: run.key.namespace) {
+            return CommandFailure(cause: cause, message: problem.message)
+        }
+        return payloadProblem(attributes.input, "input", cause: cause)
+    }
+
+    private func validateStartChild(
+        _ attributes: Ballast_V1_StartChildWorkflowExecutionCommandAttributes, batch: inout CommandBatch
+    ) -> CommandFailure? {
+        let cause = Ballast_V1_WorkflowTaskFailedCause.badStartChildExecutionAttributes
+        guard !attributes.workflowID.isEmpty, !attributes.workflowType.name.isEmpty else {
+            return CommandFailure(cause: cause, message: "workflow_id and workflow_type.name are required")
+        }
+        guard attributes.workflowExecutionTimeoutNanos >= 0, attributes.workflowRunTimeoutNanos >= 0,
+              attributes.workflowTaskTimeoutNanos >= 0 else {
+            return CommandFailure(cause: cause, message: "timeouts must not be negative")
+        }
+        batch.children += 1
+        guard batch.children <= limits.maxPendingChildren else {
+            return CommandFailure(cause: .pendingChildWorkflowsLimitExceeded,
+                                  message: "more than \(limits.maxPendingChildren) pending child workflows")
+        }
+        let namespace = attributes.namespace.isEmpty ? batch.run.key.namespace : attributes.namespace
+        if namespaces[namespace] != nil,
+           let problem = searchAttributesProblem(attributes.searchAttributes, namespace: namespace) {
+            return CommandFailure(cause: cause, message: problem.message)
+        }
+        return payloadProblem(attributes.input, "child input", cause: cause)
+    }
+
+    private func payloadProblem(
+        _ payloads: Ballast_V1_Payloads, _ field: String, cause: Ballast_V1_WorkflowTaskFailedCause
+    ) -> CommandFailure? {
+        let size = payloadBytes(payloads)
+        guard size <= limits.maxPayloadBytes else {
+            return CommandFailure(cause: .payloadTooLarge,
+                                  message: "\(field) is \(size) bytes, over the \(limits.maxPayloadBytes)-byte limit")
+        }
+        return nil
+    }
+
+    private func searchAttributesProblem(_ attributes: Ballast_V1_SearchAttributes, namespace: String) -> CommandFailure? {
+        guard let state = namespaces[namespace] else { return nil }
+        guard let problem = searchAttributeProblem(attributes, namespace: state) else { return nil }
+        return CommandFailure(cause: .badSearchAttributes, message: problem)
+    }
+}
+
+/// What earlier commands of the same task already claimed, so later ones are checked against it.
+struct CommandBatch {
+    let run: RunState
+    var activityIds: Set<String>
+    var canceledActivities: Set<Int64> = []
+    var timerIds: Set<String>
+    var canceledTimers: Set<String> = []
+    var children: Int
+    var closed = false
+
+    init(run: RunState) {
+        self.run = run
+        activityIds = Set(run.activityIds.keys)
+        timerIds = Set(run.timers.keys)
+        children = run.children.count
+    }
+}

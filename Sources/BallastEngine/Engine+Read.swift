@@ -1,0 +1,224 @@
+import BallastProto
+
+/// A predicate for List; unset fields match everything.
+public struct ListFilter: Sendable {
+    /// Namespace to list ("" means default).
+    public var namespace = ""
+    /// Only runs with this status.
+    public var status: Ballast_V1_WorkflowExecutionStatus?
+    /// Only runs of this workflow type.
+    public var workflowType: String?
+    /// Start time range, inclusive.
+    public var startTimeRange: ClosedRange<Int64>?
+    /// Close time range, inclusive (open runs never match).
+    public var closeTimeRange: ClosedRange<Int64>?
+    /// Search attributes that must be present with exactly these values.
+    public var searchAttributes: [String: Ballast_V1_SearchAttributeValue] = [:]
+    /// At most this many results.
+    public var limit = 1_000
+
+    /// Matches everything in the default namespace.
+    public init() {}
+}
+
+extension WorkflowEngine {
+    /// Tasks ready for workers on a queue, in dispatch order (rebuilt from state alone).
+    public func readyTasks(taskQueue: String) -> [ReadyTask] {
+        var tasks: [ReadyTask] = []
+        for run in runs.values {
+            if let task = run.workflowTask, !task.isStarted, run.taskQueue == taskQueue {
+                tasks.append(ReadyTask(kind: .workflow, taskQueue: run.taskQueue, run: run.key,
+                                       scheduledEventId: task.scheduledEventId, attempt: task.attempt,
+                                       activityId: "", sequence: task.sequence))
+            }
+            for activity in run.activities.values
+            where activity.phase == .scheduled && activity.attributes.taskQueue == taskQueue {
+                tasks.append(readyTask(run.key, activity))
+            }
+        }
+        return tasks.sorted { $0.sequence < $1.sequence }
+    }
+
+    /// Every armed deadline, earliest first, so a new leader can rebuild its timer wheel.
+    public func dueTimers() -> [DueTimer] {
+        var timers: [DueTimer] = []
+        for run in runs.values {
+            for timer in run.timers.values { timers.append(timerDue(run.key, timer)) }
+            for activity in run.activities.values {
+                if let due = activityDeadline(run.key, activity) { timers.append(due) }
+            }
+            if let task = run.workflowTask, task.isStarted { timers.append(workflowTaskTimeoutTimer(run, task)) }
+            if let due = executionTimeoutTimer(run) { timers.append(due) }
+            if run.backoffUntil > 0 {
+                var request = Ballast_V1_WorkflowBackoffDueRequest()
+                request.namespace = run.key.namespace
+                request.workflowExecution = run.key.execution
+                timers.append(DueTimer(dueTimeUnixNanos: run.backoffUntil, run: run.key, payload: .workflowBackoffDue(request)))
+            }
+        }
+        for summary in closed.values {
+            var request = Ballast_V1_RetentionExpiredRequest()
+            request.namespace = summary.key.namespace
+            request.workflowExecution = summary.key.execution
+            timers.append(DueTimer(dueTimeUnixNanos: summary.retentionExpiry, run: summary.key, payload: .retentionExpired(request)))
+        }
+        return timers.sorted(by: DueTimer.sortKey)
+    }
+
+    /// The earliest deadline, if any.
+    public func nextDeadline() -> Int64? { dueTimers().first?.dueTimeUnixNanos }
+
+    /// Describe: visibility info plus pending work of an open run (or the summary of a closed one).
+    public func describe(namespace: String, execution: Ballast_V1_WorkflowExecution) throws(EngineRejection) -> Ballast_V1_DescribeWorkflowExecutionResponse {
+        let resolved = try resolveNamespace(namespace).name
+        let runId = try resolveRunId(namespace: resolved, execution: execution)
+        var response = Ballast_V1_DescribeWorkflowExecutionResponse()
+        if let summary = closed[runId] {
+            response.info = info(summary)
+            return response
+        }
+        guard let run = runs[runId] else { throw .workflowNotFound(namespace: resolved, workflowId: execution.workflowID, runId: runId) }
+        response.info = info(run)
+        response.pendingActivities = run.activities.keys.sorted().compactMap { run.activities[$0].map(pendingInfo) }
+        response.pendingTimers = run.timers.keys.sorted().compactMap { id in
+            run.timers[id].map { timer in
+                var info = Ballast_V1_PendingTimerInfo()
+                (info.timerID, info.startedEventID, info.fireTimeUnixNanos) = (timer.timerId, timer.startedEventId, timer.fireTime)
+                return info
+            }
+        }
+        response.pendingChildren = run.children.keys.sorted().compactMap { id in
+            run.children[id].map { child in
+                var info = Ballast_V1_PendingChildInfo()
+                (info.namespace, info.workflowID, info.runID) = (child.namespace, child.workflowId, child.runId)
+                info.workflowType.name = child.workflowType
+                (info.initiatedEventID, info.parentClosePolicy) = (child.initiatedEventId, child.parentClosePolicy)
+                return info
+            }
+        }
+        if let task = run.workflowTask {
+            var info = Ballast_V1_PendingWorkflowTaskInfo()
+            (info.scheduledEventID, info.attempt) = (task.scheduledEventId, task.attempt)
+            info.state = task.isStarted ? "started" : "scheduled"
+            (info.scheduledTimeUnixNanos, info.startedTimeUnixNanos) = (task.scheduledTime, task.startedTime)
+            response.pendingWorkflowTask = info
+        }
+        response.executionExpirationTimeUnixNanos = run.executionExpiration
+        response.runExpirationTimeUnixNanos = run.runExpiration
+        response.cancelRequested = run.cancelRequested
+        return response
+    }
+
+    private func pendingInfo(_ activity: PendingActivity) -> Ballast_V1_PendingActivityInfo {
+        var info = Ballast_V1_PendingActivityInfo()
+        info.activityID = activity.activityId
+        info.activityType = activity.attributes.activityType
+        info.scheduledEventID = activity.scheduledEventId
+        switch activity.phase {
+        case .scheduled: info.state = "scheduled"
+        case .started: info.state = activity.cancelRequested ? "cancel_requested" : "started"
+        case .backoff: info.state = "backoff"
+        }
+        info.attempt = activity.attempt
+        if let details = activity.heartbeatDetails { info.heartbeatDetails = details }
+        info.lastHeartbeatTimeUnixNanos = activity.lastHeartbeatTime
+        info.lastStartedTimeUnixNanos = activity.startedTime
+        if let failure = activity.lastFailure { info.lastFailure = failure }
+        info.nextAttemptScheduleTimeUnixNanos = activity.phase == .backoff ? activity.retryTime : 0
+        info.maximumAttempts = activity.attributes.retryPolicy.maximumAttempts
+        info.lastWorkerIdentity = activity.identity
+        return info
+    }
+
+    func info(_ run: RunState) -> Ballast_V1_WorkflowExecutionInfo {
+        var info = Ballast_V1_WorkflowExecutionInfo()
+        info.namespace = run.key.namespace
+        info.execution = run.key.execution
+        info.type.name = run.workflowType
+        info.taskQueue = run.taskQueue
+        info.status = .running
+        info.startTimeUnixNanos = run.startTime
+        info.historyLength = run.historyLength
+        info.memo = run.memo
+        info.searchAttributes = run.searchAttributes
+        if let parent = run.parent { (info.parentNamespace, info.parentExecution) = (parent.namespace, parent.key.execution) }
+        info.historyHash = run.historyHash
+        info.firstRunID = run.firstRunId
+        return info
+    }
+
+    func info(_ summary: ClosedRun) -> Ballast_V1_WorkflowExecutionInfo {
+        var info = Ballast_V1_WorkflowExecutionInfo()
+        info.namespace = summary.key.namespace
+        info.execution = summary.key.execution
+        info.type.name = summary.workflowType
+        info.taskQueue = summary.taskQueue
+        info.status = summary.status
+        info.startTimeUnixNanos = summary.startTime
+        info.closeTimeUnixNanos = summary.closeTime
+        info.historyLength = summary.historyLength
+        info.memo = summary.memo
+        info.searchAttributes = summary.searchAttributes
+        if let parent = summary.parent { (info.parentNamespace, info.parentExecution) = (parent.namespace, parent.key.execution) }
+        info.historyHash = summary.historyHash
+        info.firstRunID = summary.firstRunId
+        return info
+    }
+
+    /// List: runs (open and remembered closed) matching a filter, newest start first, then by run id.
+    public func list(_ filter: ListFilter) -> [Ballast_V1_WorkflowExecutionInfo] {
+        let namespace = filter.namespace.isEmpty ? Self.defaultNamespace : filter.namespace
+        var matches: [Ballast_V1_WorkflowExecutionInfo] = []
+        for run in runs.values where run.key.namespace == namespace {
+            let candidate = info(run)
+            if Self.matches(candidate, filter) { matches.append(candidate) }
+        }
+        for summary in closed.values where summary.key.namespace == namespace {
+            let candidate = info(summary)
+            if Self.matches(candidate, filter) { matches.append(candidate) }
+        }
+        matches.sort {
+            ($0.startTimeUnixNanos, $1.execution.runID) > ($1.startTimeUnixNanos, $0.execution.runID)
+        }
+        return Array(matches.prefix(max(0, filter.limit)))
+    }
+
+    static func matches(_ info: Ballast_V1_WorkflowExecutionInfo, _ filter: ListFilter) -> Bool {
+        if let status = filter.status, info.status != status { return false }
+        if let type = filter.workflowType, info.type.name != type { return false }
+        if let range = filter.startTimeRange, !range.contains(info.startTimeUnixNanos) { return false }
+        if let range = filter.closeTimeRange, info.closeTimeUnixNanos == 0 || !range.contains(info.closeTimeUnixNanos) {
+            return false
+        }
+        for (name, value) in filter.searchAttributes where info.searchAttributes.indexedFields[name] != value {
+            return false
+        }
+        return true
+    }
+
+    /// GetHistory: one page of a run's history from the store; the page token is the next event id.
+    public func history(
+        _ request: Ballast_V1_GetWorkflowExecutionHistoryRequest, store: some HistoryStore
+    ) throws(EngineRejection) -> Ballast_V1_GetWorkflowExecutionHistoryResponse {
+        let namespace = try resolveNamespace(request.namespace).name
+        let runId = try resolveRunId(namespace: namespace, execution: request.execution)
+        let length = runs[runId]?.historyLength ?? closed[runId]?.historyLength ?? 0
+        var from: Int64 = 1
+        if !request.nextPageToken.isEmpty {
+            guard let token = try? Ballast_V1_HistoryPageToken(serializedBytes: request.nextPageToken), token.nextEventID >= 1 else {
+                throw .invalidArgument("next_page_token does not decode")
+            }
+            from = token.nextEventID
+        }
+        let pageSize = request.maximumPageSize > 0 ? Int(request.maximumPageSize) : 1_000
+        let events = store.read(runId: runId, fromEventId: from, maxEvents: pageSize)
+        var response = Ballast_V1_GetWorkflowExecutionHistoryResponse()
+        response.history.events = events
+        if let last = events.last, last.eventID < length {
+            var token = Ballast_V1_HistoryPageToken()
+            token.nextEventID = last.eventID + 1
+            response.nextPageToken = (try? token.serializedData()) ?? response.nextPageToken
+        }
+        return response
+    }
+}

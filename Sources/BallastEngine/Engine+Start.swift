@@ -1,0 +1,177 @@
+import BallastProto
+
+/// What a new run is started with (a client start, a child start or a continue-as-new).
+struct NewRun {
+    var namespace: String
+    var workflowId: String
+    var runId: String
+    var started: Ballast_V1_WorkflowExecutionStartedEventAttributes
+    var parent: ParentLink?
+    var backoffNanos: Int64 = 0
+}
+
+extension WorkflowEngine {
+    /// StartWorkflow: idempotent by request id, subject to the workflow-id reuse policy.
+    mutating func startWorkflow(_ request: Ballast_V1_StartWorkflowRequest, _ context: inout ApplyContext) throws(EngineRejection) {
+        let response = try startOrReuse(request, &context)
+        context.result.response = .started(response)
+    }
+
+    /// Starts a run for `request` unless the request id or the reuse policy says otherwise.
+    mutating func startOrReuse(
+        _ request: Ballast_V1_StartWorkflowRequest, _ context: inout ApplyContext
+    ) throws(EngineRejection) -> Ballast_V1_StartWorkflowResponse {
+        let namespace = try resolveNamespace(request.namespace)
+        try validateStart(request, namespace: namespace)
+        var response = Ballast_V1_StartWorkflowResponse()
+        let workflowKey = WorkflowKey(namespace: namespace.name, workflowId: request.workflowID)
+        var runToTerminate: String?
+        if let currentId = currentRuns[workflowKey] {
+            if let open = runs[currentId] {
+                if !request.requestID.isEmpty, open.startRequestId == request.requestID {
+                    response.runID = currentId
+                    return response
+                }
+                guard request.workflowIDReusePolicy == .terminateIfRunning else {
+                    throw .workflowAlreadyStarted(namespace: namespace.name, workflowId: request.workflowID, runId: currentId)
+                }
+                runToTerminate = currentId
+            } else if let previous = closed[currentId] {
+                if !request.requestID.isEmpty, previous.startRequestId == request.requestID {
+                    response.runID = currentId
+                    return response
+                }
+                try checkReusePolicy(request.workflowIDReusePolicy, previous: previous)
+            }
+        }
+        if let runToTerminate {
+            terminateRun(runToTerminate, reason: "terminated by a new start with the TerminateIfRunning reuse policy",
+                         details: nil, identity: request.identity, &context)
+        }
+        let runId = makeRunId(namespace: namespace.name, workflowId: request.workflowID, context: &context)
+        var started = Ballast_V1_WorkflowExecutionStartedEventAttributes()
+        started.workflowType = request.workflowType
+        started.taskQueue = request.taskQueue
+        if request.hasInput { started.input = request.input }
+        started.workflowExecutionTimeoutNanos = request.workflowExecutionTimeoutNanos
+        started.workflowRunTimeoutNanos = request.workflowRunTimeoutNanos
+        started.workflowTaskTimeoutNanos = request.workflowTaskTimeoutNanos
+        started.identity = request.identity
+        started.requestID = request.requestID
+        if request.hasRetryPolicy { started.retryPolicy = request.retryPolicy }
+        if request.hasMemo { started.memo = request.memo }
+        if request.hasSearchAttributes { started.searchAttributes = request.searchAttributes }
+        if request.hasHeader { started.header = request.header }
+        startRun(NewRun(namespace: namespace.name, workflowId: request.workflowID, runId: runId, started: started), &context)
+        response.runID = runId
+        response.started = true
+        return response
+    }
+
+    private func checkReusePolicy(
+        _ policy: Ballast_V1_WorkflowIdReusePolicy, previous: ClosedRun
+    ) throws(EngineRejection) {
+        let key = previous.key
+        switch policy {
+        case .rejectDuplicate:
+            throw .workflowAlreadyStarted(namespace: key.namespace, workflowId: key.workflowId, runId: key.runId)
+        case .allowDuplicateFailedOnly:
+            if previous.status == .completed || previous.status == .continuedAsNew {
+                throw .workflowAlreadyStarted(namespace: key.namespace, workflowId: key.workflowId, runId: key.runId)
+            }
+        default:
+            break
+        }
+    }
+
+    /// Checks a start request's fields.
+    func validateStart(_ request: Ballast_V1_StartWorkflowRequest, namespace: NamespaceState) throws(EngineRejection) {
+        guard !request.workflowID.isEmpty, request.workflowID.utf8.count <= 1_000 else {
+            throw .invalidArgument("workflow_id must be 1...1000 bytes")
+        }
+        guard !request.workflowType.name.isEmpty else { throw .invalidArgument("workflow_type.name is required") }
+        guard !request.taskQueue.isEmpty else { throw .invalidArgument("task_queue is required") }
+        guard request.workflowExecutionTimeoutNanos >= 0, request.workflowRunTimeoutNanos >= 0,
+              request.workflowTaskTimeoutNanos >= 0 else {
+            throw .invalidArgument("timeouts must not be negative")
+        }
+        if case .invalid(let reason) = RetryRules.validate(request.retryPolicy) {
+            throw .invalidArgument("retry_policy: \(reason)")
+        }
+        try checkPayload(request.input, field: "input")
+        if let problem = searchAttributeProblem(request.searchAttributes, namespace: namespace) {
+            throw .invalidArgument(problem)
+        }
+    }
+
+    /// Creates the run, writes WorkflowExecutionStarted and schedules the first workflow task.
+    @discardableResult
+    mutating func startRun(_ newRun: NewRun, _ context: inout ApplyContext) -> RunKey {
+        let now = context.now
+        let key = RunKey(namespace: newRun.namespace, workflowId: newRun.workflowId, runId: newRun.runId)
+        var started = newRun.started
+        if started.firstExecutionRunID.isEmpty { started.firstExecutionRunID = newRun.runId }
+        if started.originalExecutionRunID.isEmpty { started.originalExecutionRunID = newRun.runId }
+        if started.attempt == 0 { started.attempt = 1 }
+        var taskTimeout = started.workflowTaskTimeoutNanos
+        if taskTimeout <= 0 { taskTimeout = Self.defaultWorkflowTaskTimeoutNanos }
+        started.workflowTaskTimeoutNanos = min(taskTimeout, Self.maxWorkflowTaskTimeoutNanos)
+        if started.workflowExecutionTimeoutNanos > 0, started.workflowExecutionExpirationTimeUnixNanos == 0 {
+            started.workflowExecutionExpirationTimeUnixNanos = now + started.workflowExecutionTimeoutNanos
+        }
+        if started.workflowRunTimeoutNanos == 0 || (started.workflowExecutionTimeoutNanos > 0
+            && started.workflowRunTimeoutNanos > started.workflowExecutionTimeoutNanos) {
+            started.workflowRunTimeoutNanos = started.workflowExecutionTimeoutNanos
+        }
+        if let parent = newRun.parent {
+            started.parentWorkflowNamespace = parent.namespace
+            started.parentWorkflowExecution = parent.key.execution
+            started.parentInitiatedEventID = parent.initiatedEventId
+        }
+        var run = RunState(
+            key: key, workflowType: started.workflowType.name, taskQueue: started.taskQueue, startTime: now,
+            startRequestId: started.requestID, firstRunId: started.firstExecutionRunID,
+            workflowTaskTimeout: started.workflowTaskTimeoutNanos)
+        run.runExpiration = started.workflowRunTimeoutNanos > 0 ? now + started.workflowRunTimeoutNanos : 0
+        run.executionExpiration = started.workflowExecutionExpirationTimeUnixNanos
+        run.parent = newRun.parent
+        run.memo = started.memo
+        run.searchAttributes = started.searchAttributes
+        run.append(.workflowExecutionStarted(started), &context)
+        if newRun.backoffNanos > 0 {
+            run.backoffUntil = now + newRun.backoffNanos
+            var due = Ballast_V1_WorkflowBackoffDueRequest()
+            due.namespace = key.namespace
+            due.workflowExecution = key.execution
+            context.arm(DueTimer(dueTimeUnixNanos: run.backoffUntil, run: key, payload: .workflowBackoffDue(due)))
+        } else {
+            scheduleWorkflowTask(&run, attempt: 1, &context)
+        }
+        if let timer = executionTimeoutTimer(run) { context.arm(timer) }
+        currentRuns[WorkflowKey(namespace: key.namespace, workflowId: key.workflowId)] = key.runId
+        runs[key.runId] = run
+        return key
+    }
+
+    /// The run/execution timeout deadline of an open run, if it has one.
+    func executionTimeoutTimer(_ run: RunState) -> DueTimer? {
+        let deadlines = [run.runExpiration, run.executionExpiration].filter { $0 > 0 }
+        guard let deadline = deadlines.min() else { return nil }
+        var request = Ballast_V1_WorkflowExecutionTimedOutRequest()
+        request.namespace = run.key.namespace
+        request.workflowExecution = run.key.execution
+        return DueTimer(dueTimeUnixNanos: deadline, run: run.key, payload: .workflowExecutionTimedOut(request))
+    }
+
+    /// WorkflowBackoffDue: a continue-as-new backoff ended; schedule the first workflow task.
+    mutating func workflowBackoffDue(_ request: Ballast_V1_WorkflowBackoffDueRequest, _ context: inout ApplyContext) throws(EngineRejection) {
+        let runId = try openRunId(namespace: request.namespace, execution: request.workflowExecution)
+        guard let run = runs[runId], run.backoffUntil > 0, run.backoffUntil <= context.now, run.workflowTask == nil else {
+            throw .staleTimeEntry("workflow backoff of \(runId) is not due")
+        }
+        var updated = runs.removeValue(forKey: runId) ?? run
+        updated.backoffUntil = 0
+        scheduleWorkflowTask(&updated, attempt: 1, &context)
+        storeRun(updated, &context)
+    }
+}

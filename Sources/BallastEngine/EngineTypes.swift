@@ -1,0 +1,225 @@
+import BallastProto
+
+/// The engine entry format this build applies; entries with any other version stop the apply.
+public let engineFormatVersion: UInt32 = 1
+
+/// Identifies one workflow run: namespace, workflow id and run id.
+public struct RunKey: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// The namespace the run lives in.
+    public var namespace: String
+    /// The user-chosen workflow id.
+    public var workflowId: String
+    /// The engine-assigned run id.
+    public var runId: String
+
+    /// Creates a run key.
+    public init(namespace: String, workflowId: String, runId: String) {
+        self.namespace = namespace
+        self.workflowId = workflowId
+        self.runId = runId
+    }
+
+    /// Orders by namespace, workflow id, then run id.
+    public static func < (lhs: RunKey, rhs: RunKey) -> Bool {
+        (lhs.namespace, lhs.workflowId, lhs.runId) < (rhs.namespace, rhs.workflowId, rhs.runId)
+    }
+
+    /// The protobuf execution (workflow id and run id).
+    public var execution: Ballast_V1_WorkflowExecution {
+        var execution = Ballast_V1_WorkflowExecution()
+        execution.workflowID = workflowId
+        execution.runID = runId
+        return execution
+    }
+
+    /// "namespace/workflowId/runId", for messages.
+    public var description: String { "\(namespace)/\(workflowId)/\(runId)" }
+}
+
+/// Identifies a workflow id within a namespace (all its runs).
+public struct WorkflowKey: Hashable, Comparable, Sendable {
+    /// The namespace.
+    public var namespace: String
+    /// The workflow id.
+    public var workflowId: String
+
+    /// Creates a workflow key.
+    public init(namespace: String, workflowId: String) {
+        self.namespace = namespace
+        self.workflowId = workflowId
+    }
+
+    /// Orders by namespace then workflow id.
+    public static func < (lhs: WorkflowKey, rhs: WorkflowKey) -> Bool {
+        (lhs.namespace, lhs.workflowId) < (rhs.namespace, rhs.workflowId)
+    }
+}
+
+/// A fatal apply error: the node must stop applying rather than diverge from its peers.
+public enum EngineError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The entry was written by an engine format this build does not know.
+    case unsupportedFormatVersion(found: UInt32, supported: UInt32, index: UInt64)
+    /// The entry's index is not after the last applied index.
+    case indexNotIncreasing(index: UInt64, lastApplied: UInt64)
+    /// A snapshot could not be decoded or is inconsistent.
+    case corruptSnapshot(String)
+
+    /// What happened and what to do.
+    public var description: String {
+        switch self {
+        case let .unsupportedFormatVersion(found, supported, index):
+            return "log entry \(index) has engine format version \(found) but this build applies only "
+                + "version \(supported): upgrade this node before it applies further entries"
+        case let .indexNotIncreasing(index, lastApplied):
+            return "log entry \(index) is not after the last applied entry \(lastApplied): entries must be applied once, in order"
+        case let .corruptSnapshot(reason):
+            return "engine snapshot is corrupt: \(reason); fetch a fresh snapshot from a peer"
+        }
+    }
+}
+
+/// Why a request was refused; a refused entry changes no state.
+public enum EngineRejection: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The entry has no payload (or one this version does not know).
+    case emptyEntry
+    /// The namespace does not exist.
+    case namespaceNotFound(String)
+    /// A namespace with this name exists already.
+    case namespaceAlreadyExists(String)
+    /// No such run (or no current run for the workflow id).
+    case workflowNotFound(namespace: String, workflowId: String, runId: String)
+    /// A run with this workflow id is running (or remembered and the reuse policy refuses).
+    case workflowAlreadyStarted(namespace: String, workflowId: String, runId: String)
+    /// The run is closed and accepts nothing more.
+    case workflowNotRunning(RunKey)
+    /// The task token does not name the current attempt of a pending task.
+    case staleTaskToken(String)
+    /// The task token bytes do not decode.
+    case malformedTaskToken
+    /// A field is missing or out of range.
+    case invalidArgument(String)
+    /// A payload exceeds the size limit.
+    case payloadTooLarge(field: String, bytes: Int, limit: Int)
+    /// A per-run limit would be exceeded.
+    case limitExceeded(String)
+    /// A time entry names something that is no longer pending or not yet due.
+    case staleTimeEntry(String)
+
+    /// A gRPC-like status category for the wire.
+    public var code: RejectionCode {
+        switch self {
+        case .emptyEntry, .invalidArgument, .malformedTaskToken: return .invalidArgument
+        case .namespaceNotFound, .workflowNotFound, .staleTaskToken: return .notFound
+        case .namespaceAlreadyExists, .workflowAlreadyStarted: return .alreadyExists
+        case .workflowNotRunning, .staleTimeEntry: return .failedPrecondition
+        case .payloadTooLarge, .limitExceeded: return .resourceExhausted
+        }
+    }
+
+    /// What happened and what to do.
+    public var description: String {
+        switch self {
+        case .emptyEntry: return "the entry carries no request this engine version knows"
+        case let .namespaceNotFound(name): return "namespace \(name) not found: register it first"
+        case let .namespaceAlreadyExists(name): return "namespace \(name) already exists"
+        case let .workflowNotFound(ns, id, run):
+            return "workflow \(ns)/\(id)\(run.isEmpty ? "" : "/" + run) not found"
+        case let .workflowAlreadyStarted(ns, id, run):
+            return "workflow \(ns)/\(id) already started (run \(run)); use another workflow id or reuse policy"
+        case let .workflowNotRunning(key): return "workflow run \(key) is closed"
+        case let .staleTaskToken(reason): return "stale task token: \(reason); the task moved on, drop it"
+        case .malformedTaskToken: return "the task token does not decode; pass the token the server issued"
+        case let .invalidArgument(reason): return "invalid argument: \(reason)"
+        case let .payloadTooLarge(field, bytes, limit): return "\(field) is \(bytes) bytes, over the \(limit)-byte limit"
+        case let .limitExceeded(reason): return "limit exceeded: \(reason)"
+        case let .staleTimeEntry(reason): return "time entry no longer applies: \(reason)"
+        }
+    }
+}
+
+/// The gRPC-like category of a rejection.
+public enum RejectionCode: String, Sendable {
+    case invalidArgument, notFound, alreadyExists, failedPrecondition, resourceExhausted
+}
+
+/// What the caller of an entry is told.
+public enum EngineResponse: Sendable, Equatable {
+    /// Accepted, nothing to return.
+    case accepted
+    /// StartWorkflow / SignalWithStart outcome.
+    case started(Ballast_V1_StartWorkflowResponse)
+    /// A workflow task was handed to a worker.
+    case workflowTaskStarted(Ballast_V1_WorkflowTaskInfo)
+    /// An activity task was handed to a worker.
+    case activityTaskStarted(Ballast_V1_ActivityTaskInfo)
+    /// Heartbeat recorded.
+    case heartbeat(Ballast_V1_RecordActivityTaskHeartbeatResponse)
+    /// Refused; nothing changed.
+    case rejected(EngineRejection)
+
+    /// The rejection, if this response is one.
+    public var rejection: EngineRejection? {
+        if case let .rejected(rejection) = self { return rejection }
+        return nil
+    }
+}
+
+/// The events one entry appended to one run's history.
+public struct RunEvents: Sendable, Equatable {
+    /// The run.
+    public var run: RunKey
+    /// Events in order, ids contiguous.
+    public var events: [Ballast_V1_HistoryEvent]
+}
+
+/// Something a node should know but that changes no outcome.
+public enum EngineWarning: Sendable, Equatable {
+    /// A run's history passed the warning length.
+    case historyLengthWarning(RunKey, length: Int64)
+}
+
+/// Everything applying one entry produced.
+public struct ApplyResult: Sendable {
+    /// The answer for the proposer.
+    public var response: EngineResponse = .accepted
+    /// Events to append to the history store, per run, in order.
+    public var events: [RunEvents] = []
+    /// Tasks that became dispatchable, in dispatch order.
+    public var newTasks: [ReadyTask] = []
+    /// Deadlines that were armed; stale ones are rejected when they fire.
+    public var newTimers: [DueTimer] = []
+    /// Runs that closed.
+    public var closedRuns: [RunKey] = []
+    /// Runs whose retention ended: delete their histories.
+    public var deletedRuns: [RunKey] = []
+    /// Warnings for the node's log.
+    public var warnings: [EngineWarning] = []
+
+    /// Creates an empty result.
+    public init() {}
+}
+
+/// Limits enforced by the engine (all nodes must use the same values).
+public struct EngineLimits: Sendable, Equatable {
+    /// Largest serialized payloads value (input, result, details...).
+    public var maxPayloadBytes = 2 * 1024 * 1024
+    /// History length at which a warning is reported.
+    public var historyWarnEvents: Int64 = 10_240
+    /// History length at which the run is failed.
+    public var historyMaxEvents: Int64 = 51_200
+    /// Pending activities per run.
+    public var maxPendingActivities = 2_000
+    /// Pending timers per run.
+    public var maxPendingTimers = 2_000
+    /// Pending child workflows per run.
+    public var maxPendingChildren = 2_000
+    /// Signals received but not yet seen by a completed workflow task, per run.
+    public var maxPendingSignals = 2_000
+    /// Remembered signal request ids per run (for deduplication).
+    public var signalRequestIdMemory = 2_000
+    /// Closed-run summaries kept in memory; the oldest is dropped beyond this.
+    public var maxClosedSummaries = 1_000_000
+
+    /// The documented defaults.
+    public init() {}
+}

@@ -1,0 +1,65 @@
+import BallastProto
+
+/// Search attributes every namespace starts with (as Temporal's development server).
+let predefinedSearchAttributes: [String: Ballast_V1_IndexedValueType] = [
+    "CustomKeywordField": .keyword, "CustomStringField": .text, "CustomTextField": .text,
+    "CustomIntField": .int, "CustomDoubleField": .double, "CustomBoolField": .bool,
+    "CustomDatetimeField": .datetime, "CustomKeywordListField": .keywordList,
+]
+
+extension WorkflowEngine {
+    /// Why these search attributes are invalid for the namespace, or nil when they are valid.
+    func searchAttributeProblem(_ attributes: Ballast_V1_SearchAttributes, namespace: NamespaceState) -> String? {
+        for name in attributes.indexedFields.keys.sorted() {
+            guard let value = attributes.indexedFields[name] else { continue }
+            guard let declared = namespace.searchAttributes[name] ?? predefinedSearchAttributes[name] else {
+                return "search attribute \(name) is not registered in namespace \(namespace.name)"
+            }
+            guard Self.valueMatches(value, declared) else {
+                return "search attribute \(name) must be of type \(declared)"
+            }
+        }
+        return nil
+    }
+
+    static func valueMatches(_ value: Ballast_V1_SearchAttributeValue, _ type: Ballast_V1_IndexedValueType) -> Bool {
+        switch (value.value, type) {
+        case (.textValue, .text), (.keywordValue, .keyword), (.intValue, .int), (.doubleValue, .double),
+             (.boolValue, .bool), (.datetimeUnixNanos, .datetime), (.keywordListValue, .keywordList):
+            return true
+        case (nil, _):
+            return true // an unset value removes the attribute
+        default:
+            return false
+        }
+    }
+
+    /// RegisterNamespace.
+    mutating func registerNamespace(_ request: Ballast_V1_RegisterNamespaceRequest, _ context: inout ApplyContext) throws(EngineRejection) {
+        guard !request.name.isEmpty, request.name.utf8.count <= 255 else {
+            throw .invalidArgument("namespace name must be 1...255 bytes")
+        }
+        guard namespaces[request.name] == nil else { throw .namespaceAlreadyExists(request.name) }
+        guard request.workflowExecutionRetentionNanos >= 0 else { throw .invalidArgument("retention must not be negative") }
+        let retention = request.workflowExecutionRetentionNanos == 0
+            ? Self.defaultRetentionNanos : request.workflowExecutionRetentionNanos
+        namespaces[request.name] = NamespaceState(name: request.name, description: request.description_p, retentionNanos: retention)
+    }
+
+    /// AddSearchAttributes: registers typed attribute names in a namespace.
+    mutating func addSearchAttributes(_ request: Ballast_V1_AddSearchAttributesRequest, _ context: inout ApplyContext) throws(EngineRejection) {
+        let namespace = try resolveNamespace(request.namespace)
+        for name in request.searchAttributes.keys.sorted() {
+            let type = request.searchAttributes[name] ?? .unspecified
+            guard !name.isEmpty, type != .unspecified else {
+                throw .invalidArgument("search attribute \(name) needs a name and a type")
+            }
+            if let existing = namespace.searchAttributes[name] ?? predefinedSearchAttributes[name], existing != type {
+                throw .invalidArgument("search attribute \(name) is already registered as \(existing)")
+            }
+        }
+        var updated = namespace
+        for (name, type) in request.searchAttributes { updated.searchAttributes[name] = type }
+        namespaces[namespace.name] = updated
+    }
+}

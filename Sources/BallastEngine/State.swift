@@ -1,0 +1,140 @@
+import BallastProto
+
+/// A registered namespace.
+struct NamespaceState: Equatable {
+    var name: String
+    var description: String = ""
+    var retentionNanos: Int64
+    var searchAttributes: [String: Ballast_V1_IndexedValueType] = [:]
+}
+
+/// The run's one pending workflow task (Temporal has at most one at a time).
+struct WorkflowTaskState: Equatable {
+    /// Written for attempt 1; reserved but unwritten (transient) for attempts > 1.
+    var scheduledEventId: Int64
+    var attempt: Int32
+    var scheduledTime: Int64
+    var sequence: UInt64
+    /// 0 until started.
+    var startedEventId: Int64 = 0
+    var startedTime: Int64 = 0
+    var identity: String = ""
+    var requestId: String = ""
+
+    var isStarted: Bool { startedEventId != 0 }
+    var isTransient: Bool { attempt > 1 }
+}
+
+/// Where an activity is in its life.
+enum ActivityPhase: Int, Equatable {
+    case scheduled = 0, started = 1, backoff = 2
+}
+
+/// A scheduled activity that has not reached its final outcome.
+struct PendingActivity: Equatable {
+    var scheduledEventId: Int64
+    var attributes: Ballast_V1_ActivityTaskScheduledEventAttributes
+    var firstScheduledTime: Int64
+    var attempt: Int32 = 1
+    var attemptScheduledTime: Int64
+    var phase: ActivityPhase = .scheduled
+    var sequence: UInt64
+    var startedTime: Int64 = 0
+    var identity: String = ""
+    var requestId: String = ""
+    var lastHeartbeatTime: Int64 = 0
+    var heartbeatDetails: Ballast_V1_Payloads?
+    var lastFailure: Ballast_V1_Failure?
+    var retryTime: Int64 = 0
+    var cancelRequestedEventId: Int64 = 0
+
+    var activityId: String { attributes.activityID }
+    var cancelRequested: Bool { cancelRequestedEventId != 0 }
+}
+
+/// A started timer.
+struct PendingTimer: Equatable {
+    var timerId: String
+    var startedEventId: Int64
+    var fireTime: Int64
+}
+
+/// A child workflow the run initiated and that has not closed.
+struct PendingChild: Equatable {
+    var initiatedEventId: Int64
+    var namespace: String
+    var workflowId: String
+    var runId: String = ""
+    var workflowType: String
+    var parentClosePolicy: Ballast_V1_ParentClosePolicy
+    var startedEventId: Int64 = 0
+}
+
+/// The parent of a child run.
+struct ParentLink: Equatable {
+    var namespace: String
+    var workflowId: String
+    var runId: String
+    var initiatedEventId: Int64
+
+    var key: RunKey { RunKey(namespace: namespace, workflowId: workflowId, runId: runId) }
+}
+
+/// The mutable state of one open run.
+struct RunState: Equatable {
+    var key: RunKey
+    var workflowType: String
+    var taskQueue: String
+    var startTime: Int64
+    var startRequestId: String
+    var firstRunId: String
+    var nextEventId: Int64 = 1
+    var historyHash: UInt64 = RollingHash.empty
+    var workflowTaskTimeout: Int64
+    var runExpiration: Int64 = 0
+    var executionExpiration: Int64 = 0
+    /// The first workflow task is held back until this time (continue-as-new backoff).
+    var backoffUntil: Int64 = 0
+    var parent: ParentLink?
+    var workflowTask: WorkflowTaskState?
+    var previousStartedEventId: Int64 = 0
+    /// Events that arrived while a workflow task was in flight; written after it resolves.
+    var buffered: [Ballast_V1_HistoryEvent] = []
+    var activities: [Int64: PendingActivity] = [:]
+    var activityIds: [String: Int64] = [:]
+    var timers: [String: PendingTimer] = [:]
+    var children: [Int64: PendingChild] = [:]
+    var cancelRequested = false
+    var signalRequestIds: [String] = []
+    var signalRequestIdSet: Set<String> = []
+    var pendingSignals = 0
+    var memo = Ballast_V1_Memo()
+    var searchAttributes = Ballast_V1_SearchAttributes()
+    var historyWarned = false
+
+    /// A workflow task is running (or is a transient retry): new events wait in `buffered`.
+    var isTaskInFlight: Bool {
+        guard let task = workflowTask else { return false }
+        return task.isStarted || task.isTransient
+    }
+
+    var historyLength: Int64 { nextEventId - 1 }
+}
+
+/// What stays in memory of a closed run until its retention ends (visibility and reuse policy).
+struct ClosedRun: Equatable {
+    var key: RunKey
+    var workflowType: String
+    var taskQueue: String
+    var status: Ballast_V1_WorkflowExecutionStatus
+    var startTime: Int64
+    var closeTime: Int64
+    var historyLength: Int64
+    var historyHash: UInt64
+    var startRequestId: String
+    var firstRunId: String
+    var memo: Ballast_V1_Memo
+    var searchAttributes: Ballast_V1_SearchAttributes
+    var parent: ParentLink?
+    var retentionExpiry: Int64
+}

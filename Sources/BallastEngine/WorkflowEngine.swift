@@ -1,0 +1,168 @@
+import BallastProto
+
+/// The workflow state machine: applies committed log entries, deterministically, with no I/O.
+public struct WorkflowEngine: Sendable {
+    /// The name of the namespace that always exists.
+    public static let defaultNamespace = "default"
+    /// Retention of closed runs when a namespace does not set one (72 hours).
+    public static let defaultRetentionNanos: Int64 = 72 * 3_600 * 1_000_000_000
+    /// Workflow task start-to-close when the start request does not set one (10 seconds).
+    public static let defaultWorkflowTaskTimeoutNanos: Int64 = 10 * 1_000_000_000
+    /// Upper bound of a workflow task timeout (120 seconds, as Temporal).
+    public static let maxWorkflowTaskTimeoutNanos: Int64 = 120 * 1_000_000_000
+
+    /// The limits this engine enforces.
+    public let limits: EngineLimits
+    var namespaces: [String: NamespaceState] = [:]
+    var runs: [String: RunState] = [:]
+    var currentRuns: [WorkflowKey: String] = [:]
+    var closed: [String: ClosedRun] = [:]
+    /// Closed run ids, oldest first from `closedOrderHead`, to bound the summaries kept.
+    var closedOrder: [String] = []
+    var closedOrderHead = 0
+    /// The index of the last applied entry.
+    public internal(set) var lastAppliedIndex: UInt64 = 0
+    /// Engine time: the latest leader time applied (UTC nanoseconds).
+    public internal(set) var clock: Int64 = 0
+    var nextTaskSequence: UInt64 = 1
+
+    /// Creates an empty engine holding only the `default` namespace.
+    public init(limits: EngineLimits = EngineLimits()) {
+        self.limits = limits
+        namespaces[Self.defaultNamespace] = NamespaceState(
+            name: Self.defaultNamespace, retentionNanos: Self.defaultRetentionNanos)
+    }
+
+    /// Applies one committed entry; rejections are in the response and change nothing.
+    public mutating func apply(_ entry: Ballast_V1_EngineEntry, index: UInt64) throws(EngineError) -> ApplyResult {
+        guard entry.formatVersion == engineFormatVersion else {
+            throw .unsupportedFormatVersion(found: entry.formatVersion, supported: engineFormatVersion, index: index)
+        }
+        guard index > lastAppliedIndex else {
+            throw .indexNotIncreasing(index: index, lastApplied: lastAppliedIndex)
+        }
+        lastAppliedIndex = index
+        var context = ApplyContext(now: max(clock, entry.leaderTimeUnixNanos), index: index)
+        do {
+            try dispatch(entry, &context)
+            runFollowUps(&context)
+        } catch {
+            var rejected = ApplyResult()
+            rejected.response = .rejected(error)
+            return rejected
+        }
+        clock = context.now
+        return context.result
+    }
+
+    private mutating func dispatch(_ entry: Ballast_V1_EngineEntry, _ context: inout ApplyContext) throws(EngineRejection) {
+        guard let payload = entry.payload else { throw .emptyEntry }
+        switch payload {
+        case let .startWorkflow(request): try startWorkflow(request, &context)
+        case let .signalWorkflow(request): try signalWorkflow(request, &context)
+        case let .signalWithStart(request): try signalWithStart(request, &context)
+        case let .requestCancel(request): try requestCancel(request, &context)
+        case let .terminate(request): try terminate(request, &context)
+        case let .workflowTaskStarted(request): try workflowTaskStarted(request, &context)
+        case let .workflowTaskCompleted(request): try workflowTaskCompleted(request, &context)
+        case let .workflowTaskFailed(request): try workflowTaskFailed(request, &context)
+        case let .activityTaskStarted(request): try activityTaskStarted(request, &context)
+        case let .activityTaskCompleted(request): try activityTaskCompleted(request, &context)
+        case let .activityTaskFailed(request): try activityTaskFailed(request, &context)
+        case let .activityTaskHeartbeat(request): try activityTaskHeartbeat(request, &context)
+        case let .activityTaskCanceled(request): try activityTaskCanceled(request, &context)
+        case let .timerFired(request): try timerFired(request, &context)
+        case let .workflowTaskTimedOut(request): try workflowTaskTimedOut(request, &context)
+        case let .activityTimedOut(request): try activityTimedOut(request, &context)
+        case let .activityRetryDue(request): try activityRetryDue(request, &context)
+        case let .workflowExecutionTimedOut(request): try workflowExecutionTimedOut(request, &context)
+        case let .retentionExpired(request): try retentionExpired(request, &context)
+        case let .workflowBackoffDue(request): try workflowBackoffDue(request, &context)
+        case let .registerNamespace(request): try registerNamespace(request, &context)
+        case let .addSearchAttributes(request): try addSearchAttributes(request, &context)
+        }
+    }
+
+    /// Number of open runs held in memory.
+    public var openRunCount: Int { runs.count }
+    /// Number of closed-run summaries held in memory.
+    public var closedRunCount: Int { closed.count }
+
+    // MARK: Lookups shared by the handlers
+
+    /// The namespace name a request means ("" is `default`), which must exist.
+    func resolveNamespace(_ name: String) throws(EngineRejection) -> NamespaceState {
+        let resolved = name.isEmpty ? Self.defaultNamespace : name
+        guard let namespace = namespaces[resolved] else { throw .namespaceNotFound(resolved) }
+        return namespace
+    }
+
+    /// The run id an execution names: its run id, or the workflow id's current run.
+    func resolveRunId(namespace requested: String, execution: Ballast_V1_WorkflowExecution) throws(EngineRejection) -> String {
+        let namespace = requested.isEmpty ? Self.defaultNamespace : requested
+        if !execution.runID.isEmpty {
+            let key = runs[execution.runID]?.key ?? closed[execution.runID]?.key
+            guard let key, key.namespace == namespace, key.workflowId == execution.workflowID else {
+                throw .workflowNotFound(namespace: namespace, workflowId: execution.workflowID, runId: execution.runID)
+            }
+            return execution.runID
+        }
+        guard let runId = currentRuns[WorkflowKey(namespace: namespace, workflowId: execution.workflowID)] else {
+            throw .workflowNotFound(namespace: namespace, workflowId: execution.workflowID, runId: "")
+        }
+        return runId
+    }
+
+    /// The open run an execution names; closed runs are rejected as not running.
+    func openRunId(namespace requested: String, execution: Ballast_V1_WorkflowExecution) throws(EngineRejection) -> String {
+        let namespace = requested.isEmpty ? Self.defaultNamespace : requested
+        let runId = try resolveRunId(namespace: namespace, execution: execution)
+        guard runs[runId] != nil else {
+            let key = closed[runId]?.key ?? RunKey(namespace: namespace, workflowId: execution.workflowID, runId: runId)
+            throw .workflowNotRunning(key)
+        }
+        return runId
+    }
+
+    /// Takes the next dispatch sequence number.
+    mutating func takeSequence() -> UInt64 {
+        defer { nextTaskSequence += 1 }
+        return nextTaskSequence
+    }
+
+    /// A run id derived from the entry index and a per-entry salt: unique and identical on every node.
+    func makeRunId(namespace: String, workflowId: String, context: inout ApplyContext) -> String {
+        var hasher = SHA256Hasher()
+        hasher.update(string: namespace)
+        hasher.update(string: workflowId)
+        hasher.update(uint64: context.index)
+        hasher.update(uint64: context.nextRunSalt)
+        context.nextRunSalt += 1
+        var bytes = Array(hasher.finalize().prefix(16))
+        bytes[6] = (bytes[6] & 0x0f) | 0x40 // UUID version 4 layout, variant 1
+        bytes[8] = (bytes[8] & 0x3f) | 0x80
+        let hex = Array(hexString(bytes))
+        return String(hex[0..<8]) + "-" + String(hex[8..<12]) + "-" + String(hex[12..<16]) + "-"
+            + String(hex[16..<20]) + "-" + String(hex[20..<32])
+    }
+}
+
+/// Approximate serialized size of payloads (data plus metadata), for the size limit.
+func payloadBytes(_ payloads: Ballast_V1_Payloads) -> Int {
+    var total = 0
+    for payload in payloads.payloads {
+        total += payload.data.count
+        for (key, value) in payload.metadata { total += key.utf8.count + value.count }
+    }
+    return total
+}
+
+extension WorkflowEngine {
+    /// Rejects payloads over the size limit.
+    func checkPayload(_ payloads: Ballast_V1_Payloads, field: String) throws(EngineRejection) {
+        let size = payloadBytes(payloads)
+        guard size <= limits.maxPayloadBytes else {
+            throw .payloadTooLarge(field: field, bytes: size, limit: limits.maxPayloadBytes)
+        }
+    }
+}
