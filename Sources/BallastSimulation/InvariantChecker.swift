@@ -157,16 +157,6 @@ public struct InvariantChecker: Sendable {
         }
     }
 
-    /// Checks that every acknowledged proposal is still the committed entry at its index.
-    public func checkAcknowledgedCommitted() throws(Violation) {
-        for ack in acknowledged {
-            let index = Int(ack.index.rawValue)
-            guard index <= committed.lastIndex, committed.entryHashes[index] == ack.entryHash else {
-                throw Violation(.acknowledgedNotLost, "proposal \(ack.id) acknowledged at \(ack.index) is no longer committed there")
-            }
-        }
-    }
-
     private func checkAcknowledged(in view: LogView, leader: NodeID, term: Term) throws(Violation) {
         for ack in acknowledged where ack.leaderTerm < term {
             let index = Int(ack.index.rawValue)
