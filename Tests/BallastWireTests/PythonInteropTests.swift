@@ -59,6 +59,21 @@ try:
 except grpc.RpcError as e:
     assert e.code() == grpc.StatusCode.UNIMPLEMENTED, e.code()
 print("unimplemented ok")
+import lz4.frame
+from ballast.v1 import cluster_service_pb2 as cs, cluster_service_pb2_grpc as csg
+from ballast.v1 import workflow_service_pb2_grpc as wsg, engine_pb2, history_pb2
+channel = grpc.insecure_channel("127.0.0.1:" + sys.argv[2])
+cluster = csg.ClusterServiceStub(channel).DescribeCluster(cs.DescribeClusterRequest())
+assert cluster.leader_id == "n1" and [m.role for m in cluster.members] == [cs.MEMBER_ROLE_LEADER, cs.MEMBER_ROLE_FOLLOWER, cs.MEMBER_ROLE_FOLLOWER], cluster
+print("cluster ok")
+page = wsg.WorkflowServiceStub(channel).GetWorkflowExecutionHistory(engine_pb2.GetWorkflowExecutionHistoryRequest(maximum_page_size=1500))
+ids = []
+for batch in page.batches:
+    events = history_pb2.History.FromString(lz4.frame.decompress(batch.lz4_frame)).events
+    assert len(events) == batch.event_count and events[0].event_id == batch.first_event_id
+    ids += [e.event_id for e in events]
+assert ids == list(range(1, 1501)) and len(page.batches) > 1, (len(ids), len(page.batches))
+print("history ok")
 print("ALL OK")
 """#
 

@@ -1,3 +1,4 @@
+import BallastProto
 import BallastWire
 import NIOCore
 import NIOPosix
@@ -41,6 +42,7 @@ enum EchoService {
             return response(request, context)
         }
         registry.unaryOnEventLoop(noop) { (_: EchoRequest, _) in EchoResponse() }
+        registerBallastTestHandlers(&registry)
         return registry
     }
 
@@ -56,5 +58,34 @@ enum EchoService {
             await server.close()
             throw error
         }
+    }
+}
+
+/// Test handlers for Ballast's own services (the real behaviour is the server's job).
+func registerBallastTestHandlers(_ registry: inout GRPCMethodRegistry) {
+    registry.unaryOnEventLoop(BallastMethod.Cluster.describeCluster) { (_: Ballast_V1_DescribeClusterRequest, _) in
+        var response = Ballast_V1_DescribeClusterResponse()
+        response.leaderID = "n1"
+        response.leaderApiAddress = "127.0.0.1:7233"
+        response.answeredBy = "n2"
+        response.members = (1...3).map { index in
+            var member = Ballast_V1_ClusterMember()
+            member.id = "n\(index)"
+            member.role = index == 1 ? .leader : .follower
+            member.term = 4
+            member.commit = 100
+            member.applied = 99
+            member.apiAddress = "127.0.0.1:72\(30 + index)"
+            member.reachable = true
+            return member
+        }
+        return response
+    }
+    registry.unary(BallastMethod.Workflow.getHistory) { (request: Ballast_V1_GetWorkflowExecutionHistoryRequest, _) in
+        let events = SampleHistory.transfer(eventCount: Int(request.maximumPageSize))
+        var response = Ballast_V1_GetWorkflowExecutionHistoryBatchesResponse()
+        response.batches = try LZ4EventBatchCodec.makeBatches(events: events, firstEventID: 1, maxUncompressedBytes: 64 << 10)
+            .map(\.message)
+        return response
     }
 }
