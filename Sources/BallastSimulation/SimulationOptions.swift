@@ -18,6 +18,11 @@ public struct SimulationOptions: Sendable {
     public var membershipChanges: Bool?
     /// Whether to request leadership transfers; nil lets the seed decide.
     public var leadershipTransfers: Bool?
+    /// Writes a Ready's hard state before its entries, as docs/raft.md (and the server's log writer)
+    /// prescribed on 2026-11-25. Unsafe: a crash can keep the new commit index but lose the entries
+    /// that replace a stale suffix, so the node applies uncommitted entries on restart. Kept to
+    /// reproduce that bug (seed 497); the default writes entries first.
+    public var hardStateBeforeEntries = false
     /// Upper bound on processed events, against runaway message storms.
     public var maxEvents: Int = 3_000_000
     /// Applied to every node's configuration after the seed's choices (e.g. to enable a test mutation).

@@ -87,14 +87,17 @@ extension SimulationRun {
                 trace.record(.snapshotInstalled(node.id, snapshot.metadata.index), at: now)
                 check { () throws(Violation) in try checker.observeSnapshot(node: node.id, metadata: snapshot.metadata) }
             }
-            if let hardState = ready.hardState {
-                try node.store.setHardState(hardState)
-                needsSync = true
-            }
+            // Entries before the hard state: a crash that keeps a prefix of the unsynced writes must
+            // never keep a commit index without the entries it covers (etcd's WAL orders them so too).
+            if options.hardStateBeforeEntries, let hardState = ready.hardState { try node.store.setHardState(hardState) }
             if !ready.entries.isEmpty {
                 try node.store.append(ready.entries)
                 needsSync = true
                 check { () throws(Violation) in try checker.observeAppend(node: node.id, entries: ready.entries) }
+            }
+            if let hardState = ready.hardState {
+                if !options.hardStateBeforeEntries { try node.store.setHardState(hardState) }
+                needsSync = true
             }
         } catch {
             return fail(Violation(.contract, "\(node.id) storage refused the core's writes: \(error)"))

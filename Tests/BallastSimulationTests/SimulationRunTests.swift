@@ -31,3 +31,20 @@ import Testing
         #expect(totals.snapshotsTaken > 0 && totals.snapshotsInstalled > 0)
     }
 }
+
+/// Regression scenarios found by the simulator, kept as named seeds.
+@Suite struct FoundBugTests {
+    /// Seed 497 (3 nodes): a follower with a stale suffix i15…i32 of term 1 receives the leader's
+    /// i15…i60 and commit i43; the shell writes the hard state (commit i43) first, then the entries;
+    /// the crash keeps the hard state but not the entries, so on restart the node "commits" its
+    /// stale i15…i32 and applies them. Writing entries before the hard state fixes it.
+    @Test func writingTheHardStateBeforeTheEntriesAppliesUncommittedEntriesAfterACrash() {
+        var options = SimulationOptions(seed: 497, nodeCount: 3)
+        options.hardStateBeforeEntries = true
+        let broken = Simulation.run(options)
+        #expect(broken.violation?.invariant == .stateMachineSafety, "\(broken.violation.map(String.init(describing:)) ?? "passed")")
+        options.hardStateBeforeEntries = false
+        let fixed = Simulation.run(options)
+        #expect(fixed.passed, "\(fixed.violation.map(String.init(describing:)) ?? "")")
+    }
+}
