@@ -59,10 +59,10 @@ extension RaftNode {
         needsBroadcast = false
         commitAdvancedSinceBroadcast = false
         for peer in progress.keys.sorted() {
-            if sendIfEmpty {
-                _ = sendAppend(to: peer, sendIfEmpty: true)
-            }
-            while sendAppend(to: peer, sendIfEmpty: false) {}
+            var sentEntries = false
+            while sendAppend(to: peer, sendIfEmpty: false) { sentEntries = true }
+            // An empty append only when no append with entries carries the new commit index anyway.
+            if sendIfEmpty && !sentEntries { _ = sendAppend(to: peer, sendIfEmpty: true) }
         }
     }
 

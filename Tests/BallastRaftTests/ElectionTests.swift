@@ -176,4 +176,41 @@ struct ElectionTests {
         #expect(ready.messages.map(\.body) == [.preVoteResponse(granted: true)])
         #expect(ready.messages.first?.term == Term(1))
     }
+
+    @Test("given a voter that granted its vote in term 1, when it restarts, then it refuses another candidate in term 1")
+    func voteSurvivesRestart() {
+        var cluster = TestCluster(voters: [1, 2, 3]) { $0.preVote = false; $0.checkQuorum = false }
+        let request = { (from: UInt64) in
+            Message(from: NodeID(from), to: NodeID(2), term: Term(1), body: .vote(lastLogIndex: .zero, lastLogTerm: .zero, leadershipTransfer: false))
+        }
+        cluster[2].step(request(1))
+        cluster.processReadies()
+        #expect(cluster.disks[NodeID(2)]?.hardState.votedFor == NodeID(1))
+        cluster.restart(2)
+        cluster[2].step(request(3))
+        #expect(cluster[2].takeReady().messagesAfterPersist.map(\.body) == [.voteResponse(granted: false)])
+        cluster[2].step(request(1))
+        #expect(cluster[2].takeReady().messagesAfterPersist.map(\.body) == [.voteResponse(granted: true)], "the same candidate may ask again")
+    }
+
+    @Test("given a heartbeat, then the follower's commit never passes what the leader knows it holds")
+    func heartbeatCommitIsCapped() throws {
+        var cluster = TestCluster(voters: [1, 2, 3])
+        cluster.elect(1)
+        cluster.tickAll()
+        cluster.isolate(3)
+        try cluster.propose(1, "a")
+        cluster.tickAll()
+        cluster.heal()
+        cluster.accepts = { message in
+            if case .append = message.body { false } else { true }
+        }
+        cluster.tickAll()
+        let heartbeatsToThree = cluster.sent.filter { $0.to == NodeID(3) }.compactMap { message -> LogIndex? in
+            if case .heartbeat(let commit, _) = message.body { commit } else { nil }
+        }
+        #expect(heartbeatsToThree.last == LogIndex(1), "n3 is known to hold only the no-op")
+        #expect(cluster[3].status.commit == LogIndex(1))
+        #expect(cluster[1].status.commit == LogIndex(2))
+    }
 }
