@@ -10,6 +10,8 @@ final class GRPCClientCall {
     var receivedHeaders = false
     var done = false
     var timer: Scheduled<Void>?
+    /// How to send the request again if the server refuses the stream before processing it.
+    var retry: GRPCClientRetry?
     let onMessage: ([UInt8]) -> Void
     let onFinish: (GRPCStatus, GRPCMetadata) -> Void
 
@@ -19,6 +21,15 @@ final class GRPCClientCall {
         self.onMessage = onMessage
         self.onFinish = onFinish
     }
+}
+
+/// What a refused call needs to be sent again (REFUSED_STREAM guarantees it was not processed).
+struct GRPCClientRetry {
+    var path: String
+    var payload: [UInt8]
+    var metadata: GRPCMetadata
+    var deadline: NIODeadline?
+    var attemptsLeft: Int
 }
 
 /// The client side of one HTTP/2 connection: starts calls and turns streams back into results.
@@ -39,7 +50,7 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
     /// Starts a call with one request message; returns its stream id, or reports failure via `onFinish`.
     @discardableResult
     func startCall(path: String, payload: [UInt8], metadata: GRPCMetadata, timeoutNanoseconds: Int64?,
-                   onMessage: @escaping ([UInt8]) -> Void,
+                   attemptsLeft: Int = 3, onMessage: @escaping ([UInt8]) -> Void,
                    onFinish: @escaping (GRPCStatus, GRPCMetadata) -> Void) -> HTTP2StreamID? {
         guard let handler, !closed, handler.isActive else {
             onFinish(GRPCStatus(.unavailable, "the connection to \(authority) is closed"), GRPCMetadata())
@@ -70,6 +81,9 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
             return nil
         }
         let call = GRPCClientCall(maxMessageBytes: configuration.maxReceiveMessageBytes, onMessage: onMessage, onFinish: onFinish)
+        call.retry = GRPCClientRetry(path: path, payload: payload, metadata: metadata,
+                                     deadline: timeoutNanoseconds.map { .now() + .nanoseconds($0) },
+                                     attemptsLeft: attemptsLeft)
         calls[streamID] = call
         handler.sendData(framed, streamID: streamID, endStream: true)
         if let timeoutNanoseconds {
@@ -138,8 +152,25 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
     }
 
     func http2(_ connection: HTTP2ConnectionHandler, streamClosed streamID: HTTP2StreamID, errorCode: UInt32) {
-        guard calls[streamID] != nil else { return }
+        guard let call = calls[streamID] else { return }
+        if errorCode == HTTP2ErrorCode.refusedStream.rawValue, !call.receivedHeaders, retryRefused(streamID, call) { return }
         complete(streamID: streamID, status: GRPCClientStatus.fromReset(errorCode: errorCode))
+    }
+
+    /// Sends a refused call again on a new stream (by now nghttp2 knows the server's stream limit).
+    private func retryRefused(_ streamID: HTTP2StreamID, _ call: GRPCClientCall) -> Bool {
+        guard let retry = call.retry, retry.attemptsLeft > 0, !closed else { return false }
+        var remaining: Int64?
+        if let deadline = retry.deadline {
+            remaining = (deadline - .now()).nanoseconds
+            if let left = remaining, left <= 0 { return false }
+        }
+        calls.removeValue(forKey: streamID)
+        call.timer?.cancel()
+        call.done = true
+        startCall(path: retry.path, payload: retry.payload, metadata: retry.metadata, timeoutNanoseconds: remaining,
+                  attemptsLeft: retry.attemptsLeft - 1, onMessage: call.onMessage, onFinish: call.onFinish)
+        return true
     }
 
     func http2(_ connection: HTTP2ConnectionHandler, receivedGoAway lastStreamID: HTTP2StreamID, errorCode: UInt32) {

@@ -1,5 +1,6 @@
 import BallastProto
 import BallastWire
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -24,12 +25,18 @@ enum EchoService {
         return response
     }
 
-    static func registry() -> GRPCMethodRegistry {
+    static func registry(probe: StreamProbe? = nil) -> GRPCMethodRegistry {
         var registry = GRPCMethodRegistry()
         registry.unary(echo) { (request: EchoRequest, context) in response(request, context) }
         registry.serverStreaming(expand) { (request: EchoRequest, context, writer: GRPCStreamWriter<EchoResponse>) in
-            for index in 0..<request.count {
-                try await writer.send(response(request, context, index: index))
+            do {
+                for index in 0..<request.count {
+                    try await writer.send(response(request, context, index: index))
+                    probe?.sent.withLockedValue { $0 += 1 }
+                }
+            } catch {
+                probe?.failed.withLockedValue { $0 = true }
+                throw error
             }
         }
         registry.unary(fail) { (request: EchoRequest, _) -> EchoResponse in
@@ -47,9 +54,10 @@ enum EchoService {
     }
 
     /// Runs `body` with an EchoService server on 127.0.0.1 and a free port; closes it afterwards.
-    static func withServer<T>(configuration: GRPCServerConfiguration = GRPCServerConfiguration(),
+    static func withServer<T>(configuration: GRPCServerConfiguration = GRPCServerConfiguration(), probe: StreamProbe? = nil,
                               _ body: (GRPCServer, Int) async throws -> T) async throws -> T {
-        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0, registry: registry(), configuration: configuration)
+        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0, registry: registry(probe: probe),
+                                                configuration: configuration)
         do {
             let result = try await body(server, server.port ?? 0)
             await server.close()
@@ -88,4 +96,10 @@ func registerBallastTestHandlers(_ registry: inout GRPCMethodRegistry) {
             .map(\.message)
         return response
     }
+}
+
+/// Counts what the streaming test handler managed to send (to check back-pressure).
+final class StreamProbe: Sendable {
+    let sent = NIOLockedValueBox(0)
+    let failed = NIOLockedValueBox(false)
 }

@@ -1,0 +1,167 @@
+import BallastHTTP2
+import BallastWire
+import Foundation
+import NIOCore
+import Testing
+
+/// Hostile or broken peers get the right HTTP/2 or gRPC error; memory stays bounded and other
+/// connections keep working.
+@Suite("Bad input")
+struct BadInputTests {
+    /// A well-behaved call on a separate connection still succeeds.
+    static func assertOtherConnectionsWork(port: Int) async throws {
+        let client = try await GRPCClient.connect(host: "127.0.0.1", port: port)
+        var request = EchoRequest()
+        request.text = "still fine"
+        let response = try await client.unary(EchoService.echo, request: request, responseType: EchoResponse.self,
+                                              timeout: .seconds(5))
+        #expect(response.text == "still fine")
+        await client.close()
+    }
+
+    static func framed(_ body: [UInt8], announcedLength: Int? = nil) -> [UInt8] {
+        let length = UInt32(announcedLength ?? body.count)
+        return [0, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + body
+    }
+
+    @Test("garbage instead of the connection preface gets GOAWAY(PROTOCOL_ERROR) and a close")
+    func garbagePreface() async throws {
+        try await EchoService.withServer { _, port in
+            let raw = try await RawHTTP2Client(port: port)
+            try await raw.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            try await raw.waitUntil("GOAWAY and close") { frames, closed in
+                closed && frames.contains { $0.type == RawFrame.goAway && $0.errorCode == HTTP2ErrorCode.protocolError.rawValue }
+            }
+            try await Self.assertOtherConnectionsWork(port: port)
+        }
+    }
+
+    @Test("a malformed frame (SETTINGS of 5 bytes) gets GOAWAY(FRAME_SIZE_ERROR) and a close")
+    func malformedFrame() async throws {
+        try await EchoService.withServer { _, port in
+            let raw = try await RawHTTP2Client(port: port)
+            try await raw.send(RawHTTP2Client.preface + RawHTTP2Client.frame(type: RawFrame.settings, payload: [0, 3, 0, 0, 0]))
+            try await raw.waitUntil("GOAWAY and close") { frames, closed in
+                closed && frames.contains { $0.type == RawFrame.goAway && $0.errorCode == HTTP2ErrorCode.frameSizeError.rawValue }
+            }
+            try await Self.assertOtherConnectionsWork(port: port)
+        }
+    }
+
+    @Test("a flood of streams beyond the acknowledged limit gets GOAWAY(PROTOCOL_ERROR); other connections survive")
+    func streamFlood() async throws {
+        var configuration = GRPCServerConfiguration()
+        configuration.http2.maxConcurrentStreams = 4
+        try await EchoService.withServer(configuration: configuration) { _, port in
+            let raw = try await RawHTTP2Client(port: port)
+            try await raw.send(RawHTTP2Client.handshake)
+            try await raw.waitUntil("server SETTINGS") { frames, _ in frames.contains { $0.type == RawFrame.settings && $0.flags & 1 == 1 } }
+            var flood: [UInt8] = []
+            for index in 0..<40 {
+                let block = RawHTTP2Client.grpcRequestHeaders(path: EchoService.sleep, port: port)
+                flood += RawHTTP2Client.frame(type: RawFrame.headers, flags: 0x4, streamID: UInt32(2 * index + 1), payload: block)
+            }
+            try await raw.send(flood)
+            // nghttp2 treats a peer that ignores the acknowledged limit as a connection error
+            // (RFC 9113 5.1.2 allows PROTOCOL_ERROR); streams over a not-yet-acknowledged
+            // limit would get RST_STREAM(REFUSED_STREAM) instead.
+            try await raw.waitUntil("GOAWAY(PROTOCOL_ERROR) and close") { frames, closed in
+                closed && frames.contains { $0.type == RawFrame.goAway && $0.errorCode == HTTP2ErrorCode.protocolError.rawValue }
+            }
+            try await Self.assertOtherConnectionsWork(port: port)
+        }
+    }
+
+    @Test("a client that respects the limit gets all 40 concurrent calls served, 4 at a time")
+    func limitRespected() async throws {
+        var configuration = GRPCServerConfiguration()
+        configuration.http2.maxConcurrentStreams = 4
+        try await EchoService.withServer(configuration: configuration) { _, port in
+            let client = try await GRPCClient.connect(host: "127.0.0.1", port: port)
+            let texts = try await withThrowingTaskGroup(of: String.self) { group in
+                for index in 0..<40 {
+                    group.addTask {
+                        var request = EchoRequest()
+                        request.text = "\(index)"
+                        request.sleepMs = 20
+                        return try await client.unary(EchoService.sleep, request: request, responseType: EchoResponse.self).text
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(Set(texts) == Set((0..<40).map { "\($0)" }))
+            await client.close()
+        }
+    }
+
+    @Test("a request stream that never ends is cancelled after the receive timeout")
+    func neverEndingStream() async throws {
+        var configuration = GRPCServerConfiguration()
+        configuration.requestReceiveTimeout = .milliseconds(300)
+        try await EchoService.withServer(configuration: configuration) { _, port in
+            let client = try await HTTP2TestClient(port: port)
+            let id = try await client.call(path: EchoService.echo, port: port, body: Self.framed([0x0A, 0x01]), end: false)
+            let stream = try await client.waitFor(id) { $0.last("grpc-status") != nil }
+            #expect(stream.last("grpc-status") == "1")
+            let closed = try await client.waitFor(id) { $0.closedWith != nil }
+            #expect(closed.closedWith == HTTP2ErrorCode.noError.rawValue)
+            await client.close()
+        }
+    }
+
+    @Test("a truncated gRPC message is INTERNAL; invalid protobuf is INTERNAL; an announced oversize is RESOURCE_EXHAUSTED at once")
+    func brokenMessages() async throws {
+        var configuration = GRPCServerConfiguration()
+        configuration.maxReceiveMessageBytes = 1024
+        try await EchoService.withServer(configuration: configuration) { _, port in
+            let client = try await HTTP2TestClient(port: port)
+            let truncated = try await client.call(path: EchoService.echo, port: port,
+                                                  body: Self.framed(Array(repeating: 1, count: 10), announcedLength: 100), end: true)
+            let invalid = try await client.call(path: EchoService.echo, port: port, body: Self.framed([0xFF, 0xFF, 0xFF]), end: true)
+            let oversized = try await client.call(path: EchoService.echo, port: port,
+                                                  body: Self.framed([1, 2], announcedLength: 2_000), end: false)
+            let empty = try await client.call(path: EchoService.echo, port: port, body: [], end: true)
+            for (id, code) in [(truncated, "13"), (invalid, "13"), (oversized, "8"), (empty, "13")] {
+                let stream = try await client.waitFor(id) { $0.last("grpc-status") != nil }
+                #expect(stream.last("grpc-status") == code, "stream \(id): \(stream.headerBlocks)")
+            }
+            await client.close()
+            try await Self.assertOtherConnectionsWork(port: port)
+        }
+    }
+
+    @Test("a client that stops reading: the server stops producing (bounded memory) and the dead peer is closed by keep-alive")
+    func clientStopsReading() async throws {
+        var configuration = GRPCServerConfiguration()
+        configuration.http2.pingInterval = .milliseconds(300)
+        configuration.http2.pingTimeout = .milliseconds(500)
+        let probe = StreamProbe()
+        try await EchoService.withServer(configuration: configuration, probe: probe) { _, port in
+            let raw = try await RawHTTP2Client(port: port, autoRead: false)
+            // Open flow control wide (2^31-1 stream window, +1 GiB connection window) so only the
+            // socket and channel writability can hold the server back.
+            let settings: [UInt8] = [0, 4, 0x7F, 0xFF, 0xFF, 0xFF]
+            var request = EchoRequest()
+            request.count = 1_000_000
+            request.payload = Data(repeating: 0x5A, count: 1024)
+            let body = Self.framed(try request.serializedBytes())
+            let bytes = RawHTTP2Client.preface + RawHTTP2Client.frame(type: RawFrame.settings, payload: settings)
+                + RawHTTP2Client.frame(type: RawFrame.windowUpdate, payload: [0x40, 0, 0, 0])
+                + RawHTTP2Client.frame(type: RawFrame.headers, flags: 0x4, streamID: 1,
+                                       payload: RawHTTP2Client.grpcRequestHeaders(path: EchoService.expand, port: port))
+                + RawHTTP2Client.frame(type: RawFrame.data, flags: 0x1, streamID: 1, payload: body)
+            try await raw.send(bytes)
+            // The handler is stopped by back-pressure long before a million messages, then the
+            // unanswered keep-alive PING closes the connection and the writer fails.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !probe.failed.withLockedValue({ $0 }), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let sent = probe.sent.withLockedValue { $0 }
+            #expect(probe.failed.withLockedValue { $0 }, "the writer was never released")
+            #expect(sent > 0 && sent < 20_000, "sent \(sent) messages of 1 KiB to a client that reads nothing")
+            try await Self.assertOtherConnectionsWork(port: port)
+            await raw.close()
+        }
+    }
+}
