@@ -162,6 +162,13 @@ public struct MemoryLogStore: RaftLogStore, Sendable {
 
     /// Simulates a power loss that keeps nothing unsynced.
     public mutating func crashLosingAllUnsynced() {
+        crash(keepingUnsyncedWrites: 0)
+    }
+
+    /// Simulates a power loss that keeps exactly the first `count` unsynced writes, in write order.
+    public mutating func crash(keepingUnsyncedWrites count: Int) {
+        precondition(count >= 0 && count <= unsynced.count, "cannot keep \(count) of \(unsynced.count) unsynced writes")
+        for write in unsynced[..<count] { durable.apply(write) }
         unsynced.removeAll()
         written = durable
     }

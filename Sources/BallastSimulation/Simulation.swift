@@ -19,6 +19,7 @@ enum SimulationEvent {
     case healPartition(id: Int)
     case isolateIfLeader(slot: Int, term: Term)
     case propose
+    case membershipStep
     case read
     case heal
     case livenessDeadline
@@ -80,6 +81,7 @@ final class SimulationRun {
         schedule(.propose, after: random.micros(1_000...20_000))
         schedule(.read, after: random.micros(1_000...50_000))
         schedule(.heal, after: options.faultPhaseMicros)
+        if profile.membershipChanges { schedule(.membershipStep, after: random.micros(100_000...1_000_000)) }
         while !stopped, violation == nil, let item = queue.pop() {
             now = item.time
             stats.events += 1
@@ -114,6 +116,9 @@ final class SimulationRun {
         case .isolateIfLeader(let slot, let term):
             let node = nodes[slot]
             if healedAt == nil && node.isUp && node.lastRole == .leader && node.lastTerm == term { isolate(node, timeouts: 0...2) }
+        case .membershipStep:
+            changeMembership()
+            if healedAt == nil { schedule(.membershipStep, after: random.micros(50_000...300_000)) }
         case .heal: heal()
         case .livenessDeadline: checkLiveness()
         case .stop: stopped = true

@@ -143,8 +143,9 @@ struct FaultProfile: Sendable {
             preVote: random.chance(0.8),
             checkQuorum: random.chance(0.8),
             maxEntriesPerAppend: maxEntriesPerAppend,
-            // One entry per round trip with one append in flight cannot keep up with the clients.
-            maxInflightAppends: maxEntriesPerAppend <= 2 ? random.pick([2, 4, 64]) : random.pick([1, 4, 64]),
+            // At least 16 entries per round trip, or a backlog of several stale terms cannot be
+            // replicated within the liveness bound.
+            maxInflightAppends: random.pick([1, 4, 16, 64].filter { $0 * maxEntriesPerAppend >= 16 }),
             snapshotThresholdBytes: random.pick([400, 1_500, 1 << 20]),
             compactionSlackEntries: random.pick([0, 5, 50]),
             snapshotChunkBytes: random.pick([24, 200, 4_096]),

@@ -103,7 +103,7 @@ extension SimulationRun {
 
     /// Moves the membership one step: add the spare as a learner, promote it once caught up,
     /// then remove one original voter other than the leader.
-    private func changeMembership() {
+    func changeMembership() {
         guard let leader = currentLeader(), let status = leader.core?.status, let spare = nodes.last,
             spare.joinsLater
         else { return }

@@ -21,6 +21,8 @@ struct SimCommand: ParsableCommand {
     var nodes: Int?
     @Option(help: "Events kept in the failure trace.")
     var traceEvents: Int = 50
+    @Flag(help: "Write each Ready's hard state before its entries (the unsafe order docs/raft.md prescribed), to reproduce that bug.")
+    var hardStateBeforeEntries = false
     @Flag(help: "Print the trace of passing runs too (with --trace-events to see a whole run).")
     var showTrace = false
     @Flag(help: "Print one line of statistics per seed (default: a summary every 100 seeds).")
@@ -42,6 +44,7 @@ struct SimCommand: ParsableCommand {
             let nodeCount = nodes ?? (seed % 2 == 0 ? 5 : 3)
             var options = SimulationOptions(seed: seed, nodeCount: nodeCount)
             options.traceCapacity = traceEvents
+            options.hardStateBeforeEntries = hardStateBeforeEntries
             let report = Simulation.run(options)
             totals.add(report.statistics)
             if let violation = report.violation {
