@@ -8,8 +8,7 @@ extension RaftNode {
         appendToLog([entry])
         uncommittedBytes += entry.sizeBytes
         needsBroadcast = true
-        // A cluster where this leader is the only voter commits as soon as the entry is durable.
-        maybeCommit()
+        // Nothing can commit yet: the leader counts this entry only once `persisted` reports it.
         return entry.index
     }
 
