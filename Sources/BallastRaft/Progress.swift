@@ -16,6 +16,8 @@ struct Progress: Sendable {
     var snapshotIndex: LogIndex = .zero
     /// In snapshot state: the byte offset the follower has acknowledged.
     var snapshotOffset: UInt64 = 0
+    /// In snapshot state: heartbeat answers since the last chunk was sent (a chunk is re-sent after two).
+    var heartbeatsSinceChunk = 0
 
     init(match: LogIndex, next: LogIndex) {
         self.match = match

@@ -171,9 +171,11 @@ extension RaftNode {
         if state.state == .replicate && state.inflights.count >= configuration.maxInflightAppends {
             state.inflights.removeFirst()
         }
+        if state.state == .snapshot { state.heartbeatsSinceChunk += 1 }
         progress[peer] = state
         if state.state == .snapshot {
-            sendSnapshotChunk(to: peer)
+            // A chunk (possibly large) may still be on its way: re-send only after two heartbeat answers without an ack.
+            if state.heartbeatsSinceChunk >= 2 { sendSnapshotChunk(to: peer) }
         } else if state.match < log.lastIndex {
             _ = sendAppend(to: peer, sendIfEmpty: true)
         }

@@ -71,6 +71,40 @@ struct SnapshotTests {
         #expect(cluster[4].status.membership == cluster[1].status.membership)
     }
 
+    @Test("given a lost chunk, when two heartbeat answers pass without an ack, then the leader re-sends it")
+    func lostChunkIsResent() throws {
+        var cluster = TestCluster(voters: [1, 2, 3]) {
+            $0.compactionSlackEntries = 0
+            $0.snapshotChunkBytes = 4
+        }
+        cluster.elect(1)
+        cluster.tickAll()
+        cluster.isolate(3)
+        for number in 0..<5 { try cluster.propose(1, "\(number)") }
+        cluster.tickAll()
+        cluster.takeSnapshot(1, data: Array(0..<10))
+        cluster.heal()
+        var dropped = false
+        cluster.accepts = { message in
+            if case .installSnapshot(let chunk) = message.body, chunk.offset == 4, !dropped {
+                dropped = true
+                return false
+            }
+            return true
+        }
+        cluster.sent = []
+        cluster.tickAll(1)
+        #expect(dropped)
+        #expect(cluster.installedSnapshots[NodeID(3)] == nil)
+        cluster.tickAll(3)
+        let offsets = cluster.sent.compactMap { message -> UInt64? in
+            if case .installSnapshot(let chunk) = message.body { chunk.offset } else { nil }
+        }
+        #expect(offsets.filter { $0 == 4 }.count == 2, "sent, lost, re-sent once: \(offsets)")
+        #expect(cluster.installedSnapshots[NodeID(3)]?.count == 1)
+        #expect(cluster[3].status.lastIndex == cluster[1].status.lastIndex)
+    }
+
     @Test("given a follower receiving chunks, when a chunk skips ahead, then it rejects it with the offset it expects")
     func wrongOffsetIsRejected() {
         var cluster = TestCluster(voters: [1, 2])
