@@ -69,16 +69,23 @@ public struct FollowerProgress: Sendable, Hashable {
 
 /// A read-only picture of a member, for status pages and tests.
 public struct RaftStatus: Sendable, Hashable {
+    /// The member described.
     public var id: NodeID
+    /// What it is doing.
     public var role: RaftRole
+    /// Its current term.
     public var term: Term
+    /// The leader it follows (itself when leading), if known.
     public var leader: NodeID?
+    /// Its commit index.
     public var commit: LogIndex
     /// The last index handed out in `Ready.committed` (the shell applies them in order).
     public var applied: LogIndex
+    /// The last index of its log (durable or not).
     public var lastIndex: LogIndex
     /// The durable index as reported through `persisted(through:term:)`.
     public var persistedIndex: LogIndex
+    /// The membership in force (the latest appended config change).
     public var membership: Membership
     /// Per-follower progress; empty unless leader.
     public var progress: [NodeID: FollowerProgress]
