@@ -92,6 +92,7 @@ extension HTTP2ConnectionHandler {
         case NGHTTP2_PING.rawValue where header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0:
             receivedPingAck()
         case NGHTTP2_GOAWAY.rawValue:
+            goAwayReceived = true
             delegate.http2(self, receivedGoAway: frame.pointee.goaway.last_stream_id,
                            errorCode: frame.pointee.goaway.error_code)
         default:

@@ -42,6 +42,7 @@ public final class HTTP2ConnectionHandler: ChannelDuplexHandler {
     var flushScheduled = false
     var closeAfterFlush = false
     var shuttingDown = false
+    var goAwayReceived = false
     var pingTimer: Scheduled<Void>?
     var pingDeadline: Scheduled<Void>?
     var shutdownDeadline: Scheduled<Void>?
@@ -59,7 +60,7 @@ public final class HTTP2ConnectionHandler: ChannelDuplexHandler {
     public var eventLoop: EventLoop? { context?.eventLoop }
 
     /// True while the session is open and new streams may be started.
-    public var isActive: Bool { session != nil && !shuttingDown && !teardownPending }
+    public var isActive: Bool { session != nil && !shuttingDown && !goAwayReceived && !teardownPending }
 
     // MARK: channel events
 
