@@ -61,7 +61,8 @@ let package = Package(
         .target(
             name: "BallastServer",
             dependencies: [
-                "BallastRaft", "BallastStorage",
+                "BallastRaft", "BallastStorage", "BallastEngine", "BallastProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -85,6 +86,7 @@ let package = Package(
                 "BallastServer", "BallastRaft", "BallastStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]),

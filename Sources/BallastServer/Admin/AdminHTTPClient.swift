@@ -17,7 +17,7 @@ public enum AdminHTTPClient {
         let loop = group.next()
         let promise = loop.makePromise(of: (Int, [UInt8]).self)
         let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-        let channel = try await ClientBootstrap(group: loop)
+        let connecting = ClientBootstrap(group: loop)
             .connectTimeout(.nanoseconds(nanoseconds))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -25,7 +25,14 @@ public enum AdminHTTPClient {
                     try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise, maxBodyBytes: maxBodyBytes))
                 }
             }
-            .connect(host: host, port: port).get()
+            .connect(host: host, port: port)
+        let channel: any Channel
+        do {
+            channel = try await connecting.get()
+        } catch {
+            promise.fail(error)  // the collector never ran; complete the promise it would have completed
+            throw error
+        }
         let timer = loop.scheduleTask(in: .nanoseconds(nanoseconds)) { promise.fail(Failure.timedOut) }
         var headers = HTTPHeaders()
         headers.add(name: "host", value: "\(host):\(port)")

@@ -114,7 +114,7 @@ private final class AdminRequestHandler: ChannelInboundHandler {
         if tooLarge {
             return write(.text("request body too large\n", status: .payloadTooLarge), version: version, keepAlive: false, context: context)
         }
-        let (path, query) = Self.split(uri: head.uri)
+        let (path, query) = AdminQuery.split(uri: head.uri)
         let request = AdminRequest(method: head.method, path: path, query: query, body: body, headers: head.headers)
         let router = self.router
         let promise = context.eventLoop.makePromise(of: AdminResponse.self)
@@ -141,7 +141,10 @@ private final class AdminRequestHandler: ChannelInboundHandler {
             context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
         }
     }
+}
 
+/// Parsing of request targets on the admin port.
+enum AdminQuery {
     /// Splits `/a/b?x=1&y=2` into the path and its percent-decoded query parameters.
     static func split(uri: String) -> (String, [String: String]) {
         let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)

@@ -18,7 +18,7 @@ extension BallastNode {
         case "/status":
             return .json(Self.encodeJSON(await status()))
         case "/cluster":
-            return .json(Self.encodeJSON(await clusterView()))
+            return .json(Self.encodeJSON(await clusterView(askLeader: request.query["local"] == nil)))
         default:
             return .text("not found: \(request.path)\n", status: .notFound)
         }
@@ -35,8 +35,13 @@ extension BallastNode {
 
     /// Every member's status, asked of each member's admin port (this node answers for itself);
     /// a member that does not answer within a second shows as unreachable with what is known of it.
-    public func clusterView() async -> ClusterView {
+    /// A follower first asks the leader, which hears from every member, and answers itself only
+    /// when the leader cannot be asked.
+    public func clusterView(askLeader: Bool = true) async -> ClusterView {
         let local = await status()
+        if askLeader, local.role != "leader", let leader = local.leader, let view = await leaderView(leaderID: leader) {
+            return view
+        }
         let known = transport.knownNodes
         let memberIDs = Set(local.voters + local.learners + configuration.peers.keys.map { String($0.rawValue) })
         var members: [ClusterView.Member] = []
@@ -52,6 +57,15 @@ extension BallastNode {
         members.sort { (UInt64($0.id) ?? 0) < (UInt64($1.id) ?? 0) }
         let leader = members.first { $0.role == "leader" && $0.reachable }?.id ?? local.leader
         return ClusterView(leader: leader, members: members)
+    }
+
+    private func leaderView(leaderID: String) async -> ClusterView? {
+        guard let id = UInt64(leaderID), let info = transport.knownNodes[id],
+              let admin = try? HostPort(parsing: info.admin) else { return nil }
+        guard let (code, body) = try? await AdminHTTPClient.get(
+            host: admin.host, port: admin.port, path: "/cluster?local=1", timeout: .seconds(2), group: group),
+            code == 200 else { return nil }
+        return try? JSONDecoder().decode(ClusterView.self, from: Data(body))
     }
 
     private func remoteMember(id: String, info: NodeInfo?) async -> ClusterView.Member {

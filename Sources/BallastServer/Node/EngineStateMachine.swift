@@ -1,0 +1,60 @@
+import BallastEngine
+import BallastProto
+import BallastRaft
+import Logging
+import SwiftProtobuf
+import Synchronization
+
+/// The workflow engine as the node's replicated state machine: decodes each committed entry and
+/// applies it. An entry this node cannot apply (an engine format version it does not know, or
+/// bytes that are not an engine entry) stops the node through `onFatal` instead of letting it
+/// diverge from its peers.
+public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
+    private var engine = WorkflowEngine()
+    private let logger: Logger
+    private let onFatal: @Sendable (String) -> Void
+    /// Called on the apply thread with each entry's result (for answering the caller).
+    public var onApplied: (@Sendable (LogIndex, ApplyResult) -> Void)?
+    private let digestBox = Mutex<(index: UInt64, digest: String)>((0, ""))
+
+    /// Creates an empty engine.
+    public init(logger: Logger, onFatal: @escaping @Sendable (String) -> Void) {
+        self.logger = logger
+        self.onFatal = onFatal
+    }
+
+    public func apply(_ entry: Entry) {
+        guard entry.kind == .normal else { return }
+        let decoded: Ballast_V1_EngineEntry
+        do {
+            decoded = try Ballast_V1_EngineEntry(serializedBytes: entry.data)
+        } catch {
+            return onFatal("committed entry \(entry.index) is not an engine entry: \(error); this node stops rather than diverge")
+        }
+        do {
+            let result = try engine.apply(decoded, index: entry.index.rawValue)
+            onApplied?(entry.index, result)
+        } catch {
+            onFatal("cannot apply committed entry \(entry.index): \(error); this node stops rather than diverge")
+        }
+    }
+
+    public func takeSnapshot() -> [UInt8] { engine.snapshot() }
+
+    public func restore(from snapshot: Snapshot) {
+        do {
+            engine = try WorkflowEngine.restore(snapshot.data)
+        } catch {
+            onFatal("cannot restore the engine from snapshot \(snapshot.metadata.index): \(error)")
+        }
+    }
+
+    /// The engine's state digest and the index it was computed at (computed on the apply thread).
+    public func refreshDigest() {
+        let digest = engine.stateDigest()
+        digestBox.withLock { $0 = (engine.lastAppliedIndex, digest) }
+    }
+
+    /// The last digest computed by `refreshDigest`, with its applied index.
+    public var lastDigest: (index: UInt64, digest: String) { digestBox.withLock { $0 } }
+}

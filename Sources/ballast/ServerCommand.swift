@@ -1,0 +1,160 @@
+import ArgumentParser
+import BallastRaft
+import BallastServer
+import Foundation
+import Logging
+
+/// `ballast server`: one cluster member. Restarting with the same data directory resumes;
+/// SIGTERM or SIGINT hands leadership to a peer, drains and exits 0.
+struct ServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server",
+        abstract: "Run one Ballast cluster member.",
+        discussion: """
+            Flags or a config file (--config, one `key = value` per line using the flag names, e.g. \
+            `id = 1`, `peers = 1=127.0.0.1:7001,2=127.0.0.1:7002`); flags override the file.
+            """)
+
+    @Option(help: "Config file with `flag-name = value` lines.") var config: String?
+    @Option(help: "This member's id, a positive integer.") var id: UInt64?
+    @Option(help: "Data directory (created if missing).") var dataDir: String?
+    @Option(help: "Raft listen address HOST:PORT.") var raft: String?
+    @Option(help: "Client and worker API address HOST:PORT.") var api: String?
+    @Option(help: "Admin HTTP address HOST:PORT (binds 127.0.0.1 unless told otherwise).") var admin: String?
+    @Option(help: "Initial voters: ID=HOST:PORT,… (Raft addresses, this node included).") var peers: String?
+    @Option(help: "Local override of how to reach a peer: ID=HOST:PORT,… (e.g. a fault proxy).") var peerAddress: String?
+    @Option(help: "Raft tick in milliseconds.") var tickMs: Int?
+    @Option(help: "Election timeout in ticks.") var electionTicks: Int?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
+
+    func run() async throws {
+        let settings = try ServerSettings(fileAt: config).overridden(by: flagValues)
+        let configuration = try settings.nodeConfiguration()
+        var logger = Logger(label: "ballast.node.\(configuration.id.rawValue)")
+        logger.logLevel = Logger.Level(rawValue: settings["log-level"] ?? "info") ?? .info
+        let fatalLogger = logger
+        let machine = EngineStateMachine(logger: logger) { why in
+            fatalLogger.critical("\(why)")
+            Foundation.exit(70)
+        }
+        let node = try BallastNode(configuration: configuration, stateMachine: machine, logger: logger)
+        try await node.start()
+        await ShutdownSignal.wait()
+        logger.info("shutting down: handing over leadership and draining")
+        await node.shutdown()
+        logger.info("stopped")
+    }
+
+    private var flagValues: [String: String] {
+        var values: [String: String] = [:]
+        values["id"] = id.map { String($0) }
+        values["data-dir"] = dataDir
+        values["raft"] = raft
+        values["api"] = api
+        values["admin"] = admin
+        values["peers"] = peers
+        values["peer-address"] = peerAddress
+        values["tick-ms"] = tickMs.map { String($0) }
+        values["election-ticks"] = electionTicks.map { String($0) }
+        values["log-level"] = logLevel
+        return values
+    }
+}
+
+/// Server settings by flag name, from a config file and then flags.
+struct ServerSettings {
+    static let keys: Set<String> = ["id", "data-dir", "raft", "api", "admin", "peers", "peer-address", "tick-ms",
+                                    "election-ticks", "log-level"]
+    private var values: [String: String] = [:]
+
+    subscript(key: String) -> String? { values[key] }
+
+    /// Reads `key = value` lines (`#` comments, blank lines ignored); unknown keys are errors.
+    init(fileAt path: String?) throws {
+        guard let path else { return }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ValidationError("cannot read config file \(path)")
+        }
+        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            guard !line.allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\r" }) else { continue }
+            let parts = line.split(separator: "=", maxSplits: 1)
+            let key = parts.first.map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
+            guard parts.count == 2, Self.keys.contains(key) else {
+                throw ValidationError("\(path):\(number + 1): expected `key = value` with a key among \(Self.keys.sorted())")
+            }
+            values[key] = String(parts[1]).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    func overridden(by flags: [String: String]) -> ServerSettings {
+        var merged = self
+        for (key, value) in flags { merged.values[key] = value }
+        return merged
+    }
+
+    func nodeConfiguration() throws -> NodeConfiguration {
+        func require(_ key: String) throws -> String {
+            guard let value = values[key], !value.isEmpty else { throw ValidationError("--\(key) is required") }
+            return value
+        }
+        guard let rawID = UInt64(try require("id")), rawID > 0 else { throw ValidationError("--id must be a positive integer") }
+        let raftAddress = try HostPort(parsing: try require("raft"))
+        var configuration = NodeConfiguration(
+            id: NodeID(rawID), dataDirectory: try require("data-dir"), raftAddress: raftAddress,
+            apiAddress: try HostPort(parsing: values["api"] ?? "127.0.0.1:0"),
+            adminAddress: try HostPort(parsing: values["admin"] ?? "127.0.0.1:0"),
+            peers: try NodeConfiguration.parseMemberList(values["peers"] ?? "\(rawID)=\(raftAddress)", flag: "--peers"))
+        configuration.peerAddressOverrides = try NodeConfiguration.parseMemberList(values["peer-address"] ?? "", flag: "--peer-address")
+        if let tick = values["tick-ms"] {
+            guard let milliseconds = Int(tick), (1 ... 1000).contains(milliseconds) else { throw ValidationError("--tick-ms must be 1…1000") }
+            configuration.tickInterval = .milliseconds(milliseconds)
+        }
+        if let ticks = values["election-ticks"] {
+            guard let count = Int(ticks), (3 ... 10_000).contains(count) else { throw ValidationError("--election-ticks must be 3…10000") }
+            configuration.raft.electionTimeoutTicks = count
+        }
+        try configuration.validate()
+        return configuration
+    }
+}
+
+/// Waits for SIGTERM or SIGINT.
+enum ShutdownSignal {
+    static func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let once = OnceFlag()
+            for signalNumber in [SIGTERM, SIGINT] {
+                signal(signalNumber, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+                source.setEventHandler { if once.claim() { continuation.resume() } }
+                source.resume()
+                SignalSources.keep(source)
+            }
+        }
+    }
+}
+
+/// Keeps signal sources alive for the life of the process.
+enum SignalSources {
+    nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
+    private static let lock = NSLock()
+    static func keep(_ source: any DispatchSourceSignal) {
+        lock.lock()
+        sources.append(source)
+        lock.unlock()
+    }
+}
+
+/// True for the first caller only.
+final class OnceFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var claimed = false
+    func claim() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if claimed { return false }
+        claimed = true
+        return true
+    }
+}

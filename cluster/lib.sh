@@ -1,0 +1,82 @@
+# Shared by the cluster/ scripts. State lives in $BALLAST_CLUSTER_DIR (default .cluster/), one
+# folder per node (pid, log, data); ports derive from $BALLAST_BASE_PORT (default 7100):
+# node N gets raft BASE+N*10+1, api BASE+N*10+2, admin BASE+N*10+3.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CLUSTER_DIR="${BALLAST_CLUSTER_DIR:-$ROOT/.cluster}"
+BASE_PORT="${BALLAST_BASE_PORT:-7100}"
+HOST=127.0.0.1
+
+raft_port() { echo $((BASE_PORT + $1 * 10 + 1)); }
+api_port() { echo $((BASE_PORT + $1 * 10 + 2)); }
+admin_port() { echo $((BASE_PORT + $1 * 10 + 3)); }
+node_dir() { echo "$CLUSTER_DIR/node-$1"; }
+
+# The ballast binary: $BALLAST_BIN, else `ballast` on PATH, else a release build of this checkout.
+ballast_bin() {
+  if [ -n "${BALLAST_BIN:-}" ]; then echo "$BALLAST_BIN"; return; fi
+  if command -v ballast >/dev/null 2>&1; then command -v ballast; return; fi
+  local bin
+  bin="$(cd "$ROOT" && swift build -c release --show-bin-path)/ballast"
+  if [ ! -x "$bin" ]; then
+    echo "building ballast (release)…" >&2
+    (cd "$ROOT" && swift build -c release --product ballast >&2)
+  fi
+  echo "$bin"
+}
+
+# Node ids recorded by `up`.
+node_ids() { [ -f "$CLUSTER_DIR/nodes" ] && cat "$CLUSTER_DIR/nodes" || true; }
+
+is_running() {
+  local pid_file; pid_file="$(node_dir "$1")/pid"
+  [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null
+}
+
+peers_list() {
+  local list="" id
+  for id in $(node_ids); do list="${list:+$list,}$id=$HOST:$(raft_port "$id")"; done
+  echo "$list"
+}
+
+start_node() {
+  local id=$1 dir bin; dir="$(node_dir "$id")"; bin="$(ballast_bin)"
+  mkdir -p "$dir/data"
+  if is_running "$id"; then echo "node $id is already running (pid $(cat "$dir/pid"))"; return; fi
+  local extra=()
+  if [ -f "$dir/peer-address" ]; then extra=(--peer-address "$(cat "$dir/peer-address")"); fi
+  nohup "$bin" server --id "$id" --data-dir "$dir/data" --raft "$HOST:$(raft_port "$id")" \
+    --api "$HOST:$(api_port "$id")" --admin "$HOST:$(admin_port "$id")" --peers "$(peers_list)" \
+    "${extra[@]}" >>"$dir/log" 2>&1 &
+  echo $! >"$dir/pid"
+}
+
+# GET http://127.0.0.1:PORT/PATH with a timeout; prints the body, fails on no answer.
+admin_get() {
+  local port=$1 path=$2
+  python3 - "$port" "$path" <<'PY'
+import sys, urllib.request
+try:
+    with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}{sys.argv[2]}", timeout=2) as r:
+        sys.stdout.write(r.read().decode())
+except Exception as e:
+    sys.exit(1)
+PY
+}
+
+# Waits until some running node reports a leader (default 20 s).
+wait_for_leader() {
+  local deadline=$(( $(date +%s) + ${1:-20} )) id view
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    for id in $(node_ids); do
+      is_running "$id" || continue
+      if view=$(admin_get "$(admin_port "$id")" /cluster 2>/dev/null) && \
+         python3 -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1]).get("leader") else 1)' "$view"; then
+        return 0
+      fi
+    done
+    sleep 0.1
+  done
+  echo "no leader within ${1:-20} s; see the logs in $CLUSTER_DIR/node-*/log" >&2
+  return 1
+}
