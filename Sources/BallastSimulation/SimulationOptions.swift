@@ -126,7 +126,7 @@ struct FaultProfile: Sendable {
         membershipChanges = options.membershipChanges ?? random.chance(0.3)
         leadershipTransfers = options.leadershipTransfers ?? random.chance(0.5)
         leaderChurnProbability = random.pick([0, 0.5, 0.9])
-        isolateAfterAckProbability = random.pick([0, 0.02, 0.1])
+        isolateAfterAckProbability = random.pick([0, 0.05, 0.2])
         var enabled: [FaultKind] = []
         for kind in FaultKind.allCases {
             let isEnabled = switch kind {

@@ -1,6 +1,12 @@
 import ArgumentParser
 import BallastSimulation
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// `ballast sim`: runs the deterministic cluster simulator over a range of seeds.
 struct SimCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -61,6 +67,7 @@ struct SimCommand: ParsableCommand {
                 print("seed \(seed) (\(nodeCount) nodes) ok fingerprint=\(report.fingerprint) \(report.statistics.summary)")
             } else if done % 100 == 0 || done == seeds {
                 print("\(done)/\(seeds) seeds passed (\(rate(done, since: started, clock: clock)) seeds/s)")
+                fflush(nil)  // progress of a long run shows up even when the output is a file
             }
         }
         print("all \(seeds) seeds passed, seeds \(startSeed)…\(startSeed + UInt64(seeds) - 1), \(rate(seeds, since: started, clock: clock)) seeds/s")
