@@ -80,7 +80,10 @@ extension SimulationRun {
 
     private func crashSome(preferLeader: Bool) {
         let up = liveNodes.filter(\.isUp)
-        guard let victim = (preferLeader ? currentLeader() : nil) ?? (up.isEmpty ? nil : random.pick(up)) else { return }
+        // A node in the middle of a write is the interesting victim: it may lose or tear it.
+        let writing = up.filter { $0.store.unsyncedWriteCount > 0 }
+        let candidates = writing.isEmpty || random.chance(0.3) ? up : writing
+        guard let victim = (preferLeader ? currentLeader() : nil) ?? (candidates.isEmpty ? nil : random.pick(candidates)) else { return }
         let downtime = random.chance(0.5) ? random.micros(5_000...electionTimeoutMicros) : random.micros(electionTimeoutMicros...1_500_000)
         crash(victim, restartAfter: downtime)
     }
