@@ -26,8 +26,10 @@ let package = Package(
 
         // Sans-I/O Raft core.
         .target(name: "BallastRaft"),
+        // CRC-32C with the CPU's crc32 instruction (SSE4.2), for the log and the Raft transport.
+        .target(name: "CBallastCRC"),
         // Durable log: segmented WAL, hard state, snapshot files, recovery.
-        .target(name: "BallastStorage", dependencies: ["BallastRaft"]),
+        .target(name: "BallastStorage", dependencies: ["BallastRaft", "CBallastCRC"]),
         // Deterministic simulation of whole clusters of the real Raft core.
         .target(name: "BallastSimulation", dependencies: ["BallastRaft"]),
 

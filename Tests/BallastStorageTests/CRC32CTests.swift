@@ -35,6 +35,18 @@ import Testing
         }
     }
 
+    @Test func tableFallbackMatchesReferenceWhateverTheCPU() {
+        var generator = SplitMix(seed: 7)
+        let bytes = (0..<300).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        for start in 0..<9 {
+            for end in stride(from: start, through: bytes.count, by: 5) {
+                let slice = Array(bytes[start..<end])
+                let tables = slice.withUnsafeBytes { CRC32C.extendWithTables(0, $0) }
+                #expect(tables == Self.reference(slice), "start \(start) end \(end)")
+            }
+        }
+    }
+
     @Test func incrementalUpdatesEqualOneShot() {
         let bytes = Array("The quick brown fox jumps over the lazy dog, twice over.".utf8)
         for split in 0...bytes.count {
