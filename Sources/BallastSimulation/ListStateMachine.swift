@@ -98,6 +98,7 @@ public enum ApplyError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A committed membership change does not apply to the membership in force.
     case invalidConfigChange(LogIndex, RaftError)
 
+    /// A readable explanation.
     public var description: String {
         switch self {
         case .outOfOrder(let expected, let got): "committed entry \(got) handed out where \(expected) was expected"

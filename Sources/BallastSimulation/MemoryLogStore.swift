@@ -12,6 +12,7 @@ public enum MemoryLogStoreError: Error, Sendable, Hashable, CustomStringConverti
     /// Compaction beyond the durable snapshot would lose entries nothing else covers.
     case compactBeyondSnapshot(snapshotIndex: LogIndex, requested: LogIndex)
 
+    /// A readable explanation.
     public var description: String {
         switch self {
         case .gap(let last, let from): "append from \(from) leaves a gap after the last index \(last)"

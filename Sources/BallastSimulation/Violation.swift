@@ -31,5 +31,6 @@ public struct Violation: Error, Sendable, Hashable, CustomStringConvertible {
         self.detail = detail
     }
 
+    /// A readable explanation.
     public var description: String { "\(invariant.rawValue): \(detail)" }
 }

@@ -30,6 +30,22 @@ import Testing
         #expect(totals.commitsAcknowledged > 100 && totals.readsServed > 0 && totals.elections > 20)
         #expect(totals.snapshotsTaken > 0 && totals.snapshotsInstalled > 0)
     }
+
+    @Test(arguments: [3, 5])
+    func membershipChangesAndTransfersPass(nodeCount: Int) {
+        var totals = SimulationStatistics()
+        for seed: UInt64 in 100...109 {
+            var options = SimulationOptions(seed: seed, nodeCount: nodeCount)
+            options.membershipChanges = true
+            options.leadershipTransfers = true
+            let report = Simulation.run(options)
+            totals.add(report.statistics)
+            #expect(report.passed, "seed \(seed) (\(nodeCount) nodes): \(report.violation.map(String.init(describing:)) ?? "")\n\(report.trace.joined(separator: "\n"))")
+        }
+        // A learner was added, promoted and an original voter removed in at least one run.
+        #expect(totals.membersRemoved > 0 && totals.configChanges >= 3 * totals.membersRemoved)
+        #expect(totals.transfers > 0)
+    }
 }
 
 /// Regression scenarios found by the simulator, reduced to the smallest history that shows them.
