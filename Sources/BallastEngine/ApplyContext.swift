@@ -52,8 +52,7 @@ extension RunState {
         event.eventTimeUnixNanos = context.now
         event.attributes = linkEventIds(attributes, eventId: nextEventId)
         nextEventId += 1
-        let bytes: [UInt8] = (try? event.serializedBytes(options: deterministicOptions)) ?? []
-        historyHash = RollingHash.combine(historyHash, bytes)
+        historyHash = HashingVisitor.combine(historyHash, event)
         context.emit(key, event)
         return event.eventID
     }

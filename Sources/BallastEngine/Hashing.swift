@@ -1,5 +1,5 @@
-// Hash functions implemented here because the engine core may not import Foundation or a
-// crypto library: SHA-256 for state digests and run ids, FNV-1a 64 for rolling history hashes.
+// Hash functions implemented here because the engine core uses no Foundation and no crypto library:
+// SHA-256 for state digests, FNV-1a 64 for rolling history hashes and run ids.
 
 /// SHA-256 (FIPS 180-4) over byte sequences.
 public struct SHA256Hasher: Sendable {

@@ -130,20 +130,29 @@ public struct WorkflowEngine: Sendable {
         return nextTaskSequence
     }
 
-    /// A run id derived from the entry index and a per-entry salt: unique and identical on every node.
+    /// A run id derived from the entry index and a per-entry salt: unique (one entry, one index)
+    /// and identical on every node. Laid out like a UUID: 64 bits of index, then 48 bits of the
+    /// workflow's name hash and a 16-bit per-entry counter.
     func makeRunId(namespace: String, workflowId: String, context: inout ApplyContext) -> String {
-        var hasher = SHA256Hasher()
-        hasher.update(string: namespace)
-        hasher.update(string: workflowId)
-        hasher.update(uint64: context.index)
-        hasher.update(uint64: context.nextRunSalt)
+        var nameHash = RollingHash.combine(RollingHash.empty, namespace.utf8)
+        nameHash = RollingHash.combine(nameHash, workflowId.utf8)
+        let high = context.index
+        let low = (nameHash & 0xffff_ffff_ffff_0000) | (context.nextRunSalt & 0xffff)
         context.nextRunSalt += 1
-        var bytes = Array(hasher.finalize().prefix(16))
-        bytes[6] = (bytes[6] & 0x0f) | 0x40 // UUID version 4 layout, variant 1
-        bytes[8] = (bytes[8] & 0x3f) | 0x80
-        let hex = Array(hexString(bytes))
-        return String(hex[0..<8]) + "-" + String(hex[8..<12]) + "-" + String(hex[12..<16]) + "-"
-            + String(hex[16..<20]) + "-" + String(hex[20..<32])
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for position in 0..<8 {
+            bytes[position] = UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64(position)))
+            bytes[8 + position] = UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64(position)))
+        }
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(36)
+        for (position, byte) in bytes.enumerated() {
+            if position == 4 || position == 6 || position == 8 || position == 10 { text.append(UInt8(ascii: "-")) }
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 }
 

@@ -1,0 +1,136 @@
+import BallastProto
+import SwiftProtobuf
+
+/// Names the bytes type protobuf uses (Data) without bringing its module into the core.
+protocol ProtoBytesCarrier { associatedtype Bytes; var data: Bytes { get } }
+extension Ballast_V1_Payload: ProtoBytesCarrier {}
+typealias ProtoBytes = Ballast_V1_Payload.Bytes
+
+/// Feeds a message's fields straight into FNV-1a 64 without serializing it: one traversal, no
+/// buffer. Every value is preceded by its field number and a kind tag; map entries are hashed
+/// one by one and combined by addition, so the result does not depend on map order.
+struct HashingVisitor: Visitor {
+    private static let prime: UInt64 = 0x0000_0100_0000_01b3
+    private(set) var hash: UInt64
+
+    init(seed: UInt64) { hash = seed }
+
+    /// Chains a message onto `previous`.
+    static func combine(_ previous: UInt64, _ message: some Message) -> UInt64 {
+        var visitor = HashingVisitor(seed: RollingHash.combine(previous, EmptyCollection<UInt8>()))
+        try? message.traverse(visitor: &visitor)
+        return visitor.hash
+    }
+
+    private mutating func mix(_ value: UInt64) {
+        var remaining = value
+        for _ in 0..<8 {
+            hash = (hash ^ (remaining & 0xff)) &* Self.prime
+            remaining >>= 8
+        }
+    }
+
+    private mutating func field(_ number: Int, _ kind: UInt64) {
+        mix(UInt64(truncatingIfNeeded: number) << 8 | kind)
+    }
+
+    private mutating func bytes<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+        mix(UInt64(bytes.count))
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* Self.prime }
+    }
+
+    mutating func visitSingularDoubleField(value: Double, fieldNumber: Int) throws {
+        field(fieldNumber, 1)
+        mix(value.bitPattern)
+    }
+
+    mutating func visitSingularInt64Field(value: Int64, fieldNumber: Int) throws {
+        field(fieldNumber, 2)
+        mix(UInt64(bitPattern: value))
+    }
+
+    mutating func visitSingularUInt64Field(value: UInt64, fieldNumber: Int) throws {
+        field(fieldNumber, 3)
+        mix(value)
+    }
+
+    mutating func visitSingularBoolField(value: Bool, fieldNumber: Int) throws {
+        field(fieldNumber, 4)
+        mix(value ? 1 : 0)
+    }
+
+    mutating func visitSingularStringField(value: String, fieldNumber: Int) throws {
+        field(fieldNumber, 5)
+        var copy = value
+        copy.withUTF8 { bytes($0) }
+    }
+
+    mutating func visitSingularBytesField(value: ProtoBytes, fieldNumber: Int) throws {
+        field(fieldNumber, 6)
+        bytes(value)
+    }
+
+    mutating func visitSingularEnumField<E: Enum>(value: E, fieldNumber: Int) throws {
+        field(fieldNumber, 7)
+        mix(UInt64(bitPattern: Int64(value.rawValue)))
+    }
+
+    mutating func visitSingularMessageField<M: Message>(value: M, fieldNumber: Int) throws {
+        field(fieldNumber, 8)
+        try value.traverse(visitor: &self)
+        mix(0xfeed_face)
+    }
+
+    mutating func visitMapField<KeyType, ValueType: MapValueType>(
+        fieldType: _ProtobufMap<KeyType, ValueType>.Type,
+        value: _ProtobufMap<KeyType, ValueType>.BaseType, fieldNumber: Int
+    ) throws {
+        var sum: UInt64 = 0
+        for (key, entry) in value {
+            var sub = HashingVisitor(seed: RollingHash.empty)
+            try KeyType.visitSingular(value: key, fieldNumber: 1, with: &sub)
+            try ValueType.visitSingular(value: entry, fieldNumber: 2, with: &sub)
+            sum &+= sub.hash
+        }
+        field(fieldNumber, 9)
+        mix(UInt64(value.count))
+        mix(sum)
+    }
+
+    mutating func visitMapField<KeyType, ValueType>(
+        fieldType: _ProtobufEnumMap<KeyType, ValueType>.Type,
+        value: _ProtobufEnumMap<KeyType, ValueType>.BaseType, fieldNumber: Int
+    ) throws where ValueType.RawValue == Int {
+        var sum: UInt64 = 0
+        for (key, entry) in value {
+            var sub = HashingVisitor(seed: RollingHash.empty)
+            try KeyType.visitSingular(value: key, fieldNumber: 1, with: &sub)
+            try sub.visitSingularEnumField(value: entry, fieldNumber: 2)
+            sum &+= sub.hash
+        }
+        field(fieldNumber, 10)
+        mix(UInt64(value.count))
+        mix(sum)
+    }
+
+    mutating func visitMapField<KeyType, ValueType>(
+        fieldType: _ProtobufMessageMap<KeyType, ValueType>.Type,
+        value: _ProtobufMessageMap<KeyType, ValueType>.BaseType, fieldNumber: Int
+    ) throws {
+        var sum: UInt64 = 0
+        for (key, entry) in value {
+            var sub = HashingVisitor(seed: RollingHash.empty)
+            try KeyType.visitSingular(value: key, fieldNumber: 1, with: &sub)
+            try sub.visitSingularMessageField(value: entry, fieldNumber: 2)
+            sum &+= sub.hash
+        }
+        field(fieldNumber, 11)
+        mix(UInt64(value.count))
+        mix(sum)
+    }
+
+    mutating func visitUnknown(bytes unknown: ProtoBytes) throws {
+        field(0, 12)
+        bytes(unknown)
+    }
+}
