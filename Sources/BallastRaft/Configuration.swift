@@ -26,6 +26,8 @@ public struct RaftConfiguration: Sendable {
     public var compactionSlackEntries: Int = 1024
     /// A learner may be promoted only when its match index is at most this many entries behind the leader's last index.
     public var maxPromotionLagEntries: Int = 256
+    /// ReadIndex requests a leader keeps waiting for confirmation; more are reported at once in `Ready.droppedReads`.
+    public var maxPendingReads: Int = 65_536
     /// Fault injection for mutation tests (internal: set it through `@testable import BallastRaft`).
     var mutations = RaftMutations()
 

@@ -4,6 +4,10 @@ extension RaftNode {
     /// Starts a ReadIndex round; the answer arrives as a `ReadState` (or a dropped read) in a later `Ready`.
     public mutating func readIndex(context: UInt64) throws(RaftError) {
         guard role == .leader else { throw .notLeader(leaderHint: leader) }
+        guard reads.count < configuration.maxPendingReads else {
+            ready.droppedReads.append(context)  // Back-pressure: the caller retries later.
+            return
+        }
         // A new leader does not know the latest commit index until an entry of its term commits.
         guard log.term(at: commit) == term else {
             reads.awaitingTermCommit.append(context)
@@ -70,4 +74,7 @@ struct ReadIndexQueue: Sendable {
     var acks: [UInt64: Set<NodeID>] = [:]
     /// The latest round number (never reused, so late answers cannot confirm a newer read).
     var lastRound: UInt64 = 0
+
+    /// Reads waiting in any stage.
+    var count: Int { awaitingTermCommit.count + unsent.count + pending.count }
 }

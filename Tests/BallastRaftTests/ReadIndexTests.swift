@@ -77,4 +77,18 @@ struct ReadIndexTests {
         cluster.stabilize()
         #expect(cluster.readStates[NodeID(1)] == [ReadState(context: 5, index: LogIndex(1))])
     }
+
+    @Test("given maxPendingReads reads waiting, then a further read is reported dropped at once")
+    func pendingReadsAreBounded() throws {
+        var cluster = TestCluster(voters: [1, 2, 3]) { $0.maxPendingReads = 2 }
+        cluster.elect(1)
+        cluster.tickAll()
+        cluster.isolate(1)
+        for context: UInt64 in 1...3 { try cluster[1].readIndex(context: context) }
+        cluster.stabilize()
+        #expect(cluster.droppedReads[NodeID(1)] == [3])
+        cluster.heal()
+        cluster.tickAll()
+        #expect(cluster.readStates[NodeID(1)]?.map(\.context) == [1, 2])
+    }
 }
