@@ -4,6 +4,8 @@
 /// stored suffix starting at `entries.first.index`); `messages` may be sent at the same time;
 /// (2) once durable, send `messagesAfterPersist` and call `RaftNode.persisted(through:term:)`
 /// (and restore the state machine from `snapshot` if present); (3) apply `committed` in order.
+/// Readies must be handled in the order `takeReady()` returned them. With no entries but a
+/// snapshot, report `persisted(through: snapshot index, term: snapshot term)`. See docs/raft.md.
 public struct Ready: Sendable {
     /// New hard state to persist, if it changed.
     public var hardState: HardState?
