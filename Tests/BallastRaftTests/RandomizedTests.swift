@@ -2,7 +2,8 @@ import Testing
 @testable import BallastRaft
 
 /// A small seeded chaos run over the in-test network: random ticks, delivery out of order,
-/// duplication and loss, slow disks, crashes that lose unsynced writes, partitions, proposals,
+/// duplication and loss, slow disks, crashes that lose unsynced writes, symmetric and asymmetric
+/// partitions, proposals,
 /// snapshots and reads. It checks election safety and state-machine safety at every step.
 /// (The full simulator lives in BallastSimulation; this one guards the core on its own.)
 private struct ChaosRun {
@@ -76,10 +77,15 @@ private struct ChaosRun {
     }
 
     mutating func togglePartition() {
-        if cluster.cutLinks.isEmpty {
+        guard cluster.cutLinks.isEmpty else { return cluster.heal() }
+        if random.next() % 2 == 0 {
             cluster.isolate(members[pick(members.count)])
         } else {
-            cluster.heal()
+            // Asymmetric: a few directed links drop everything, their reverse still works.
+            for _ in 0..<members.count - 1 {
+                let from = NodeID(members[pick(members.count)]), to = NodeID(members[pick(members.count)])
+                if from != to { cluster.cutLinks.insert([from, to]) }
+            }
         }
     }
 
