@@ -100,6 +100,7 @@ public final class HTTP2ConnectionHandler: ChannelDuplexHandler {
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
+        if session != nil { delegate.http2ReadBurstComplete(self) }
         inReadBurst = false
         flushOutput()
         context.fireChannelReadComplete()

@@ -19,4 +19,11 @@ public protocol HTTP2StreamDelegate: AnyObject {
                errorCode: UInt32)
     /// The connection closed; every open stream has already been reported closed.
     func http2ConnectionClosed(_ connection: HTTP2ConnectionHandler)
+    /// A burst of reads was processed (before the batched flush): a place for per-burst work.
+    func http2ReadBurstComplete(_ connection: HTTP2ConnectionHandler)
+}
+
+extension HTTP2StreamDelegate {
+    /// Default: nothing to do per read burst.
+    public func http2ReadBurstComplete(_ connection: HTTP2ConnectionHandler) {}
 }

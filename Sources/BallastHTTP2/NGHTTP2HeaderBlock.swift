@@ -4,33 +4,45 @@ import CNghttp2
 enum NGHTTP2HeaderBlock {
     /// Calls `body` with an `nghttp2_nv` array pointing into one contiguous byte buffer.
     ///
-    /// nghttp2's submit functions copy the names and values, so the pointers need only
-    /// live for the call.
+    /// nghttp2's submit functions copy the names and values, so the pointers need only live for
+    /// the call; both buffers are temporary (stack) allocations, so a header block costs no malloc.
     static func with<Result>(
         _ headers: [HTTP2Header], _ body: (UnsafePointer<nghttp2_nv>?, Int) -> Result
     ) -> Result {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count })
-        var spans: [(name: Int, nameLength: Int, value: Int, valueLength: Int)] = []
-        spans.reserveCapacity(headers.count)
-        for header in headers {
-            let nameStart = bytes.count
-            bytes.append(contentsOf: header.name.utf8)
-            let valueStart = bytes.count
-            bytes.append(contentsOf: header.value.utf8)
-            spans.append((nameStart, valueStart - nameStart, valueStart, bytes.count - valueStart))
-        }
-        return bytes.withUnsafeMutableBufferPointer { raw -> Result in
-            guard let base = raw.baseAddress else { return body(nil, 0) }
-            var nva: [nghttp2_nv] = []
-            nva.reserveCapacity(spans.count)
-            for span in spans {
-                nva.append(nghttp2_nv(
-                    name: base + span.name, value: base + span.value,
-                    namelen: span.nameLength, valuelen: span.valueLength,
-                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+        var totalBytes = 0
+        for header in headers { totalBytes += header.name.utf8.count + header.value.utf8.count }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(totalBytes, 1)) { bytes in
+            withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(headers.count, 1)) { nva in
+                guard let base = bytes.baseAddress, let first = nva.baseAddress else { return body(nil, 0) }
+                var offset = 0
+                for (index, header) in headers.enumerated() {
+                    let nameStart = offset
+                    offset = copy(header.name, to: bytes, at: offset)
+                    let valueStart = offset
+                    offset = copy(header.value, to: bytes, at: offset)
+                    (first + index).initialize(to: nghttp2_nv(
+                        name: base + nameStart, value: base + valueStart,
+                        namelen: valueStart - nameStart, valuelen: offset - valueStart,
+                        flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                }
+                precondition(offset == totalBytes, "header bytes changed while being copied")
+                return body(first, headers.count)
             }
-            return nva.withUnsafeBufferPointer { body($0.baseAddress, $0.count) }
         }
+    }
+
+    private static func copy(_ string: String, to buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) -> Int {
+        let copied = string.utf8.withContiguousStorageIfAvailable { source -> Int in
+            guard let from = source.baseAddress, let to = buffer.baseAddress else { return offset }
+            (to + offset).update(from: from, count: source.count)
+            return offset + source.count
+        }
+        if let copied { return copied }
+        var end = offset
+        for byte in string.utf8 {
+            buffer[end] = byte
+            end += 1
+        }
+        return end
     }
 }

@@ -33,6 +33,9 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
     let logger: Logger
     weak var handler: HTTP2ConnectionHandler?
     var calls: [HTTP2StreamID: GRPCServerCall] = [:]
+    /// Calls started in this read burst; those still unfinished at its end get their timer then,
+    /// so a unary call answered within the burst never touches the timer heap.
+    var untimedCalls: [GRPCServerCall] = []
 
     init(registry: GRPCMethodRegistry, configuration: GRPCServerConfiguration, eventLoop: EventLoop, logger: Logger) {
         self.registry = registry
@@ -54,7 +57,7 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
             reject(call, rejection)
             return
         }
-        armTimer(call, limit: NIODeadline.now() + configuration.requestReceiveTimeout)
+        untimedCalls.append(call)
         if endStream { requestEnded(call) }
     }
 
@@ -88,7 +91,17 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
 
     func http2(_ connection: HTTP2ConnectionHandler, receivedGoAway lastStreamID: HTTP2StreamID, errorCode: UInt32) {}
 
+    func http2ReadBurstComplete(_ connection: HTTP2ConnectionHandler) {
+        guard !untimedCalls.isEmpty else { return }
+        let now = NIODeadline.now()
+        for call in untimedCalls where !call.finished {
+            armTimer(call, limit: call.requestComplete ? nil : now + configuration.requestReceiveTimeout)
+        }
+        untimedCalls.removeAll(keepingCapacity: true)
+    }
+
     func http2ConnectionClosed(_ connection: HTTP2ConnectionHandler) {
+        untimedCalls.removeAll()
         let open = calls
         calls = [:]
         for (_, call) in open where !call.finished {
@@ -156,8 +169,14 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
     /// Arms the one timer of a call: the earlier of its deadline and `limit`.
     private func armTimer(_ call: GRPCServerCall, limit: NIODeadline?) {
         call.timer?.cancel()
-        let candidates = [call.deadline, limit].compactMap { $0 }
-        guard let fireAt = candidates.min() else { return }
+        call.timer = nil
+        let fireAt: NIODeadline
+        switch (call.deadline, limit) {
+        case let (deadline?, limit?): fireAt = min(deadline, limit)
+        case let (deadline?, nil): fireAt = deadline
+        case let (nil, limit?): fireAt = limit
+        case (nil, nil): return
+        }
         let streamID = call.streamID
         call.timer = eventLoop.assumeIsolated().scheduleTask(deadline: fireAt) {
             self.timerFired(streamID: streamID)
@@ -194,7 +213,7 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
             finish(streamID: call.streamID, status: error)
             return
         }
-        armTimer(call, limit: nil)
+        if call.timer != nil { armTimer(call, limit: nil) }
         let context = GRPCServerContext(path: call.path, metadata: call.metadata, deadline: call.deadline)
         let responder = GRPCServerResponder(eventLoop: eventLoop, connection: NIOLoopBound(self, eventLoop: eventLoop),
                                             streamID: call.streamID)

@@ -61,6 +61,9 @@ public enum LZ4Frame {
             throw .compressionFailed(detail: "cannot create a decompression context")
         }
         defer { LZ4F_freeDecompressionContext(context) }
+        if let direct = try decompressKnownSize(context: context, input, maxOutputBytes: maxOutputBytes) {
+            return direct
+        }
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         var offset = 0
@@ -82,6 +85,52 @@ public enum LZ4Frame {
             if sourceSize == 0 && destinationSize == 0 { break }
         }
         guard finished else { throw .truncated(consumedBytes: offset) }
+        guard offset == input.count else { throw .trailingBytes(offset: offset) }
+        return output
+    }
+
+    /// Fast path: when the header announces the content size, decompress straight into one
+    /// array of that size (one allocation, no intermediate copy). Nil when the size is unknown.
+    private static func decompressKnownSize(context: OpaquePointer, _ input: UnsafeRawBufferPointer,
+                                            maxOutputBytes: Int) throws(LZ4Error) -> [UInt8]? {
+        var info = LZ4F_frameInfo_t()
+        var headerSize = input.count
+        let hint = LZ4F_getFrameInfo(context, &info, input.baseAddress, &headerSize)
+        if LZ4F_isError(hint) != 0 {
+            throw .corrupt(offset: 0, detail: String(cString: LZ4F_getErrorName(hint)))
+        }
+        guard info.contentSize > 0 else {
+            LZ4F_resetDecompressionContext(context)
+            return nil
+        }
+        guard info.contentSize <= UInt64(maxOutputBytes) else { throw .tooLarge(limitBytes: maxOutputBytes) }
+        let size = Int(info.contentSize)
+        var offset = headerSize
+        var failure: LZ4Error?
+        let output = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            var produced = 0
+            var finished = false
+            while !finished {
+                var destinationSize = size - produced
+                var sourceSize = input.count - offset
+                let next = LZ4F_decompress(context, buffer.baseAddress.map { $0 + produced }, &destinationSize,
+                                           input.baseAddress.map { $0 + offset }, &sourceSize, nil)
+                if LZ4F_isError(next) != 0 {
+                    failure = .corrupt(offset: offset, detail: String(cString: LZ4F_getErrorName(next)))
+                    break
+                }
+                offset += sourceSize
+                produced += destinationSize
+                finished = next == 0
+                if !finished, sourceSize == 0, destinationSize == 0 {
+                    failure = produced >= size ? .tooLarge(limitBytes: size) : .truncated(consumedBytes: offset)
+                    break
+                }
+            }
+            count = failure == nil ? produced : 0
+        }
+        if let failure { throw failure }
+        guard output.count == size else { throw .corrupt(offset: offset, detail: "content size mismatch") }
         guard offset == input.count else { throw .trailingBytes(offset: offset) }
         return output
     }
