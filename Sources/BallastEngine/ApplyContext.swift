@@ -12,7 +12,6 @@ struct ApplyContext {
     var nextRunSalt: UInt64 = 0
     /// Cross-run effects, run in order once the entry's own run is stored.
     var followUps: [FollowUp] = []
-    private var eventSlots: [String: Int] = [:]
 
     init(now: Int64, index: UInt64) {
         self.now = now
@@ -21,10 +20,12 @@ struct ApplyContext {
 
     /// Records an appended event for the run's history store.
     mutating func emit(_ run: RunKey, _ event: Ballast_V1_HistoryEvent) {
-        if let slot = eventSlots[run.runId] {
+        // An entry touches one or a few runs: a backwards linear scan beats a dictionary.
+        var slot = result.events.count - 1
+        while slot >= 0, result.events[slot].run.runId != run.runId { slot -= 1 }
+        if slot >= 0 {
             result.events[slot].events.append(event)
         } else {
-            eventSlots[run.runId] = result.events.count
             result.events.append(RunEvents(run: run, events: [event]))
         }
     }

@@ -76,46 +76,29 @@ extension WorkflowEngine {
 
     /// The earliest deadline of an activity in its current phase.
     func activityDeadline(_ key: RunKey, _ activity: PendingActivity) -> DueTimer? {
-        var candidates: [(Int64, Ballast_V1_TimeoutType)] = []
-        let attributes = activity.attributes
-        if attributes.scheduleToCloseTimeoutNanos > 0 {
-            candidates.append((activity.firstScheduledTime + attributes.scheduleToCloseTimeoutNanos, .scheduleToClose))
-        }
-        switch activity.phase {
-        case .scheduled:
-            if attributes.scheduleToStartTimeoutNanos > 0 {
-                candidates.append((activity.attemptScheduledTime + attributes.scheduleToStartTimeoutNanos, .scheduleToStart))
-            }
-        case .started:
-            if attributes.startToCloseTimeoutNanos > 0 {
-                candidates.append((activity.startedTime + attributes.startToCloseTimeoutNanos, .startToClose))
-            }
-            if attributes.heartbeatTimeoutNanos > 0 {
-                let last = max(activity.startedTime, activity.lastHeartbeatTime)
-                candidates.append((last + attributes.heartbeatTimeoutNanos, .heartbeat))
-            }
-        case .backoff:
+        if activity.phase == .backoff {
             var request = Ballast_V1_ActivityRetryDueRequest()
             request.namespace = key.namespace
             request.workflowExecution = key.execution
             request.scheduledEventID = activity.scheduledEventId
             request.attempt = activity.attempt
-            let retry = DueTimer(dueTimeUnixNanos: activity.retryTime, run: key, payload: .activityRetryDue(request))
-            if let closeDeadline = candidates.first, closeDeadline.0 < activity.retryTime {
-                break
+            return DueTimer(dueTimeUnixNanos: activity.retryTime, run: key, payload: .activityRetryDue(request))
+        }
+        // Candidates in a fixed order, so equal deadlines always pick the same type.
+        var earliest: (time: Int64, type: Ballast_V1_TimeoutType)?
+        for type in [Ballast_V1_TimeoutType.startToClose, .scheduleToStart, .scheduleToClose, .heartbeat] {
+            if let time = activityTimeoutDeadline(activity, type), earliest.map({ time < $0.time }) ?? true {
+                earliest = (time, type)
             }
-            return retry
         }
-        guard let earliest = candidates.min(by: { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1.rawValue < $1.1.rawValue) }) else {
-            return nil
-        }
+        guard let earliest else { return nil }
         var request = Ballast_V1_ActivityTimedOutRequest()
         request.namespace = key.namespace
         request.workflowExecution = key.execution
         request.scheduledEventID = activity.scheduledEventId
         request.attempt = activity.attempt
-        request.timeoutType = earliest.1
-        return DueTimer(dueTimeUnixNanos: earliest.0, run: key, payload: .activityTimedOut(request))
+        request.timeoutType = earliest.type
+        return DueTimer(dueTimeUnixNanos: earliest.time, run: key, payload: .activityTimedOut(request))
     }
 
     /// The deadline of one timeout type for an activity, if it applies in its current phase.

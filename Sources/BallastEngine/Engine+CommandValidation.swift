@@ -29,9 +29,10 @@ extension WorkflowEngine {
         case let .startTimer(attributes):
             return validateStartTimer(attributes, batch: &batch)
         case let .cancelTimer(attributes):
-            guard batch.timerIds.contains(attributes.timerID), batch.canceledTimers.insert(attributes.timerID).inserted else {
+            guard batch.timerPending(attributes.timerID) else {
                 return CommandFailure(cause: .badCancelTimerAttributes, message: "no pending timer \(attributes.timerID)")
             }
+            batch.canceledTimers.insert(attributes.timerID)
         case let .completeWorkflowExecution(attributes):
             batch.closed = true
             return payloadProblem(attributes.result, "result", cause: .badCompleteWorkflowExecutionAttributes)
@@ -76,7 +77,7 @@ extension WorkflowEngine {
         guard !attributes.activityID.isEmpty, !attributes.activityType.name.isEmpty else {
             return CommandFailure(cause: cause, message: "activity_id and activity_type.name are required")
         }
-        guard batch.activityIds.insert(attributes.activityID).inserted else {
+        guard batch.claimActivity(attributes.activityID) else {
             return CommandFailure(cause: .scheduleActivityDuplicateID,
                                   message: "activity id \(attributes.activityID) is already pending")
         }
@@ -90,7 +91,7 @@ extension WorkflowEngine {
         if case .invalid(let reason) = RetryRules.validate(attributes.retryPolicy) {
             return CommandFailure(cause: cause, message: "retry_policy: \(reason)")
         }
-        guard batch.activityIds.count - batch.canceledActivities.count <= limits.maxPendingActivities else {
+        guard batch.pendingActivities <= limits.maxPendingActivities else {
             return CommandFailure(cause: .pendingActivitiesLimitExceeded,
                                   message: "more than \(limits.maxPendingActivities) pending activities")
         }
@@ -103,11 +104,11 @@ extension WorkflowEngine {
         guard !attributes.timerID.isEmpty, attributes.startToFireTimeoutNanos > 0 else {
             return CommandFailure(cause: .badStartTimerAttributes, message: "timer_id and a positive start_to_fire_timeout are required")
         }
-        guard batch.timerIds.insert(attributes.timerID).inserted || batch.canceledTimers.contains(attributes.timerID) else {
+        guard !batch.timerPending(attributes.timerID) else {
             return CommandFailure(cause: .startTimerDuplicateID, message: "timer \(attributes.timerID) is already pending")
         }
-        batch.canceledTimers.remove(attributes.timerID)
-        guard batch.timerIds.count - batch.canceledTimers.count <= limits.maxPendingTimers else {
+        if batch.canceledTimers.remove(attributes.timerID) == nil { batch.timerIds.insert(attributes.timerID) }
+        guard batch.pendingTimers <= limits.maxPendingTimers else {
             return CommandFailure(cause: .pendingTimersLimitExceeded, message: "more than \(limits.maxPendingTimers) pending timers")
         }
         return nil
@@ -181,8 +182,24 @@ struct CommandBatch {
 
     init(run: RunState) {
         self.run = run
-        activityIds = Set(run.activityIds.keys)
-        timerIds = Set(run.timers.keys)
+        activityIds = []
+        timerIds = []
         children = run.children.count
     }
+
+    /// Claims an activity id; false if pending already or claimed earlier in this task.
+    mutating func claimActivity(_ id: String) -> Bool {
+        run.activityIds[id] == nil && activityIds.insert(id).inserted
+    }
+
+    /// Pending activities once this task's commands apply.
+    var pendingActivities: Int { run.activities.count + activityIds.count - canceledActivities.count }
+
+    /// Whether a timer id is pending (before this task or started by an earlier command of it).
+    func timerPending(_ id: String) -> Bool {
+        (run.timers[id] != nil || timerIds.contains(id)) && !canceledTimers.contains(id)
+    }
+
+    /// Pending timers once this task's commands apply.
+    var pendingTimers: Int { run.timers.count + timerIds.count - canceledTimers.count }
 }

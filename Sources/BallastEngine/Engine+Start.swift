@@ -155,8 +155,13 @@ extension WorkflowEngine {
 
     /// The run/execution timeout deadline of an open run, if it has one.
     func executionTimeoutTimer(_ run: RunState) -> DueTimer? {
-        let deadlines = [run.runExpiration, run.executionExpiration].filter { $0 > 0 }
-        guard let deadline = deadlines.min() else { return nil }
+        let deadline: Int64
+        switch (run.runExpiration > 0, run.executionExpiration > 0) {
+        case (true, true): deadline = min(run.runExpiration, run.executionExpiration)
+        case (true, false): deadline = run.runExpiration
+        case (false, true): deadline = run.executionExpiration
+        case (false, false): return nil
+        }
         var request = Ballast_V1_WorkflowExecutionTimedOutRequest()
         request.namespace = run.key.namespace
         request.workflowExecution = run.key.execution
