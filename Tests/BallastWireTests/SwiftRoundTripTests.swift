@@ -1,0 +1,130 @@
+import BallastHTTP2
+import BallastWire
+import Foundation
+import NIOCore
+import Testing
+
+/// The Swift client against the Swift server: every call shape, compression, deadlines, shutdown.
+@Suite("Swift client and server")
+struct SwiftRoundTripTests {
+    @Test("unary with metadata, a 3 MiB message, 1000 streamed responses, an error with the leader trailer")
+    func callShapes() async throws {
+        try await EchoService.withServer { _, port in
+            let client = try await GRPCClient.connect(host: "127.0.0.1", port: port)
+            var request = EchoRequest()
+            request.text = "hello"
+            request.payload = Data(repeating: 7, count: 3 << 20)
+            let reply = try await client.unaryCall(EchoService.echo, request: request, responseType: EchoResponse.self,
+                                                   metadata: ["x-request-id": "r-1"])
+            #expect(reply.message.payload == request.payload && reply.message.metadata["x-request-id"] == "r-1")
+
+            request.payload = Data()
+            request.count = 1000
+            var count = 0
+            for try await item in try client.serverStreaming(EchoService.expand, request: request, responseType: EchoResponse.self) {
+                #expect(item.index == Int32(count))
+                count += 1
+            }
+            #expect(count == 1000)
+
+            request.statusCode = Int32(GRPCStatusCode.unavailable.rawValue)
+            request.text = "not the leader"
+            request.trailers = [GRPCHeaderName.ballastLeader: "10.1.2.3:7233"]
+            let status = await #expect(throws: GRPCStatus.self) {
+                _ = try await client.unary(EchoService.fail, request: request, responseType: EchoResponse.self)
+            }
+            #expect(status?.code == .unavailable && status?.leaderAddress == "10.1.2.3:7233")
+            await client.close()
+        }
+    }
+
+    @Test("a deadline shorter than the handler gives DEADLINE_EXCEEDED on both sides and the connection stays usable")
+    func deadline() async throws {
+        try await EchoService.withServer { _, port in
+            let client = try await GRPCClient.connect(host: "127.0.0.1", port: port)
+            var request = EchoRequest()
+            request.sleepMs = 5_000
+            let status = await #expect(throws: GRPCStatus.self) {
+                _ = try await client.unary(EchoService.sleep, request: request, responseType: EchoResponse.self,
+                                           timeout: .milliseconds(100))
+            }
+            #expect(status?.code == .deadlineExceeded)
+            request.sleepMs = 0
+            request.text = "after"
+            #expect(try await client.unary(EchoService.sleep, request: request, responseType: EchoResponse.self).text == "after")
+            await client.close()
+        }
+    }
+
+    @Test("grpc-encoding lz4: a compressed request is accepted and the response comes back LZ4-compressed")
+    func lz4Compression() async throws {
+        try await EchoService.withServer { _, port in
+            var configuration = GRPCClientConfiguration()
+            configuration.compressRequests = true
+            let client = try await GRPCClient.connect(host: "127.0.0.1", port: port, configuration: configuration)
+            var request = EchoRequest()
+            request.payload = Data(String(repeating: "transfer-compressible ", count: 5_000).utf8)
+            let reply = try await client.unary(EchoService.echo, request: request, responseType: EchoResponse.self)
+            #expect(reply.payload == request.payload)
+            await client.close()
+
+            // On the wire: flag byte 1 and an LZ4 frame, both ways.
+            let raw = try await HTTP2TestClient(port: port)
+            let plain: [UInt8] = try request.serializedBytes()
+            let compressed = try LZ4Frame.compress(plain)
+            let length = UInt32(compressed.count)
+            let body = [1, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + compressed
+            let id = try await raw.call(path: EchoService.echo, port: port, body: body, end: true,
+                                        extra: [HTTP2Header("grpc-encoding", "lz4"), HTTP2Header("grpc-accept-encoding", "lz4")])
+            let stream = try await raw.waitFor(id) { $0.last("grpc-status") != nil }
+            #expect(stream.last("grpc-status") == "0")
+            #expect(stream.headerBlocks.first?.contains(HTTP2Header("grpc-encoding", "lz4")) == true)
+            #expect(stream.data.first == 1)
+            let frame = Array(stream.data.dropFirst(5))
+            let decoded = try EchoResponse(serializedBytes: try LZ4Frame.decompress(frame, maxOutputBytes: 1 << 20))
+            #expect(decoded.payload == request.payload)
+            await raw.close()
+        }
+    }
+
+    @Test("an unsupported grpc-encoding is UNIMPLEMENTED; a compressed message without an encoding is INTERNAL")
+    func badEncodings() async throws {
+        try await EchoService.withServer { _, port in
+            let raw = try await HTTP2TestClient(port: port)
+            let gzip = try await raw.call(path: EchoService.echo, port: port, body: [0, 0, 0, 0, 0], end: true,
+                                          extra: [HTTP2Header("grpc-encoding", "gzip")])
+            let flagged = try await raw.call(path: EchoService.echo, port: port, body: [1, 0, 0, 0, 1, 0], end: true)
+            #expect(try await raw.waitFor(gzip) { $0.last("grpc-status") != nil }.last("grpc-status") == "12")
+            #expect(try await raw.waitFor(flagged) { $0.last("grpc-status") != nil }.last("grpc-status") == "13")
+            await raw.close()
+        }
+    }
+
+    @Test("graceful shutdown lets a call in flight finish, then closes the connection")
+    func gracefulShutdown() async throws {
+        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0, registry: EchoService.registry())
+        let port = try #require(server.port)
+        let client = try await GRPCClient.connect(host: "127.0.0.1", port: port)
+        var slow = EchoRequest()
+        slow.sleepMs = 300
+        slow.text = "in flight"
+        let inFlight = slow
+        async let reply = client.unary(EchoService.sleep, request: inFlight, responseType: EchoResponse.self)
+        // Wait until the call is on the server before shutting down.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            let open = try await client.channel.eventLoop.submit { [client] in
+                try client.channel.pipeline.syncOperations.handler(type: HTTP2ConnectionHandler.self).openStreamCount
+            }.get()
+            if open > 0 { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        await server.shutdownGracefully()
+        #expect(try await reply.text == "in flight")
+        let status = await #expect(throws: GRPCStatus.self) {
+            _ = try await client.unary(EchoService.echo, request: EchoRequest(), responseType: EchoResponse.self)
+        }
+        #expect(status?.code == .unavailable)
+        await #expect(throws: (any Error).self) { _ = try await GRPCClient.connect(host: "127.0.0.1", port: port) }
+    }
+}
