@@ -1,5 +1,6 @@
 import BallastHTTP2
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SwiftProtobuf
@@ -102,15 +103,29 @@ public final class GRPCClient: Sendable {
                          timeout: Duration? = nil) async -> (GRPCStatus, [[UInt8]], GRPCMetadata) {
         let connection = self.connection
         let timeoutNanoseconds = timeout.map(Self.nanoseconds)
-        return await withCheckedContinuation { continuation in
+        // Set on the event loop: the stream to reset if the calling task is cancelled.
+        let state = NIOLockedValueBox<(streamID: HTTP2StreamID?, cancelled: Bool)>((nil, false))
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                connection.eventLoop.execute {
+                    var messages: [[UInt8]] = []
+                    let streamID = connection.value.startCall(
+                        path: path, payload: payload, metadata: metadata, timeoutNanoseconds: timeoutNanoseconds,
+                        onMessage: { messages.append($0) },
+                        onFinish: { status, initial in continuation.resume(returning: (status, messages, initial)) })
+                    let cancelled = state.withLockedValue { $0.streamID = streamID; return $0.cancelled }
+                    if cancelled, let streamID { connection.value.cancel(streamID: streamID, status: Self.cancelledStatus) }
+                }
+            }
+        } onCancel: {
             connection.eventLoop.execute {
-                var messages: [[UInt8]] = []
-                connection.value.startCall(path: path, payload: payload, metadata: metadata, timeoutNanoseconds: timeoutNanoseconds,
-                                           onMessage: { messages.append($0) },
-                                           onFinish: { status, initial in continuation.resume(returning: (status, messages, initial)) })
+                let streamID = state.withLockedValue { $0.cancelled = true; return $0.streamID }
+                if let streamID { connection.value.cancel(streamID: streamID, status: Self.cancelledStatus) }
             }
         }
     }
+
+    static let cancelledStatus = GRPCStatus(.cancelled, "the calling task was cancelled")
 
     /// Calls a server-streaming method; the stream throws `GRPCStatus` when the call fails.
     public func serverStreaming<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(

@@ -56,6 +56,22 @@ struct SwiftRoundTripTests {
         }
     }
 
+    @Test("cancelling the calling task resets the stream and throws CANCELLED")
+    func taskCancellation() async throws {
+        try await EchoService.withServer { _, port in
+            let client = try await GRPCClient.connect(host: "127.0.0.1", port: port)
+            var request = EchoRequest()
+            request.sleepMs = 10_000
+            let slow = request
+            let task = Task { try await client.unary(EchoService.sleep, request: slow, responseType: EchoResponse.self) }
+            try await Task.sleep(for: .milliseconds(50))  // let the call start; cancellation before start is also handled
+            task.cancel()
+            let status = await #expect(throws: GRPCStatus.self) { _ = try await task.value }
+            #expect(status?.code == .cancelled)
+            await client.close()
+        }
+    }
+
     @Test("grpc-encoding lz4: a compressed request is accepted and the response comes back LZ4-compressed")
     func lz4Compression() async throws {
         try await EchoService.withServer { _, port in
