@@ -45,9 +45,12 @@ let package = Package(
         .target(
             name: "BallastWire",
             dependencies: [
-                "BallastProto", "CLZ4",
+                "BallastProto", "CLZ4", "BallastHTTP2",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         // nghttp2 sessions bridged to SwiftNIO channels.
         .target(
@@ -80,6 +83,27 @@ let package = Package(
             ]),
 
         .testTarget(name: "BallastRaftTests", dependencies: ["BallastRaft"]),
+        .testTarget(name: "BallastEngineTests", dependencies: ["BallastEngine", "BallastProto"]),
+        .testTarget(
+            name: "BallastWireTests",
+            dependencies: [
+                "BallastWire", "BallastProto", "BallastHTTP2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]),
+        .testTarget(
+            name: "BallastHTTP2Tests",
+            dependencies: [
+                "BallastHTTP2", "CNghttp2",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]),
         .testTarget(name: "BallastStorageTests", dependencies: ["BallastStorage", "BallastRaft"]),
         .testTarget(name: "BallastSimulationTests", dependencies: ["BallastSimulation", "BallastRaft"]),
         .testTarget(
@@ -91,6 +115,14 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]),
+        // Real `ballast server` processes on loopback (needs the ballast product built first).
+        .testTarget(
+            name: "BallastClusterTests",
+            dependencies: [
+                "BallastServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         .testTarget(name: "TidyTests", dependencies: []),
     ],

@@ -1,0 +1,141 @@
+import BallastServer
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+/// Real `ballast server` processes on 127.0.0.1 with free ports and temporary data directories,
+/// killed and removed when the test ends.
+final class ProcessCluster: @unchecked Sendable {
+    struct Node {
+        var id: Int
+        var raftPort: Int
+        var apiPort: Int
+        var adminPort: Int
+        var process: Process?
+    }
+
+    let directory: String
+    private(set) var nodes: [Int: Node] = [:]
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private let binary: String
+
+    init(size: Int) throws {
+        binary = try Self.locateBinary()
+        directory = NSTemporaryDirectory() + "ballast-cluster-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for id in 1 ... size {
+            nodes[id] = Node(id: id, raftPort: try Self.freePort(), apiPort: try Self.freePort(), adminPort: try Self.freePort())
+        }
+        for id in 1 ... size { try start(id) }
+    }
+
+    /// The `ballast` binary: `$BALLAST_BIN`, else the debug build next to the tests.
+    static func locateBinary() throws -> String {
+        if let path = ProcessInfo.processInfo.environment["BALLAST_BIN"] { return path }
+        var root = URL(fileURLWithPath: #filePath)
+        while root.path != "/" && !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) {
+            root.deleteLastPathComponent()
+        }
+        let candidate = root.appendingPathComponent(".build/debug/ballast").path
+        guard FileManager.default.isExecutableFile(atPath: candidate) else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: candidate])
+        }
+        return candidate
+    }
+
+    /// A port nothing listens on right now (bound and released).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                guard bind(fd, pointer, length) == 0 else { return -1 }
+                return getsockname(fd, pointer, &length)
+            }
+        }
+        guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    var peersFlag: String {
+        nodes.keys.sorted().map { "\($0)=127.0.0.1:\(nodes[$0]!.raftPort)" }.joined(separator: ",")
+    }
+
+    func start(_ id: Int) throws {
+        guard var node = nodes[id] else { return }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = [
+            "server", "--id", String(id), "--data-dir", directory + "/node-\(id)",
+            "--raft", "127.0.0.1:\(node.raftPort)", "--api", "127.0.0.1:\(node.apiPort)",
+            "--admin", "127.0.0.1:\(node.adminPort)", "--peers", peersFlag,
+        ]
+        let log = directory + "/node-\(id).log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        node.process = process
+        nodes[id] = node
+    }
+
+    /// SIGKILL, as a crash.
+    func kill(_ id: Int) {
+        guard let process = nodes[id]?.process else { return }
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        nodes[id]?.process = nil
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    func stop(_ id: Int) -> Int32? {
+        guard let process = nodes[id]?.process else { return nil }
+        process.terminate()
+        process.waitUntilExit()
+        nodes[id]?.process = nil
+        return process.terminationStatus
+    }
+
+    /// The cluster as node `id` describes it, or nil if it does not answer.
+    func view(from id: Int) async -> ClusterView? {
+        guard let port = nodes[id]?.adminPort,
+              let (code, body) = try? await AdminHTTPClient.get(host: "127.0.0.1", port: port, path: "/cluster",
+                                                                timeout: .seconds(3), group: group),
+              code == 200 else { return nil }
+        return try? JSONDecoder().decode(ClusterView.self, from: Data(body))
+    }
+
+    /// Waits until some live node reports a leader other than `excluding`; returns its id.
+    func waitForLeader(excluding: Int? = nil, timeout: Duration = .seconds(20)) async throws -> Int {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            for id in nodes.keys.sorted() where nodes[id]?.process != nil {
+                if let leader = await view(from: id)?.leader, let leaderID = Int(leader), leaderID != excluding,
+                   nodes[leaderID]?.process != nil {
+                    return leaderID
+                }
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw ClusterTestFailure("no leader within \(timeout); logs in \(directory)")
+    }
+
+    func shutdown() {
+        for id in nodes.keys { kill(id) }
+        try? group.syncShutdownGracefully()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+struct ClusterTestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
