@@ -12,6 +12,9 @@ public struct GRPCServerConfiguration: Sendable {
     public var maxReceiveMessageBytes = 4 << 20
     /// Largest response message sent (RESOURCE_EXHAUSTED above it).
     public var maxSendMessageBytes = 4 << 20
+    /// Request bytes all calls of one connection may buffer together; the call whose data crosses
+    /// it fails with RESOURCE_EXHAUSTED (bounds memory to this, not streams × message size).
+    public var maxBufferedRequestBytesPerConnection = 32 << 20
     /// A request must be complete (end of stream) within this time, or the call is cancelled.
     public var requestReceiveTimeout: TimeAmount = .seconds(30)
     /// After answering a call whose request is still arriving, the stream is reset this much later.

@@ -39,6 +39,7 @@ extension GRPCServerConnection {
         guard let call = calls[streamID], !call.finished else { return }
         call.finished = true
         call.timer?.cancel()
+        releaseBuffers(call)
         guard let handler else { return }
         var trailers = [HTTP2Header(GRPCHeaderName.status, "\(status.code.rawValue)")]
         if !status.message.isEmpty {

@@ -18,6 +18,8 @@ final class GRPCServerCall {
     var deadline: NIODeadline?
     var timer: Scheduled<Void>?
     var cancel: (@Sendable () -> Void)?
+    /// Request bytes of this call counted in the connection's buffered total.
+    var accountedBytes = 0
 
     init(streamID: HTTP2StreamID, maxMessageBytes: Int) {
         self.streamID = streamID
@@ -36,6 +38,9 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
     /// Calls started in this read burst; those still unfinished at its end get their timer then,
     /// so a unary call answered within the burst never touches the timer heap.
     var untimedCalls: [GRPCServerCall] = []
+    /// Request bytes buffered by all calls of this connection (bounded by
+    /// `maxBufferedRequestBytesPerConnection`).
+    var bufferedRequestBytes = 0
 
     init(registry: GRPCMethodRegistry, configuration: GRPCServerConfiguration, eventLoop: EventLoop, logger: Logger) {
         self.registry = registry
@@ -71,9 +76,32 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
                 }
                 call.request = frame
             }
+            account(call)
+            guard bufferedRequestBytes <= configuration.maxBufferedRequestBytesPerConnection else {
+                throw GRPCStatus(.resourceExhausted, "requests in flight on this connection exceed "
+                                 + "\(configuration.maxBufferedRequestBytesPerConnection) buffered bytes")
+            }
         } catch {
             finish(streamID: streamID, status: error)
         }
+    }
+
+    /// Brings the connection's buffered-bytes total up to date with `call`.
+    private func account(_ call: GRPCServerCall) {
+        let now = call.deframer.bufferedBytes + (call.request?.payload.readableBytes ?? 0)
+        bufferedRequestBytes += now - call.accountedBytes
+        call.accountedBytes = now
+    }
+
+    /// Drops a call's buffered request bytes (it finished, closed, or its request was handed over).
+    func releaseBuffers(_ call: GRPCServerCall) {
+        bufferedRequestBytes -= call.accountedBytes
+        call.accountedBytes = 0
+        call.request = nil
+        if call.deframer.bufferedBytes > 0 {
+            call.deframer = GRPCMessageDeframer(maxMessageBytes: configuration.maxReceiveMessageBytes)
+        }
+        precondition(bufferedRequestBytes >= 0, "buffered request accounting went negative")
     }
 
     func http2(_ connection: HTTP2ConnectionHandler, receivedEndStream streamID: HTTP2StreamID) {
@@ -82,6 +110,7 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
 
     func http2(_ connection: HTTP2ConnectionHandler, streamClosed streamID: HTTP2StreamID, errorCode: UInt32) {
         guard let call = calls.removeValue(forKey: streamID) else { return }
+        releaseBuffers(call)
         call.timer?.cancel()
         if !call.finished {
             call.finished = true
@@ -102,6 +131,7 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
 
     func http2ConnectionClosed(_ connection: HTTP2ConnectionHandler) {
         untimedCalls.removeAll()
+        bufferedRequestBytes = 0
         let open = calls
         calls = [:]
         for (_, call) in open where !call.finished {
@@ -204,7 +234,7 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
             finish(streamID: call.streamID, status: GRPCStatus(.internal, "\(call.path) needs one request message, received none"))
             return
         }
-        call.request = nil
+        releaseBuffers(call)
         let payload: [UInt8]
         do {
             payload = try GRPCCompression.decode(frame, lz4Negotiated: call.requestLZ4,

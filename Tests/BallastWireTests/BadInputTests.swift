@@ -130,6 +130,27 @@ struct BadInputTests {
         }
     }
 
+    @Test("many streams with large unfinished messages: the connection's request buffer stays under its budget")
+    func bufferedBytesBudget() async throws {
+        var configuration = GRPCServerConfiguration()
+        configuration.maxBufferedRequestBytesPerConnection = 1 << 20
+        try await EchoService.withServer(configuration: configuration) { _, port in
+            let client = try await HTTP2TestClient(port: port)
+            let part = Self.framed(Array(repeating: 0x41, count: 400_000), announcedLength: 3 << 20)
+            var ids: [HTTP2StreamID] = []
+            for _ in 0..<4 { ids.append(try await client.call(path: EchoService.echo, port: port, body: part, end: false)) }
+            // 3 × 400 KB crosses 1 MiB: the third and fourth streams are refused, the first two keep waiting.
+            for id in ids.suffix(2) {
+                let stream = try await client.waitFor(id) { $0.last("grpc-status") != nil }
+                #expect(stream.last("grpc-status") == "8", "\(stream.headerBlocks)")
+            }
+            let first = client.streams.withLockedValue { $0[ids[0]] }
+            #expect(first?.headerBlocks.isEmpty ?? true, "the first stream must still be open")
+            await client.close()
+            try await Self.assertOtherConnectionsWork(port: port)
+        }
+    }
+
     @Test("a client that stops reading: the server stops producing (bounded memory) and the dead peer is closed by keep-alive")
     func clientStopsReading() async throws {
         var configuration = GRPCServerConfiguration()
