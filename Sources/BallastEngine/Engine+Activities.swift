@@ -118,14 +118,29 @@ extension WorkflowEngine {
         }
     }
 
-    /// The open run and pending activity an activity token names (current attempt, started if required).
-    func activityForToken(
-        _ bytes: Ballast_V1_TaskToken, mustBeStarted: Bool
+    /// Takes out the open run and pending activity an activity token names (current attempt,
+    /// started if required); a mismatch puts the run back untouched and rejects.
+    mutating func takeActivityRun(
+        _ token: Ballast_V1_TaskToken, mustBeStarted: Bool
     ) throws(EngineRejection) -> (RunState, PendingActivity) {
-        let token = bytes
         guard token.isActivity else { throw .staleTaskToken("a workflow task token was given for an activity") }
-        guard let run = runs[token.runID], run.key.namespace == token.namespace, run.key.workflowId == token.workflowID else {
+        guard let run = runs.removeValue(forKey: token.runID) else {
             throw .staleTaskToken("run \(token.namespace)/\(token.workflowID)/\(token.runID) is not open")
+        }
+        do {
+            let activity = try Self.checkActivity(run, token, mustBeStarted: mustBeStarted)
+            return (run, activity)
+        } catch {
+            runs[token.runID] = run
+            throw error
+        }
+    }
+
+    private static func checkActivity(
+        _ run: RunState, _ token: Ballast_V1_TaskToken, mustBeStarted: Bool
+    ) throws(EngineRejection) -> PendingActivity {
+        guard run.key.namespace == token.namespace, run.key.workflowId == token.workflowID else {
+            throw .staleTaskToken("run \(token.runID) does not belong to \(token.namespace)/\(token.workflowID)")
         }
         guard let activity = run.activities[token.scheduledEventID], activity.attempt == token.attempt else {
             throw .staleTaskToken("activity \(token.scheduledEventID) attempt \(token.attempt) of \(run.key) is not pending")
@@ -133,6 +148,6 @@ extension WorkflowEngine {
         if mustBeStarted, activity.phase != .started {
             throw .staleTaskToken("activity \(token.scheduledEventID) attempt \(token.attempt) of \(run.key) is not started")
         }
-        return (run, activity)
+        return activity
     }
 }

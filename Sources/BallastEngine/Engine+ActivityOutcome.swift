@@ -4,20 +4,17 @@ extension WorkflowEngine {
     /// RecordActivityTaskStarted: a worker took the attempt (no event: started is written with the outcome).
     mutating func activityTaskStarted(_ request: Ballast_V1_RecordActivityTaskStartedRequest, _ context: inout ApplyContext) throws(EngineRejection) {
         let token = try decodeTaskToken(request.taskToken)
-        let (found, activity) = try activityForToken(token, mustBeStarted: false)
-        if activity.phase == .started {
-            guard !request.requestID.isEmpty, activity.requestId == request.requestID else {
-                throw .staleTaskToken("activity \(activity.scheduledEventId) attempt \(activity.attempt) of \(found.key) is already started")
+        var (run, activity) = try takeActivityRun(token, mustBeStarted: false)
+        guard activity.phase == .scheduled else {
+            runs[run.key.runId] = run
+            guard activity.phase == .started, !request.requestID.isEmpty, activity.requestId == request.requestID else {
+                throw .staleTaskToken("activity \(activity.scheduledEventId) attempt \(activity.attempt) of \(run.key) is not waiting for a worker")
             }
-            context.result.response = .activityTaskStarted(activityTaskInfo(found, activity))
+            context.result.response = .activityTaskStarted(activityTaskInfo(run, activity))
             return
         }
-        guard activity.phase == .scheduled else {
-            throw .staleTaskToken("activity \(activity.scheduledEventId) of \(found.key) is waiting for its retry")
-        }
-        guard var run = runs.removeValue(forKey: found.key.runId) else { return }
+        activity.phase = .started
         var started = activity
-        started.phase = .started
         started.startedTime = context.now
         started.identity = request.identity
         started.requestId = request.requestID
@@ -55,9 +52,8 @@ extension WorkflowEngine {
     /// RespondActivityTaskCompleted.
     mutating func activityTaskCompleted(_ request: Ballast_V1_RespondActivityTaskCompletedRequest, _ context: inout ApplyContext) throws(EngineRejection) {
         let token = try decodeTaskToken(request.taskToken)
-        let (found, activity) = try activityForToken(token, mustBeStarted: true)
         try checkPayload(request.result, field: "activity result")
-        guard var run = runs.removeValue(forKey: found.key.runId) else { return }
+        var (run, activity) = try takeActivityRun(token, mustBeStarted: true)
         var completed = Ballast_V1_ActivityTaskCompletedEventAttributes()
         if request.hasResult { completed.result = request.result }
         completed.scheduledEventID = activity.scheduledEventId
@@ -70,10 +66,9 @@ extension WorkflowEngine {
     /// RespondActivityTaskFailed: retried per policy, or the final failure is written.
     mutating func activityTaskFailed(_ request: Ballast_V1_RespondActivityTaskFailedRequest, _ context: inout ApplyContext) throws(EngineRejection) {
         let token = try decodeTaskToken(request.taskToken)
-        let (found, activity) = try activityForToken(token, mustBeStarted: true)
         try checkPayload(request.failure.details, field: "failure details")
         try checkPayload(request.lastHeartbeatDetails, field: "last heartbeat details")
-        guard var run = runs.removeValue(forKey: found.key.runId) else { return }
+        var (run, activity) = try takeActivityRun(token, mustBeStarted: true)
         var updated = activity
         if request.hasLastHeartbeatDetails { updated.heartbeatDetails = request.lastHeartbeatDetails }
         failActivityAttempt(&run, updated, failure: request.failure, identity: request.identity, timeoutType: nil, &context)
@@ -83,9 +78,8 @@ extension WorkflowEngine {
     /// RespondActivityTaskCanceled: the activity acknowledged a cancellation.
     mutating func activityTaskCanceled(_ request: Ballast_V1_RespondActivityTaskCanceledRequest, _ context: inout ApplyContext) throws(EngineRejection) {
         let token = try decodeTaskToken(request.taskToken)
-        let (found, activity) = try activityForToken(token, mustBeStarted: true)
         try checkPayload(request.details, field: "cancellation details")
-        guard var run = runs.removeValue(forKey: found.key.runId) else { return }
+        var (run, activity) = try takeActivityRun(token, mustBeStarted: true)
         var canceled = Ballast_V1_ActivityTaskCanceledEventAttributes()
         if request.hasDetails { canceled.details = request.details }
         canceled.latestCancelRequestedEventID = activity.cancelRequestedEventId
@@ -99,9 +93,8 @@ extension WorkflowEngine {
     /// RecordActivityTaskHeartbeat: keeps details for the next attempt and tells the worker about cancellation.
     mutating func activityTaskHeartbeat(_ request: Ballast_V1_RecordActivityTaskHeartbeatRequest, _ context: inout ApplyContext) throws(EngineRejection) {
         let token = try decodeTaskToken(request.taskToken)
-        let (found, activity) = try activityForToken(token, mustBeStarted: true)
         try checkPayload(request.details, field: "heartbeat details")
-        guard var run = runs.removeValue(forKey: found.key.runId) else { return }
+        var (run, activity) = try takeActivityRun(token, mustBeStarted: true)
         var updated = activity
         updated.lastHeartbeatTime = context.now
         if request.hasDetails { updated.heartbeatDetails = request.details }

@@ -29,8 +29,7 @@ extension WorkflowEngine {
     }
 
     /// Puts an open run back, enforcing the history length limits.
-    mutating func storeRun(_ run: RunState, _ context: inout ApplyContext) {
-        var run = run
+    mutating func storeRun(_ run: consuming RunState, _ context: inout ApplyContext) {
         if run.historyLength >= limits.historyMaxEvents {
             var failure = Ballast_V1_Failure()
             failure.message = "history length \(run.historyLength) reached the limit of \(limits.historyMaxEvents) events"
@@ -50,11 +49,25 @@ extension WorkflowEngine {
         runs[run.key.runId] = run
     }
 
-    /// The open run a workflow-task token names, with the pending task it must match.
-    func workflowTaskRun(token: Ballast_V1_TaskToken, mustBeStarted: Bool) throws(EngineRejection) -> RunState {
+    /// Takes out the open run a workflow-task token names (its pending task must match);
+    /// a mismatch puts the run back untouched and rejects.
+    mutating func takeWorkflowTaskRun(token: Ballast_V1_TaskToken, mustBeStarted: Bool) throws(EngineRejection) -> RunState {
         guard !token.isActivity else { throw .staleTaskToken("an activity token was given for a workflow task") }
-        guard let run = runs[token.runID], run.key.namespace == token.namespace, run.key.workflowId == token.workflowID else {
+        guard let run = runs.removeValue(forKey: token.runID) else {
             throw .staleTaskToken("run \(token.namespace)/\(token.workflowID)/\(token.runID) is not open")
+        }
+        do {
+            try Self.checkWorkflowTask(run, token: token, mustBeStarted: mustBeStarted)
+        } catch {
+            runs[token.runID] = run
+            throw error
+        }
+        return run
+    }
+
+    private static func checkWorkflowTask(_ run: RunState, token: Ballast_V1_TaskToken, mustBeStarted: Bool) throws(EngineRejection) {
+        guard run.key.namespace == token.namespace, run.key.workflowId == token.workflowID else {
+            throw .staleTaskToken("run \(token.runID) does not belong to \(token.namespace)/\(token.workflowID)")
         }
         guard let task = run.workflowTask, task.scheduledEventId == token.scheduledEventID, task.attempt == token.attempt else {
             throw .staleTaskToken("workflow task \(token.scheduledEventID) attempt \(token.attempt) of \(run.key) is not pending")
@@ -62,21 +75,21 @@ extension WorkflowEngine {
         if mustBeStarted, !task.isStarted {
             throw .staleTaskToken("workflow task \(token.scheduledEventID) of \(run.key) was not started")
         }
-        return run
     }
 
     /// RecordWorkflowTaskStarted: a worker took the task.
     mutating func workflowTaskStarted(_ request: Ballast_V1_RecordWorkflowTaskStartedRequest, _ context: inout ApplyContext) throws(EngineRejection) {
         let token = try decodeTaskToken(request.taskToken)
-        let found = try workflowTaskRun(token: token, mustBeStarted: false)
-        if let task = found.workflowTask, task.isStarted {
+        var run = try takeWorkflowTaskRun(token: token, mustBeStarted: false)
+        guard var task = run.workflowTask else { preconditionFailure("checked by takeWorkflowTaskRun") }
+        if task.isStarted {
+            runs[run.key.runId] = run
             guard !request.requestID.isEmpty, task.requestId == request.requestID else {
-                throw .staleTaskToken("workflow task \(task.scheduledEventId) of \(found.key) is already started")
+                throw .staleTaskToken("workflow task \(task.scheduledEventId) of \(run.key) is already started")
             }
-            context.result.response = .workflowTaskStarted(workflowTaskInfo(found, task))
+            context.result.response = .workflowTaskStarted(workflowTaskInfo(run, task))
             return
         }
-        guard var run = runs.removeValue(forKey: found.key.runId), var task = run.workflowTask else { return }
         if task.isTransient {
             task.startedEventId = task.scheduledEventId + 1
         } else {

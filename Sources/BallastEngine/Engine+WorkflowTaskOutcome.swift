@@ -10,8 +10,8 @@ extension WorkflowEngine {
     /// RespondWorkflowTaskCompleted: validate every command, then write them (or fail the task).
     mutating func workflowTaskCompleted(_ request: Ballast_V1_RespondWorkflowTaskCompletedRequest, _ context: inout ApplyContext) throws(EngineRejection) {
         let token = try decodeTaskToken(request.taskToken)
-        let found = try workflowTaskRun(token: token, mustBeStarted: true)
-        guard var run = runs.removeValue(forKey: found.key.runId), let task = run.workflowTask else { return }
+        var run = try takeWorkflowTaskRun(token: token, mustBeStarted: true)
+        guard let task = run.workflowTask else { preconditionFailure("checked by takeWorkflowTaskRun") }
         if let failure = validateCommands(request.commands, run: run) {
             failWorkflowTask(&run, task, cause: failure.cause, failure: serverFailure(failure.message, type: "BadCommand"),
                              identity: request.identity, timedOut: false, &context)
@@ -51,8 +51,8 @@ extension WorkflowEngine {
     /// RespondWorkflowTaskFailed: the worker could not complete the task.
     mutating func workflowTaskFailed(_ request: Ballast_V1_RespondWorkflowTaskFailedRequest, _ context: inout ApplyContext) throws(EngineRejection) {
         let token = try decodeTaskToken(request.taskToken)
-        let found = try workflowTaskRun(token: token, mustBeStarted: true)
-        guard var run = runs.removeValue(forKey: found.key.runId), let task = run.workflowTask else { return }
+        var run = try takeWorkflowTaskRun(token: token, mustBeStarted: true)
+        guard let task = run.workflowTask else { preconditionFailure("checked by takeWorkflowTaskRun") }
         let cause: Ballast_V1_WorkflowTaskFailedCause = request.cause == .unspecified
             ? .workflowWorkerUnhandledFailure : request.cause
         failWorkflowTask(&run, task, cause: cause, failure: request.failure, identity: request.identity,
