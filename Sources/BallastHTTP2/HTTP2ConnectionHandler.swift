@@ -9,9 +9,13 @@ import NIOCore
 /// and only while the channel is writable. The session lives on the channel's event loop and
 /// is deleted before this handler can be released; no nghttp2 call runs after that.
 public final class HTTP2ConnectionHandler: ChannelDuplexHandler {
+    /// Bytes read from the socket.
     public typealias InboundIn = ByteBuffer
+    /// Nothing is passed on: stream events go to the delegate.
     public typealias InboundOut = Never
+    /// Unused: frames come from nghttp2, not from handlers after this one.
     public typealias OutboundIn = ByteBuffer
+    /// Encoded HTTP/2 frames.
     public typealias OutboundOut = ByteBuffer
 
     /// Which side of the connection this handler speaks for.
@@ -64,26 +68,31 @@ public final class HTTP2ConnectionHandler: ChannelDuplexHandler {
 
     // MARK: channel events
 
+    /// Starts the session if the channel is already active.
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if context.channel.isActive { start(context: context) }
     }
 
+    /// Creates the session, submits SETTINGS and starts keep-alive.
     public func channelActive(context: ChannelHandlerContext) {
         start(context: context)
         context.fireChannelActive()
     }
 
+    /// Deletes the session (deferred while nghttp2 is on the stack).
     public func handlerRemoved(context: ChannelHandlerContext) {
         teardown()
         self.context = nil
     }
 
+    /// Deletes the session and reports every open stream closed.
     public func channelInactive(context: ChannelHandlerContext) {
         teardown()
         context.fireChannelInactive()
     }
 
+    /// Feeds the bytes to `nghttp2_session_mem_recv`.
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         guard let session else { return }
@@ -99,6 +108,7 @@ public final class HTTP2ConnectionHandler: ChannelDuplexHandler {
         finishSessionCall()
     }
 
+    /// Ends a read burst: one batched write and flush.
     public func channelReadComplete(context: ChannelHandlerContext) {
         if session != nil { delegate.http2ReadBurstComplete(self) }
         inReadBurst = false
@@ -106,16 +116,19 @@ public final class HTTP2ConnectionHandler: ChannelDuplexHandler {
         context.fireChannelReadComplete()
     }
 
+    /// Resumes writing frames once the channel drains.
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable { flushOutput() }
         context.fireChannelWritabilityChanged()
     }
 
+    /// Closes the connection on a channel error.
     public func errorCaught(context: ChannelHandlerContext, error: Error) {
         logger.debug("closing HTTP/2 connection after a channel error", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }
 
+    /// Handles `GracefulShutdownEvent`; passes other events on.
     public func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
         if event is GracefulShutdownEvent {
             initiateGracefulShutdown()

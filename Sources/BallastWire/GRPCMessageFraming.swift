@@ -87,6 +87,7 @@ public struct GRPCMessageDeframer: Sendable {
 
 /// `ByteToMessageDecoder` for a byte stream of gRPC frames (the layered-codec form of the framing).
 public struct GRPCMessageDecoder: ByteToMessageDecoder {
+    /// Decoded frames.
     public typealias InboundOut = GRPCFrame
     /// Largest accepted message, in bytes.
     public let maxMessageBytes: Int
@@ -94,12 +95,14 @@ public struct GRPCMessageDecoder: ByteToMessageDecoder {
     /// Creates a decoder.
     public init(maxMessageBytes: Int = 4 << 20) { self.maxMessageBytes = maxMessageBytes }
 
+    /// Decodes one frame if complete.
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let frame = try GRPCFraming.parse(&buffer, maxMessageBytes: maxMessageBytes) else { return .needMoreData }
         context.fireChannelRead(Self.wrapInboundOut(frame))
         return .continue
     }
 
+    /// Decodes what is left at end of stream; a partial frame is an error.
     public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
         if buffer.readableBytes > 0 {
@@ -111,11 +114,13 @@ public struct GRPCMessageDecoder: ByteToMessageDecoder {
 
 /// `MessageToByteEncoder` writing gRPC frames.
 public struct GRPCMessageEncoder: MessageToByteEncoder {
+    /// Frames to encode.
     public typealias OutboundIn = GRPCFrame
 
     /// Creates an encoder.
     public init() {}
 
+    /// Writes the prefix and the payload.
     public func encode(data: GRPCFrame, out: inout ByteBuffer) throws {
         data.payload.withUnsafeReadableBytes { GRPCFraming.write(payload: $0, compressed: data.compressed, into: &out) }
     }

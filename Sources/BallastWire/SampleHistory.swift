@@ -15,57 +15,61 @@ public enum SampleHistory {
             var event = Ballast_V1_HistoryEvent()
             event.eventID = Int64(index + 1)
             event.eventTimeUnixNanos = time + Int64(index) * 1_250_000 + Int64(generator.next() % 1_000_000)
-            let activity = activities[(index / 6) % activities.count]
-            switch index % 6 {
-            case 0 where index == 0:
-                var started = Ballast_V1_WorkflowExecutionStartedEventAttributes()
-                started.workflowType.name = "MoneyTransfer"
-                started.taskQueue = "payments"
-                started.input = payloads(json(&generator, activity))
-                started.identity = "worker-7@host-3"
-                started.requestID = uuid(&generator)
-                started.firstExecutionRunID = uuid(&generator)
-                event.workflowExecutionStarted = started
-            case 0, 1:
-                var scheduled = Ballast_V1_WorkflowTaskScheduledEventAttributes()
-                scheduled.taskQueue = "payments"
-                scheduled.startToCloseTimeoutNanos = 10_000_000_000
-                scheduled.attempt = 1
-                event.workflowTaskScheduled = scheduled
-            case 2:
-                var scheduled = Ballast_V1_ActivityTaskScheduledEventAttributes()
-                scheduled.activityID = "\(index / 6 + 1)"
-                scheduled.activityType.name = activity
-                scheduled.taskQueue = "payments"
-                scheduled.input = payloads(json(&generator, activity))
-                scheduled.startToCloseTimeoutNanos = 30_000_000_000
-                scheduled.workflowTaskCompletedEventID = Int64(index)
-                event.activityTaskScheduled = scheduled
-            case 3:
-                var started = Ballast_V1_ActivityTaskStartedEventAttributes()
-                started.scheduledEventID = Int64(index)
-                started.identity = "worker-\(generator.next() % 16)@host-\(generator.next() % 4)"
-                started.requestID = uuid(&generator)
-                started.attempt = 1
-                event.activityTaskStarted = started
-            case 4:
-                var completed = Ballast_V1_ActivityTaskCompletedEventAttributes()
-                completed.scheduledEventID = Int64(index - 1)
-                completed.startedEventID = Int64(index)
-                completed.result = payloads(json(&generator, activity))
-                completed.identity = "worker-3@host-1"
-                event.activityTaskCompleted = completed
-            default:
-                var completed = Ballast_V1_WorkflowTaskCompletedEventAttributes()
-                completed.scheduledEventID = Int64(index - 1)
-                completed.startedEventID = Int64(index)
-                completed.identity = "worker-7@host-3"
-                completed.binaryChecksum = "b1e2c3d4"
-                event.workflowTaskCompleted = completed
-            }
+            fill(&event, index: index, activity: activities[(index / 6) % activities.count], generator: &generator)
             events.append(event)
         }
         return events
+    }
+
+    private static func fill(_ event: inout Ballast_V1_HistoryEvent, index: Int, activity: String,
+                             generator: inout SplitMix64) {
+        switch index % 6 {
+        case 0 where index == 0:
+            var started = Ballast_V1_WorkflowExecutionStartedEventAttributes()
+            started.workflowType.name = "MoneyTransfer"
+            started.taskQueue = "payments"
+            started.input = payloads(json(&generator, activity))
+            started.identity = "worker-7@host-3"
+            started.requestID = uuid(&generator)
+            started.firstExecutionRunID = uuid(&generator)
+            event.workflowExecutionStarted = started
+        case 0, 1:
+            var scheduled = Ballast_V1_WorkflowTaskScheduledEventAttributes()
+            scheduled.taskQueue = "payments"
+            scheduled.startToCloseTimeoutNanos = 10_000_000_000
+            scheduled.attempt = 1
+            event.workflowTaskScheduled = scheduled
+        case 2:
+            var scheduled = Ballast_V1_ActivityTaskScheduledEventAttributes()
+            scheduled.activityID = "\(index / 6 + 1)"
+            scheduled.activityType.name = activity
+            scheduled.taskQueue = "payments"
+            scheduled.input = payloads(json(&generator, activity))
+            scheduled.startToCloseTimeoutNanos = 30_000_000_000
+            scheduled.workflowTaskCompletedEventID = Int64(index)
+            event.activityTaskScheduled = scheduled
+        case 3:
+            var started = Ballast_V1_ActivityTaskStartedEventAttributes()
+            started.scheduledEventID = Int64(index)
+            started.identity = "worker-\(generator.next() % 16)@host-\(generator.next() % 4)"
+            started.requestID = uuid(&generator)
+            started.attempt = 1
+            event.activityTaskStarted = started
+        case 4:
+            var completed = Ballast_V1_ActivityTaskCompletedEventAttributes()
+            completed.scheduledEventID = Int64(index - 1)
+            completed.startedEventID = Int64(index)
+            completed.result = payloads(json(&generator, activity))
+            completed.identity = "worker-3@host-1"
+            event.activityTaskCompleted = completed
+        default:
+            var completed = Ballast_V1_WorkflowTaskCompletedEventAttributes()
+            completed.scheduledEventID = Int64(index - 1)
+            completed.startedEventID = Int64(index)
+            completed.identity = "worker-7@host-3"
+            completed.binaryChecksum = "b1e2c3d4"
+            event.workflowTaskCompleted = completed
+        }
     }
 
     private static func payloads(_ text: String) -> Ballast_V1_Payloads {
