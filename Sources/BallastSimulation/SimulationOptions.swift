@@ -125,7 +125,7 @@ struct FaultProfile: Sendable {
         proposalGapMicros = random.pick([5_000, 15_000, 40_000])
         membershipChanges = options.membershipChanges ?? random.chance(0.3)
         leadershipTransfers = options.leadershipTransfers ?? random.chance(0.5)
-        leaderChurnProbability = random.pick([0, 0.5, 0.9])
+        leaderChurnProbability = random.pick([0.2, 0.6, 0.9])
         isolateAfterAckProbability = random.pick([0, 0.05, 0.2])
         var enabled: [FaultKind] = []
         for kind in FaultKind.allCases {
