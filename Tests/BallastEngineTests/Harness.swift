@@ -1,7 +1,6 @@
 import Foundation
 import BallastEngine
 import BallastProto
-import SwiftProtobuf
 import Testing
 
 typealias Payload = Ballast_V1_EngineEntry.OneOf_Payload
