@@ -58,7 +58,7 @@ struct SimCommand: ParsableCommand {
                 print("statistics: \(report.statistics.summary)")
                 print("last events:")
                 for line in report.trace { print("  \(line)") }
-                print("reproduce: ballast sim --seeds 1 --start-seed \(seed) --nodes \(nodeCount) --verbose")
+                print("reproduce: ballast sim --seeds 1 --start-seed \(seed) --nodes \(nodeCount)\(hardStateBeforeEntries ? " --hard-state-before-entries" : "") --show-trace --trace-events 2000")
                 throw ExitCode.failure
             }
             if showTrace { for line in report.trace { print("  \(line)") } }
