@@ -35,6 +35,9 @@ public struct HTTP2Configuration: Sendable {
     public var pingTimeout: TimeAmount = .seconds(10)
     /// After GOAWAY, open streams get this long to finish before the connection is closed.
     public var gracefulShutdownTimeout: TimeAmount = .seconds(10)
+    /// Send WINDOW_UPDATE as soon as DATA arrives (true), or only when the application calls
+    /// `consumeInbound` (false: the application holds back a peer that sends faster than it reads).
+    public var automaticInboundWindowUpdates = true
     /// Bytes of encoded frames collected before they are written to the channel in one go.
     public var maxWriteChunkBytes: Int = 64 << 10
 

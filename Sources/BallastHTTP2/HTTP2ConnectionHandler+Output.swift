@@ -139,6 +139,15 @@ extension HTTP2ConnectionHandler {
         scheduleFlush()
     }
 
+    /// Reports `bytes` of received DATA as processed so the peer's windows reopen
+    /// (only with `automaticInboundWindowUpdates` off; the stream may already be closed).
+    public func consumeInbound(streamID: HTTP2StreamID, bytes: Int) {
+        guard let session, bytes > 0, !configuration.automaticInboundWindowUpdates else { return }
+        _ = nghttp2_session_consume_connection(session, bytes)
+        _ = nghttp2_session_consume_stream(session, streamID, bytes)
+        scheduleFlush()
+    }
+
     /// Bytes queued on a stream that nghttp2 has not taken yet.
     public func pendingOutboundBytes(streamID: HTTP2StreamID) -> Int {
         streams[streamID]?.pendingBytes ?? 0

@@ -17,9 +17,13 @@ public struct GRPCClientConfiguration: Sendable {
     public var compressionThresholdBytes = 1024
     /// How long connecting may take.
     public var connectTimeout: TimeAmount = .seconds(5)
+    /// Bytes of streamed responses the consumer may lag behind before the server is held back.
+    public var streamingHighWaterMarkBytes = 256 << 10
 
-    /// Creates the default configuration.
-    public init() {}
+    /// Creates the default configuration: window updates are driven by the consumer.
+    public init() {
+        http2.automaticInboundWindowUpdates = false
+    }
 }
 
 /// The outcome of a unary call with its metadata.
@@ -127,18 +131,21 @@ public final class GRPCClient: Sendable {
 
     static let cancelledStatus = GRPCStatus(.cancelled, "the calling task was cancelled")
 
-    /// Calls a server-streaming method; the stream throws `GRPCStatus` when the call fails.
+    /// Calls a server-streaming method; the sequence throws `GRPCStatus` when the call fails.
+    /// The server is held back (HTTP/2 flow control) while the consumer lags behind.
     public func serverStreaming<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
         _ path: String, request: Request, responseType: Response.Type = Response.self,
         metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil
-    ) throws -> AsyncThrowingStream<Response, Error> {
+    ) throws -> GRPCResponseStream<Response> {
         let payload: [UInt8] = try request.serializedBytes()
         let connection = self.connection
         let timeoutNanoseconds = timeout.map(Self.nanoseconds)
-        return AsyncThrowingStream { continuation in
+        let current = NIOLockedValueBox<HTTP2StreamID?>(nil)
+        let base = AsyncThrowingStream<Response, Error> { continuation in
             connection.eventLoop.execute {
-                let streamID = connection.value.startCall(
+                connection.value.startCall(
                     path: path, payload: payload, metadata: metadata, timeoutNanoseconds: timeoutNanoseconds,
+                    streaming: true, onStreamID: { id in current.withLockedValue { $0 = id } },
                     onMessage: { bytes in
                         do { continuation.yield(try Response(serializedBytes: bytes)) } catch {
                             continuation.finish(throwing: GRPCStatus(.internal, "cannot decode \(Response.protoMessageName): \(error)"))
@@ -147,12 +154,17 @@ public final class GRPCClient: Sendable {
                     onFinish: { status, _ in
                         if status.code == .ok { continuation.finish() } else { continuation.finish(throwing: status) }
                     })
-                guard let streamID else { return }
-                continuation.onTermination = { _ in
-                    connection.eventLoop.execute {
-                        connection.value.cancel(streamID: streamID, status: GRPCStatus(.cancelled, "the caller stopped reading"))
-                    }
+            }
+            continuation.onTermination = { _ in
+                connection.eventLoop.execute {
+                    guard let streamID = current.withLockedValue({ $0 }) else { return }
+                    connection.value.cancel(streamID: streamID, status: GRPCStatus(.cancelled, "the caller stopped reading"))
                 }
+            }
+        }
+        return GRPCResponseStream(base: base) {
+            connection.eventLoop.execute {
+                if let streamID = current.withLockedValue({ $0 }) { connection.value.messageTaken(streamID: streamID) }
             }
         }
     }
@@ -166,5 +178,31 @@ public final class GRPCClient: Sendable {
     static func nanoseconds(_ duration: Duration) -> Int64 {
         let (seconds, attoseconds) = duration.components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+/// The responses of a server-streaming call; taking each one lets the server send more.
+public struct GRPCResponseStream<Response: Sendable>: AsyncSequence, Sendable {
+    /// Each element is one response message.
+    public typealias Element = Response
+    let base: AsyncThrowingStream<Response, Error>
+    let taken: @Sendable () -> Void
+
+    /// Iterates the responses.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncThrowingStream<Response, Error>.AsyncIterator
+        let taken: @Sendable () -> Void
+
+        /// The next response, nil at the end; throws the call's `GRPCStatus` on failure.
+        public mutating func next() async throws -> Response? {
+            let value = try await base.next()
+            if value != nil { taken() }
+            return value
+        }
+    }
+
+    /// Starts iterating.
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: base.makeAsyncIterator(), taken: taken)
     }
 }

@@ -12,6 +12,13 @@ final class GRPCClientCall {
     var timer: Scheduled<Void>?
     /// How to send the request again if the server refuses the stream before processing it.
     var retry: GRPCClientRetry?
+    /// Server-streaming: DATA is acknowledged (WINDOW_UPDATE) only while the consumer keeps up.
+    var streaming = false
+    /// Received DATA bytes not yet reported consumed to nghttp2.
+    var owedBytes = 0
+    /// Wire sizes of messages handed to the consumer and not yet taken, oldest first.
+    var deliveredSizes = CircularBuffer<Int>()
+    var deliveredBytes = 0
     let onMessage: ([UInt8]) -> Void
     let onFinish: (GRPCStatus, GRPCMetadata) -> Void
 
@@ -30,6 +37,8 @@ struct GRPCClientRetry {
     var metadata: GRPCMetadata
     var deadline: NIODeadline?
     var attemptsLeft: Int
+    var streaming: Bool
+    var onStreamID: ((HTTP2StreamID) -> Void)?
 }
 
 /// The client side of one HTTP/2 connection: starts calls and turns streams back into results.
@@ -50,7 +59,8 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
     /// Starts a call with one request message; returns its stream id, or reports failure via `onFinish`.
     @discardableResult
     func startCall(path: String, payload: [UInt8], metadata: GRPCMetadata, timeoutNanoseconds: Int64?,
-                   attemptsLeft: Int = 3, onMessage: @escaping ([UInt8]) -> Void,
+                   attemptsLeft: Int = 3, streaming: Bool = false, onStreamID: ((HTTP2StreamID) -> Void)? = nil,
+                   onMessage: @escaping ([UInt8]) -> Void,
                    onFinish: @escaping (GRPCStatus, GRPCMetadata) -> Void) -> HTTP2StreamID? {
         guard let handler, !closed, handler.isActive else {
             onFinish(GRPCStatus(.unavailable, "the connection to \(authority) is closed"), GRPCMetadata())
@@ -83,8 +93,10 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
         let call = GRPCClientCall(maxMessageBytes: configuration.maxReceiveMessageBytes, onMessage: onMessage, onFinish: onFinish)
         call.retry = GRPCClientRetry(path: path, payload: payload, metadata: metadata,
                                      deadline: timeoutNanoseconds.map { .now() + .nanoseconds($0) },
-                                     attemptsLeft: attemptsLeft)
+                                     attemptsLeft: attemptsLeft, streaming: streaming, onStreamID: onStreamID)
+        call.streaming = streaming
         calls[streamID] = call
+        onStreamID?(streamID)
         handler.sendData(framed, streamID: streamID, endStream: true)
         if let timeoutNanoseconds {
             call.timer = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(timeoutNanoseconds)) {
@@ -105,6 +117,8 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
         guard let call = calls.removeValue(forKey: streamID), !call.done else { return }
         call.done = true
         call.timer?.cancel()
+        handler?.consumeInbound(streamID: streamID, bytes: call.owedBytes)
+        call.owedBytes = 0
         call.onFinish(status, call.initialMetadata)
     }
 
@@ -131,17 +145,44 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
     }
 
     func http2(_ connection: HTTP2ConnectionHandler, receivedData bytes: UnsafeRawBufferPointer, streamID: HTTP2StreamID) {
-        guard let call = calls[streamID] else { return }
+        guard let call = calls[streamID] else {
+            connection.consumeInbound(streamID: streamID, bytes: bytes.count)
+            return
+        }
         call.deframer.append(bytes)
+        call.owedBytes += bytes.count
         do {
             while let frame = try call.deframer.next() {
                 let payload = try GRPCCompression.decode(frame, lz4Negotiated: call.lz4,
                                                          maxMessageBytes: configuration.maxReceiveMessageBytes)
+                if call.streaming {
+                    // Counted decompressed: this is the memory the consumer has yet to take.
+                    let size = payload.count + GRPCFraming.prefixBytes
+                    call.deliveredSizes.append(size)
+                    call.deliveredBytes += size
+                }
                 call.onMessage(payload)
             }
         } catch {
             cancel(streamID: streamID, status: error)
+            return
         }
+        settleWindow(streamID: streamID, call: call)
+    }
+
+    /// The consumer took one message of a streaming call: maybe reopen the flow-control window.
+    func messageTaken(streamID: HTTP2StreamID) {
+        guard let call = calls[streamID], let size = call.deliveredSizes.popFirst() else { return }
+        call.deliveredBytes -= size
+        settleWindow(streamID: streamID, call: call)
+    }
+
+    /// Reports received bytes consumed unless the consumer is more than the high-water mark behind,
+    /// so a slow reader of a streaming call holds the server back (bounded client memory).
+    private func settleWindow(streamID: HTTP2StreamID, call: GRPCClientCall) {
+        guard call.owedBytes > 0, call.deliveredBytes <= configuration.streamingHighWaterMarkBytes else { return }
+        handler?.consumeInbound(streamID: streamID, bytes: call.owedBytes)
+        call.owedBytes = 0
     }
 
     func http2(_ connection: HTTP2ConnectionHandler, receivedEndStream streamID: HTTP2StreamID) {
@@ -169,7 +210,8 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
         call.timer?.cancel()
         call.done = true
         startCall(path: retry.path, payload: retry.payload, metadata: retry.metadata, timeoutNanoseconds: remaining,
-                  attemptsLeft: retry.attemptsLeft - 1, onMessage: call.onMessage, onFinish: call.onFinish)
+                  attemptsLeft: retry.attemptsLeft - 1, streaming: retry.streaming, onStreamID: retry.onStreamID,
+                  onMessage: call.onMessage, onFinish: call.onFinish)
         return true
     }
 

@@ -55,8 +55,9 @@ struct ChannelPair {
     let clientDelegate = RecordingDelegate()
     let serverDelegate = RecordingDelegate()
 
-    init(configuration: HTTP2Configuration = HTTP2Configuration()) throws {
-        clientHandler = HTTP2ConnectionHandler(role: .client, configuration: configuration, delegate: clientDelegate)
+    init(configuration: HTTP2Configuration = HTTP2Configuration(), clientConfiguration: HTTP2Configuration? = nil) throws {
+        clientHandler = HTTP2ConnectionHandler(role: .client, configuration: clientConfiguration ?? configuration,
+                                               delegate: clientDelegate)
         serverHandler = HTTP2ConnectionHandler(role: .server, configuration: configuration, delegate: serverDelegate)
         client = EmbeddedChannel(handler: clientHandler, loop: loop)
         server = EmbeddedChannel(handler: serverHandler, loop: loop)
@@ -112,6 +113,29 @@ struct HTTP2BridgeTests {
         #expect(pair.clientDelegate.ended.contains(id))
         #expect(pair.clientDelegate.closed[id] == 0 && pair.serverDelegate.closed[id] == 0)
         #expect(pair.clientHandler.openStreamCount == 0 && pair.serverHandler.openStreamCount == 0)
+    }
+
+    @Test("with manual window updates, a receiver that consumes nothing gets at most one stream window, then all after consuming")
+    func manualWindowUpdates() throws {
+        var clientConfiguration = HTTP2Configuration()
+        clientConfiguration.automaticInboundWindowUpdates = false
+        clientConfiguration.initialWindowSizeBytes = 100_000
+        let pair = try ChannelPair(clientConfiguration: clientConfiguration)
+        let body = [UInt8](repeating: 9, count: 1_000_000)
+        let id = try #require(pair.request(body: body))
+        try pair.shuttle()
+        #expect(pair.serverDelegate.data[id]?.count == body.count)
+        let first = pair.clientDelegate.data[id]?.count ?? 0
+        #expect(first > 0 && first <= 100_000, "received \(first) bytes without consuming any")
+        var consumed = 0
+        for _ in 0..<40 {
+            let received = pair.clientDelegate.data[id]?.count ?? 0
+            pair.clientHandler.consumeInbound(streamID: id, bytes: received - consumed)
+            consumed = received
+            try pair.shuttle()
+            if pair.clientDelegate.closed[id] != nil { break }
+        }
+        #expect(pair.clientDelegate.data[id]?.count == body.count)
     }
 
     @Test("many concurrent streams on one connection all complete")

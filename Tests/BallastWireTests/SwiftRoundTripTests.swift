@@ -38,6 +38,39 @@ struct SwiftRoundTripTests {
         }
     }
 
+    @Test("a slow stream consumer holds the server back (bounded client buffer) and still gets every message")
+    func streamingBackPressure() async throws {
+        let probe = StreamProbe()
+        try await EchoService.withServer(probe: probe) { _, port in
+            let client = try await GRPCClient.connect(host: "127.0.0.1", port: port)
+            var request = EchoRequest()
+            request.count = 20_000
+            var generator = SplitMix64(seed: 7)  // incompressible, so LZ4 does not shrink the stream
+            request.payload = Data((0..<1024).map { _ in UInt8(truncatingIfNeeded: generator.next()) })
+            var iterator = try client.serverStreaming(EchoService.expand, request: request, responseType: EchoResponse.self)
+                .makeAsyncIterator()
+            _ = try await iterator.next()
+            // Not reading: the server must stall. Poll until its count stops moving.
+            var last = -1
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+                let now = probe.sent.withLockedValue { $0 }
+                if now == last { break }
+                last = now
+            }
+            // 256 KiB high-water + 1 MiB stream window + server-side queues ≈ 1.6 MB of 1 KiB messages.
+            #expect(last > 0 && last < 4_000, "server sent \(last) of 20000 messages to a stalled reader")
+            var received = 1
+            while let item = try await iterator.next() {
+                #expect(item.index == Int32(received))
+                received += 1
+            }
+            #expect(received == 20_000)
+            await client.close()
+        }
+    }
+
     @Test("a deadline shorter than the handler gives DEADLINE_EXCEEDED on both sides and the connection stays usable")
     func deadline() async throws {
         try await EchoService.withServer { _, port in
