@@ -94,6 +94,21 @@ struct BadInputTests {
         }
     }
 
+    @Test("a header block over SETTINGS_MAX_HEADER_LIST_SIZE resets only that stream")
+    func oversizedHeaders() async throws {
+        try await EchoService.withServer { _, port in
+            let client = try await HTTP2TestClient(port: port)
+            let big = String(repeating: "x", count: 20_000)
+            let id = try await client.call(path: EchoService.echo, port: port, body: Self.framed([]), end: true,
+                                           extra: [HTTP2Header("x-big", big)])
+            let stream = try await client.waitFor(id) { $0.closedWith != nil }
+            #expect(stream.closedWith != HTTP2ErrorCode.noError.rawValue && stream.headerBlocks.isEmpty)
+            let ok = try await client.call(path: EchoService.echo, port: port, body: Self.framed([]), end: true)
+            #expect(try await client.waitFor(ok) { $0.last("grpc-status") != nil }.last("grpc-status") == "0")
+            await client.close()
+        }
+    }
+
     @Test("a request stream that never ends is cancelled after the receive timeout")
     func neverEndingStream() async throws {
         var configuration = GRPCServerConfiguration()
