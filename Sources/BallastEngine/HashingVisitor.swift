@@ -22,21 +22,29 @@ struct HashingVisitor: Visitor {
         return visitor.hash
     }
 
+    /// Word-wise FNV step with an extra shift so high bits reach low bits.
     private mutating func mix(_ value: UInt64) {
-        var remaining = value
-        for _ in 0..<8 {
-            hash = (hash ^ (remaining & 0xff)) &* Self.prime
-            remaining >>= 8
-        }
+        hash = (hash ^ value) &* Self.prime
+        hash ^= hash >> 29
     }
 
     private mutating func field(_ number: Int, _ kind: UInt64) {
         mix(UInt64(truncatingIfNeeded: number) << 8 | kind)
     }
 
-    private mutating func bytes<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
-        mix(UInt64(bytes.count))
-        for byte in bytes { hash = (hash ^ UInt64(byte)) &* Self.prime }
+    private mutating func bytes(_ buffer: UnsafeRawBufferPointer) {
+        mix(UInt64(buffer.count))
+        var offset = 0
+        while buffer.count - offset >= 8 {
+            mix(UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
+            offset += 8
+        }
+        var tail: UInt64 = 0
+        while offset < buffer.count {
+            tail = tail << 8 | UInt64(buffer[offset])
+            offset += 1
+        }
+        mix(tail)
     }
 
     mutating func visitSingularDoubleField(value: Double, fieldNumber: Int) throws {
@@ -62,12 +70,12 @@ struct HashingVisitor: Visitor {
     mutating func visitSingularStringField(value: String, fieldNumber: Int) throws {
         field(fieldNumber, 5)
         var copy = value
-        copy.withUTF8 { bytes($0) }
+        copy.withUTF8 { bytes(UnsafeRawBufferPointer($0)) }
     }
 
     mutating func visitSingularBytesField(value: ProtoBytes, fieldNumber: Int) throws {
         field(fieldNumber, 6)
-        bytes(value)
+        value.withUnsafeBytes { bytes($0) }
     }
 
     mutating func visitSingularEnumField<E: Enum>(value: E, fieldNumber: Int) throws {
@@ -131,6 +139,6 @@ struct HashingVisitor: Visitor {
 
     mutating func visitUnknown(bytes unknown: ProtoBytes) throws {
         field(0, 12)
-        bytes(unknown)
+        unknown.withUnsafeBytes { bytes($0) }
     }
 }
