@@ -66,7 +66,7 @@ let package = Package(
         .target(
             name: "BallastServer",
             dependencies: [
-                "BallastRaft", "BallastStorage", "BallastEngine", "BallastProto",
+                "BallastRaft", "BallastStorage", "BallastEngine", "BallastProto", "BallastWire",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -77,8 +77,9 @@ let package = Package(
         .executableTarget(
             name: "ballast",
             dependencies: [
-                "BallastRaft", "BallastStorage", "BallastSimulation", "BallastServer",
+                "BallastRaft", "BallastStorage", "BallastSimulation", "BallastServer", "BallastWire", "BallastProto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
 

@@ -31,6 +31,46 @@ struct ClusterProcessTests {
         }
     }
 
+    @Test("`ballast cluster status --json` gives the same answer from every API address, in the fixed format")
+    func cliStatusFromEveryAddress() async throws {
+        let cluster = try ProcessCluster(size: 3)
+        defer { cluster.shutdown() }
+        let leader = try await cluster.waitForLeader()
+        var outputs: [[String: Any]] = []
+        let deadline = ContinuousClock.now + .seconds(10)
+        repeat {
+            outputs = []
+            for id in 1 ... 3 {
+                let address = "127.0.0.1:\(cluster.nodes[id]!.apiPort)"
+                let (status, text) = try cluster.runCLI(["cluster", "status", "--address", address, "--json"])
+                #expect(status == 0, "cluster status via \(address) failed: \(text)")
+                if let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] { outputs.append(object) }
+            }
+            let agreed = outputs.count == 3 && outputs.allSatisfy { output in
+                output["leader"] as? String == String(leader)
+                    && (output["members"] as? [[String: Any]])?.allSatisfy { $0["reachable"] as? Bool == true } == true
+            }
+            if agreed { break }
+            try await Task.sleep(for: .milliseconds(50))
+        } while ContinuousClock.now < deadline
+        for output in outputs {
+            #expect(output["leader"] as? String == String(leader))
+            let members = try #require(output["members"] as? [[String: Any]])
+            #expect(members.compactMap { $0["id"] as? String } == ["1", "2", "3"])
+            for member in members {
+                #expect(["leader", "follower", "candidate", "learner"].contains(member["role"] as? String ?? ""))
+                for key in ["term", "commit", "applied"] { #expect(member[key] is Int, "\(key) must be an integer") }
+                for key in ["api", "raft", "admin"] {
+                    let value = member[key] as? String ?? ""
+                    #expect(value.hasPrefix("127.0.0.1:") && Int(value.dropFirst(10)) != nil, "\(key) must be bare HOST:PORT")
+                }
+                #expect(member["reachable"] as? Bool == true)
+            }
+        }
+        let (status, text) = try cluster.runCLI(["cluster", "status", "--address", "127.0.0.1:1", "--json"])
+        #expect(status != 0 && text.contains("no node answered"), "an unreachable address must fail clearly: \(text)")
+    }
+
     @Test("after SIGKILL of the leader a new leader is serving within 2 seconds")
     func failover() async throws {
         let cluster = try ProcessCluster(size: 3)

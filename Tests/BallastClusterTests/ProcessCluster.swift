@@ -104,6 +104,20 @@ final class ProcessCluster: @unchecked Sendable {
         return process.terminationStatus
     }
 
+    /// Runs the `ballast` binary with `arguments`; returns its exit status and combined output.
+    func runCLI(_ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
     /// The cluster as node `id` describes it, or nil if it does not answer.
     func view(from id: Int) async -> ClusterView? {
         guard let port = nodes[id]?.adminPort,

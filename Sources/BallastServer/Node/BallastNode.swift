@@ -1,5 +1,6 @@
 import BallastRaft
 import BallastStorage
+import BallastWire
 import Foundation
 import Logging
 import NIOCore
@@ -15,6 +16,7 @@ public final class BallastNode: @unchecked Sendable {
     let driver: RaftDriver<WriteAheadLog>
     private var ticker: RepeatedTask?
     private var admin: AdminHTTPServer?
+    private var api: GRPCServer?
     /// The addresses actually bound (ports may have been 0 in the configuration).
     public private(set) var info: NodeInfo
 
@@ -41,7 +43,7 @@ public final class BallastNode: @unchecked Sendable {
             logger: logger)
     }
 
-    /// Binds the Raft and admin ports and starts ticking.
+    /// Binds the Raft, API and admin ports and starts ticking.
     public func start(adminRouter: AdminRouter? = nil) async throws {
         let driver = self.driver
         let raftPort = try await transport.listen(
@@ -56,8 +58,13 @@ public final class BallastNode: @unchecked Sendable {
             host: configuration.adminAddress.host, port: configuration.adminAddress.port, group: group, logger: logger,
             router: router)
         admin = server
+        let apiServer = try await GRPCServer.start(
+            host: configuration.apiAddress.host, port: configuration.apiAddress.port, registry: makeRegistry(),
+            group: group, logger: logger)
+        api = apiServer
         info.raft = HostPort(host: configuration.raftAddress.host, port: raftPort).description
         info.admin = HostPort(host: configuration.adminAddress.host, port: server.port).description
+        info.api = HostPort(host: configuration.apiAddress.host, port: apiServer.port ?? configuration.apiAddress.port).description
         logger.info("node started", metadata: ["node": "\(configuration.id.rawValue)", "raft": "\(info.raft)",
                                               "admin": "\(info.admin)", "api": "\(info.api)"])
     }
@@ -82,6 +89,7 @@ public final class BallastNode: @unchecked Sendable {
                 try? await Task.sleep(for: .milliseconds(10))
             }
         }
+        await api?.shutdownGracefully()
         ticker?.cancel()
         driver.stop()
         await admin?.close()

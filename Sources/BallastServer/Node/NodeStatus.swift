@@ -75,8 +75,28 @@ public struct ClusterView: Codable, Sendable, Equatable {
         public var admin: String
         public var reachable: Bool
         public var leader: String?
+
+        /// Creates a member entry.
+        public init(id: String, role: String, term: UInt64, commit: UInt64, applied: UInt64, api: String, raft: String,
+                    admin: String, reachable: Bool, leader: String?) {
+            (self.id, self.role, self.term, self.commit, self.applied) = (id, role, term, commit, applied)
+            (self.api, self.raft, self.admin, self.reachable, self.leader) = (api, raft, admin, reachable, leader)
+        }
     }
 
     public var leader: String?
     public var members: [Member]
+
+    /// Creates a cluster view.
+    public init(leader: String?, members: [Member]) {
+        self.leader = leader
+        self.members = members
+    }
+
+    /// Encodes `leader` as JSON null when unknown, as DESIGN.md fixes, rather than omitting it.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(leader, forKey: .leader)
+        try container.encode(members, forKey: .members)
+    }
 }
