@@ -44,6 +44,9 @@ extension WorkflowEngine {
                 try checkReusePolicy(request.workflowIDReusePolicy, previous: previous)
             }
         }
+        guard runToTerminate != nil || runs.count < limits.maxOpenRuns else {
+            throw .limitExceeded("\(runs.count) runs are open, the limit is \(limits.maxOpenRuns)")
+        }
         if let runToTerminate {
             terminateRun(runToTerminate, reason: "terminated by a new start with the TerminateIfRunning reuse policy",
                          details: nil, identity: request.identity, &context)
@@ -99,6 +102,9 @@ extension WorkflowEngine {
             throw .invalidArgument("retry_policy: \(reason)")
         }
         try checkPayload(request.input, field: "input")
+        var memo = Ballast_V1_Payloads()
+        memo.payloads = request.memo.fields.keys.sorted().compactMap { request.memo.fields[$0] }
+        try checkPayload(memo, field: "memo")
         if let problem = searchAttributeProblem(request.searchAttributes, namespace: namespace) {
             throw .invalidArgument(problem)
         }

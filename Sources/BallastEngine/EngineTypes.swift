@@ -219,6 +219,12 @@ public struct EngineLimits: Sendable, Equatable {
     public var signalRequestIdMemory = 2_000
     /// Closed-run summaries kept in memory; the oldest is dropped beyond this.
     public var maxClosedSummaries = 1_000_000
+    /// Open runs across all namespaces; further starts are rejected (resourceExhausted).
+    public var maxOpenRuns = 1_000_000
+    /// Registered namespaces.
+    public var maxNamespaces = 1_000
+    /// Registered search attributes per namespace (besides the predefined ones).
+    public var maxSearchAttributesPerNamespace = 100
 
     /// The documented defaults.
     public init() {}

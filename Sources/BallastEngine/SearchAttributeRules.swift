@@ -40,6 +40,9 @@ extension WorkflowEngine {
             throw .invalidArgument("namespace name must be 1...255 bytes")
         }
         guard namespaces[request.name] == nil else { throw .namespaceAlreadyExists(request.name) }
+        guard namespaces.count < limits.maxNamespaces else {
+            throw .limitExceeded("\(namespaces.count) namespaces exist, the limit is \(limits.maxNamespaces)")
+        }
         guard request.workflowExecutionRetentionNanos >= 0 else { throw .invalidArgument("retention must not be negative") }
         let retention = request.workflowExecutionRetentionNanos == 0
             ? Self.defaultRetentionNanos : request.workflowExecutionRetentionNanos
@@ -60,6 +63,9 @@ extension WorkflowEngine {
         }
         var updated = namespace
         for (name, type) in request.searchAttributes { updated.searchAttributes[name] = type }
+        guard updated.searchAttributes.count <= limits.maxSearchAttributesPerNamespace else {
+            throw .limitExceeded("namespace \(namespace.name) may register at most \(limits.maxSearchAttributesPerNamespace) search attributes")
+        }
         namespaces[namespace.name] = updated
     }
 }

@@ -146,3 +146,34 @@ struct LimitTests {
         #expect(h.last.deletedRuns == [runs[0]])
     }
 }
+
+@Suite("Engine-wide bounds")
+struct EngineBoundTests {
+    @Test("open runs, namespaces and registered search attributes are bounded")
+    func bounds() {
+        var limits = EngineLimits()
+        limits.maxOpenRuns = 2
+        limits.maxNamespaces = 2
+        limits.maxSearchAttributesPerNamespace = 1
+        var h = Harness(limits: limits)
+        h.start("a")
+        h.start("b")
+        var request = Ballast_V1_StartWorkflowRequest()
+        request.workflowID = "c"
+        request.workflowType.name = "T"
+        request.taskQueue = "q"
+        #expect(h.apply(.startWorkflow(request)).response.rejection?.code == .resourceExhausted)
+        var namespace = Ballast_V1_RegisterNamespaceRequest()
+        namespace.name = "second"
+        #expect(h.apply(.registerNamespace(namespace)).response.rejection == nil)
+        namespace.name = "third"
+        #expect(h.apply(.registerNamespace(namespace)).response.rejection?.code == .resourceExhausted)
+        var attributes = Ballast_V1_AddSearchAttributesRequest()
+        attributes.searchAttributes = ["Region": .keyword, "Desk": .keyword]
+        #expect(h.apply(.addSearchAttributes(attributes)).response.rejection?.code == .resourceExhausted)
+        attributes.searchAttributes = ["Region": .keyword]
+        #expect(h.apply(.addSearchAttributes(attributes)).response.rejection == nil)
+        #expect(h.apply(.startWorkflow({ var r = request; r.workflowID = "a"; r.workflowIDReusePolicy = .terminateIfRunning; return r }())).response.rejection == nil,
+                "replacing a running run does not need a free slot")
+    }
+}
