@@ -90,7 +90,10 @@ extension HTTP2ConnectionHandler {
         case NGHTTP2_DATA.rawValue where endStream:
             delegate.http2(self, receivedEndStream: header.stream_id)
         case NGHTTP2_PING.rawValue where header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0:
-            receivedPingAck()
+            var opaque = frame.pointee.ping.opaque_data
+            var marker = Self.shutdownPingData
+            let isShutdownPing = withUnsafeBytes(of: &opaque) { a in withUnsafeBytes(of: &marker) { b in a.elementsEqual(b) } }
+            if isShutdownPing { sendFinalGoAway() } else { receivedPingAck() }
         case NGHTTP2_GOAWAY.rawValue:
             goAwayReceived = true
             delegate.http2(self, receivedGoAway: frame.pointee.goaway.last_stream_id,

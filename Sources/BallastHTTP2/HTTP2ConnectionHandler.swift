@@ -47,6 +47,7 @@ public final class HTTP2ConnectionHandler: ChannelDuplexHandler {
     var closeAfterFlush = false
     var shuttingDown = false
     var goAwayReceived = false
+    var awaitingShutdownPing = false
     var pingTimer: Scheduled<Void>?
     var pingDeadline: Scheduled<Void>?
     var shutdownDeadline: Scheduled<Void>?
