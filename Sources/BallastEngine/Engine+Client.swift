@@ -109,7 +109,7 @@ extension WorkflowEngine {
         attributes.reason = reason
         if let details { attributes.details = details }
         attributes.identity = identity
-        forceClose(&run, .workflowExecutionTerminated(attributes), status: .terminated, &context)
+        forceClose(&run, RunClose(event: .workflowExecutionTerminated(attributes), status: .terminated), &context)
     }
 
     /// TimerFired: a started timer's fire time passed.
@@ -138,7 +138,18 @@ extension WorkflowEngine {
         guard var run = runs.removeValue(forKey: runId) else { return }
         var attributes = Ballast_V1_WorkflowExecutionTimedOutEventAttributes()
         attributes.retryState = .timeout
-        forceClose(&run, .workflowExecutionTimedOut(attributes), status: .timedOut, &context)
+        // Only a run timeout is retried; the execution timeout ends the whole chain.
+        let runTimedOut = run.runExpiration > 0 && run.runExpiration <= context.now
+            && (run.executionExpiration == 0 || run.executionExpiration > context.now)
+        var failure = serverFailure("workflow run timeout", type: "", nonRetryable: false)
+        failure.timeoutType = .startToClose
+        var next: NewRun?
+        if runTimedOut, let retried = retryRun(run, failure: failure, &context) {
+            attributes.retryState = .inProgress
+            attributes.newExecutionRunID = retried.runId
+            next = retried
+        }
+        forceClose(&run, RunClose(event: .workflowExecutionTimedOut(attributes), status: .timedOut, continueAsNew: next), &context)
     }
 
     /// RetentionExpired: a closed run's summary and history are dropped.

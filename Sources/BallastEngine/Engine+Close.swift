@@ -2,10 +2,7 @@ import BallastProto
 
 extension WorkflowEngine {
     /// Closes a run from outside its workflow code (terminate, timeout, limit): an in-flight task is failed first.
-    mutating func forceClose(
-        _ run: inout RunState, _ event: EventAttributes, status: Ballast_V1_WorkflowExecutionStatus,
-        _ context: inout ApplyContext
-    ) {
+    mutating func forceClose(_ run: inout RunState, _ close: RunClose, _ context: inout ApplyContext) {
         if let task = run.workflowTask, task.isStarted, !task.isTransient {
             run.workflowTask = nil
             appendWorkflowTaskFailed(&run, task, cause: .forceCloseCommand,
@@ -14,7 +11,7 @@ extension WorkflowEngine {
         }
         run.workflowTask = nil
         run.flushBuffered(&context)
-        finishRun(&run, RunClose(event: event, status: status), &context)
+        finishRun(&run, close, &context)
     }
 
     /// Writes the close event, moves the run to the closed summaries and queues its cross-run effects.

@@ -62,9 +62,17 @@ extension WorkflowEngine {
             case let .failWorkflowExecution(command):
                 var event = Ballast_V1_WorkflowExecutionFailedEventAttributes()
                 event.failure = command.failure
-                event.retryState = .retryPolicyNotSet
+                event.retryState = run.retry == nil ? .retryPolicyNotSet : .nonRetryableFailure
                 event.workflowTaskCompletedEventID = completedEventId
                 outcome.close = RunClose(event: .workflowExecutionFailed(event), status: .failed)
+                if let retried = retryRun(run, failure: command.failure, &context) {
+                    event.retryState = .inProgress
+                    event.newExecutionRunID = retried.runId
+                    outcome.close = RunClose(event: .workflowExecutionFailed(event), status: .failed, continueAsNew: retried)
+                } else if let retry = run.retry {
+                    event.retryState = retryStateAfter(retry, failure: command.failure, run: run, now: context.now)
+                    outcome.close = RunClose(event: .workflowExecutionFailed(event), status: .failed)
+                }
             case let .cancelWorkflowExecution(command):
                 var event = Ballast_V1_WorkflowExecutionCanceledEventAttributes()
                 if command.hasDetails { event.details = command.details }

@@ -143,6 +143,12 @@ extension WorkflowEngine {
         run.parent = newRun.parent
         run.memo = started.memo
         run.searchAttributes = started.searchAttributes
+        if started.hasRetryPolicy {
+            run.retry = RunRetry(policy: RetryRules.withDefaults(started.retryPolicy), attempt: started.attempt,
+                                 input: started.hasInput ? started.input : nil,
+                                 header: started.hasHeader ? started.header : nil,
+                                 runTimeout: started.workflowRunTimeoutNanos)
+        }
         run.append(.workflowExecutionStarted(started), &context)
         if newRun.backoffNanos > 0 {
             run.backoffUntil = now + newRun.backoffNanos

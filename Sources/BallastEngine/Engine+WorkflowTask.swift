@@ -39,7 +39,7 @@ extension WorkflowEngine {
             var attributes = Ballast_V1_WorkflowExecutionFailedEventAttributes()
             attributes.failure = failure
             attributes.retryState = .nonRetryableFailure
-            forceClose(&run, .workflowExecutionFailed(attributes), status: .failed, &context)
+            forceClose(&run, RunClose(event: .workflowExecutionFailed(attributes), status: .failed), &context)
             return
         }
         if !run.historyWarned, run.historyLength >= limits.historyWarnEvents {

@@ -34,6 +34,13 @@ extension SnapshotCodec {
         message.memo = run.memo
         message.searchAttributes = run.searchAttributes
         message.historyWarned = run.historyWarned
+        if let retry = run.retry {
+            message.retry.policy = retry.policy
+            message.retry.attempt = retry.attempt
+            if let input = retry.input { message.retry.input = input }
+            if let header = retry.header { message.retry.header = header }
+            message.retry.workflowRunTimeoutNanos = retry.runTimeout
+        }
         return message
     }
 
@@ -69,6 +76,11 @@ extension SnapshotCodec {
         run.memo = message.memo
         run.searchAttributes = message.searchAttributes
         run.historyWarned = message.historyWarned
+        if message.hasRetry {
+            let retry = message.retry
+            run.retry = RunRetry(policy: retry.policy, attempt: retry.attempt, input: retry.hasInput ? retry.input : nil,
+                                 header: retry.hasHeader ? retry.header : nil, runTimeout: retry.workflowRunTimeoutNanos)
+        }
         return run
     }
 

@@ -80,6 +80,15 @@ struct ParentLink: Equatable {
     var key: RunKey { RunKey(namespace: namespace, workflowId: workflowId, runId: runId) }
 }
 
+/// What a run started with a retry policy needs to start its next attempt.
+struct RunRetry: Equatable {
+    var policy: Ballast_V1_RetryPolicy
+    var attempt: Int32
+    var input: Ballast_V1_Payloads?
+    var header: Ballast_V1_Header?
+    var runTimeout: Int64
+}
+
 /// The mutable state of one open run.
 struct RunState: Equatable {
     var key: RunKey
@@ -111,6 +120,7 @@ struct RunState: Equatable {
     var memo = Ballast_V1_Memo()
     var searchAttributes = Ballast_V1_SearchAttributes()
     var historyWarned = false
+    var retry: RunRetry?
 
     /// A workflow task is running (or is a transient retry): new events wait in `buffered`.
     var isTaskInFlight: Bool {

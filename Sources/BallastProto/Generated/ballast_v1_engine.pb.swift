@@ -1984,11 +1984,66 @@ public nonisolated struct Ballast_V1_SnapshotRun: @unchecked Sendable {
     set {_uniqueStorage()._historyWarned = newValue}
   }
 
+  /// Set only for runs started with a retry policy: what the next attempt is started with.
+  public var retry: Ballast_V1_SnapshotRetry {
+    get {_storage._retry ?? Ballast_V1_SnapshotRetry()}
+    set {_uniqueStorage()._retry = newValue}
+  }
+  /// Returns true if `retry` has been explicitly set.
+  public var hasRetry: Bool {_storage._retry != nil}
+  /// Clears the value of `retry`. Subsequent reads from it will return its default value.
+  public mutating func clearRetry() {_uniqueStorage()._retry = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Ballast_V1_SnapshotRetry: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var policy: Ballast_V1_RetryPolicy {
+    get {_policy ?? Ballast_V1_RetryPolicy()}
+    set {_policy = newValue}
+  }
+  /// Returns true if `policy` has been explicitly set.
+  public var hasPolicy: Bool {self._policy != nil}
+  /// Clears the value of `policy`. Subsequent reads from it will return its default value.
+  public mutating func clearPolicy() {self._policy = nil}
+
+  public var attempt: Int32 = 0
+
+  public var input: Ballast_V1_Payloads {
+    get {_input ?? Ballast_V1_Payloads()}
+    set {_input = newValue}
+  }
+  /// Returns true if `input` has been explicitly set.
+  public var hasInput: Bool {self._input != nil}
+  /// Clears the value of `input`. Subsequent reads from it will return its default value.
+  public mutating func clearInput() {self._input = nil}
+
+  public var header: Ballast_V1_Header {
+    get {_header ?? Ballast_V1_Header()}
+    set {_header = newValue}
+  }
+  /// Returns true if `header` has been explicitly set.
+  public var hasHeader: Bool {self._header != nil}
+  /// Clears the value of `header`. Subsequent reads from it will return its default value.
+  public mutating func clearHeader() {self._header = nil}
+
+  public var workflowRunTimeoutNanos: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _policy: Ballast_V1_RetryPolicy? = nil
+  fileprivate var _input: Ballast_V1_Payloads? = nil
+  fileprivate var _header: Ballast_V1_Header? = nil
 }
 
 public nonisolated struct Ballast_V1_SnapshotClosedRun: @unchecked Sendable {
@@ -5353,7 +5408,7 @@ nonisolated extension Ballast_V1_SnapshotParent: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Ballast_V1_SnapshotRun: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SnapshotRun"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}workflow_id\0\u{3}run_id\0\u{3}workflow_type\0\u{3}task_queue\0\u{3}start_time_unix_nanos\0\u{3}start_request_id\0\u{3}first_run_id\0\u{3}next_event_id\0\u{3}history_hash\0\u{3}workflow_task_timeout_nanos\0\u{3}run_expiration_time_unix_nanos\0\u{3}execution_expiration_time_unix_nanos\0\u{3}backoff_until_unix_nanos\0\u{1}parent\0\u{3}workflow_task\0\u{3}previous_started_event_id\0\u{1}buffered\0\u{1}activities\0\u{1}timers\0\u{1}children\0\u{3}cancel_requested\0\u{3}signal_request_ids\0\u{3}pending_signals\0\u{1}memo\0\u{3}search_attributes\0\u{3}history_warned\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}workflow_id\0\u{3}run_id\0\u{3}workflow_type\0\u{3}task_queue\0\u{3}start_time_unix_nanos\0\u{3}start_request_id\0\u{3}first_run_id\0\u{3}next_event_id\0\u{3}history_hash\0\u{3}workflow_task_timeout_nanos\0\u{3}run_expiration_time_unix_nanos\0\u{3}execution_expiration_time_unix_nanos\0\u{3}backoff_until_unix_nanos\0\u{1}parent\0\u{3}workflow_task\0\u{3}previous_started_event_id\0\u{1}buffered\0\u{1}activities\0\u{1}timers\0\u{1}children\0\u{3}cancel_requested\0\u{3}signal_request_ids\0\u{3}pending_signals\0\u{1}memo\0\u{3}search_attributes\0\u{3}history_warned\0\u{1}retry\0")
 
   fileprivate class _StorageClass {
     var _namespace: String = String()
@@ -5383,6 +5438,7 @@ nonisolated extension Ballast_V1_SnapshotRun: SwiftProtobuf.Message, SwiftProtob
     var _memo: Ballast_V1_Memo? = nil
     var _searchAttributes: Ballast_V1_SearchAttributes? = nil
     var _historyWarned: Bool = false
+    var _retry: Ballast_V1_SnapshotRetry? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -5420,6 +5476,7 @@ nonisolated extension Ballast_V1_SnapshotRun: SwiftProtobuf.Message, SwiftProtob
       _memo = source._memo
       _searchAttributes = source._searchAttributes
       _historyWarned = source._historyWarned
+      _retry = source._retry
     }
   }
 
@@ -5465,6 +5522,7 @@ nonisolated extension Ballast_V1_SnapshotRun: SwiftProtobuf.Message, SwiftProtob
         case 25: try { try decoder.decodeSingularMessageField(value: &_storage._memo) }()
         case 26: try { try decoder.decodeSingularMessageField(value: &_storage._searchAttributes) }()
         case 27: try { try decoder.decodeSingularBoolField(value: &_storage._historyWarned) }()
+        case 28: try { try decoder.decodeSingularMessageField(value: &_storage._retry) }()
         default: break
         }
       }
@@ -5558,6 +5616,9 @@ nonisolated extension Ballast_V1_SnapshotRun: SwiftProtobuf.Message, SwiftProtob
       if _storage._historyWarned != false {
         try visitor.visitSingularBoolField(value: _storage._historyWarned, fieldNumber: 27)
       }
+      try { if let v = _storage._retry {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -5594,10 +5655,65 @@ nonisolated extension Ballast_V1_SnapshotRun: SwiftProtobuf.Message, SwiftProtob
         if _storage._memo != rhs_storage._memo {return false}
         if _storage._searchAttributes != rhs_storage._searchAttributes {return false}
         if _storage._historyWarned != rhs_storage._historyWarned {return false}
+        if _storage._retry != rhs_storage._retry {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballast_V1_SnapshotRetry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SnapshotRetry"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}policy\0\u{1}attempt\0\u{1}input\0\u{1}header\0\u{3}workflow_run_timeout_nanos\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._policy) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.attempt) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._input) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._header) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.workflowRunTimeoutNanos) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._policy {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.attempt != 0 {
+      try visitor.visitSingularInt32Field(value: self.attempt, fieldNumber: 2)
+    }
+    try { if let v = self._input {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try { if let v = self._header {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    if self.workflowRunTimeoutNanos != 0 {
+      try visitor.visitSingularInt64Field(value: self.workflowRunTimeoutNanos, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballast_V1_SnapshotRetry, rhs: Ballast_V1_SnapshotRetry) -> Bool {
+    if lhs._policy != rhs._policy {return false}
+    if lhs.attempt != rhs.attempt {return false}
+    if lhs._input != rhs._input {return false}
+    if lhs._header != rhs._header {return false}
+    if lhs.workflowRunTimeoutNanos != rhs.workflowRunTimeoutNanos {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

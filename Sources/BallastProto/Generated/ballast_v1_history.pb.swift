@@ -459,6 +459,9 @@ public nonisolated struct Ballast_V1_WorkflowExecutionFailedEventAttributes: Sen
 
   public var workflowTaskCompletedEventID: Int64 = 0
 
+  /// Set when the workflow's retry policy started another attempt (retry_state IN_PROGRESS).
+  public var newExecutionRunID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -472,6 +475,9 @@ public nonisolated struct Ballast_V1_WorkflowExecutionTimedOutEventAttributes: S
   // methods supported on all messages.
 
   public var retryState: Ballast_V1_RetryState = .unspecified
+
+  /// Set when the workflow's retry policy started another attempt (retry_state IN_PROGRESS).
+  public var newExecutionRunID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2305,7 +2311,7 @@ nonisolated extension Ballast_V1_WorkflowExecutionCompletedEventAttributes: Swif
 
 nonisolated extension Ballast_V1_WorkflowExecutionFailedEventAttributes: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkflowExecutionFailedEventAttributes"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}failure\0\u{3}retry_state\0\u{3}workflow_task_completed_event_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}failure\0\u{3}retry_state\0\u{3}workflow_task_completed_event_id\0\u{3}new_execution_run_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2316,6 +2322,7 @@ nonisolated extension Ballast_V1_WorkflowExecutionFailedEventAttributes: SwiftPr
       case 1: try { try decoder.decodeSingularMessageField(value: &self._failure) }()
       case 2: try { try decoder.decodeSingularEnumField(value: &self.retryState) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.workflowTaskCompletedEventID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.newExecutionRunID) }()
       default: break
       }
     }
@@ -2335,6 +2342,9 @@ nonisolated extension Ballast_V1_WorkflowExecutionFailedEventAttributes: SwiftPr
     if self.workflowTaskCompletedEventID != 0 {
       try visitor.visitSingularInt64Field(value: self.workflowTaskCompletedEventID, fieldNumber: 3)
     }
+    if !self.newExecutionRunID.isEmpty {
+      try visitor.visitSingularStringField(value: self.newExecutionRunID, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2342,6 +2352,7 @@ nonisolated extension Ballast_V1_WorkflowExecutionFailedEventAttributes: SwiftPr
     if lhs._failure != rhs._failure {return false}
     if lhs.retryState != rhs.retryState {return false}
     if lhs.workflowTaskCompletedEventID != rhs.workflowTaskCompletedEventID {return false}
+    if lhs.newExecutionRunID != rhs.newExecutionRunID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2349,7 +2360,7 @@ nonisolated extension Ballast_V1_WorkflowExecutionFailedEventAttributes: SwiftPr
 
 nonisolated extension Ballast_V1_WorkflowExecutionTimedOutEventAttributes: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkflowExecutionTimedOutEventAttributes"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}retry_state\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}retry_state\0\u{3}new_execution_run_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2358,6 +2369,7 @@ nonisolated extension Ballast_V1_WorkflowExecutionTimedOutEventAttributes: Swift
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularEnumField(value: &self.retryState) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.newExecutionRunID) }()
       default: break
       }
     }
@@ -2367,11 +2379,15 @@ nonisolated extension Ballast_V1_WorkflowExecutionTimedOutEventAttributes: Swift
     if self.retryState != .unspecified {
       try visitor.visitSingularEnumField(value: self.retryState, fieldNumber: 1)
     }
+    if !self.newExecutionRunID.isEmpty {
+      try visitor.visitSingularStringField(value: self.newExecutionRunID, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ballast_V1_WorkflowExecutionTimedOutEventAttributes, rhs: Ballast_V1_WorkflowExecutionTimedOutEventAttributes) -> Bool {
     if lhs.retryState != rhs.retryState {return false}
+    if lhs.newExecutionRunID != rhs.newExecutionRunID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
