@@ -121,7 +121,7 @@ let package = Package(
         .testTarget(
             name: "BallastClusterTests",
             dependencies: [
-                "BallastServer",
+                "BallastServer", "BallastWire", "BallastProto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),

@@ -14,7 +14,7 @@ extension RaftDriver {
         switch event {
         case .message(let message): node.step(message)
         case .tick: node.tick()
-        case .propose(let data, let completion): propose(data, completion)
+        case .propose(let data, let completion): handlePropose(data, completion)
         case .read(let completion): startRead(completion)
         case .configChange(let change, let completion): proposeChange(change, completion)
         case .transfer(let target):
@@ -30,7 +30,7 @@ extension RaftDriver {
         }
     }
 
-    func propose(_ data: [UInt8], _ completion: @escaping ProposalCompletion) {
+    func handlePropose(_ data: [UInt8], _ completion: @escaping ProposalCompletion) {
         if let failure = storageFailure { return completion(.failure(.storageFailed(failure))) }
         do {
             let index = try node.propose(data)
@@ -88,16 +88,17 @@ extension RaftDriver {
     func apply(_ entries: [Entry]) {
         for entry in entries {
             precondition(entry.index == applied.next, "applied \(applied) then got \(entry.index): committed entries must be contiguous")
-            stateMachine.apply(entry)
+            let output = stateMachine.apply(entry)
             applied = entry.index
             guard let pending = pendingProposals.removeValue(forKey: entry.index) else { continue }
-            pending.completion(pending.term == entry.term ? .success(entry.index) : .failure(.superseded(index: entry.index)))
+            pending.completion(pending.term == entry.term
+                ? .success(AppliedEntry(index: entry.index, output: output)) : .failure(.superseded(index: entry.index)))
         }
     }
 
     func completeReads() {
         guard !confirmedReads.isEmpty else { return }
-        var waiting: [(index: LogIndex, completion: ProposalCompletion)] = []
+        var waiting: [(index: LogIndex, completion: ReadCompletion)] = []
         for read in confirmedReads {
             if read.index <= applied { read.completion(.success(read.index)) } else { waiting.append(read) }
         }

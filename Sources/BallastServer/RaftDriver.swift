@@ -10,12 +10,21 @@ public protocol RaftTransport: Sendable {
 /// The application behind Raft: applies committed entries and takes and restores snapshots.
 /// Called only on the driver's loop thread, in log order.
 public protocol RaftStateMachine: AnyObject {
-    /// Applies one committed entry (`.normal`, `.noop` or `.configChange`).
-    func apply(_ entry: Entry)
+    /// Applies one committed entry (`.normal`, `.noop` or `.configChange`); what it returns is
+    /// handed to the completion of the proposal that created the entry, if it was proposed here.
+    func apply(_ entry: Entry) -> (any Sendable)?
     /// Serializes the state as of the last applied entry.
     func takeSnapshot() -> [UInt8]
     /// Replaces the state with a snapshot received from the leader.
     func restore(from snapshot: Snapshot)
+}
+
+/// A proposal's outcome: where it landed and what the state machine answered when applying it.
+public struct AppliedEntry: Sendable {
+    /// The entry's index.
+    public var index: LogIndex
+    /// The state machine's answer for this entry.
+    public var output: (any Sendable)?
 }
 
 /// Why a proposal or read through the driver failed.
@@ -47,15 +56,15 @@ public enum RaftDriverError: Error, Sendable, Equatable, CustomStringConvertible
 /// so concurrent proposals share one fsync (group commit); the leader sends AppendEntries while
 /// its own write is in flight and counts itself only once durable (Raft thesis §10.2.1).
 public final class RaftDriver<Store: RaftLogStore & SendableMetatype>: @unchecked Sendable {
-    /// Completion of a proposal: the committed-and-applied index, or why it failed.
-    public typealias ProposalCompletion = @Sendable (Result<LogIndex, RaftDriverError>) -> Void
+    /// Completion of a proposal: the committed-and-applied entry and its output, or why it failed.
+    public typealias ProposalCompletion = @Sendable (Result<AppliedEntry, RaftDriverError>) -> Void
     /// Completion of a linearizable read: called once the local state reflects the read point.
     public typealias ReadCompletion = @Sendable (Result<LogIndex, RaftDriverError>) -> Void
 
     enum Event {
         case message(Message)
         case propose([UInt8], ProposalCompletion)
-        case read(ProposalCompletion)
+        case read(ReadCompletion)
         case configChange(ConfigChange, ProposalCompletion)
         case transfer(NodeID)
         case tick
@@ -72,8 +81,8 @@ public final class RaftDriver<Store: RaftLogStore & SendableMetatype>: @unchecke
     var node: RaftNode
     let stateMachine: any RaftStateMachine
     var pendingProposals: [LogIndex: (term: Term, completion: ProposalCompletion)] = [:]
-    var pendingReads: [UInt64: ProposalCompletion] = [:]
-    var confirmedReads: [(index: LogIndex, completion: ProposalCompletion)] = []
+    var pendingReads: [UInt64: ReadCompletion] = [:]
+    var confirmedReads: [(index: LogIndex, completion: ReadCompletion)] = []
     var nextReadContext: UInt64 = 1
     var applied: LogIndex
     var storageFailure: String?

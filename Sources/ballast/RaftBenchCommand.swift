@@ -102,7 +102,10 @@ extension RaftDriver {
 /// A state machine that only counts what it applies: the benchmark measures Raft, not an application.
 final class CountingStateMachine: RaftStateMachine {
     private var appliedEntries: UInt64 = 0
-    func apply(_ entry: Entry) { appliedEntries += 1 }
+    func apply(_ entry: Entry) -> (any Sendable)? {
+        appliedEntries += 1
+        return nil
+    }
     func takeSnapshot() -> [UInt8] { withUnsafeBytes(of: appliedEntries.bigEndian) { Array($0) } }
     func restore(from snapshot: Snapshot) {
         appliedEntries = snapshot.data.reduce(0) { $0 << 8 | UInt64($1) }

@@ -10,7 +10,10 @@ import Testing
 final class RecordingStateMachine: RaftStateMachine, @unchecked Sendable {
     private let log = Mutex<[[UInt8]]>([])
     var applied: [[UInt8]] { log.withLock { $0 } }
-    func apply(_ entry: Entry) { if entry.kind == .normal { log.withLock { $0.append(entry.data) } } }
+    func apply(_ entry: Entry) -> (any Sendable)? {
+        if entry.kind == .normal { log.withLock { $0.append(entry.data) } }
+        return entry.data.count
+    }
     func takeSnapshot() -> [UInt8] {
         log.withLock { entries in entries.flatMap { [UInt8(truncatingIfNeeded: $0.count)] + $0 } }
     }
@@ -91,7 +94,7 @@ final class DriverCluster: @unchecked Sendable {
 }
 
 /// Proposes `data` and waits for its commit-and-apply outcome.
-func propose(_ driver: RaftDriver<WriteAheadLog>, _ data: [UInt8]) async -> Result<LogIndex, RaftDriverError> {
+func propose(_ driver: RaftDriver<WriteAheadLog>, _ data: [UInt8]) async -> Result<AppliedEntry, RaftDriverError> {
     await withCheckedContinuation { continuation in driver.propose(data) { continuation.resume(returning: $0) } }
 }
 
@@ -105,7 +108,10 @@ struct RaftDriverTests {
         let payloads = (0 ..< 200).map { [UInt8(truncatingIfNeeded: $0), UInt8(truncatingIfNeeded: $0 >> 8)] }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for payload in payloads {
-                group.addTask { _ = try await propose(leader, payload).get() }
+                group.addTask {
+                    let applied = try await propose(leader, payload).get()
+                    #expect(applied.output as? Int == payload.count, "the proposer gets its own entry's output")
+                }
             }
             try await group.waitForAll()
         }
@@ -142,10 +148,9 @@ struct RaftDriverTests {
         let (leaderID, _) = try await cluster.waitForLeader()
         let followerID = try #require(cluster.ids.first { $0 != leaderID })
         let follower = try #require(await cluster.driver(followerID))
-        var refusal: Result<LogIndex, RaftDriverError>?
         try await waitUntil("the follower knows the leader") {
-            refusal = await propose(follower, [1])
-            return refusal == .failure(.refused(.notLeader(leaderHint: leaderID)))
+            guard case .failure(let error) = await propose(follower, [1]) else { return false }
+            return error == .refused(.notLeader(leaderHint: leaderID))
         }
     }
 }

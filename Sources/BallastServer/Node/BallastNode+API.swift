@@ -15,6 +15,7 @@ extension BallastNode {
         registry.unary(APIPath.describeCluster) { [self] (_: Ballast_V1_DescribeClusterRequest, _) in
             await describeCluster()
         }
+        registerWorkflowService(&registry)
         return registry
     }
 

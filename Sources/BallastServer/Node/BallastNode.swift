@@ -14,6 +14,7 @@ public final class BallastNode: @unchecked Sendable {
     let group: MultiThreadedEventLoopGroup
     let transport: TCPRaftTransport
     let driver: RaftDriver<WriteAheadLog>
+    let stateMachine: EngineStateMachine
     private var ticker: RepeatedTask?
     private var admin: AdminHTTPServer?
     private var api: GRPCServer?
@@ -21,10 +22,11 @@ public final class BallastNode: @unchecked Sendable {
     public private(set) var info: NodeInfo
 
     /// Opens the data directory and restores Raft state; nothing listens until `start()`.
-    public init(configuration: NodeConfiguration, stateMachine: any RaftStateMachine, logger: Logger) throws {
+    public init(configuration: NodeConfiguration, stateMachine: EngineStateMachine, logger: Logger) throws {
         try configuration.validate()
         self.configuration = configuration
         self.logger = logger
+        self.stateMachine = stateMachine
         group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         info = NodeInfo(id: configuration.id.rawValue, raft: configuration.raftAddress.description,
                         api: configuration.apiAddress.description, admin: configuration.adminAddress.description)

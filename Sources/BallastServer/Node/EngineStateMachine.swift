@@ -13,8 +13,6 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
     private var engine = WorkflowEngine()
     private let logger: Logger
     private let onFatal: @Sendable (String) -> Void
-    /// Called on the apply thread with each entry's result (for answering the caller).
-    public var onApplied: (@Sendable (LogIndex, ApplyResult) -> Void)?
     private let digestBox = Mutex<(index: UInt64, digest: String)>((0, ""))
 
     /// Creates an empty engine.
@@ -23,21 +21,26 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
         self.onFatal = onFatal
     }
 
-    public func apply(_ entry: Entry) {
-        guard entry.kind == .normal else { return }
+    /// Applies a committed engine entry; the `ApplyResult` goes back to the proposer.
+    public func apply(_ entry: Entry) -> (any Sendable)? {
+        guard entry.kind == .normal else { return nil }
         let decoded: Ballast_V1_EngineEntry
         do {
             decoded = try Ballast_V1_EngineEntry(serializedBytes: entry.data)
         } catch {
-            return onFatal("committed entry \(entry.index) is not an engine entry: \(error); this node stops rather than diverge")
+            onFatal("committed entry \(entry.index) is not an engine entry: \(error); this node stops rather than diverge")
+            return nil
         }
         do {
-            let result = try engine.apply(decoded, index: entry.index.rawValue)
-            onApplied?(entry.index, result)
+            return try engine.apply(decoded, index: entry.index.rawValue)
         } catch {
             onFatal("cannot apply committed entry \(entry.index): \(error); this node stops rather than diverge")
+            return nil
         }
     }
+
+    /// Runs `body` against the engine; call only on the driver's loop thread (e.g. after a read).
+    func read<T>(_ body: (WorkflowEngine) throws -> T) rethrows -> T { try body(engine) }
 
     public func takeSnapshot() -> [UInt8] { engine.snapshot() }
 

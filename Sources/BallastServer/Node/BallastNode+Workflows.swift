@@ -1,0 +1,132 @@
+import BallastEngine
+import BallastProto
+import BallastRaft
+import BallastWire
+import Foundation
+
+/// gRPC paths of the workflow service served so far.
+public enum WorkflowServicePath {
+    static let prefix = "/ballast.v1.WorkflowService/"
+    public static let start = prefix + "StartWorkflowExecution"
+    public static let signal = prefix + "SignalWorkflowExecution"
+    public static let signalWithStart = prefix + "SignalWithStartWorkflowExecution"
+    public static let requestCancel = prefix + "RequestCancelWorkflowExecution"
+    public static let terminate = prefix + "TerminateWorkflowExecution"
+    public static let describe = prefix + "DescribeWorkflowExecution"
+}
+
+extension BallastNode {
+    /// Registers the client operations that exist so far: the writes go through Raft and answer
+    /// once their entry is committed and applied; Describe is a linearizable ReadIndex read.
+    func registerWorkflowService(_ registry: inout GRPCMethodRegistry) {
+        registry.unary(WorkflowServicePath.start) { [self] (request: Ballast_V1_StartWorkflowRequest, _) in
+            guard case .started(let response) = try await submit(.startWorkflow(request), requestID: request.requestID) else {
+                throw GRPCStatus(.internal, "the engine answered a start without a run")
+            }
+            return response
+        }
+        registry.unary(WorkflowServicePath.signal) { [self] (request: Ballast_V1_SignalWorkflowRequest, _) in
+            _ = try await submit(.signalWorkflow(request), requestID: request.requestID)
+            return Ballast_V1_SignalWorkflowResponse()
+        }
+        registry.unary(WorkflowServicePath.signalWithStart) { [self] (request: Ballast_V1_SignalWithStartWorkflowRequest, _) in
+            var response = Ballast_V1_SignalWithStartWorkflowResponse()
+            if case .started(let started) = try await submit(.signalWithStart(request), requestID: request.start.requestID) {
+                response.runID = started.runID
+                response.started = started.started
+            }
+            return response
+        }
+        registry.unary(WorkflowServicePath.requestCancel) { [self] (request: Ballast_V1_RequestCancelWorkflowRequest, _) in
+            _ = try await submit(.requestCancel(request), requestID: request.requestID)
+            return Ballast_V1_RequestCancelWorkflowResponse()
+        }
+        registry.unary(WorkflowServicePath.terminate) { [self] (request: Ballast_V1_TerminateWorkflowRequest, _) in
+            _ = try await submit(.terminate(request), requestID: "")
+            return Ballast_V1_TerminateWorkflowResponse()
+        }
+        registry.unary(WorkflowServicePath.describe) { [self] (request: Ballast_V1_DescribeWorkflowExecutionRequest, _) in
+            try await linearizableRead { engine throws(EngineRejection) in
+                try engine.describe(namespace: request.namespace, execution: request.execution)
+            }
+        }
+    }
+
+    /// Proposes `payload` as an engine entry stamped with this leader's clock; returns the
+    /// engine's response to exactly this entry, or throws the gRPC status the caller should see.
+    func submit(_ payload: Ballast_V1_EngineEntry.OneOf_Payload, requestID: String) async throws -> EngineResponse {
+        var entry = Ballast_V1_EngineEntry()
+        entry.formatVersion = engineFormatVersion
+        entry.leaderTimeUnixNanos = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
+        entry.requestID = requestID
+        entry.payload = payload
+        let bytes: [UInt8] = try entry.serializedBytes()
+        let driver = self.driver
+        let outcome = await withCheckedContinuation { continuation in
+            driver.propose(bytes) { continuation.resume(returning: $0) }
+        }
+        switch outcome {
+        case .success(let applied):
+            guard let result = applied.output as? ApplyResult else { throw GRPCStatus(.internal, "entry \(applied.index) produced no result") }
+            if let rejection = result.response.rejection { throw Self.status(for: rejection) }
+            return result.response
+        case .failure(let error):
+            throw status(for: error)
+        }
+    }
+
+    /// Runs `body` against the engine once this node has applied everything the leader had
+    /// committed when the read started (ReadIndex); followers redirect to the leader.
+    func linearizableRead<T: Sendable>(_ body: @escaping @Sendable (WorkflowEngine) throws(EngineRejection) -> T) async throws -> T {
+        let machine = self.stateMachine
+        let driver = self.driver
+        let outcome: Result<T, any Error> = await withCheckedContinuation { continuation in
+            driver.read { result in
+                switch result {
+                case .success:
+                    // On the driver's loop thread: the engine is not being changed right now.
+                    continuation.resume(returning: Result { () throws -> T in
+                        do { return try machine.read(body) } catch let rejection as EngineRejection { throw Self.status(for: rejection) }
+                    })
+                case .failure(let error):
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+        }
+        switch outcome {
+        case .success(let value): return value
+        case .failure(let error as RaftDriverError): throw status(for: error)
+        case .failure(let error): throw error
+        }
+    }
+
+    /// The gRPC status for an engine rejection: the same category, and the engine's words.
+    static func status(for rejection: EngineRejection) -> GRPCStatus {
+        let code: GRPCStatusCode = switch rejection.code {
+        case .invalidArgument: .invalidArgument
+        case .notFound: .notFound
+        case .alreadyExists: .alreadyExists
+        case .failedPrecondition: .failedPrecondition
+        case .resourceExhausted: .resourceExhausted
+        }
+        return GRPCStatus(code, rejection.description)
+    }
+
+    /// The gRPC status for a driver failure; not-leader carries the leader's API address.
+    func status(for error: RaftDriverError) -> GRPCStatus {
+        switch error {
+        case .refused(.notLeader(let hint)):
+            return GRPCStatus.notLeader(leaderAddress: hint.flatMap { transport.knownNodes[$0.rawValue]?.api })
+        case .refused(.proposalBacklogFull), .refused(.leadershipTransferInProgress):
+            return GRPCStatus(.unavailable, "\(error); retry with the same request id")
+        case .superseded, .readDropped:
+            return GRPCStatus(.unavailable, "\(error); retry with the same request id")
+        case .stopped:
+            return GRPCStatus(.unavailable, "this node is stopping; retry on another node")
+        case .storageFailed:
+            return GRPCStatus(.unavailable, "\(error); this node refuses writes until restarted")
+        case .refused:
+            return GRPCStatus(.failedPrecondition, "\(error)")
+        }
+    }
+}
