@@ -1,7 +1,8 @@
 /// Everything the shell must do after feeding the core, collected since the last `takeReady()`.
 ///
-/// Order of duties: (1) write `snapshot`, `hardState` and `entries` durably (entries replace any
-/// stored suffix starting at `entries.first.index`); `messages` may be sent at the same time;
+/// Order of duties: (1) write `snapshot`, then `entries`, then `hardState` durably (entries replace
+/// any stored suffix starting at `entries.first.index`, and must never be written after the hard
+/// state that commits them); `messages` may be sent at the same time;
 /// (2) once durable, send `messagesAfterPersist` and call `RaftNode.persisted(through:term:)`
 /// (and restore the state machine from `snapshot` if present); (3) apply `committed` in order.
 /// Readies must be handled in the order `takeReady()` returned them. With no entries but a

@@ -93,13 +93,15 @@ final class LogWriterThread<Store: RaftLogStore & SendableMetatype>: @unchecked 
                 try store.installSnapshot(snapshot)
                 durable = (snapshot.metadata.index, snapshot.metadata.term)
             }
-            if let hardState = job.hardState {
-                try store.setHardState(hardState)
-                needsSync = true
-            }
+            // Entries before the hard state that may commit them: a crash keeps a prefix of the
+            // unsynced writes, and a commit index must never outlive the entries it refers to.
             if let last = job.entries.last {
                 try store.append(job.entries)
                 durable = (last.index, last.term)
+                needsSync = true
+            }
+            if let hardState = job.hardState {
+                try store.setHardState(hardState)
                 needsSync = true
             }
             if let snapshot = job.localSnapshot {

@@ -69,7 +69,7 @@ public final class LogWriter: @unchecked Sendable {
         return counters
     }
 
-    /// Queues a batch (hard state first, then entries); `completion` runs once it is durable.
+    /// Queues a batch (entries first, then the hard state); `completion` runs once it is durable.
     public func submit(entries: [Entry], hardState: HardState? = nil, completion: @escaping Completion) {
         let bytes = entries.reduce(WALFormat.hardStateRecordSize) { $0 + WALFormat.recordSize(payloadCount: $1.data.count) }
         condition.lock()
@@ -149,8 +149,9 @@ public final class LogWriter: @unchecked Sendable {
             switch request {
             case let .write(entries, hardState, completion):
                 do {
-                    if let hardState { try log.setHardState(hardState) }
+                    // Entries first: a hard state must never be durable without the entries it commits.
                     try log.append(entries)
+                    if let hardState { try log.setHardState(hardState) }
                     waiting.append(completion)
                 } catch {
                     completion(.failure(error))
