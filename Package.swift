@@ -78,6 +78,7 @@ let package = Package(
             name: "ballast",
             dependencies: [
                 "BallastRaft", "BallastStorage", "BallastSimulation", "BallastServer", "BallastWire", "BallastProto",
+                "BallastEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

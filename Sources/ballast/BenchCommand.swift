@@ -6,7 +6,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a benchmark (use a release build: swift build -c release).",
-        subcommands: [RaftBenchCommand.self])
+        subcommands: [RaftBenchCommand.self, EngineBenchCommand.self, WireBenchCommand.self])
 }
 
 /// Options every benchmark takes.

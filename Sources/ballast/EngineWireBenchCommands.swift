@@ -1,0 +1,72 @@
+import ArgumentParser
+import BallastEngine
+import BallastWire
+import Foundation
+
+/// `ballast bench engine`: engine entries applied per second on one thread (start → workflow
+/// task → activity → workflow task → complete, 7 entries a workflow), and memory per open run.
+struct EngineBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engine", abstract: "Engine entries applied per second, single-threaded, and memory per open run.")
+
+    @OptionGroup var options: BenchOptions
+    @Option(help: "Workflows per round.") var workflows: Int = 100_000
+    @Option(help: "Open runs to hold when measuring memory per open run.") var openRuns: Int = 100_000
+
+    func run() async throws {
+        var entries = 0
+        var roundMilliseconds = LatencySamples()
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(options.duration)
+        repeat {
+            let start = clock.now
+            let report = EngineBenchmark.run(workflows: workflows, concurrency: max(1, options.concurrency))
+            roundMilliseconds.record(clock.now - start)
+            guard report.rejected == 0 else { throw ValidationError("the engine rejected \(report.rejected) benchmark entries") }
+            entries += report.entries
+        } while clock.now < deadline
+        let elapsedSeconds = roundMilliseconds.nanoseconds.reduce(0, +)
+        let perEntryMilliseconds = Double(elapsedSeconds) / 1_000_000 / Double(entries)
+        let before = Self.residentBytes()
+        let engine = EngineBenchmark.openRuns(openRuns)
+        let after = Self.residentBytes()
+        withExtendedLifetime(engine) {}
+        BenchResult(
+            bench: "engine", opsPerSecond: Double(entries) / (Double(elapsedSeconds) / 1e9),
+            p50Milliseconds: perEntryMilliseconds, p99Milliseconds: perEntryMilliseconds, concurrency: options.concurrency,
+            extra: [("entries", Double(entries)), ("bytes_per_open_run", Double(max(0, after - before)) / Double(openRuns))]
+        ).print(json: options.json)
+    }
+
+    /// Resident set size from /proc/self/statm (0 where it cannot be read).
+    static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}
+
+/// `ballast bench wire`: no-op unary gRPC calls/s through Ballast's client and server over
+/// loopback (nghttp2 on both sides), or with `--lz4` the LZ4 event-batch codec's speed.
+struct WireBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wire", abstract: "Unary gRPC calls/s over loopback, or LZ4 event-batch MB/s with --lz4.")
+
+    @OptionGroup var options: BenchOptions
+    @Option(help: "HTTP/2 connections the concurrency is spread over.") var connections: Int = 1
+    @Option(help: "Call a running server at this port instead of starting one.") var port: Int?
+    @Flag(help: "Measure LZ4 event-batch encode/decode instead of calls.") var lz4 = false
+
+    func run() async throws {
+        if lz4 {
+            for result in try WireBenchmark.runLZ4() { print(options.json ? result.json : result.description) }
+            return
+        }
+        guard (1 ... 1024).contains(connections) else { throw ValidationError("--connections must be 1…1024") }
+        guard options.concurrency >= connections else { throw ValidationError("--concurrency must be at least --connections") }
+        let result = try await WireBenchmark.runUnary(
+            connections: connections, concurrency: options.concurrency, duration: .seconds(options.duration), port: port)
+        print(result.json)
+    }
+}
