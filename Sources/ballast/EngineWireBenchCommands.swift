@@ -57,8 +57,17 @@ struct WireBenchCommand: AsyncParsableCommand {
     @Option(help: "HTTP/2 connections the concurrency is spread over.") var connections: Int = 1
     @Option(help: "Call a running server at this port instead of starting one.") var port: Int?
     @Flag(help: "Measure LZ4 event-batch encode/decode instead of calls.") var lz4 = false
+    @Flag(help: "Only serve the no-op method on --port (for h2load) for --duration seconds.") var serve = false
 
     func run() async throws {
+        if serve {
+            guard let port else { throw ValidationError("--serve needs --port") }
+            let server = try await WireBenchmark.startNoopServer(port: port)
+            print("serving \(WireBenchmark.noopPath) on 127.0.0.1:\(server.port ?? port) for \(options.duration) s")
+            try await Task.sleep(for: .seconds(options.duration))
+            await server.close()
+            return
+        }
         if lz4 {
             for result in try WireBenchmark.runLZ4() { print(options.json ? result.json : result.description) }
             return
