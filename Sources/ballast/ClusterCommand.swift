@@ -29,7 +29,7 @@ struct ClusterStatusCommand: AsyncParsableCommand {
                 let client = try await GRPCClient.connect(host: target.host, port: target.port)
                 defer { Task { await client.close() } }
                 let response: Ballast_V1_DescribeClusterResponse = try await client.unary(
-                    APIPath.describeCluster, request: Ballast_V1_DescribeClusterRequest(), timeout: .seconds(5))
+                    BallastMethod.Cluster.describeCluster, request: Ballast_V1_DescribeClusterRequest(), timeout: .seconds(5))
                 print(json ? Self.json(response) : Self.table(response))
                 return
             } catch {

@@ -18,7 +18,7 @@ struct WorkflowAPIProcessTests {
     private func describe(_ client: GRPCClient, _ workflowID: String) async throws -> Ballast_V1_DescribeWorkflowExecutionResponse {
         var request = Ballast_V1_DescribeWorkflowExecutionRequest()
         request.execution.workflowID = workflowID
-        return try await client.unary(WorkflowServicePath.describe, request: request, timeout: .seconds(5))
+        return try await client.unary(BallastMethod.Workflow.describe, request: request, timeout: .seconds(5))
     }
 
     @Test("a start is answered once applied, a retry is idempotent, a follower redirects, and the run survives the leader's SIGKILL")
@@ -28,22 +28,22 @@ struct WorkflowAPIProcessTests {
         let leader = try await cluster.waitForLeader()
         let leaderClient = try await GRPCClient.connect(host: "127.0.0.1", port: cluster.nodes[leader]!.apiPort, group: cluster.group)
         let started: Ballast_V1_StartWorkflowResponse = try await leaderClient.unary(
-            WorkflowServicePath.start, request: startRequest("transfer-1"), timeout: .seconds(10))
+            BallastMethod.Workflow.start, request: startRequest("transfer-1"), timeout: .seconds(10))
         #expect(started.started && !started.runID.isEmpty)
         let retried: Ballast_V1_StartWorkflowResponse = try await leaderClient.unary(
-            WorkflowServicePath.start, request: startRequest("transfer-1"), timeout: .seconds(10))
+            BallastMethod.Workflow.start, request: startRequest("transfer-1"), timeout: .seconds(10))
         #expect(retried.runID == started.runID && !retried.started, "a retried start with the same request id returns the same run")
         var duplicate = startRequest("transfer-1")
         duplicate.requestID = "another-request"
         await #expect(throws: GRPCStatus.self) {
-            let _: Ballast_V1_StartWorkflowResponse = try await leaderClient.unary(WorkflowServicePath.start, request: duplicate)
+            let _: Ballast_V1_StartWorkflowResponse = try await leaderClient.unary(BallastMethod.Workflow.start, request: duplicate)
         }
         #expect(try await describe(leaderClient, "transfer-1").info.execution.runID == started.runID)
 
         let follower = try #require((1 ... 3).first { $0 != leader })
         let followerClient = try await GRPCClient.connect(host: "127.0.0.1", port: cluster.nodes[follower]!.apiPort, group: cluster.group)
         do {
-            let _: Ballast_V1_StartWorkflowResponse = try await followerClient.unary(WorkflowServicePath.start, request: startRequest("transfer-2"))
+            let _: Ballast_V1_StartWorkflowResponse = try await followerClient.unary(BallastMethod.Workflow.start, request: startRequest("transfer-2"))
             Issue.record("a follower must not accept a start")
         } catch let status as GRPCStatus {
             #expect(status.code == .unavailable)

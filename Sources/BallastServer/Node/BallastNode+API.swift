@@ -2,17 +2,11 @@ import BallastEngine
 import BallastProto
 import BallastWire
 
-/// gRPC method paths served on the API port.
-public enum APIPath {
-    /// `ClusterService.DescribeCluster`.
-    public static let describeCluster = "/ballast.v1.ClusterService/DescribeCluster"
-}
-
 extension BallastNode {
     /// The methods the API port answers.
     func makeRegistry() -> GRPCMethodRegistry {
         var registry = GRPCMethodRegistry()
-        registry.unary(APIPath.describeCluster) { [self] (_: Ballast_V1_DescribeClusterRequest, _) in
+        registry.unary(BallastMethod.Cluster.describeCluster) { [self] (_: Ballast_V1_DescribeClusterRequest, _) in
             await describeCluster()
         }
         registerWorkflowService(&registry)

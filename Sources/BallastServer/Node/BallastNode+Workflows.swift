@@ -4,32 +4,21 @@ import BallastRaft
 import BallastWire
 import Foundation
 
-/// gRPC paths of the workflow service served so far.
-public enum WorkflowServicePath {
-    static let prefix = "/ballast.v1.WorkflowService/"
-    public static let start = prefix + "StartWorkflowExecution"
-    public static let signal = prefix + "SignalWorkflowExecution"
-    public static let signalWithStart = prefix + "SignalWithStartWorkflowExecution"
-    public static let requestCancel = prefix + "RequestCancelWorkflowExecution"
-    public static let terminate = prefix + "TerminateWorkflowExecution"
-    public static let describe = prefix + "DescribeWorkflowExecution"
-}
-
 extension BallastNode {
     /// Registers the client operations that exist so far: the writes go through Raft and answer
     /// once their entry is committed and applied; Describe is a linearizable ReadIndex read.
     func registerWorkflowService(_ registry: inout GRPCMethodRegistry) {
-        registry.unary(WorkflowServicePath.start) { [self] (request: Ballast_V1_StartWorkflowRequest, _) in
+        registry.unary(BallastMethod.Workflow.start) { [self] (request: Ballast_V1_StartWorkflowRequest, _) in
             guard case .started(let response) = try await submit(.startWorkflow(request), requestID: request.requestID) else {
                 throw GRPCStatus(.internal, "the engine answered a start without a run")
             }
             return response
         }
-        registry.unary(WorkflowServicePath.signal) { [self] (request: Ballast_V1_SignalWorkflowRequest, _) in
+        registry.unary(BallastMethod.Workflow.signal) { [self] (request: Ballast_V1_SignalWorkflowRequest, _) in
             _ = try await submit(.signalWorkflow(request), requestID: request.requestID)
             return Ballast_V1_SignalWorkflowResponse()
         }
-        registry.unary(WorkflowServicePath.signalWithStart) { [self] (request: Ballast_V1_SignalWithStartWorkflowRequest, _) in
+        registry.unary(BallastMethod.Workflow.signalWithStart) { [self] (request: Ballast_V1_SignalWithStartWorkflowRequest, _) in
             var response = Ballast_V1_SignalWithStartWorkflowResponse()
             if case .started(let started) = try await submit(.signalWithStart(request), requestID: request.start.requestID) {
                 response.runID = started.runID
@@ -37,15 +26,15 @@ extension BallastNode {
             }
             return response
         }
-        registry.unary(WorkflowServicePath.requestCancel) { [self] (request: Ballast_V1_RequestCancelWorkflowRequest, _) in
+        registry.unary(BallastMethod.Workflow.requestCancel) { [self] (request: Ballast_V1_RequestCancelWorkflowRequest, _) in
             _ = try await submit(.requestCancel(request), requestID: request.requestID)
             return Ballast_V1_RequestCancelWorkflowResponse()
         }
-        registry.unary(WorkflowServicePath.terminate) { [self] (request: Ballast_V1_TerminateWorkflowRequest, _) in
+        registry.unary(BallastMethod.Workflow.terminate) { [self] (request: Ballast_V1_TerminateWorkflowRequest, _) in
             _ = try await submit(.terminate(request), requestID: "")
             return Ballast_V1_TerminateWorkflowResponse()
         }
-        registry.unary(WorkflowServicePath.describe) { [self] (request: Ballast_V1_DescribeWorkflowExecutionRequest, _) in
+        registry.unary(BallastMethod.Workflow.describe) { [self] (request: Ballast_V1_DescribeWorkflowExecutionRequest, _) in
             try await linearizableRead { engine throws(EngineRejection) in
                 try engine.describe(namespace: request.namespace, execution: request.execution)
             }
