@@ -30,12 +30,14 @@ final class BlockingQueue<Element>: @unchecked Sendable {
         pthread_mutex_destroy(&mutex)
     }
 
-    /// Adds an item, waiting while the queue is full. Returns false once the queue is closed.
+    /// Adds an item, waiting while the queue is full unless `waitForRoom` is false (for the
+    /// consumer's own thread and for notifications the consumer needs in order to make room,
+    /// which must never wait on it). Returns false once the queue is closed.
     @discardableResult
-    func push(_ item: Element) -> Bool {
+    func push(_ item: Element, waitForRoom: Bool = true) -> Bool {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
-        while items.count >= capacity && !closed { pthread_cond_wait(&notFull, &mutex) }
+        while waitForRoom && items.count >= capacity && !closed { pthread_cond_wait(&notFull, &mutex) }
         if closed { return false }
         items.append(item)
         if items.count == 1 { pthread_cond_signal(&notEmpty) }

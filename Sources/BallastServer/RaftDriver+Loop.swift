@@ -23,7 +23,7 @@ extension RaftDriver {
             }
         case .persisted(let index, let term): node.persisted(through: index, term: term)
         case .storageFailed(let why):
-            logger.critical("log write failed; refusing proposals", metadata: ["error": "\(why)"])
+            if storageFailure == nil { logger.critical("log write failed; refusing proposals", metadata: ["error": "\(why)"]) }
             storageFailure = why
             failEverything(with: .storageFailed(why))
         case .inspect(let body): body(node.status)
@@ -71,10 +71,7 @@ extension RaftDriver {
             applied = snapshot.metadata.index
             failProposals(through: applied)
         }
-        if ready.hardState != nil || !ready.entries.isEmpty || ready.snapshot != nil || !ready.messagesAfterPersist.isEmpty {
-            writer.submit(PersistJob(hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot,
-                                     messagesAfterPersist: ready.messagesAfterPersist))
-        }
+        persist(ready)
         apply(ready.committed)
         for read in ready.readStates {
             guard let completion = pendingReads.removeValue(forKey: read.context) else { continue }
@@ -109,7 +106,42 @@ extension RaftDriver {
         guard let metadata = node.snapshotMetadata(at: applied) else { return }
         let snapshot = Snapshot(metadata: metadata, data: stateMachine.takeSnapshot())
         node.snapshotTaken(snapshot)
-        writer.submit(PersistJob(localSnapshot: snapshot))
+        writer.submit(perform: { log in
+            try log.saveSnapshot(snapshot)
+            try log.compact(through: snapshot.metadata.index)
+        }, completion: reportFailure)
+    }
+
+    /// Hands a Ready's writes to the log writer in the documented order: a received snapshot
+    /// (durable when written), then the entries, then the hard state, in one group-committed
+    /// batch. Once durable, the messages that waited for it go out and the core hears what is
+    /// durable. These notifications never wait for room in the event queue: the loop may be
+    /// waiting on the writer, and the writer must never wait on the loop.
+    func persist(_ ready: Ready) {
+        if let snapshot = ready.snapshot {
+            writer.submit(perform: { try $0.installSnapshot(snapshot) }, completion: reportFailure)
+        }
+        guard ready.hardState != nil || !ready.entries.isEmpty || ready.snapshot != nil || !ready.messagesAfterPersist.isEmpty
+        else { return }
+        let durable = ready.entries.last.map { ($0.index, $0.term) }
+            ?? ready.snapshot.map { ($0.metadata.index, $0.metadata.term) }
+        let messages = ready.messagesAfterPersist
+        writer.submit(entries: ready.entries, hardState: ready.hardState) { [transport, events] result in
+            switch result {
+            case .success:
+                if !messages.isEmpty { transport.send(messages) }
+                if let (index, term) = durable { events.push(.persisted(index, term), waitForRoom: false) }
+            case .failure(let error):
+                events.push(.storageFailed("\(error)"), waitForRoom: false)
+            }
+        }
+    }
+
+    /// A completion that reports a failed log operation to the loop.
+    var reportFailure: @Sendable (Result<Void, any Error>) -> Void {
+        { [events] result in
+            if case .failure(let error) = result { events.push(.storageFailed("\(error)"), waitForRoom: false) }
+        }
     }
 
     /// Proposals at or below `index` that were not applied here were overwritten by a snapshot.

@@ -1,5 +1,10 @@
 import BallastRaft
+import BallastStorage
 import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Sends Raft messages to peers. Must not block for long: the driver's loop calls it.
 public protocol RaftTransport: Sendable {
@@ -51,11 +56,12 @@ public enum RaftDriverError: Error, Sendable, Equatable, CustomStringConvertible
     }
 }
 
-/// Runs one `RaftNode` core: a loop thread that feeds it and a persist thread that writes its
-/// log. Everything that arrives while a write+fsync is in flight is batched into the next write,
-/// so concurrent proposals share one fsync (group commit); the leader sends AppendEntries while
-/// its own write is in flight and counts itself only once durable (Raft thesis §10.2.1).
-public final class RaftDriver<Store: RaftLogStore & SendableMetatype>: @unchecked Sendable {
+/// Runs one `RaftNode` core on a loop thread, with its write-ahead log behind the storage
+/// `LogWriter` (group commit): everything that arrives while one write+fsync is in flight is
+/// batched into the next, so concurrent proposals share one fsync, and the leader sends
+/// AppendEntries while its own write is in flight and counts itself only once durable (Raft
+/// thesis §10.2.1).
+public final class RaftDriver: @unchecked Sendable {
     /// Completion of a proposal: the committed-and-applied entry and its output, or why it failed.
     public typealias ProposalCompletion = @Sendable (Result<AppliedEntry, RaftDriverError>) -> Void
     /// Completion of a linearizable read: called once the local state reflects the read point.
@@ -74,9 +80,11 @@ public final class RaftDriver<Store: RaftLogStore & SendableMetatype>: @unchecke
     }
 
     let events: BlockingQueue<Event>
-    let writer: LogWriterThread<Store>
+    let writer: LogWriter
     let transport: any RaftTransport
     let logger: Logger
+    /// The loop thread's id, so that pushes from the loop itself never wait for room.
+    let loopThread = Atomic<UInt>(0)
     // Loop-thread state.
     var node: RaftNode
     let stateMachine: any RaftStateMachine
@@ -87,12 +95,13 @@ public final class RaftDriver<Store: RaftLogStore & SendableMetatype>: @unchecke
     var applied: LogIndex
     var storageFailure: String?
 
-    /// Restores the core from `store` and starts the loop and persist threads.
+    /// Restores the core from `log`, hands the log to a `LogWriter` and starts the loop thread.
     public init(
-        configuration: RaftConfiguration, store: Store, bootstrap: Membership?, stateMachine: any RaftStateMachine,
-        transport: any RaftTransport, randomSeed: UInt64, logger: Logger, maxQueuedEvents: Int = 1 << 16
+        configuration: RaftConfiguration, log: sending WriteAheadLog, bootstrap: Membership?,
+        stateMachine: any RaftStateMachine, transport: any RaftTransport, randomSeed: UInt64, logger: Logger,
+        maxQueuedEvents: Int = 1 << 16
     ) throws {
-        let restored = try store.restore()
+        let restored = try log.restore()
         if let snapshot = restored.snapshot { stateMachine.restore(from: snapshot) }
         self.node = RaftNode(configuration: configuration, restored: restored, bootstrap: bootstrap, randomSeed: randomSeed)
         self.applied = restored.snapshot?.metadata.index ?? .zero
@@ -100,37 +109,44 @@ public final class RaftDriver<Store: RaftLogStore & SendableMetatype>: @unchecke
         self.transport = transport
         self.logger = logger
         self.events = BlockingQueue(capacity: maxQueuedEvents)
-        self.writer = LogWriterThread(store: store, transport: transport)
-        writer.onPersisted = { [events] index, term in events.push(.persisted(index, term)) }
-        writer.onFailure = { [events] why in events.push(.storageFailed(why)) }
-        writer.start()
-        startThread(named: "raft-loop-\(configuration.id)") { [self] in runLoop() }
+        self.writer = LogWriter(log: log)
+        startThread(named: "raft-loop-\(configuration.id)") { [self] in
+            loopThread.store(UInt(pthread_self()), ordering: .releasing)
+            runLoop()
+        }
+    }
+
+    /// Queues an event; only callers outside the loop thread wait for room (back-pressure).
+    @discardableResult
+    func post(_ event: Event) -> Bool {
+        let onLoop = loopThread.load(ordering: .acquiring) == UInt(pthread_self())
+        return events.push(event, waitForRoom: !onLoop)
     }
 
     /// Delivers a message from a peer.
-    public func receive(_ message: Message) { events.push(.message(message)) }
+    public func receive(_ message: Message) { post(.message(message)) }
     /// Advances the core's logical clock by one tick.
-    public func tick() { events.push(.tick) }
+    public func tick() { post(.tick) }
     /// Proposes `data`; `completion` runs once it is committed and applied (or failed).
     public func propose(_ data: [UInt8], completion: @escaping ProposalCompletion) {
-        if !events.push(.propose(data, completion)) { completion(.failure(.stopped)) }
+        if !post(.propose(data, completion)) { completion(.failure(.stopped)) }
     }
     /// Starts a linearizable read; `completion` runs once this node has applied the read point.
     public func read(completion: @escaping ReadCompletion) {
-        if !events.push(.read(completion)) { completion(.failure(.stopped)) }
+        if !post(.read(completion)) { completion(.failure(.stopped)) }
     }
     /// Proposes a membership change; `completion` runs once it is committed and applied.
     public func changeMembership(_ change: ConfigChange, completion: @escaping ProposalCompletion) {
-        if !events.push(.configChange(change, completion)) { completion(.failure(.stopped)) }
+        if !post(.configChange(change, completion)) { completion(.failure(.stopped)) }
     }
     /// Asks the leader to hand leadership to `target`.
-    public func transferLeadership(to target: NodeID) { events.push(.transfer(target)) }
+    public func transferLeadership(to target: NodeID) { post(.transfer(target)) }
     /// Calls `body` on the loop thread with the core's current status.
-    public func inspect(_ body: @escaping @Sendable (RaftStatus) -> Void) { events.push(.inspect(body)) }
-    /// Stops both threads and returns once the log is no longer being written; pending callers
-    /// get `.stopped`. Jobs already handed to the persist thread are still written.
+    public func inspect(_ body: @escaping @Sendable (RaftStatus) -> Void) { post(.inspect(body)) }
+    /// Stops the loop and returns once the log writer has finished what it was given and
+    /// closed the log (releasing its directory); pending callers get `.stopped`.
     public func stop() {
         events.close()
-        writer.stop()
+        writer.shutdown()
     }
 }

@@ -96,17 +96,30 @@ public final class LogWriter: @unchecked Sendable {
     /// Runs `body` on the writer thread after every earlier batch is durable (snapshots, compaction, restore).
     public func perform<T: Sendable>(_ body: @escaping @Sendable (WriteAheadLog) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            let request = Request.perform { log in continuation.resume(with: Result { try body(log) }) }
-            condition.lock()
-            guard !stopping else {
-                condition.unlock()
+            enqueue(.perform { log in continuation.resume(with: Result { try body(log) }) }) {
                 continuation.resume(throwing: StorageError.closed)
-                return
             }
-            queue.append(request)
-            condition.signal()
-            condition.unlock()
         }
+    }
+
+    /// Like `perform`, for callers on a thread of their own: `completion` runs on the writer
+    /// thread with the outcome once `body` has run, after every earlier batch is durable.
+    public func submit(perform body: @escaping @Sendable (WriteAheadLog) throws -> Void,
+                       completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        enqueue(.perform { log in completion(Result { try body(log) }) }) { completion(.failure(StorageError.closed)) }
+    }
+
+    /// Queues `request`, or calls `refused` if the writer is stopping.
+    private func enqueue(_ request: Request, refused: () -> Void) {
+        condition.lock()
+        guard !stopping else {
+            condition.unlock()
+            refused()
+            return
+        }
+        queue.append(request)
+        condition.signal()
+        condition.unlock()
     }
 
     /// Completes every queued batch, closes the log and stops the thread; later submissions fail with `closed`.

@@ -4,19 +4,19 @@ import Foundation
 import Synchronization
 
 /// `concurrency` clients, each proposing its next entry as soon as the previous one committed.
-final class ClosedLoopLoad<Store: RaftLogStore & SendableMetatype>: @unchecked Sendable {
+final class ClosedLoopLoad: @unchecked Sendable {
     struct Results {
         var completed = 0
         var failed = 0
         var latency = LatencySamples()
     }
 
-    private let driver: RaftDriver<Store>
+    private let driver: RaftDriver
     private let concurrency: Int
     private let payload: [UInt8]
     private let state = Mutex<(measuring: Bool, stopping: Bool, results: Results, inFlight: Int)>((false, false, Results(), 0))
 
-    init(driver: RaftDriver<Store>, concurrency: Int, entryBytes: Int) {
+    init(driver: RaftDriver, concurrency: Int, entryBytes: Int) {
         self.driver = driver
         self.concurrency = concurrency
         self.payload = (0 ..< entryBytes).map { UInt8(truncatingIfNeeded: $0 &* 31) }

@@ -41,7 +41,7 @@ struct RaftBenchCommand: AsyncParsableCommand {
 /// Three `RaftDriver`s on write-ahead logs in a temporary directory, ticking every 10 ms.
 final class InProcessCluster: @unchecked Sendable {
     let transport = LocalTransport()
-    private(set) var drivers: [RaftDriver<WriteAheadLog>] = []
+    private(set) var drivers: [RaftDriver] = []
     private let directory: String
     private let removeDirectory: Bool
     private let ticking = Atomic<Bool>(true)
@@ -61,7 +61,7 @@ final class InProcessCluster: @unchecked Sendable {
             var configuration = RaftConfiguration(id: id)
             configuration.electionTimeoutTicks = 20
             let driver = try RaftDriver(
-                configuration: configuration, store: try WriteAheadLog(directory: path),
+                configuration: configuration, log: try WriteAheadLog(directory: path),
                 bootstrap: Membership(voters: ids), stateMachine: CountingStateMachine(), transport: transport,
                 randomSeed: id.rawValue, logger: Logger(label: "bench.raft.\(id)"))
             transport.connect(id) { driver.receive($0) }
@@ -76,7 +76,7 @@ final class InProcessCluster: @unchecked Sendable {
     }
 
     /// Polls every driver until one is leader, or throws after `timeout`.
-    func waitForLeader(timeout: Duration) async throws -> RaftDriver<WriteAheadLog> {
+    func waitForLeader(timeout: Duration) async throws -> RaftDriver {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             for driver in drivers where await driver.currentStatus().role == .leader { return driver }

@@ -33,7 +33,7 @@ final class DriverCluster: @unchecked Sendable {
     let directory = NSTemporaryDirectory() + "ballast-driver-test-\(UInt64.random(in: 0 ... .max))"
     let transport = LocalTransport()
     let ids = [NodeID(1), NodeID(2), NodeID(3)]
-    private let state = Mutex<[NodeID: (driver: RaftDriver<WriteAheadLog>, machine: RecordingStateMachine)]>([:])
+    private let state = Mutex<[NodeID: (driver: RaftDriver, machine: RecordingStateMachine)]>([:])
     private let ticking = Atomic<Bool>(true)
 
     init() throws {
@@ -53,7 +53,7 @@ final class DriverCluster: @unchecked Sendable {
         configuration.electionTimeoutTicks = 10
         let machine = RecordingStateMachine()
         let driver = try RaftDriver(
-            configuration: configuration, store: try WriteAheadLog(directory: path), bootstrap: Membership(voters: ids),
+            configuration: configuration, log: try WriteAheadLog(directory: path), bootstrap: Membership(voters: ids),
             stateMachine: machine, transport: transport, randomSeed: id.rawValue, logger: Logger(label: "test.driver.\(id)"))
         state.withLock { $0[id] = (driver, machine) }
         transport.connect(id) { driver.receive($0) }
@@ -67,7 +67,7 @@ final class DriverCluster: @unchecked Sendable {
 
     func machine(_ id: NodeID) -> RecordingStateMachine? { state.withLock { $0[id]?.machine } }
 
-    func leader() async -> (NodeID, RaftDriver<WriteAheadLog>)? {
+    func leader() async -> (NodeID, RaftDriver)? {
         for (id, entry) in state.withLock({ $0.sorted { $0.key < $1.key } }) {
             let status: RaftStatus = await withCheckedContinuation { continuation in
                 entry.driver.inspect { continuation.resume(returning: $0) }
@@ -77,8 +77,8 @@ final class DriverCluster: @unchecked Sendable {
         return nil
     }
 
-    func waitForLeader() async throws -> (NodeID, RaftDriver<WriteAheadLog>) {
-        var found: (NodeID, RaftDriver<WriteAheadLog>)?
+    func waitForLeader() async throws -> (NodeID, RaftDriver) {
+        var found: (NodeID, RaftDriver)?
         try await waitUntil("a leader is elected") {
             found = await leader()
             return found != nil
@@ -94,7 +94,7 @@ final class DriverCluster: @unchecked Sendable {
 }
 
 /// Proposes `data` and waits for its commit-and-apply outcome.
-func propose(_ driver: RaftDriver<WriteAheadLog>, _ data: [UInt8]) async -> Result<AppliedEntry, RaftDriverError> {
+func propose(_ driver: RaftDriver, _ data: [UInt8]) async -> Result<AppliedEntry, RaftDriverError> {
     await withCheckedContinuation { continuation in driver.propose(data) { continuation.resume(returning: $0) } }
 }
 
@@ -156,7 +156,7 @@ struct RaftDriverTests {
 }
 
 extension DriverCluster {
-    func driver(_ id: NodeID) async -> RaftDriver<WriteAheadLog>? {
+    func driver(_ id: NodeID) async -> RaftDriver? {
         state.withLock { $0[id]?.driver }
     }
 }

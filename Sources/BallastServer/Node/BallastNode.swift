@@ -13,7 +13,7 @@ public final class BallastNode: @unchecked Sendable {
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
     let transport: TCPRaftTransport
-    let driver: RaftDriver<WriteAheadLog>
+    let driver: RaftDriver
     let stateMachine: EngineStateMachine
     private var ticker: RepeatedTask?
     private var admin: AdminHTTPServer?
@@ -39,7 +39,7 @@ public final class BallastNode: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: raftDirectory, withIntermediateDirectories: true)
         let bootstrap = configuration.join ? nil : Membership(voters: Array(configuration.peers.keys))
         driver = try RaftDriver(
-            configuration: configuration.raft, store: try WriteAheadLog(directory: raftDirectory), bootstrap: bootstrap,
+            configuration: configuration.raft, log: try WriteAheadLog(directory: raftDirectory), bootstrap: bootstrap,
             stateMachine: stateMachine, transport: transport,
             randomSeed: configuration.id.rawValue ^ UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue),
             logger: logger)
