@@ -127,6 +127,17 @@ final class ProcessCluster: @unchecked Sendable {
         return try? JSONDecoder().decode(ClusterView.self, from: Data(body))
     }
 
+    /// Node `id`'s `/status`, with the engine's state digest; nil if it does not answer.
+    func status(of id: Int) async -> NodeStatus? {
+        guard let port = nodes[id]?.adminPort,
+              let (code, body) = try? await AdminHTTPClient.get(host: "127.0.0.1", port: port, path: "/status?digest=1",
+                                                                timeout: .seconds(5), group: group),
+              code == 200 else { return nil }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try? decoder.decode(NodeStatus.self, from: Data(body))
+    }
+
     /// Waits until some live node reports a leader other than `excluding`; returns its id.
     func waitForLeader(excluding: Int? = nil, timeout: Duration = .seconds(20)) async throws -> Int {
         let deadline = ContinuousClock.now + timeout

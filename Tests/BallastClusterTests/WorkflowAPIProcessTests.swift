@@ -59,4 +59,42 @@ struct WorkflowAPIProcessTests {
                 "a start the client was told is recorded survives the leader's death")
         await newClient.close()
     }
+
+    @Test("a follower killed while the cluster keeps writing restarts, catches up, and reaches the leader's state digest")
+    func followerCatchesUp() async throws {
+        let cluster = try ProcessCluster(size: 3)
+        defer { cluster.shutdown() }
+        let leader = try await cluster.waitForLeader()
+        let follower = try #require((1 ... 3).first { $0 != leader })
+        let client = try await GRPCClient.connect(host: "127.0.0.1", port: cluster.nodes[leader]!.apiPort, group: cluster.group)
+        for number in 0 ..< 10 {
+            let _: Ballast_V1_StartWorkflowResponse = try await client.unary(
+                BallastMethod.Workflow.start, request: startRequest("before-\(number)"), timeout: .seconds(10))
+        }
+        cluster.kill(follower)
+        for number in 0 ..< 40 {
+            let _: Ballast_V1_StartWorkflowResponse = try await client.unary(
+                BallastMethod.Workflow.start, request: startRequest("during-\(number)"), timeout: .seconds(10))
+        }
+        await client.close()
+        try cluster.start(follower)
+
+        var leaderStatus: NodeStatus?
+        var followerStatus: NodeStatus?
+        let deadline = ContinuousClock.now + .seconds(20)
+        repeat {
+            leaderStatus = await cluster.status(of: leader)
+            followerStatus = await cluster.status(of: follower)
+            if let leaderStatus, let followerStatus, followerStatus.applied == leaderStatus.applied,
+               followerStatus.stateDigest == leaderStatus.stateDigest { break }
+            try await Task.sleep(for: .milliseconds(50))
+        } while ContinuousClock.now < deadline
+        let caughtUp = try #require(followerStatus)
+        let reference = try #require(leaderStatus)
+        #expect(caughtUp.applied == reference.applied, "the restarted follower applies everything the leader applied")
+        #expect(caughtUp.stateDigest != nil && caughtUp.stateDigest == reference.stateDigest,
+                "same log, same engine state: the digests must match")
+        #expect(caughtUp.digestIndex == reference.digestIndex)
+        #expect((reference.digestIndex ?? 0) >= 50, "all 50 starts were applied")
+    }
 }

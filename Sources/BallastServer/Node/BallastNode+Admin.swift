@@ -16,7 +16,7 @@ extension BallastNode {
             let (ready, reason) = Self.readiness(status)
             return .text(reason + "\n", status: ready ? .ok : .serviceUnavailable)
         case "/status":
-            return .json(Self.encodeJSON(await status()))
+            return .json(Self.encodeJSON(await status(digest: request.query["digest"] == "1")))
         case "/cluster":
             return .json(Self.encodeJSON(await clusterView(askLeader: request.query["local"] == nil)))
         default:

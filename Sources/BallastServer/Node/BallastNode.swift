@@ -76,8 +76,19 @@ public final class BallastNode: @unchecked Sendable {
         await withCheckedContinuation { continuation in driver.inspect { continuation.resume(returning: $0) } }
     }
 
-    /// This node's status as served at `/status`.
-    public func status() async -> NodeStatus { NodeStatus(raft: await raftStatus(), info: info) }
+    /// This node's status as served at `/status`; with `digest`, also the engine's state digest,
+    /// taken on the loop thread together with the Raft status so the two describe one moment.
+    public func status(digest: Bool = false) async -> NodeStatus {
+        guard digest else { return NodeStatus(raft: await raftStatus(), info: info) }
+        let machine = stateMachine
+        let (raft, engine) = await withCheckedContinuation { continuation in
+            driver.inspect { status in continuation.resume(returning: (status, machine.digest())) }
+        }
+        var status = NodeStatus(raft: raft, info: info)
+        status.stateDigest = engine.digest
+        status.digestIndex = engine.index
+        return status
+    }
 
     /// Graceful stop: hands leadership to the most caught-up peer (waiting up to `transferTimeout`),
     /// then stops the driver and closes every port.

@@ -3,7 +3,6 @@ import BallastProto
 import BallastRaft
 import Logging
 import SwiftProtobuf
-import Synchronization
 
 /// The workflow engine as the node's replicated state machine: decodes each committed entry and
 /// applies it. An entry this node cannot apply (an engine format version it does not know, or
@@ -13,7 +12,6 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
     private var engine = WorkflowEngine()
     private let logger: Logger
     private let onFatal: @Sendable (String) -> Void
-    private let digestBox = Mutex<(index: UInt64, digest: String)>((0, ""))
 
     /// Creates an empty engine.
     public init(logger: Logger, onFatal: @escaping @Sendable (String) -> Void) {
@@ -52,12 +50,7 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
         }
     }
 
-    /// The engine's state digest and the index it was computed at (computed on the apply thread).
-    public func refreshDigest() {
-        let digest = engine.stateDigest()
-        digestBox.withLock { $0 = (engine.lastAppliedIndex, digest) }
-    }
-
-    /// The last digest computed by `refreshDigest`, with its applied index.
-    public var lastDigest: (index: UInt64, digest: String) { digestBox.withLock { $0 } }
+    /// The engine's state digest and the index it covers; call only on the driver's loop thread.
+    /// It walks the whole state (about a second per 100,000 open runs), so it is on request only.
+    func digest() -> (index: UInt64, digest: String) { (engine.lastAppliedIndex, engine.stateDigest()) }
 }

@@ -26,6 +26,10 @@ public struct NodeStatus: Codable, Sendable, Equatable {
     public var learners: [String]
     /// Replication progress per follower; empty unless this node leads.
     public var peers: [PeerProgress]
+    /// The engine's state digest (hex), when asked for with `/status?digest=1`.
+    public var stateDigest: String?
+    /// The last engine entry the digest covers.
+    public var digestIndex: UInt64?
 
     /// Builds the status from the core's picture and this node's addresses.
     public init(raft status: RaftStatus, info: NodeInfo) {
