@@ -44,23 +44,30 @@ final class ProcessCluster: @unchecked Sendable {
         return candidate
     }
 
-    /// A port nothing listens on right now (bound and released).
+    /// A port nothing listens on right now, chosen **below** the kernel's ephemeral range: a port
+    /// from binding port 0 is an ephemeral one, which another process's outbound connection can
+    /// take as its source port before our server binds it (a node then fails to start).
     static func freePort() throws -> Int {
+        let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? "32768 60999"
+        let ephemeralLow = Int(range.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first ?? "") ?? 32768
+        let candidates = 10_000 ..< max(10_001, ephemeralLow)
+        for _ in 0 ..< 200 {
+            let port = Int.random(in: candidates)
+            if canBind(port) { return port }
+        }
+        throw POSIXError(.EADDRINUSE)
+    }
+
+    private static func canBind(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
-                guard bind(fd, pointer, length) == 0 else { return -1 }
-                return getsockname(fd, pointer, &length)
-            }
+        address.sin_port = in_port_t(UInt16(port)).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
-        guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     var peersFlag: String {
@@ -139,9 +146,13 @@ final class ProcessCluster: @unchecked Sendable {
     }
 
     /// Waits until some live node reports a leader other than `excluding`; returns its id.
+    /// Fails at once, naming the node and its log, if a node that should run has exited.
     func waitForLeader(excluding: Int? = nil, timeout: Duration = .seconds(20)) async throws -> Int {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
+            for (id, node) in nodes.sorted(by: { $0.key < $1.key }) where node.process?.isRunning == false {
+                throw ClusterTestFailure("node \(id) exited with status \(node.process?.terminationStatus ?? -1); see \(directory)/node-\(id).log")
+            }
             for id in nodes.keys.sorted() where nodes[id]?.process != nil {
                 if let leader = await view(from: id)?.leader, let leaderID = Int(leader), leaderID != excluding,
                    nodes[leaderID]?.process != nil {
@@ -156,7 +167,12 @@ final class ProcessCluster: @unchecked Sendable {
     func shutdown() {
         for id in nodes.keys { kill(id) }
         try? group.syncShutdownGracefully()
-        try? FileManager.default.removeItem(atPath: directory)
+        // BALLAST_KEEP_TEST_LOGS=1 keeps the data directories and logs for a post-mortem.
+        if ProcessInfo.processInfo.environment["BALLAST_KEEP_TEST_LOGS"] == nil {
+            try? FileManager.default.removeItem(atPath: directory)
+        } else {
+            print("kept cluster test logs in \(directory)")
+        }
     }
 }
 

@@ -97,4 +97,27 @@ struct WorkflowAPIProcessTests {
         #expect(caughtUp.digestIndex == reference.digestIndex)
         #expect((reference.digestIndex ?? 0) >= 50, "all 50 starts were applied")
     }
+
+    @Test("after all three nodes stop and start again, every run a client was told is started is still there")
+    func fullRestartKeepsEverything() async throws {
+        let cluster = try ProcessCluster(size: 3)
+        defer { cluster.shutdown() }
+        let leader = try await cluster.waitForLeader()
+        let client = try await GRPCClient.connect(host: "127.0.0.1", port: cluster.nodes[leader]!.apiPort, group: cluster.group)
+        var runs: [String: String] = [:]
+        for number in 0 ..< 20 {
+            let started: Ballast_V1_StartWorkflowResponse = try await client.unary(
+                BallastMethod.Workflow.start, request: startRequest("kept-\(number)"), timeout: .seconds(10))
+            runs["kept-\(number)"] = started.runID
+        }
+        await client.close()
+        for id in 1 ... 3 { cluster.kill(id) }
+        for id in 1 ... 3 { try cluster.start(id) }
+        let newLeader = try await cluster.waitForLeader()
+        let reader = try await GRPCClient.connect(host: "127.0.0.1", port: cluster.nodes[newLeader]!.apiPort, group: cluster.group)
+        for (workflowID, runID) in runs.sorted(by: { $0.key < $1.key }) {
+            #expect(try await describe(reader, workflowID).info.execution.runID == runID, "\(workflowID) must survive")
+        }
+        await reader.close()
+    }
 }
