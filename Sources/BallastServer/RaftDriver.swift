@@ -99,7 +99,7 @@ public final class RaftDriver: @unchecked Sendable {
     public init(
         configuration: RaftConfiguration, log: sending WriteAheadLog, bootstrap: Membership?,
         stateMachine: any RaftStateMachine, transport: any RaftTransport, randomSeed: UInt64, logger: Logger,
-        maxQueuedEvents: Int = 1 << 16
+        maxQueuedEvents: Int = 1 << 16, writerOptions: LogWriter.Options = LogWriter.Options()
     ) throws {
         let restored = try log.restore()
         if let snapshot = restored.snapshot { stateMachine.restore(from: snapshot) }
@@ -109,7 +109,7 @@ public final class RaftDriver: @unchecked Sendable {
         self.transport = transport
         self.logger = logger
         self.events = BlockingQueue(capacity: maxQueuedEvents)
-        self.writer = LogWriter(log: log)
+        self.writer = LogWriter(log: log, options: writerOptions)
         startThread(named: "raft-loop-\(configuration.id)") { [self] in
             loopThread.store(UInt(pthread_self()), ordering: .releasing)
             runLoop()

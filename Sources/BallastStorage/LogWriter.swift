@@ -16,10 +16,16 @@ public final class LogWriter: @unchecked Sendable {
         /// Encoded bytes (approximately) that may wait in the queue before `submit` blocks.
         public var maxQueuedBytes: Int
 
+        /// Called on the writer thread after each group commit with the time the sync took and
+        /// the number of batches it made durable (for metrics; keep it cheap).
+        public var onGroupCommitted: (@Sendable (_ syncDuration: Duration, _ batches: Int) -> Void)?
+
         /// Creates options (64 MiB of queued writes).
-        public init(maxQueuedBytes: Int = 64 << 20) {
+        public init(maxQueuedBytes: Int = 64 << 20,
+                    onGroupCommitted: (@Sendable (_ syncDuration: Duration, _ batches: Int) -> Void)? = nil) {
             precondition(maxQueuedBytes > 0, "maxQueuedBytes must be positive")
             self.maxQueuedBytes = maxQueuedBytes
+            self.onGroupCommitted = onGroupCommitted
         }
     }
 
@@ -180,7 +186,9 @@ public final class LogWriter: @unchecked Sendable {
     /// Syncs the log and completes `waiting`.
     private func commit(_ waiting: inout [Completion]) {
         guard !waiting.isEmpty else { return }
+        let started = ContinuousClock.now
         let result: Result<LogIndex, any Error> = Result { try log.sync(); return log.durableIndex }
+        if case .success = result { options.onGroupCommitted?(ContinuousClock.now - started, waiting.count) }
         condition.lock()
         if case .success(let index) = result {
             counters.batchesCommitted += waiting.count

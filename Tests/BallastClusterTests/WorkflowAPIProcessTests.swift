@@ -120,4 +120,41 @@ struct WorkflowAPIProcessTests {
         }
         await reader.close()
     }
+
+    @Test("the leader's /metrics counts the proposals, their latency, the fsyncs and its leadership")
+    func metricsReflectTheWork() async throws {
+        let cluster = try ProcessCluster(size: 3)
+        defer { cluster.shutdown() }
+        let leader = try await cluster.waitForLeader()
+        let client = try await GRPCClient.connect(host: "127.0.0.1", port: cluster.nodes[leader]!.apiPort, group: cluster.group)
+        for number in 0 ..< 12 {
+            let _: Ballast_V1_StartWorkflowResponse = try await client.unary(
+                BallastMethod.Workflow.start, request: startRequest("metered-\(number)"), timeout: .seconds(10))
+        }
+        var duplicate = startRequest("metered-0")
+        duplicate.requestID = "a-different-request"
+        let _: Ballast_V1_StartWorkflowResponse? = try? await client.unary(BallastMethod.Workflow.start, request: duplicate)
+        await client.close()
+        let (code, body) = try await AdminHTTPClient.get(host: "127.0.0.1", port: cluster.nodes[leader]!.adminPort,
+                                                         path: "/metrics", timeout: .seconds(5), group: cluster.group)
+        #expect(code == 200)
+        let samples = Self.samples(String(decoding: body, as: UTF8.self))
+        #expect(samples["ballast_raft_is_leader"] == 1)
+        #expect(samples["ballast_proposals_total"] == 13)
+        #expect(samples["ballast_proposals_rejected_total"] == 1, "the duplicate start was rejected by the engine")
+        #expect(samples["ballast_commit_latency_seconds_count"] == 13)
+        #expect((samples["ballast_fsync_latency_seconds_count"] ?? 0) >= 1)
+        #expect((samples["ballast_raft_applied_index"] ?? 0) >= 13)
+    }
+
+    /// `name value` lines of a Prometheus text exposition (labels and comments ignored).
+    static func samples(_ text: String) -> [String: Double] {
+        var result: [String: Double] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            guard parts.count >= 2, !parts[0].contains("{"), let value = Double(parts[1]) else { continue }
+            result[String(parts[0])] = value
+        }
+        return result
+    }
 }

@@ -3,7 +3,7 @@ import Foundation
 import NIOHTTP1
 
 extension BallastNode {
-    /// The admin port's routes: `/healthz`, `/readyz`, `/status`, `/cluster`.
+    /// The admin port's routes: `/healthz`, `/readyz`, `/status`, `/metrics`, `/cluster`.
     func route(_ request: AdminRequest) async -> AdminResponse {
         guard request.method == .GET || request.method == .HEAD else {
             return .text("method not allowed\n", status: .methodNotAllowed)
@@ -17,6 +17,9 @@ extension BallastNode {
             return .text(reason + "\n", status: ready ? .ok : .serviceUnavailable)
         case "/status":
             return .json(Self.encodeJSON(await status(digest: request.query["digest"] == "1")))
+        case "/metrics":
+            metrics.update(from: await raftStatus())
+            return AdminResponse(contentType: "text/plain; version=0.0.4; charset=utf-8", body: Array(metrics.text().utf8))
         case "/cluster":
             return .json(Self.encodeJSON(await clusterView(askLeader: request.query["local"] == nil)))
         default:

@@ -51,15 +51,25 @@ extension BallastNode {
         entry.payload = payload
         let bytes: [UInt8] = try entry.serializedBytes()
         let driver = self.driver
+        let started = ContinuousClock.now
         let outcome = await withCheckedContinuation { continuation in
             driver.propose(bytes) { continuation.resume(returning: $0) }
         }
+        let latency = ContinuousClock.now - started
         switch outcome {
         case .success(let applied):
-            guard let result = applied.output as? ApplyResult else { throw GRPCStatus(.internal, "entry \(applied.index) produced no result") }
-            if let rejection = result.response.rejection { throw Self.status(for: rejection) }
+            guard let result = applied.output as? ApplyResult else {
+                metrics.recordProposal(latency: latency, outcome: .failed)
+                throw GRPCStatus(.internal, "entry \(applied.index) produced no result")
+            }
+            if let rejection = result.response.rejection {
+                metrics.recordProposal(latency: latency, outcome: .rejected)
+                throw Self.status(for: rejection)
+            }
+            metrics.recordProposal(latency: latency, outcome: .applied)
             return result.response
         case .failure(let error):
+            metrics.recordProposal(latency: latency, outcome: .failed)
             throw status(for: error)
         }
     }
@@ -69,6 +79,8 @@ extension BallastNode {
     func linearizableRead<T: Sendable>(_ body: @escaping @Sendable (WorkflowEngine) throws(EngineRejection) -> T) async throws -> T {
         let machine = self.stateMachine
         let driver = self.driver
+        let started = ContinuousClock.now
+        defer { metrics.recordRead(latency: ContinuousClock.now - started) }
         let outcome: Result<T, any Error> = await withCheckedContinuation { continuation in
             driver.read { result in
                 switch result {

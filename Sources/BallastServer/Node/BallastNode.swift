@@ -16,6 +16,9 @@ public final class BallastNode: @unchecked Sendable {
     let driver: RaftDriver
     let stateMachine: EngineStateMachine
     private var ticker: RepeatedTask?
+    private var metricsRefresher: RepeatedTask?
+    /// The node's Prometheus metrics (`/metrics`).
+    public let metrics = NodeMetrics()
     private var admin: AdminHTTPServer?
     private var api: GRPCServer?
     /// The addresses actually bound (ports may have been 0 in the configuration).
@@ -42,7 +45,7 @@ public final class BallastNode: @unchecked Sendable {
             configuration: configuration.raft, log: try WriteAheadLog(directory: raftDirectory), bootstrap: bootstrap,
             stateMachine: stateMachine, transport: transport,
             randomSeed: configuration.id.rawValue ^ UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue),
-            logger: logger)
+            logger: logger, writerOptions: LogWriter.Options(onGroupCommitted: metrics.recordGroupCommit))
     }
 
     /// Binds the Raft, API and admin ports and starts ticking.
@@ -54,6 +57,10 @@ public final class BallastNode: @unchecked Sendable {
         let nanoseconds = tick.components.seconds * 1_000_000_000 + tick.components.attoseconds / 1_000_000_000
         ticker = group.next().scheduleRepeatedTask(initialDelay: .nanoseconds(nanoseconds), delay: .nanoseconds(nanoseconds)) { _ in
             driver.tick()
+        }
+        let metrics = self.metrics
+        metricsRefresher = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { _ in
+            driver.inspect { metrics.update(from: $0) }
         }
         let router = adminRouter ?? { [self] request in await route(request) }
         let server = try await AdminHTTPServer(
@@ -103,6 +110,7 @@ public final class BallastNode: @unchecked Sendable {
             }
         }
         await api?.shutdownGracefully()
+        metricsRefresher?.cancel()
         ticker?.cancel()
         driver.stop()
         await admin?.close()

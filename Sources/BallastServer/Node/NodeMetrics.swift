@@ -1,0 +1,100 @@
+import BallastRaft
+import Prometheus
+import Synchronization
+
+/// The node's Prometheus metrics, served at the admin port's `/metrics`. Each node has its own
+/// registry (no global bootstrap), so several nodes can live in one process in tests.
+public final class NodeMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let term: Gauge
+    private let commitIndex: Gauge
+    private let appliedIndex: Gauge
+    private let lastIndex: Gauge
+    private let isLeader: Gauge
+    private let voters: Gauge
+    private let leaderChanges: Counter
+    private let proposals: Counter
+    private let proposalsRejected: Counter
+    private let proposalsFailed: Counter
+    private let commitLatency: DurationHistogram
+    private let readLatency: DurationHistogram
+    private let fsyncLatency: DurationHistogram
+    private let batchesPerFsync: ValueHistogram
+    private let lastLeader = Mutex<NodeID?>(nil)
+
+    /// Creates the metrics, all at zero.
+    public init() {
+        let latencyBuckets: [Duration] = [.microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+                                          .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+                                          .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1)]
+        func name(_ subsystem: String, _ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(namespace: "ballast", subsystem: subsystem, metricName: metric, unitName: unit, helpText: help)
+        }
+        term = registry.makeGauge(descriptor: name("raft", "term", "", "Current Raft term."))
+        commitIndex = registry.makeGauge(descriptor: name("raft", "commit", "index", "Highest log index known committed."))
+        appliedIndex = registry.makeGauge(descriptor: name("raft", "applied", "index", "Highest log index applied to the engine."))
+        lastIndex = registry.makeGauge(descriptor: name("raft", "last", "index", "Last index in this node's log."))
+        isLeader = registry.makeGauge(descriptor: name("raft", "is", "leader", "1 while this node is the leader."))
+        voters = registry.makeGauge(descriptor: name("raft", "voters", "", "Voting members in the current membership."))
+        leaderChanges = registry.makeCounter(
+            descriptor: name("raft", "leader_changes", "total", "Times this node saw the leader change."))
+        proposals = registry.makeCounter(descriptor: name("", "proposals", "total", "Client calls proposed as engine entries."))
+        proposalsRejected = registry.makeCounter(
+            descriptor: name("", "proposals_rejected", "total", "Proposals applied but rejected by the engine (nothing changed)."))
+        proposalsFailed = registry.makeCounter(
+            descriptor: name("", "proposals_failed", "total", "Proposals refused or lost (not leader, superseded, storage)."))
+        commitLatency = registry.makeDurationHistogram(
+            descriptor: name("", "commit_latency", "seconds", "Proposal to committed-and-applied, on the leader."),
+            buckets: latencyBuckets)
+        readLatency = registry.makeDurationHistogram(
+            descriptor: name("", "read_latency", "seconds", "Linearizable (ReadIndex) read latency."), buckets: latencyBuckets)
+        fsyncLatency = registry.makeDurationHistogram(
+            descriptor: name("", "fsync_latency", "seconds", "Write-ahead log group sync (fdatasync) latency."),
+            buckets: latencyBuckets)
+        batchesPerFsync = registry.makeValueHistogram(
+            descriptor: name("", "batches_per", "fsync", "Write batches made durable by one sync (group commit)."),
+            buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024])
+    }
+
+    /// Refreshes the Raft gauges from a status snapshot and counts leader changes.
+    func update(from status: RaftStatus) {
+        term.set(Double(status.term.rawValue))
+        commitIndex.set(Double(status.commit.rawValue))
+        appliedIndex.set(Double(status.applied.rawValue))
+        lastIndex.set(Double(status.lastIndex.rawValue))
+        isLeader.set(status.role == .leader ? 1.0 : 0.0)
+        voters.set(Double(status.membership.voters.count))
+        let changed = lastLeader.withLock { last -> Bool in
+            defer { last = status.leader }
+            return status.leader != nil && status.leader != last
+        }
+        if changed { leaderChanges.increment() }
+    }
+
+    /// Records one proposal's outcome and, when it was applied, its latency.
+    func recordProposal(latency: Duration, outcome: ProposalOutcome) {
+        proposals.increment()
+        switch outcome {
+        case .applied: commitLatency.record(latency)
+        case .rejected:
+            commitLatency.record(latency)
+            proposalsRejected.increment()
+        case .failed: proposalsFailed.increment()
+        }
+    }
+
+    /// What became of a proposal.
+    enum ProposalOutcome { case applied, rejected, failed }
+
+    /// Records a linearizable read's latency.
+    func recordRead(latency: Duration) { readLatency.record(latency) }
+
+    /// Records a group commit of the write-ahead log.
+    @Sendable func recordGroupCommit(syncDuration: Duration, batches: Int) {
+        fsyncLatency.record(syncDuration)
+        batchesPerFsync.record(Double(batches))
+    }
+
+    /// The Prometheus text exposition.
+    func text() -> String { registry.emitToString() }
+}
