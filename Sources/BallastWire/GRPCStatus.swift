@@ -84,6 +84,8 @@ public enum GRPCHeaderName {
     public static let ballastNamespace = "ballast-namespace"
     /// Optional request header naming the caller (worker identity, CLI user).
     public static let ballastIdentity = "ballast-identity"
+    /// `stale` lets any node answer a read from its own applied state (possibly behind the leader).
+    public static let ballastReadConsistency = "ballast-read-consistency"
 }
 
 /// Values of `content-type` and `grpc-encoding` that Ballast speaks.

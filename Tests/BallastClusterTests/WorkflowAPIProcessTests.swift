@@ -121,6 +121,38 @@ struct WorkflowAPIProcessTests {
         await reader.close()
     }
 
+    @Test("a follower redirects a describe, unless the caller accepts a stale read, which it answers itself")
+    func staleReadsOnFollowers() async throws {
+        let cluster = try ProcessCluster(size: 3)
+        defer { cluster.shutdown() }
+        let leader = try await cluster.waitForLeader()
+        let leaderClient = try await GRPCClient.connect(host: "127.0.0.1", port: cluster.nodes[leader]!.apiPort, group: cluster.group)
+        let started: Ballast_V1_StartWorkflowResponse = try await leaderClient.unary(
+            BallastMethod.Workflow.start, request: startRequest("read-me"), timeout: .seconds(10))
+        await leaderClient.close()
+
+        let follower = try #require((1 ... 3).first { $0 != leader })
+        let client = try await GRPCClient.connect(host: "127.0.0.1", port: cluster.nodes[follower]!.apiPort, group: cluster.group)
+        var request = Ballast_V1_DescribeWorkflowExecutionRequest()
+        request.execution.workflowID = "read-me"
+        do {
+            let _: Ballast_V1_DescribeWorkflowExecutionResponse = try await client.unary(BallastMethod.Workflow.describe, request: request)
+            Issue.record("a follower must redirect a linearizable read")
+        } catch let status as GRPCStatus {
+            #expect(status.code == .unavailable && status.leaderAddress == "127.0.0.1:\(cluster.nodes[leader]!.apiPort)")
+        }
+        let stale: GRPCMetadata = [GRPCHeaderName.ballastReadConsistency: "stale"]
+        var answer: Ballast_V1_DescribeWorkflowExecutionResponse?
+        let deadline = ContinuousClock.now + .seconds(10)
+        while answer == nil, ContinuousClock.now < deadline {
+            // The follower may not have applied the start yet: a stale read says NOT_FOUND until it has.
+            answer = try? await client.unary(BallastMethod.Workflow.describe, request: request, metadata: stale)
+            if answer == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(answer?.info.execution.runID == started.runID)
+        await client.close()
+    }
+
     @Test("the leader's /metrics counts the proposals, their latency, the fsyncs and its leadership")
     func metricsReflectTheWork() async throws {
         let cluster = try ProcessCluster(size: 3)

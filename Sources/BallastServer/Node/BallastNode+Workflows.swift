@@ -34,8 +34,8 @@ extension BallastNode {
             _ = try await submit(.terminate(request), requestID: "")
             return Ballast_V1_TerminateWorkflowResponse()
         }
-        registry.unary(BallastMethod.Workflow.describe) { [self] (request: Ballast_V1_DescribeWorkflowExecutionRequest, _) in
-            try await linearizableRead { engine throws(EngineRejection) in
+        registry.unary(BallastMethod.Workflow.describe) { [self] (request: Ballast_V1_DescribeWorkflowExecutionRequest, context) in
+            try await read(stale: Self.wantsStaleRead(context)) { engine throws(EngineRejection) in
                 try engine.describe(namespace: request.namespace, execution: request.execution)
             }
         }
@@ -72,6 +72,31 @@ extension BallastNode {
             metrics.recordProposal(latency: latency, outcome: .failed)
             throw status(for: error)
         }
+    }
+
+    /// Whether the caller accepts a possibly stale answer (`ballast-read-consistency: stale`).
+    static func wantsStaleRead(_ context: GRPCServerContext) -> Bool {
+        context.metadata.first(GRPCHeaderName.ballastReadConsistency) == "stale"
+    }
+
+    /// A read: linearizable through ReadIndex on the leader (followers redirect), or, when the
+    /// caller accepts staleness, answered by any node from what it has applied so far.
+    func read<T: Sendable>(stale: Bool, _ body: @escaping @Sendable (WorkflowEngine) throws(EngineRejection) -> T) async throws -> T {
+        guard stale else { return try await linearizableRead(body) }
+        let machine = self.stateMachine
+        let outcome: Result<T, GRPCStatus> = await withCheckedContinuation { continuation in
+            // On the driver's loop thread: the engine is not being changed right now.
+            driver.inspect { _ in
+                continuation.resume(returning: Result { () throws(GRPCStatus) -> T in
+                    do { return try machine.read(body) } catch let rejection as EngineRejection {
+                        throw Self.status(for: rejection)
+                    } catch {
+                        throw GRPCStatus(.internal, "\(error)")
+                    }
+                })
+            }
+        }
+        return try outcome.get()
     }
 
     /// Runs `body` against the engine once this node has applied everything the leader had
