@@ -40,7 +40,7 @@ public final class BallastNode: @unchecked Sendable {
         transport = TCPRaftTransport(localInfo: info, peers: peers, group: group, logger: logger)
         let raftDirectory = configuration.dataDirectory + "/raft"
         try FileManager.default.createDirectory(atPath: raftDirectory, withIntermediateDirectories: true)
-        let bootstrap = configuration.join ? nil : Membership(voters: Array(configuration.peers.keys))
+        let bootstrap = Membership(voters: Array(configuration.peers.keys))
         driver = try RaftDriver(
             configuration: configuration.raft, log: try WriteAheadLog(directory: raftDirectory), bootstrap: bootstrap,
             stateMachine: stateMachine, transport: transport,

@@ -55,8 +55,6 @@ public struct NodeConfiguration: Sendable {
     public var peers: [NodeID: HostPort]
     /// Local overrides of how to reach a peer (e.g. through a fault proxy).
     public var peerAddressOverrides: [NodeID: HostPort] = [:]
-    /// Whether this node joins an existing cluster as a learner instead of bootstrapping one.
-    public var join = false
     /// Length of one Raft tick.
     public var tickInterval: Duration = .milliseconds(10)
     /// Raft tunables (election timeout in ticks, batching, snapshots).
@@ -83,13 +81,11 @@ public struct NodeConfiguration: Sendable {
     public func validate() throws(ConfigurationError) {
         guard id.rawValue > 0 else { throw .invalid("--id must be a positive integer") }
         guard !dataDirectory.isEmpty else { throw .invalid("--data-dir is required") }
-        if !join {
-            guard let own = peers[id] else { throw .invalid("--peers must include this node (\(id.rawValue)=\(raftAddress))") }
-            guard own.port == raftAddress.port || raftAddress.port == 0 else {
-                throw .invalid("--peers gives \(own) for this node but --raft is \(raftAddress)")
-            }
+        guard let own = peers[id] else { throw .invalid("--peers must include this node (\(id.rawValue)=\(raftAddress))") }
+        guard own.port == raftAddress.port || raftAddress.port == 0 else {
+            throw .invalid("--peers gives \(own) for this node but --raft is \(raftAddress)")
         }
-        for peer in peerAddressOverrides.keys where peers[peer] == nil && !join {
+        for peer in peerAddressOverrides.keys where peers[peer] == nil {
             throw .invalid("--peer-address names \(peer.rawValue), which is not in --peers")
         }
         let ports = [raftAddress.port, apiAddress.port, adminAddress.port].filter { $0 != 0 }

@@ -65,17 +65,8 @@ public struct RaftFrameDecoder: ByteToMessageDecoder {
     }
 }
 
-/// Writes a payload with its frame header.
-public struct RaftFrameEncoder: MessageToByteEncoder {
-    public typealias OutboundIn = [UInt8]
-
-    /// Creates an encoder.
-    public init() {}
-
-    public func encode(data: [UInt8], out: inout ByteBuffer) throws {
-        Self.write(payload: data, to: &out)
-    }
-
+/// Writes payloads with their frame header.
+public enum RaftFrameEncoder {
     /// Appends one frame carrying `payload` to `out`.
     public static func write(payload: [UInt8], kind: RaftFrame.Kind = .message, to out: inout ByteBuffer) {
         out.reserveCapacity(minimumWritableBytes: RaftFrame.headerBytes + payload.count)
