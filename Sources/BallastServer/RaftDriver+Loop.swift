@@ -8,6 +8,10 @@ extension RaftDriver {
             processReady()
         }
         failEverything(with: .stopped)
+        if announcedLeaderTerm != nil {
+            announcedLeaderTerm = nil
+            leadershipObserver?(.notLeading)
+        }
     }
 
     func handle(_ event: Event) {
@@ -80,6 +84,22 @@ extension RaftDriver {
         for context in ready.droppedReads { pendingReads.removeValue(forKey: context)?(.failure(.readDropped)) }
         completeReads()
         if ready.snapshotSuggested { takeSnapshot() }
+        announceLeadership()
+    }
+
+    /// Tells the observer when leadership starts (once the term's own no-op is applied) or ends.
+    func announceLeadership() {
+        guard let observer = leadershipObserver else { return }
+        if node.currentRole == .leader {
+            let term = node.currentTerm
+            guard announcedLeaderTerm != term, node.lastAppliedTermIsCurrent(applied: applied) else { return }
+            if announcedLeaderTerm != nil { observer(.notLeading) }
+            announcedLeaderTerm = term
+            observer(.leading(term: term))
+        } else if announcedLeaderTerm != nil {
+            announcedLeaderTerm = nil
+            observer(.notLeading)
+        }
     }
 
     func apply(_ entries: [Entry]) {

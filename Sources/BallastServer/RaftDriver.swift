@@ -32,6 +32,16 @@ public struct AppliedEntry: Sendable {
     public var output: (any Sendable)?
 }
 
+/// What the driver tells its owner about this node's leadership, on the loop thread.
+public enum LeadershipEvent: Sendable, Equatable {
+    /// This node leads `term` and has applied every entry committed before the term began
+    /// (its own no-op of the term is applied), so the state machine is complete: a leader's
+    /// duties (dispatch, timers) may start from it.
+    case leading(term: Term)
+    /// This node no longer leads (stepped down, lost an election, or is stopping).
+    case notLeading
+}
+
 /// Why a proposal or read through the driver failed.
 public enum RaftDriverError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The core refused the request (not leader, backlog full, …).
@@ -94,13 +104,19 @@ public final class RaftDriver: @unchecked Sendable {
     var nextReadContext: UInt64 = 1
     var applied: LogIndex
     var storageFailure: String?
+    /// Told when this node starts leading (with a complete state machine) or stops.
+    let leadershipObserver: (@Sendable (LeadershipEvent) -> Void)?
+    /// The term this node last announced as `.leading`, if it still leads it.
+    var announcedLeaderTerm: Term?
 
     /// Restores the core from `log`, hands the log to a `LogWriter` and starts the loop thread.
     public init(
         configuration: RaftConfiguration, log: sending WriteAheadLog, bootstrap: Membership?,
         stateMachine: any RaftStateMachine, transport: any RaftTransport, randomSeed: UInt64, logger: Logger,
-        maxQueuedEvents: Int = 1 << 16, writerOptions: LogWriter.Options = LogWriter.Options()
+        maxQueuedEvents: Int = 1 << 16, writerOptions: LogWriter.Options = LogWriter.Options(),
+        leadershipObserver: (@Sendable (LeadershipEvent) -> Void)? = nil
     ) throws {
+        self.leadershipObserver = leadershipObserver
         let restored = try log.restore()
         if let snapshot = restored.snapshot { stateMachine.restore(from: snapshot) }
         self.node = RaftNode(configuration: configuration, restored: restored, bootstrap: bootstrap, randomSeed: randomSeed)

@@ -10,6 +10,8 @@ extension BallastNode {
             await describeCluster()
         }
         registerWorkflowService(&registry)
+        registerHistoryService(&registry)
+        registerWorkerService(&registry)
         return registry
     }
 

@@ -15,6 +15,7 @@ public final class BallastNode: @unchecked Sendable {
     let transport: TCPRaftTransport
     let driver: RaftDriver
     let stateMachine: EngineStateMachine
+    let dispatcher: Dispatcher
     private var ticker: RepeatedTask?
     private var metricsRefresher: RepeatedTask?
     /// The node's Prometheus metrics (`/metrics`).
@@ -41,11 +42,16 @@ public final class BallastNode: @unchecked Sendable {
         let raftDirectory = configuration.dataDirectory + "/raft"
         try FileManager.default.createDirectory(atPath: raftDirectory, withIntermediateDirectories: true)
         let bootstrap = Membership(voters: Array(configuration.peers.keys))
+        let dispatcher = Dispatcher(logger: logger)
+        self.dispatcher = dispatcher
+        stateMachine.onApplied = { dispatcher.applied(index: $0, result: $1) }
+        stateMachine.onRestored = { dispatcher.restored() }
         driver = try RaftDriver(
             configuration: configuration.raft, log: try WriteAheadLog(directory: raftDirectory), bootstrap: bootstrap,
             stateMachine: stateMachine, transport: transport,
             randomSeed: configuration.id.rawValue ^ UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue),
-            logger: logger, writerOptions: LogWriter.Options(onGroupCommitted: metrics.recordGroupCommit))
+            logger: logger, writerOptions: LogWriter.Options(onGroupCommitted: metrics.recordGroupCommit),
+            leadershipObserver: { dispatcher.leadershipChanged($0) })
     }
 
     /// Binds the Raft, API and admin ports and starts ticking.

@@ -12,6 +12,10 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
     private var engine = WorkflowEngine()
     private let logger: Logger
     private let onFatal: @Sendable (String) -> Void
+    /// Told, on the loop thread, the result of every applied engine entry (set before the node starts).
+    var onApplied: ((UInt64, ApplyResult) -> Void)?
+    /// Told, on the loop thread, that the engine was replaced from a snapshot (set before the node starts).
+    var onRestored: (() -> Void)?
 
     /// Creates an empty engine.
     public init(logger: Logger, onFatal: @escaping @Sendable (String) -> Void) {
@@ -30,7 +34,9 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
             return nil
         }
         do {
-            return try engine.apply(decoded, index: entry.index.rawValue)
+            let result = try engine.apply(decoded, index: entry.index.rawValue)
+            onApplied?(entry.index.rawValue, result)
+            return result
         } catch {
             onFatal("cannot apply committed entry \(entry.index): \(error); this node stops rather than diverge")
             return nil
@@ -45,6 +51,7 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
     public func restore(from snapshot: Snapshot) {
         do {
             engine = try WorkflowEngine.restore(snapshot.data)
+            onRestored?()
         } catch {
             onFatal("cannot restore the engine from snapshot \(snapshot.metadata.index): \(error)")
         }
