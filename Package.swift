@@ -8,6 +8,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "ballast", targets: ["ballast"]),
+        .executable(name: "transfers", targets: ["transfers"]),
+        .library(name: "BallastSDK", targets: ["BallastSDK"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -24,6 +26,9 @@ let package = Package(
         .systemLibrary(
             name: "CLZ4", pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(
+            name: "CSQLite", pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]),
 
         // Sans-I/O Raft core.
         .target(name: "BallastRaft"),
@@ -76,11 +81,36 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
 
+        // The Swift SDK: client, worker, deterministic workflow runtime with replay, activities.
+        .target(
+            name: "BallastSDK",
+            dependencies: [
+                "BallastProto", "BallastWire",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The money-transfer example: SQLite ledger, simulated bank, activities, workflow.
+        .target(
+            name: "TransfersKit",
+            dependencies: [
+                "BallastSDK", "CSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "transfers",
+            dependencies: [
+                "TransfersKit", "BallastSDK",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
         .executableTarget(
             name: "ballast",
             dependencies: [
                 "BallastRaft", "BallastStorage", "BallastSimulation", "BallastServer", "BallastWire", "BallastProto",
-                "BallastEngine",
+                "BallastEngine", "BallastSDK",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -128,6 +158,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
+        .testTarget(name: "BallastSDKTests", dependencies: ["BallastSDK", "BallastProto"]),
+        .testTarget(name: "TransfersKitTests", dependencies: ["TransfersKit", "BallastSDK"]),
         .testTarget(name: "TidyTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]
