@@ -39,15 +39,36 @@ peers_list() {
   echo "$list"
 }
 
+# Whether node N's data directory holds state from an earlier start.
+has_data() { [ -f "$(node_dir "$1")/data/members" ] || [ -d "$(node_dir "$1")/data/raft" ]; }
+
+# API addresses of the running nodes, comma-separated (optionally all but node $1).
+api_list() {
+  local list="" id
+  for id in $(node_ids); do
+    [ "$id" = "${1:-}" ] && continue
+    is_running "$id" && list="${list:+$list,}$HOST:$(api_port "$id")"
+  done
+  echo "$list"
+}
+
+# start_node N [extra server flags…]. Refuses to start a member of an initialized cluster on an
+# empty data directory: with its log and votes gone it must rejoin under a new id
+# (docs/operations.md, "Recover a node whose disk was lost").
 start_node() {
   local id=$1 dir bin; dir="$(node_dir "$id")"; bin="$(ballast_bin)"
-  mkdir -p "$dir/data"
+  shift
   if is_running "$id"; then echo "node $id is already running (pid $(cat "$dir/pid"))"; return; fi
-  local extra=()
-  if [ -f "$dir/peer-address" ]; then extra=(--peer-address "$(cat "$dir/peer-address")"); fi
+  if [ -f "$CLUSTER_DIR/initialized" ] && ! has_data "$id" && [ "$#" -eq 0 ]; then
+    echo "node $id has no data (lost disk?): it must not rejoin under its old id. Run cluster/remove-node $id, then cluster/add-node" >&2
+    return 1
+  fi
+  mkdir -p "$dir/data"
+  local extra=("$@")
+  if [ -f "$dir/peer-address" ]; then extra+=(--peer-address "$(cat "$dir/peer-address")"); fi
   nohup "$bin" server --id "$id" --data-dir "$dir/data" --raft "$HOST:$(raft_port "$id")" \
     --api "$HOST:$(api_port "$id")" --admin "$HOST:$(admin_port "$id")" --peers "$(peers_list)" \
-    "${extra[@]}" >>"$dir/log" 2>&1 &
+    ${extra[@]+"${extra[@]}"} >>"$dir/log" 2>&1 &
   echo $! >"$dir/pid"
 }
 

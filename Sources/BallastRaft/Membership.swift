@@ -61,11 +61,13 @@ public enum ConfigChange: Sendable, Hashable {
         return bytes
     }
 
-    /// Decodes `encoded`; nil for anything malformed.
+    /// Decodes the first 9 bytes of a `.configChange` entry's data; nil for anything malformed.
+    /// Bytes after the 9 are the change's context (the server puts the new member's addresses
+    /// there); Raft ignores them, and entries written before contexts existed are exactly 9 bytes.
     public init?(encoded bytes: [UInt8]) {
-        guard bytes.count == 9 else { return nil }
+        guard bytes.count >= 9 else { return nil }
         var raw: UInt64 = 0
-        for byte in bytes[1...] { raw = raw << 8 | UInt64(byte) }
+        for byte in bytes[1 ..< 9] { raw = raw << 8 | UInt64(byte) }
         guard raw != 0 else { return nil }
         switch bytes[0] {
         case 1: self = .addLearner(NodeID(raw))
@@ -74,4 +76,7 @@ public enum ConfigChange: Sendable, Hashable {
         default: return nil
         }
     }
+
+    /// The context after the 9-byte change in a `.configChange` entry's data (empty if none).
+    public static func context(of bytes: [UInt8]) -> ArraySlice<UInt8> { bytes.count > 9 ? bytes[9...] : [] }
 }

@@ -1,8 +1,9 @@
 /// Membership change one server at a time (thesis §4.1): a config entry takes effect as soon as it is
 /// appended; learners receive the log without voting; leadership transfer (thesis §3.10).
 extension RaftNode {
-    /// Proposes a one-server membership change; only one may be uncommitted at a time.
-    public mutating func proposeConfigChange(_ change: ConfigChange) throws(RaftError) -> LogIndex {
+    /// Proposes a one-server membership change; only one may be uncommitted at a time. `context`
+    /// is stored after the change in the entry's data and ignored by Raft (the shell's use).
+    public mutating func proposeConfigChange(_ change: ConfigChange, context: [UInt8] = []) throws(RaftError) -> LogIndex {
         guard role == .leader else { throw .notLeader(leaderHint: leader) }
         guard leadTransferee == nil else { throw .leadershipTransferInProgress }
         guard pendingConfigIndex <= commit else { throw .configChangeInProgress }
@@ -15,7 +16,7 @@ extension RaftNode {
                     "\(learner) is \(lag) entries behind the leader's last index \(log.lastIndex) (limit \(configuration.maxPromotionLagEntries)); promote it once it has caught up")
             }
         }
-        let index = appendAsLeader(kind: .configChange, data: change.encoded)
+        let index = appendAsLeader(kind: .configChange, data: change.encoded + context)
         pendingConfigIndex = index
         return index
     }

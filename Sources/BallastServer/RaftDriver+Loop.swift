@@ -20,7 +20,7 @@ extension RaftDriver {
         case .tick: node.tick()
         case .propose(let data, let completion): handlePropose(data, completion)
         case .read(let completion): startRead(completion)
-        case .configChange(let change, let completion): proposeChange(change, completion)
+        case .configChange(let change, let context, let completion): proposeChange(change, context, completion)
         case .transfer(let target):
             do { try node.transferLeadership(to: target) } catch {
                 logger.warning("leadership transfer refused", metadata: ["target": "\(target)", "error": "\(error)"])
@@ -44,10 +44,10 @@ extension RaftDriver {
         }
     }
 
-    func proposeChange(_ change: ConfigChange, _ completion: @escaping ProposalCompletion) {
+    func proposeChange(_ change: ConfigChange, _ context: [UInt8], _ completion: @escaping ProposalCompletion) {
         if let failure = storageFailure { return completion(.failure(.storageFailed(failure))) }
         do {
-            let index = try node.proposeConfigChange(change)
+            let index = try node.proposeConfigChange(change, context: context)
             pendingProposals[index] = (node.currentTerm, completion)
         } catch {
             completion(.failure(.refused(error)))

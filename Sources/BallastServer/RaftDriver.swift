@@ -81,7 +81,7 @@ public final class RaftDriver: @unchecked Sendable {
         case message(Message)
         case propose([UInt8], ProposalCompletion)
         case read(ReadCompletion)
-        case configChange(ConfigChange, ProposalCompletion)
+        case configChange(ConfigChange, [UInt8], ProposalCompletion)
         case transfer(NodeID)
         case tick
         case persisted(LogIndex, Term)
@@ -151,9 +151,10 @@ public final class RaftDriver: @unchecked Sendable {
     public func read(completion: @escaping ReadCompletion) {
         if !post(.read(completion)) { completion(.failure(.stopped)) }
     }
-    /// Proposes a membership change; `completion` runs once it is committed and applied.
-    public func changeMembership(_ change: ConfigChange, completion: @escaping ProposalCompletion) {
-        if !post(.configChange(change, completion)) { completion(.failure(.stopped)) }
+    /// Proposes a membership change; `completion` runs once it is committed and applied. `context`
+    /// rides in the entry after the change (the new member's addresses) and is ignored by Raft.
+    public func changeMembership(_ change: ConfigChange, context: [UInt8] = [], completion: @escaping ProposalCompletion) {
+        if !post(.configChange(change, context, completion)) { completion(.failure(.stopped)) }
     }
     /// Asks the leader to hand leadership to `target`.
     public func transferLeadership(to target: NodeID) { post(.transfer(target)) }

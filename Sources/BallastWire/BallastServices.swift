@@ -6,6 +6,14 @@ public enum BallastMethod {
     public enum Cluster {
         /// Members, roles, indexes and leader; any node answers.
         public static let describeCluster = "/ballast.v1.ClusterService/DescribeCluster"
+        /// AddMemberRequest → AddMemberResponse (leader only).
+        public static let addMember = "/ballast.v1.ClusterService/AddMember"
+        /// PromoteMemberRequest → PromoteMemberResponse (leader only).
+        public static let promoteMember = "/ballast.v1.ClusterService/PromoteMember"
+        /// RemoveMemberRequest → RemoveMemberResponse (leader only).
+        public static let removeMember = "/ballast.v1.ClusterService/RemoveMember"
+        /// GetMemberProgressRequest → GetMemberProgressResponse (leader only).
+        public static let getMemberProgress = "/ballast.v1.ClusterService/GetMemberProgress"
     }
 
     /// WorkflowService methods (clients).

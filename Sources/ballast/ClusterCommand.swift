@@ -8,7 +8,8 @@ import NIOPosix
 /// `ballast cluster …`: cluster-wide operations.
 struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "cluster", abstract: "Inspect the cluster.", subcommands: [ClusterStatusCommand.self])
+        commandName: "cluster", abstract: "Inspect the cluster and change its membership.",
+        subcommands: [ClusterStatusCommand.self, ClusterAddNodeCommand.self, ClusterRemoveNodeCommand.self])
 }
 
 /// `ballast cluster status --address LIST [--json]`: every member, asked of any one node.

@@ -3,6 +3,7 @@ import BallastRaft
 import BallastServer
 import Foundation
 import Logging
+import NIOPosix
 
 /// `ballast server`: one cluster member. Restarting with the same data directory resumes;
 /// SIGTERM or SIGINT hands leadership to a peer, drains and exits 0.
@@ -23,13 +24,18 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Admin HTTP address HOST:PORT (binds 127.0.0.1 unless told otherwise).") var admin: String?
     @Option(help: "Initial voters: ID=HOST:PORT,… (Raft addresses, this node included).") var peers: String?
     @Option(help: "Local override of how to reach a peer: ID=HOST:PORT,… (e.g. a fault proxy).") var peerAddress: String?
+    @Option(help: "Join an existing cluster: API addresses HOST:PORT,… of its members. The node starts with no membership of its own and waits for `ballast cluster add-node`.")
+    var join: String?
+    @Option(help: "Take a state-machine snapshot after this many bytes of applied log (default 64 MiB).") var snapshotThresholdBytes: Int?
+    @Option(help: "Log entries kept behind a snapshot for slightly lagging followers (default 1024).") var compactionSlackEntries: Int?
     @Option(help: "Raft tick in milliseconds.") var tickMs: Int?
     @Option(help: "Election timeout in ticks.") var electionTicks: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
 
     func run() async throws {
         let settings = try ServerSettings(fileAt: config).overridden(by: flagValues)
-        let configuration = try settings.nodeConfiguration()
+        var configuration = try settings.nodeConfiguration()
+        configuration = try await BallastNode.prepareJoin(configuration, group: MultiThreadedEventLoopGroup.singleton)
         var logger = Logger(label: "ballast.node.\(configuration.id.rawValue)")
         logger.logLevel = Logger.Level(rawValue: settings["log-level"] ?? "info") ?? .info
         let fatalLogger = logger
@@ -54,6 +60,9 @@ struct ServerCommand: AsyncParsableCommand {
         values["admin"] = admin
         values["peers"] = peers
         values["peer-address"] = peerAddress
+        values["join"] = join
+        values["snapshot-threshold-bytes"] = snapshotThresholdBytes.map { String($0) }
+        values["compaction-slack-entries"] = compactionSlackEntries.map { String($0) }
         values["tick-ms"] = tickMs.map { String($0) }
         values["election-ticks"] = electionTicks.map { String($0) }
         values["log-level"] = logLevel
@@ -64,7 +73,7 @@ struct ServerCommand: AsyncParsableCommand {
 /// Server settings by flag name, from a config file and then flags.
 struct ServerSettings {
     static let keys: Set<String> = ["id", "data-dir", "raft", "api", "admin", "peers", "peer-address", "tick-ms",
-                                    "election-ticks", "log-level"]
+                                    "election-ticks", "log-level", "join", "snapshot-threshold-bytes", "compaction-slack-entries"]
     private var values: [String: String] = [:]
 
     subscript(key: String) -> String? { values[key] }
@@ -113,6 +122,18 @@ struct ServerSettings {
         if let ticks = values["election-ticks"] {
             guard let count = Int(ticks), (3 ... 10_000).contains(count) else { throw ValidationError("--election-ticks must be 3…10000") }
             configuration.raft.electionTimeoutTicks = count
+        }
+        if let join = values["join"] {
+            configuration.joinAddresses = try join.split(separator: ",").map { try HostPort(parsing: String($0)) }
+            guard !configuration.joinAddresses.isEmpty else { throw ValidationError("--join needs at least one HOST:PORT") }
+        }
+        if let bytes = values["snapshot-threshold-bytes"] {
+            guard let count = Int(bytes), count >= 1024 else { throw ValidationError("--snapshot-threshold-bytes must be at least 1024") }
+            configuration.raft.snapshotThresholdBytes = count
+        }
+        if let entries = values["compaction-slack-entries"] {
+            guard let count = Int(entries), count >= 0 else { throw ValidationError("--compaction-slack-entries must be 0 or more") }
+            configuration.raft.compactionSlackEntries = count
         }
         try configuration.validate()
         return configuration

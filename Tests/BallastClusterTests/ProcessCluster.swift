@@ -13,6 +13,8 @@ final class ProcessCluster: @unchecked Sendable {
         var apiPort: Int
         var adminPort: Int
         var process: Process?
+        /// Extra `ballast server` flags (e.g. `--join …`, snapshot thresholds).
+        var extraArguments: [String] = []
     }
 
     let directory: String
@@ -20,12 +22,13 @@ final class ProcessCluster: @unchecked Sendable {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let binary: String
 
-    init(size: Int) throws {
+    init(size: Int, extraArguments: [String] = []) throws {
         binary = try Self.locateBinary()
         directory = NSTemporaryDirectory() + "ballast-cluster-test-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for id in 1 ... size {
-            nodes[id] = Node(id: id, raftPort: try Self.freePort(), apiPort: try Self.freePort(), adminPort: try Self.freePort())
+            nodes[id] = Node(id: id, raftPort: try Self.freePort(), apiPort: try Self.freePort(), adminPort: try Self.freePort(),
+                             extraArguments: extraArguments)
         }
         for id in 1 ... size { try start(id) }
     }
@@ -82,7 +85,7 @@ final class ProcessCluster: @unchecked Sendable {
             "server", "--id", String(id), "--data-dir", directory + "/node-\(id)",
             "--raft", "127.0.0.1:\(node.raftPort)", "--api", "127.0.0.1:\(node.apiPort)",
             "--admin", "127.0.0.1:\(node.adminPort)", "--peers", peersFlag,
-        ]
+        ] + node.extraArguments
         let log = directory + "/node-\(id).log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
@@ -92,6 +95,19 @@ final class ProcessCluster: @unchecked Sendable {
         try process.run()
         node.process = process
         nodes[id] = node
+    }
+
+    /// Gives node `id` free ports and starts it with `extraArguments` (e.g. `--join`).
+    func addNode(_ id: Int, extraArguments: [String]) throws {
+        nodes[id] = Node(id: id, raftPort: try Self.freePort(), apiPort: try Self.freePort(), adminPort: try Self.freePort(),
+                         extraArguments: extraArguments)
+        try start(id)
+    }
+
+    /// Forgets node `id` (after it was removed from the cluster and stopped).
+    func forget(_ id: Int) {
+        kill(id)
+        nodes[id] = nil
     }
 
     /// SIGKILL, as a crash.

@@ -9,6 +9,7 @@ extension BallastNode {
         registry.unary(BallastMethod.Cluster.describeCluster) { [self] (_: Ballast_V1_DescribeClusterRequest, _) in
             await describeCluster()
         }
+        registerMembershipService(&registry)
         registerWorkflowService(&registry)
         registerHistoryService(&registry)
         registerWorkerService(&registry)
@@ -21,6 +22,7 @@ extension BallastNode {
         var response = Ballast_V1_DescribeClusterResponse()
         response.leaderID = view.leader ?? ""
         response.answeredBy = String(configuration.id.rawValue)
+        response.initialVoters = transport.book.initialVoters.map { String($0) }
         response.members = view.members.map { member in
             var proto = Ballast_V1_ClusterMember()
             proto.id = member.id

@@ -46,7 +46,9 @@ extension BallastNode {
             return view
         }
         let known = transport.knownNodes
-        let memberIDs = Set(local.voters + local.learners + configuration.peers.keys.map { String($0.rawValue) })
+        // The membership in force; before a joining node has received any, the members it knows of.
+        let inForce = local.voters + local.learners
+        let memberIDs = Set(inForce.isEmpty ? known.keys.map { String($0) } : inForce + [local.id])
         var members: [ClusterView.Member] = []
         await withTaskGroup(of: ClusterView.Member.self) { tasks in
             for id in memberIDs {
@@ -72,7 +74,7 @@ extension BallastNode {
     }
 
     private func remoteMember(id: String, info: NodeInfo?) async -> ClusterView.Member {
-        let raftAddress = UInt64(id).flatMap { configuration.peers[NodeID($0)]?.description } ?? info?.raft ?? ""
+        let raftAddress = info?.raft ?? ""
         var fallback = ClusterView.Member(id: id, role: "follower", term: 0, commit: 0, applied: 0, api: info?.api ?? "",
                                           raft: raftAddress, admin: info?.admin ?? "", reachable: false, leader: nil)
         guard let info, let admin = try? HostPort(parsing: info.admin) else { return fallback }

@@ -34,21 +34,18 @@ public final class BallastNode: @unchecked Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         info = NodeInfo(id: configuration.id.rawValue, raft: configuration.raftAddress.description,
                         api: configuration.apiAddress.description, admin: configuration.adminAddress.description)
-        var peers: [NodeID: PeerAddress] = [:]
-        for id in configuration.peers.keys {
-            if let address = configuration.dialAddress(for: id) { peers[id] = PeerAddress(host: address.host, port: address.port) }
-        }
-        transport = TCPRaftTransport(localInfo: info, peers: peers, group: group, logger: logger)
         let raftDirectory = configuration.dataDirectory + "/raft"
         try FileManager.default.createDirectory(atPath: raftDirectory, withIntermediateDirectories: true)
-        let bootstrap = Membership(voters: Array(configuration.peers.keys))
+        let (book, bootstrap) = try Self.openAddressBook(configuration, logger: logger)
+        transport = Self.makeTransport(configuration, info: info, book: book, group: group, logger: logger)
         let dispatcher = Dispatcher(logger: logger)
         self.dispatcher = dispatcher
         stateMachine.onApplied = { dispatcher.applied(index: $0, result: $1) }
         stateMachine.onRestored = { dispatcher.restored() }
         driver = try RaftDriver(
             configuration: configuration.raft, log: try WriteAheadLog(directory: raftDirectory), bootstrap: bootstrap,
-            stateMachine: stateMachine, transport: transport,
+            stateMachine: MembershipTracker(inner: stateMachine, transport: transport, localID: configuration.id, logger: logger),
+            transport: transport,
             randomSeed: configuration.id.rawValue ^ UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue),
             logger: logger, writerOptions: LogWriter.Options(onGroupCommitted: metrics.recordGroupCommit),
             leadershipObserver: { dispatcher.leadershipChanged($0) })
@@ -80,6 +77,7 @@ public final class BallastNode: @unchecked Sendable {
         info.raft = HostPort(host: configuration.raftAddress.host, port: raftPort).description
         info.admin = HostPort(host: configuration.adminAddress.host, port: server.port).description
         info.api = HostPort(host: configuration.apiAddress.host, port: apiServer.port ?? configuration.apiAddress.port).description
+        transport.updateLocalInfo(info)
         logger.info("node started", metadata: ["node": "\(configuration.id.rawValue)", "raft": "\(info.raft)",
                                               "admin": "\(info.admin)", "api": "\(info.api)"])
     }

@@ -55,6 +55,12 @@ public struct NodeConfiguration: Sendable {
     public var peers: [NodeID: HostPort]
     /// Local overrides of how to reach a peer (e.g. through a fault proxy).
     public var peerAddressOverrides: [NodeID: HostPort] = [:]
+    /// `--join`: API addresses of an existing cluster this brand-new node joins (as a learner,
+    /// added by `ballast cluster add-node`) instead of bootstrapping a cluster of its own.
+    public var joinAddresses: [HostPort] = []
+    /// The joined cluster's initial voters, fetched from `joinAddresses` before the node starts
+    /// (`BallastNode.prepareJoin`); ignored once the data directory has a members file.
+    public var joinInitialVoters: [NodeID]?
     /// Length of one Raft tick.
     public var tickInterval: Duration = .milliseconds(10)
     /// Raft tunables (election timeout in ticks, batching, snapshots).
@@ -84,9 +90,6 @@ public struct NodeConfiguration: Sendable {
         guard let own = peers[id] else { throw .invalid("--peers must include this node (\(id.rawValue)=\(raftAddress))") }
         guard own.port == raftAddress.port || raftAddress.port == 0 else {
             throw .invalid("--peers gives \(own) for this node but --raft is \(raftAddress)")
-        }
-        for peer in peerAddressOverrides.keys where peers[peer] == nil {
-            throw .invalid("--peer-address names \(peer.rawValue), which is not in --peers")
         }
         let ports = [raftAddress.port, apiAddress.port, adminAddress.port].filter { $0 != 0 }
         guard Set(ports).count == ports.count else { throw .invalid("--raft, --api and --admin must use different ports") }

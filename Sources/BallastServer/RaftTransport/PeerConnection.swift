@@ -9,12 +9,16 @@ import NIOPosix
 /// backoff and jitter.
 final class PeerConnection: @unchecked Sendable {
     let peer: NodeID
-    private let host: String
-    private let port: Int
+    /// The address dialled; a different address for the peer means a new connection.
+    let address: PeerAddress
+    private var host: String { address.host }
+    private var port: Int { address.port }
     private let loop: any EventLoop
     private let logger: Logger
     private let maxQueuedBytes: Int
     private let hello: [UInt8]
+    /// This node's member table as of each connect, sent right after the hello.
+    private let members: @Sendable () -> [UInt8]
     private var queue: [[UInt8]] = []
     private var queuedBytes = 0
     private var channel: (any Channel)?
@@ -27,12 +31,12 @@ final class PeerConnection: @unchecked Sendable {
     /// Messages dropped because the queue was full, for metrics and logs.
     private(set) var droppedMessages = 0
 
-    init(peer: NodeID, host: String, port: Int, loop: any EventLoop, logger: Logger, maxQueuedBytes: Int, seed: UInt64,
-         hello: NodeInfo) {
+    init(peer: NodeID, address: PeerAddress, loop: any EventLoop, logger: Logger, maxQueuedBytes: Int, seed: UInt64,
+         hello: NodeInfo, members: @escaping @Sendable () -> [UInt8] = { [] }) {
         self.peer = peer
         self.hello = hello.encoded
-        self.host = host
-        self.port = port
+        self.members = members
+        self.address = address
         self.loop = loop
         self.logger = logger
         self.maxQueuedBytes = maxQueuedBytes
@@ -110,6 +114,8 @@ final class PeerConnection: @unchecked Sendable {
             if closed { channel.close(promise: nil) }
             var frame = channel.allocator.buffer(capacity: RaftFrame.headerBytes + hello.count)
             RaftFrameEncoder.write(payload: hello, kind: .hello, to: &frame)
+            let table = members()
+            if !table.isEmpty { RaftFrameEncoder.write(payload: table, kind: .members, to: &frame) }
             channel.write(frame, promise: nil)
         case .failure(let error):
             failedAttempts += 1

@@ -10,6 +10,9 @@ public enum RaftFrame {
         case message = 0
         /// The first frame of a connection: who is calling and where its ports are (`NodeInfo`).
         case hello = 1
+        /// Sent after the hello: the caller's member table (`MemberTableCodec.encodeList`), so a
+        /// node that restored from a snapshot or just joined learns where every member is.
+        case members = 2
     }
 
     /// The only frame version this node speaks.

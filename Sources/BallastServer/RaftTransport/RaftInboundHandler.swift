@@ -13,11 +13,13 @@ final class RaftInboundHandler: ChannelInboundHandler {
     private let codec: RaftMessageCodec
     private let deliver: @Sendable (Message) -> Void
     private let hello: @Sendable (NodeInfo) -> Void
+    private let members: @Sendable ([NodeInfo]) -> Void
     private let logger: Logger
     private var peer: NodeID?
 
     init(localID: NodeID, codec: RaftMessageCodec, logger: Logger, hello: @escaping @Sendable (NodeInfo) -> Void,
-         deliver: @escaping @Sendable (Message) -> Void) {
+         members: @escaping @Sendable ([NodeInfo]) -> Void = { _ in }, deliver: @escaping @Sendable (Message) -> Void) {
+        self.members = members
         self.localID = localID
         self.codec = codec
         self.logger = logger
@@ -34,6 +36,9 @@ final class RaftInboundHandler: ChannelInboundHandler {
                 guard peer == nil || peer?.rawValue == info.id else { return refuse(context, "a second hello with another id") }
                 peer = NodeID(info.id)
                 hello(info)
+            case .members:
+                guard peer != nil else { return refuse(context, "a member table before the hello frame") }
+                members(try MemberTableCodec.decodeList(Array(payload.readableBytesView)))
             case .message:
                 guard let peer else { return refuse(context, "a message before the hello frame") }
                 let message = try codec.decode(Array(payload.readableBytesView))

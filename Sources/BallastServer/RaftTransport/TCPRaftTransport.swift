@@ -21,31 +21,59 @@ public struct PeerAddress: Sendable, Hashable {
 /// Raft over TCP: one outbound connection per peer carries this node's messages to it, and a
 /// listener accepts the peers' outbound connections (so each direction of a link is its own
 /// connection, which lets a fault proxy sit on each directed link).
+///
+/// Peers come and go at runtime: the transport dials whoever its `AddressBook` (or a local
+/// `--peer-address` override) has an address for, opening the connection on the first message;
+/// a message for a peer with no known address is dropped (Raft retransmits). Every outbound
+/// connection opens with a hello and this node's member table, so peers learn addresses too.
 public final class TCPRaftTransport: RaftTransport, @unchecked Sendable {
+    struct State {
+        var book: AddressBook
+        var local: NodeInfo
+        var connections: [NodeID: PeerConnection] = [:]
+        /// Peers a message was dropped for (no address yet), to log each only once.
+        var unreachableLogged: Set<NodeID> = []
+    }
+
     private let localID: NodeID
-    private let directory: Mutex<[UInt64: NodeInfo]>
+    private let state: Mutex<State>
+    private let overrides: [NodeID: PeerAddress]
     private let group: any EventLoopGroup
     private let logger: Logger
     private let codec = RaftMessageCodec()
-    private let peers: [NodeID: PeerConnection]
-    private var listener: (any Channel)?
+    private let maxQueuedBytesPerPeer: Int
+    private let onBookChanged: (@Sendable (AddressBook) -> Void)?
+    private let listener = Mutex<(any Channel)?>(nil)
+    /// Serializes `onBookChanged` calls, each reading the book inside, so the last one persisted
+    /// is always the newest.
+    private let reportLock = Mutex(())
 
-    /// Creates the transport; nothing is dialed until a message is sent. `localInfo` opens every
-    /// outbound connection, so peers learn this node's addresses.
-    public init(localInfo: NodeInfo, peers: [NodeID: PeerAddress], group: any EventLoopGroup, logger: Logger,
-                maxQueuedBytesPerPeer: Int = 64 << 20) {
-        let localID = NodeID(localInfo.id)
-        self.localID = localID
-        self.directory = Mutex([localInfo.id: localInfo])
+    /// Creates the transport around `book`; nothing is dialed until a message is sent. `overrides`
+    /// (`--peer-address`) win over the book and are never persisted. `onBookChanged` is told every
+    /// change of the book (from any thread), so the node can persist it.
+    public init(localInfo: NodeInfo, book: AddressBook, overrides: [NodeID: PeerAddress] = [:], group: any EventLoopGroup,
+                logger: Logger, maxQueuedBytesPerPeer: Int = 64 << 20,
+                onBookChanged: (@Sendable (AddressBook) -> Void)? = nil) {
+        localID = NodeID(localInfo.id)
+        var book = book
+        book.learn(localInfo, from: .configEntry)
+        state = Mutex(State(book: book, local: localInfo))
+        self.overrides = overrides
         self.group = group
         self.logger = logger
-        var connections: [NodeID: PeerConnection] = [:]
-        for (id, address) in peers where id != localID {
-            connections[id] = PeerConnection(
-                peer: id, host: address.host, port: address.port, loop: group.next(), logger: logger,
-                maxQueuedBytes: maxQueuedBytesPerPeer, seed: localID.rawValue << 32 ^ id.rawValue, hello: localInfo)
+        self.maxQueuedBytesPerPeer = maxQueuedBytesPerPeer
+        self.onBookChanged = onBookChanged
+    }
+
+    /// Creates the transport for a static set of peers (`--peers`), as tests and tools use it.
+    public convenience init(localInfo: NodeInfo, peers: [NodeID: PeerAddress], group: any EventLoopGroup, logger: Logger,
+                            maxQueuedBytesPerPeer: Int = 64 << 20) {
+        var book = AddressBook(initialVoters: [])
+        for (id, address) in peers where id.rawValue != localInfo.id {
+            book.learn(NodeInfo(id: id.rawValue, raft: HostPort(host: address.host, port: address.port).description, api: "", admin: ""),
+                       from: .commandLine)
         }
-        self.peers = connections
+        self.init(localInfo: localInfo, book: book, group: group, logger: logger, maxQueuedBytesPerPeer: maxQueuedBytesPerPeer)
     }
 
     /// Starts accepting peers on `host:port` (port 0 picks a free one); returns the bound port.
@@ -53,7 +81,10 @@ public final class TCPRaftTransport: RaftTransport, @unchecked Sendable {
         let localID = self.localID
         let codec = self.codec
         let logger = self.logger
-        let hello: @Sendable (NodeInfo) -> Void = { [self] info in directory.withLock { $0[info.id] = info } }
+        let hello: @Sendable (NodeInfo) -> Void = { [self] info in learn(info, from: .hello) }
+        let members: @Sendable ([NodeInfo]) -> Void = { [self] infos in
+            for info in infos where info.id != localID.rawValue { learn(info, from: .peerTable) }
+        }
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 128)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -62,16 +93,105 @@ public final class TCPRaftTransport: RaftTransport, @unchecked Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RaftFrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(
-                        RaftInboundHandler(localID: localID, codec: codec, logger: logger, hello: hello, deliver: deliver))
+                        RaftInboundHandler(localID: localID, codec: codec, logger: logger, hello: hello, members: members,
+                                           deliver: deliver))
                 }
             }
             .bind(host: host, port: port).get()
-        listener = channel
+        listener.withLock { $0 = channel }
         return channel.localAddress?.port ?? port
     }
 
-    /// Every node this one has heard a hello from, and itself, by id.
-    public var knownNodes: [UInt64: NodeInfo] { directory.withLock { $0 } }
+    /// Every member this node knows an address for (itself included), by id.
+    public var knownNodes: [UInt64: NodeInfo] { state.withLock { $0.book.members } }
+
+    /// The address book as it stands.
+    public var book: AddressBook { state.withLock { $0.book } }
+
+    /// Replaces this node's own entry (e.g. once its ports are bound); new connections use it.
+    public func updateLocalInfo(_ info: NodeInfo) {
+        precondition(info.id == localID.rawValue, "a transport describes only its own node")
+        state.withLock { $0.local = info }
+        learn(info, from: .configEntry)
+    }
+
+    /// Records what `source` says about a member; a changed Raft address replaces the connection.
+    public func learn(_ info: NodeInfo, from source: AddressBook.Source) {
+        let changed: Bool = state.withLock { state in
+            guard state.book.learn(info, from: source) else { return false }
+            let id = NodeID(info.id)
+            if let connection = state.connections[id], connection.address != dialAddress(id, state.book) {
+                connection.close()
+                state.connections[id] = nil
+            }
+            return true
+        }
+        if changed {
+            if source == .configEntry || source == .peerTable {
+                logger.info("member address recorded", metadata: ["peer": "\(info.id)", "raft": "\(info.raft)", "source": "\(source)"])
+            }
+            bookChanged()
+        }
+    }
+
+    private func bookChanged() {
+        guard let onBookChanged else { return }
+        reportLock.withLock { _ in onBookChanged(book) }
+    }
+
+    /// A committed removal: stop dialling `id`, drop what is queued for it, and forget it.
+    public func removeMember(_ id: NodeID) {
+        let changed: Bool = state.withLock { state in
+            state.connections.removeValue(forKey: id)?.close()
+            return state.book.remove(id.rawValue)
+        }
+        if changed { bookChanged() }
+    }
+
+    /// After a snapshot install: forget members outside `membership` and close their connections.
+    public func restrictMembers(to membership: Set<NodeID>) {
+        let changed: Bool = state.withLock { state in
+            guard state.book.restrict(to: Set(membership.map(\.rawValue)), localID: localID.rawValue) else { return false }
+            for (id, connection) in state.connections where state.book.members[id.rawValue] == nil && overrides[id] == nil {
+                connection.close()
+                state.connections[id] = nil
+            }
+            return true
+        }
+        if changed { bookChanged() }
+    }
+
+    /// Where `id` is dialled: the local override, else the book (never a removed member).
+    private func dialAddress(_ id: NodeID, _ book: AddressBook) -> PeerAddress? {
+        guard !book.removed.contains(id.rawValue) else { return nil }
+        if let override = overrides[id] { return override }
+        guard let text = book.dialAddress(for: id.rawValue), let parsed = try? HostPort(parsing: text) else { return nil }
+        return PeerAddress(host: parsed.host, port: parsed.port)
+    }
+
+    /// The connection to `peer`, opened (lazily) if an address is known.
+    private func connection(to peer: NodeID) -> PeerConnection? {
+        let (connection, firstMiss): (PeerConnection?, Bool) = state.withLock { state in
+            if let existing = state.connections[peer] { return (existing, false) }
+            guard let address = dialAddress(peer, state.book) else {
+                return (nil, state.unreachableLogged.insert(peer).inserted)
+            }
+            let members: @Sendable () -> [UInt8] = { [weak self] in
+                guard let self else { return [] }
+                return MemberTableCodec.encodeList(Array(self.state.withLock { $0.book.members.values }))
+            }
+            let created = PeerConnection(
+                peer: peer, address: address, loop: group.next(), logger: logger, maxQueuedBytes: maxQueuedBytesPerPeer,
+                seed: localID.rawValue << 32 ^ peer.rawValue, hello: state.local, members: members)
+            state.connections[peer] = created
+            state.unreachableLogged.remove(peer)
+            return (created, false)
+        }
+        if firstMiss {
+            logger.info("no address known for peer; dropping its messages until one is learned", metadata: ["peer": "\(peer)"])
+        }
+        return connection
+    }
 
     public func send(_ messages: [Message]) {
         var byPeer: [NodeID: [[UInt8]]] = [:]
@@ -79,12 +199,16 @@ public final class TCPRaftTransport: RaftTransport, @unchecked Sendable {
             precondition(message.from == localID, "a node only sends its own messages")
             byPeer[message.to, default: []].append(codec.encode(message))
         }
-        for (peer, payloads) in byPeer { peers[peer]?.enqueue(payloads) }
+        for (peer, payloads) in byPeer { connection(to: peer)?.enqueue(payloads) }
     }
 
     /// Stops listening and closes every peer connection.
     public func shutdown() async {
-        for connection in peers.values { connection.close() }
-        try? await listener?.close()
+        let connections = state.withLock { state in
+            defer { state.connections = [:] }
+            return Array(state.connections.values)
+        }
+        for connection in connections { connection.close() }
+        try? await listener.withLock { $0 }?.close()
     }
 }
