@@ -1,0 +1,144 @@
+import Foundation
+import Testing
+@testable import TransfersKit
+
+/// A fresh ledger file in a temporary directory, removed at the end.
+struct TemporaryLedger: ~Copyable {
+    let directory: String
+    var path: String { directory + "/ledger.sqlite" }
+
+    init() throws {
+        directory = NSTemporaryDirectory() + "ballast-ledger-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+}
+
+@Suite("SQLite ledger")
+struct LedgerTests {
+    @Test("a debit then a credit moves money through in-flight and keeps the total")
+    func debitCredit() throws {
+        let file = try TemporaryLedger()
+        let ledger = try Ledger(path: file.path)
+        #expect(try ledger.openAccount("alice", initialBalance: 10_000))
+        #expect(try ledger.openAccount("bob", initialBalance: 0))
+        let before = try ledger.totals()
+        let debit = try ledger.debit("alice", amount: 2_500, transfer: "t-1", idempotencyKey: "t-1/debit")
+        #expect(debit.balanceAfter == 7_500 && debit.appliedNow)
+        #expect(try ledger.totals().inFlight == 2_500)
+        #expect(try ledger.totals().total == before.total)
+        _ = try ledger.credit("bob", amount: 2_500, transfer: "t-1", idempotencyKey: "t-1/credit")
+        #expect(try ledger.balance(of: "bob") == 2_500)
+        let after = try ledger.totals()
+        #expect(after.inFlight == 0 && after.total == before.total && after.total == 10_000)
+        let record = try ledger.record(ofTransfer: "t-1")
+        #expect(record.operations.map(\.kind) == [.debit, .credit] && record.inFlight == 0)
+    }
+
+    @Test("a retried debit with the same idempotency key is applied once and returns the first record")
+    func idempotentRetry() throws {
+        let file = try TemporaryLedger()
+        let ledger = try Ledger(path: file.path)
+        try ledger.openAccount("alice", initialBalance: 1_000)
+        let first = try ledger.debit("alice", amount: 300, transfer: "t-1", idempotencyKey: "ns/wf/run/1")
+        for _ in 0 ..< 5 {
+            let again = try ledger.debit("alice", amount: 300, transfer: "t-1", idempotencyKey: "ns/wf/run/1")
+            #expect(!again.appliedNow && again.balanceAfter == first.balanceAfter)
+        }
+        #expect(try ledger.balance(of: "alice") == 700)
+        #expect(try ledger.record(ofTransfer: "t-1").operations.count == 1)
+        // Reopening the file sees the same state (the key is durable, not in memory).
+        let reopened = try Ledger(path: file.path)
+        #expect(try !reopened.debit("alice", amount: 300, transfer: "t-1", idempotencyKey: "ns/wf/run/1").appliedNow)
+        #expect(try reopened.balance(of: "alice") == 700)
+    }
+
+    @Test("a key reused for a different operation is refused and changes nothing")
+    func idempotencyConflict() throws {
+        let file = try TemporaryLedger()
+        let ledger = try Ledger(path: file.path)
+        try ledger.openAccount("alice", initialBalance: 1_000)
+        _ = try ledger.debit("alice", amount: 300, transfer: "t-1", idempotencyKey: "k")
+        #expect(throws: LedgerError.self) { try ledger.debit("alice", amount: 301, transfer: "t-1", idempotencyKey: "k") }
+        #expect(try ledger.balance(of: "alice") == 700)
+    }
+
+    @Test("a refund returns in-flight money; over-refunding and over-debiting are refused")
+    func refundAndLimits() throws {
+        let file = try TemporaryLedger()
+        let ledger = try Ledger(path: file.path)
+        try ledger.openAccount("alice", initialBalance: 500)
+        #expect(throws: LedgerError.insufficientFunds(account: "alice", balance: 500, requested: 501)) {
+            try ledger.debit("alice", amount: 501, transfer: "t-1", idempotencyKey: "a")
+        }
+        _ = try ledger.debit("alice", amount: 400, transfer: "t-1", idempotencyKey: "b")
+        #expect(throws: LedgerError.notInFlight(transfer: "t-1", inFlight: 400, requested: 401)) {
+            try ledger.refund("alice", amount: 401, transfer: "t-1", idempotencyKey: "c")
+        }
+        _ = try ledger.refund("alice", amount: 400, transfer: "t-1", idempotencyKey: "c")
+        _ = try ledger.refund("alice", amount: 400, transfer: "t-1", idempotencyKey: "c")
+        #expect(try ledger.balance(of: "alice") == 500)
+        #expect(try ledger.totals() == LedgerTotals(balances: 500, inFlight: 0, accounts: 1))
+        #expect(try ledger.transfersInFlight().isEmpty)
+    }
+
+    @Test("bad input gets a clear error and changes nothing")
+    func badInput() throws {
+        let file = try TemporaryLedger()
+        let ledger = try Ledger(path: file.path)
+        try ledger.openAccount("alice", initialBalance: 100)
+        #expect(throws: LedgerError.invalidAmount(0)) { try ledger.debit("alice", amount: 0, transfer: "t", idempotencyKey: "k") }
+        #expect(throws: LedgerError.invalidAmount(-5)) { try ledger.credit("alice", amount: -5, transfer: "t", idempotencyKey: "k") }
+        #expect(throws: LedgerError.invalidAmount(Int64.max)) { try ledger.debit("alice", amount: .max, transfer: "t", idempotencyKey: "k") }
+        #expect(throws: LedgerError.unknownAccount("nobody")) { try ledger.debit("nobody", amount: 1, transfer: "t", idempotencyKey: "k") }
+        #expect(throws: LedgerError.self) { try ledger.debit("", amount: 1, transfer: "t", idempotencyKey: "k") }
+        #expect(throws: LedgerError.self) { try ledger.debit("alice", amount: 1, transfer: "t", idempotencyKey: "") }
+        #expect(throws: LedgerError.self) { try ledger.openAccount("x", initialBalance: -1) }
+        // SQL metacharacters are data, not SQL.
+        try ledger.openAccount("'); DROP TABLE accounts; --", initialBalance: 1)
+        #expect(try ledger.totals() == LedgerTotals(balances: 101, inFlight: 0, accounts: 2))
+        #expect(try ledger.record(ofTransfer: "t").operations.isEmpty)
+    }
+
+    @Test("a file that is not a database is refused with a storage error")
+    func notADatabase() throws {
+        let file = try TemporaryLedger()
+        try Data(repeating: 0x42, count: 4096).write(to: URL(fileURLWithPath: file.path))
+        #expect(throws: LedgerError.self) { _ = try Ledger(path: file.path) }
+    }
+
+    @Test("two connections writing concurrently apply every operation once and conserve money")
+    func concurrentConnections() async throws {
+        let file = try TemporaryLedger()
+        let setup = try Ledger(path: file.path)
+        for index in 0 ..< 4 { try setup.openAccount("acct-\(index)", initialBalance: 1_000_000) }
+        let total = try setup.totals().total
+        // Two separate connections (as two worker processes would have), each retrying every
+        // operation twice: every debit/credit pair must apply once.
+        let first = try Ledger(path: file.path)
+        let second = try Ledger(path: file.path)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (worker, ledger) in [first, second].enumerated() {
+                group.addTask {
+                    for number in 0 ..< 100 {
+                        let transfer = "t-\(number)"
+                        let from = "acct-\(number % 4)"
+                        let to = "acct-\((number + 1) % 4)"
+                        for _ in 0 ..< 2 {
+                            _ = try ledger.debit(from, amount: 10, transfer: transfer, idempotencyKey: "\(transfer)/debit")
+                            _ = try ledger.credit(to, amount: 10, transfer: transfer, idempotencyKey: "\(transfer)/credit")
+                        }
+                        _ = worker
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let totals = try setup.totals()
+        #expect(totals.total == total && totals.inFlight == 0)
+        for number in [0, 57, 99] {
+            #expect(try setup.record(ofTransfer: "t-\(number)").operations.count == 2)
+        }
+    }
+}
