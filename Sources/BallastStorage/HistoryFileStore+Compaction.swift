@@ -1,0 +1,73 @@
+extension HistoryFileStore {
+    /// Reclaims the oldest segment when it holds nothing live, or when the store's dead bytes
+    /// exceed both its live bytes and `minimumDeadBytesToCompact`: its live records are copied
+    /// verbatim to the end of the active segment, the copies are fsynced, then the old file is
+    /// unlinked (and the directory fsynced). Only the oldest segment is ever removed, so a
+    /// tombstone is never dropped while an older segment still holds records of its run.
+    ///
+    /// One segment per call, so the pause it causes stays bounded; returns whether it reclaimed one.
+    @discardableResult
+    public func compactIfNeeded() throws(HistoryError) -> Bool {
+        let options = self.options
+        let directory = self.directory
+        return try state.withLock { (state: inout HistoryState) throws(HistoryError) -> Bool in
+            try state.checkUsable()
+            guard let oldest = state.segments.keys.min(), oldest != state.activeSequence else { return false }
+            let statistics = state.statistics
+            let dead = statistics.totalBytes - statistics.liveBytes
+            let oldestLive = state.usage[oldest]?.liveBytes ?? 0
+            guard oldestLive == 0 || (dead > statistics.liveBytes && dead >= options.minimumDeadBytesToCompact) else {
+                return false
+            }
+            try state.reclaim(oldest, options: options, directory: directory)
+            return true
+        }
+    }
+}
+
+extension HistoryState {
+    /// Copies the live records of segment `sequence` forward and removes the segment.
+    mutating func reclaim(_ sequence: UInt64, options: HistoryFileStore.Options, directory: String) throws(HistoryError) {
+        guard let segment = segments[sequence] else { return }
+        // Live records of the segment, in file order (so the copies keep the runs' order too).
+        var moving: [(runId: String, position: Int, ref: HistoryRecordRef)] = []
+        for (runId, run) in runs {
+            for (position, ref) in run.records.enumerated() where ref.segment == sequence {
+                moving.append((runId, position, ref))
+            }
+        }
+        moving.sort { $0.ref.offset < $1.ref.offset }
+        var buffer: [UInt8] = []
+        var moved: [(runId: String, position: Int, ref: HistoryRecordRef)] = []
+        for item in moving {
+            let bytes = try segment.read(offset: item.ref.offset, count: item.ref.size)
+            // Re-verify before copying, so damage is reported instead of propagated.
+            _ = try segment.readRecord(item.ref)
+            var ref = item.ref
+            ref.segment = activeSequence
+            ref.offset = activeEnd + buffer.count
+            buffer.append(contentsOf: bytes)
+            moved.append((item.runId, item.position, ref))
+        }
+        if !buffer.isEmpty {
+            try writeAtEnd(buffer)
+            usage[activeSequence, default: SegmentUsage()].totalBytes += buffer.count
+            usage[activeSequence, default: SegmentUsage()].liveBytes += buffer.count
+            for item in moved { runs[item.runId]?.records[item.position] = item.ref }
+        }
+        let active = self.active
+        do {
+            // The copies are durable before the originals go.
+            try Posix.dataSync(active.fd, path: active.path)
+            try Posix.unlink(segment.path)
+            try Posix.syncDirectory(directory)
+        } catch {
+            failure = "compacting \(segment.name) failed: \(error)"
+            throw HistoryError.wrap(error)
+        }
+        segments.removeValue(forKey: sequence)
+        usage.removeValue(forKey: sequence)
+        compactedSegments += 1
+        try rotateIfFull(options: options, directory: directory)
+    }
+}

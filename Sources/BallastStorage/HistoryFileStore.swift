@@ -1,0 +1,249 @@
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The on-disk history store of one node (docs/storage.md, "History store"): append-only
+/// segment files of CRC-32C-checked records, each holding the serialized events of one run
+/// (opaque bytes, contiguous event ids), or a tombstone deleting a run. An in-memory index
+/// maps each run to its records.
+///
+/// Appends are idempotent by event id: events already stored are compared byte for byte and
+/// skipped; a different one is `HistoryError.conflict` and changes nothing. Appends are not
+/// fsynced (the Raft log replays them after a crash; see the docs); `sync()` makes everything
+/// written so far durable and is called before a snapshot is saved.
+///
+/// Thread-safe: every method may be called from any thread. Reads take the lock only to find
+/// the records, then read the files without it.
+public final class HistoryFileStore: Sendable {
+    /// Tunables.
+    public struct Options: Sendable {
+        /// A segment is closed (fsynced) and a new one started once it reaches this size.
+        public var segmentSizeBytes: Int
+        /// Compaction copies the oldest segment's live records forward once the dead bytes of
+        /// the whole store exceed its live bytes and this many bytes.
+        public var minimumDeadBytesToCompact: Int
+
+        /// The defaults: 16 MiB segments, compaction past one segment of dead bytes.
+        public init(segmentSizeBytes: Int = 16 << 20, minimumDeadBytesToCompact: Int? = nil) {
+            precondition(segmentSizeBytes >= 4_096, "history segments must be at least 4 KiB")
+            self.segmentSizeBytes = segmentSizeBytes
+            self.minimumDeadBytesToCompact = minimumDeadBytesToCompact ?? segmentSizeBytes
+        }
+    }
+
+    /// The directory holding the segments.
+    public let directory: String
+    /// The options the store was opened with.
+    public let options: Options
+    /// What opening found and repaired.
+    public let recoveryReport: HistoryRecoveryReport
+    let state: Mutex<HistoryState>
+
+    /// Opens (creating if needed) the store in `directory`: scans every segment, rebuilds the
+    /// index, cuts a torn tail of the last segment, refuses corruption anywhere else.
+    public init(directory: String, options: Options = Options()) throws(HistoryError) {
+        self.directory = directory
+        self.options = options
+        let lockFD: Int32
+        do {
+            try Posix.makeDirectory(directory)
+            lockFD = try Posix.lockFile(directory + "/LOCK")
+        } catch {
+            throw HistoryError.wrap(error)
+        }
+        do {
+            var (recovered, report) = try HistoryRecovery.open(directory: directory)
+            recovered.lockFD = lockFD
+            recoveryReport = report
+            state = Mutex(recovered)
+        } catch {
+            closeDescriptor(lockFD)
+            throw error
+        }
+    }
+
+    deinit { close() }
+
+    /// Closes the store and releases the directory; later calls throw `closed`. Reads in
+    /// progress finish (they hold their segments open).
+    public func close() {
+        state.withLock { state in
+            state.isClosed = true
+            state.segments.removeAll()
+            if let fd = state.lockFD { closeDescriptor(fd) }
+            state.lockFD = nil
+        }
+    }
+
+    /// Appends events with contiguous ids from `firstEventId`; returns how many were new.
+    public func append(runId: String, firstEventId: Int64, events: [[UInt8]]) throws(HistoryError) -> Int {
+        try Self.check(runId: runId)
+        guard firstEventId >= 1 else { throw .invalidEventId(runId: runId, eventId: firstEventId) }
+        guard !events.isEmpty else { return 0 }
+        let options = self.options
+        return try state.withLock { (state: inout HistoryState) throws(HistoryError) -> Int in
+            try state.checkUsable()
+            let run = state.runs[runId] ?? RunHistoryIndex()
+            let next = run.eventCount + 1
+            guard firstEventId <= next else { throw .gap(runId: runId, expected: next, got: firstEventId) }
+            let overlap = Int(min(Int64(events.count), next - firstEventId))
+            if overlap > 0 {
+                let through = firstEventId + Int64(overlap) - 1
+                let stored = try readEvents(state.locate(run, from: firstEventId, through: through),
+                                            from: firstEventId, through: through, maxBytes: .max)
+                for position in 0..<overlap where stored[position] != events[position] {
+                    throw .conflict(runId: runId, eventId: firstEventId + Int64(position))
+                }
+            }
+            guard overlap < events.count else { return 0 }
+            try state.write(runId: runId, firstEventId: next, events: events[overlap...], options: options, directory: directory)
+            return events.count - overlap
+        }
+    }
+
+    /// Up to `maxEvents` events of a run from `fromEventId` on, stopping before `maxBytes`
+    /// would be exceeded (at least one event is returned if any exists). Empty if the run or
+    /// the events do not exist.
+    public func read(runId: String, fromEventId: Int64, maxEvents: Int, maxBytes: Int = .max) throws(HistoryError) -> [[UInt8]] {
+        guard fromEventId >= 1, maxEvents > 0 else { return [] }
+        let through = fromEventId.addingReportingOverflow(Int64(maxEvents) - 1)
+        let last = through.overflow ? Int64.max : through.partialValue
+        let located = try state.withLock { (state: inout HistoryState) throws(HistoryError) in
+            if state.isClosed { throw HistoryError.closed }
+            guard let run = state.runs[runId] else { return [(HistoryRecordRef, HistorySegment)]() }
+            return state.locate(run, from: fromEventId, through: min(last, run.eventCount))
+        }
+        return try readEvents(located, from: fromEventId, through: last, maxBytes: maxBytes)
+    }
+
+    /// Deletes a run's history (a tombstone record); deleting an unknown run does nothing.
+    public func delete(runId: String) throws(HistoryError) {
+        try Self.check(runId: runId)
+        let options = self.options
+        try state.withLock { (state: inout HistoryState) throws(HistoryError) in
+            try state.checkUsable()
+            guard let run = state.runs.removeValue(forKey: runId) else { return }
+            for ref in run.records { state.usage[ref.segment, default: SegmentUsage()].liveBytes -= ref.size }
+            try state.writeTombstone(runId: runId, options: options, directory: directory)
+        }
+    }
+
+    /// The stored event count and content hash of a run, nil if none is stored.
+    public func summary(runId: String) -> HistoryRunSummary? {
+        state.withLock { state in
+            state.runs[runId].map { HistoryRunSummary(eventCount: $0.eventCount, contentHash: $0.contentHash) }
+        }
+    }
+
+    /// Every run with a stored history, sorted.
+    public func runIds() -> [String] {
+        state.withLock { state in state.runs.keys.sorted() }
+    }
+
+    /// Makes everything written so far durable (fdatasync of the active segment; closed ones
+    /// were synced when they were closed).
+    public func sync() throws(HistoryError) {
+        try state.withLock { (state: inout HistoryState) throws(HistoryError) in
+            try state.checkUsable()
+            let active = state.active
+            do { try Posix.dataSync(active.fd, path: active.path) } catch {
+                state.failure = "fdatasync of \(active.name) failed: \(error)"
+                throw HistoryError.wrap(error)
+            }
+        }
+    }
+
+    /// Counters describing the store.
+    public var statistics: HistoryStoreStatistics { state.withLock { $0.statistics } }
+
+    static func check(runId: String) throws(HistoryError) {
+        let count = runId.utf8.count
+        guard count > 0, count <= HistoryFormat.maxRunIdBytes else { throw .invalidRunId(runId) }
+    }
+}
+
+extension HistoryState {
+    /// Writes `events` (ids from `firstEventId`) as one or more records at the end of the active segment.
+    mutating func write(runId: String, firstEventId: Int64, events: ArraySlice<[UInt8]>,
+                        options: HistoryFileStore.Options, directory: String) throws(HistoryError) {
+        var buffer: [UInt8] = []
+        var refs: [HistoryRecordRef] = []
+        var chunkStart = events.startIndex
+        var chunkBytes = 0
+        var id = firstEventId
+        func flushChunk(upTo end: Int) {
+            guard chunkStart < end else { return }
+            let offset = activeEnd + buffer.count
+            HistoryFormat.appendRecord(to: &buffer, type: .events, runId: runId, firstEventId: id, events: events[chunkStart..<end])
+            refs.append(HistoryRecordRef(segment: activeSequence, offset: offset, size: activeEnd + buffer.count - offset,
+                                         firstEventId: id, eventCount: end - chunkStart))
+            id += Int64(end - chunkStart)
+            chunkStart = end
+            chunkBytes = 0
+        }
+        for position in events.indices {
+            let cost = 4 + events[position].count
+            if chunkBytes + cost > HistoryFormat.maxRecordPayloadBytes { flushChunk(upTo: position) }
+            chunkBytes += cost
+        }
+        flushChunk(upTo: events.endIndex)
+        try writeAtEnd(buffer)
+        var run = runs[runId] ?? RunHistoryIndex()
+        var eventId = firstEventId
+        for event in events {
+            run.contentHash &+= HistoryContentHash.event(id: eventId, bytes: event)
+            eventId += 1
+        }
+        run.records.append(contentsOf: refs)
+        run.eventCount = eventId - 1
+        runs[runId] = run
+        usage[activeSequence, default: SegmentUsage()].totalBytes += buffer.count
+        usage[activeSequence, default: SegmentUsage()].liveBytes += buffer.count
+        try rotateIfFull(options: options, directory: directory)
+    }
+
+    /// Writes a tombstone for `runId` at the end of the active segment (dead bytes from the start).
+    mutating func writeTombstone(runId: String, options: HistoryFileStore.Options, directory: String) throws(HistoryError) {
+        var buffer: [UInt8] = []
+        HistoryFormat.appendRecord(to: &buffer, type: .tombstone, runId: runId, firstEventId: 0, events: [])
+        try writeAtEnd(buffer)
+        usage[activeSequence, default: SegmentUsage()].totalBytes += buffer.count
+        try rotateIfFull(options: options, directory: directory)
+    }
+
+    /// Writes `bytes` at the end of the active segment; a failure makes the store unusable
+    /// (what reached the file is unknown until it is reopened and scanned).
+    mutating func writeAtEnd(_ bytes: [UInt8]) throws(HistoryError) {
+        let active = self.active
+        do {
+            try bytes.withUnsafeBytes { try Posix.pwriteAll(active.fd, $0, offset: activeEnd, path: active.path) }
+        } catch {
+            failure = "write to \(active.name) failed: \(error)"
+            throw HistoryError.wrap(error)
+        }
+        activeEnd += bytes.count
+    }
+
+    /// Closes the active segment (fdatasync) and starts the next once it is full, so only the
+    /// last segment can ever hold unsynced bytes.
+    mutating func rotateIfFull(options: HistoryFileStore.Options, directory: String) throws(HistoryError) {
+        guard activeEnd >= options.segmentSizeBytes else { return }
+        let active = self.active
+        do {
+            try Posix.dataSync(active.fd, path: active.path)
+            let next = activeSequence + 1
+            try HistoryRecovery.createSegment(directory: directory, sequence: next)
+            segments[next] = try HistorySegment(sequence: next, directory: directory, writable: true)
+            usage[next] = SegmentUsage()
+            activeSequence = next
+            activeEnd = HistoryFormat.segmentHeaderSize
+        } catch {
+            failure = "starting a new history segment failed: \(error)"
+            throw HistoryError.wrap(error)
+        }
+    }
+}
