@@ -143,7 +143,8 @@ let package = Package(
         .testTarget(
             name: "BallastServerTests",
             dependencies: [
-                "BallastServer", "BallastRaft", "BallastStorage",
+                "BallastServer", "BallastRaft", "BallastStorage", "BallastEngine", "BallastProto", "BallastWire",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

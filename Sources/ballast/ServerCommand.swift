@@ -1,6 +1,7 @@
 import ArgumentParser
 import BallastRaft
 import BallastServer
+import BallastStorage
 import Foundation
 import Logging
 import NIOPosix
@@ -39,15 +40,24 @@ struct ServerCommand: AsyncParsableCommand {
         var logger = Logger(label: "ballast.node.\(configuration.id.rawValue)")
         logger.logLevel = Logger.Level(rawValue: settings["log-level"] ?? "info") ?? .info
         let fatalLogger = logger
-        let machine = EngineStateMachine(logger: logger) { why in
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        let history = try HistoryFileStore(directory: configuration.dataDirectory + "/history")
+        if let torn = history.recoveryReport.tornTail {
+            logger.notice("history store: cut a torn tail (the Raft log replays it)",
+                          metadata: ["file": "\(torn.file)", "offset": "\(torn.offset)", "reason": "\(torn.reason)"])
+        }
+        let machine = EngineStateMachine(logger: logger, history: history) { why in
             fatalLogger.critical("\(why)")
             Foundation.exit(70)
         }
         let node = try BallastNode(configuration: configuration, stateMachine: machine, logger: logger)
         try await node.start()
+        let maintenance = HistoryMaintenance.start(history, logger: logger)
         await ShutdownSignal.wait()
         logger.info("shutting down: handing over leadership and draining")
         await node.shutdown()
+        maintenance.cancel()
+        history.close()
         logger.info("stopped")
     }
 

@@ -1,29 +1,41 @@
 import BallastEngine
 import BallastProto
 import BallastRaft
+import BallastStorage
 import Logging
 import SwiftProtobuf
 
-/// The workflow engine as the node's replicated state machine: decodes each committed entry and
-/// applies it. An entry this node cannot apply (an engine format version it does not know, or
-/// bytes that are not an engine entry) stops the node through `onFatal` instead of letting it
-/// diverge from its peers.
+/// The workflow engine as the node's replicated state machine: decodes each committed entry,
+/// applies it, and appends the events it produced to the node's history store. An entry this
+/// node cannot apply (an engine format version it does not know, or bytes that are not an
+/// engine entry), or a history store that fails, stops the node through `onFatal` instead of
+/// letting it diverge from its peers.
+///
+/// Its snapshot is the engine's snapshot plus the history of every run the engine knows
+/// (`NodeSnapshotCodec`); restoring one replaces the engine and makes the store hold exactly
+/// those histories.
 public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
     private var engine = WorkflowEngine()
     private let logger: Logger
     private let onFatal: @Sendable (String) -> Void
+    /// The node's history store; thread-safe, so reads may run on any thread.
+    public let history: any HistoryBytesStore
+    /// Callers of WaitWorkflowExecutionClosed, woken when their run closes.
+    let closeSignals = RunCloseSignals(limit: 10_000)
     /// Told, on the loop thread, the result of every applied engine entry (set before the node starts).
     var onApplied: ((UInt64, ApplyResult) -> Void)?
     /// Told, on the loop thread, that the engine was replaced from a snapshot (set before the node starts).
     var onRestored: (() -> Void)?
 
-    /// Creates an empty engine.
-    public init(logger: Logger, onFatal: @escaping @Sendable (String) -> Void) {
+    /// Creates an empty engine over `history` (in memory unless given).
+    public init(logger: Logger, history: any HistoryBytesStore = MemoryHistoryBytesStore(),
+                onFatal: @escaping @Sendable (String) -> Void) {
         self.logger = logger
+        self.history = history
         self.onFatal = onFatal
     }
 
-    /// Applies a committed engine entry; the `ApplyResult` goes back to the proposer.
+    /// Applies a committed engine entry and records its events; the `ApplyResult` goes back to the proposer.
     public func apply(_ entry: Entry) -> (any Sendable)? {
         guard entry.kind == .normal else { return nil }
         let decoded: Ballast_V1_EngineEntry
@@ -33,27 +45,80 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
             onFatal("committed entry \(entry.index) is not an engine entry: \(error); this node stops rather than diverge")
             return nil
         }
+        let result: ApplyResult
         do {
-            let result = try engine.apply(decoded, index: entry.index.rawValue)
-            onApplied?(entry.index.rawValue, result)
-            return result
+            result = try engine.apply(decoded, index: entry.index.rawValue)
         } catch {
             onFatal("cannot apply committed entry \(entry.index): \(error); this node stops rather than diverge")
             return nil
         }
+        do {
+            // Before anyone hears of the entry: a dispatched task's history must be readable.
+            try HistoryRecorder.record(result, into: history)
+        } catch {
+            onFatal("cannot record the history of committed entry \(entry.index): \(error); this node stops")
+            return nil
+        }
+        closeSignals.closed(result.closedRuns.map(\.runId))
+        onApplied?(entry.index.rawValue, result)
+        return result
     }
 
     /// Runs `body` against the engine; call only on the driver's loop thread (e.g. after a read).
     func read<T>(_ body: (WorkflowEngine) throws -> T) rethrows -> T { try body(engine) }
 
-    public func takeSnapshot() -> [UInt8] { engine.snapshot() }
+    /// Up to `max` events of a run from event id `from` (read from the store; any thread).
+    public func historyEvents(runId: String, from: Int64, max: Int) throws -> [Ballast_V1_HistoryEvent] {
+        try historyEventBytes(runId: runId, from: from, max: max).map(HistoryEventCoding.decode)
+    }
 
+    /// The stored (deterministic protobuf) bytes of up to `max` events from `from`, stopping
+    /// before `maxBytes` (at least one event); any thread.
+    public func historyEventBytes(runId: String, from: Int64, max: Int, maxBytes: Int = .max) throws(HistoryError) -> [[UInt8]] {
+        try history.read(runId: runId, fromEventId: from, maxEvents: max, maxBytes: maxBytes)
+    }
+
+    /// The engine snapshot plus every known run's history, after making the store durable.
+    public func takeSnapshot() -> [UInt8] {
+        do {
+            try history.sync()
+            let message = engine.snapshotMessage()
+            let engineBytes: [UInt8] = try message.serializedBytes(options: HistoryEventCoding.options)
+            var lengths: [(runId: String, length: Int64)] = message.runs.map { ($0.runID, $0.nextEventID - 1) }
+            lengths += message.closedRuns.map { ($0.runID, $0.historyLength) }
+            lengths.sort { $0.runId < $1.runId }
+            var histories: [SnapshotRunHistory] = []
+            histories.reserveCapacity(lengths.count)
+            for (runId, length) in lengths {
+                let events = try history.read(runId: runId, fromEventId: 1, maxEvents: Int(length), maxBytes: .max)
+                guard events.count == length else {
+                    throw NodeSnapshotError.corrupt("the history store holds \(events.count) of the \(length) events of run \(runId)")
+                }
+                histories.append(SnapshotRunHistory(runId: runId, events: events))
+            }
+            return try NodeSnapshotCodec.encode(NodeSnapshot(engine: engineBytes, histories: histories))
+        } catch {
+            onFatal("cannot take a snapshot at \(engine.lastAppliedIndex): \(error); this node stops")
+            preconditionFailure("cannot take a snapshot: \(error)")
+        }
+    }
+
+    /// Replaces the engine from a snapshot and makes the history store hold exactly its histories.
     public func restore(from snapshot: Snapshot) {
         do {
-            engine = try WorkflowEngine.restore(snapshot.data)
+            let decoded = try NodeSnapshotCodec.decode(snapshot.data)
+            engine = try WorkflowEngine.restore(decoded.engine)
+            let report = try HistoryRecorder.reconcile(history, with: decoded.histories)
+            logger.info("restored from snapshot", metadata: [
+                "index": "\(snapshot.metadata.index)", "runs": "\(decoded.histories.count)",
+                "historiesUnchanged": "\(report.unchanged)", "historiesExtended": "\(report.extended)",
+                "historiesAdded": "\(report.added)", "historiesReplaced": "\(report.replaced)",
+                "historiesDropped": "\(report.dropped)",
+            ])
+            closeSignals.fireAll()
             onRestored?()
         } catch {
-            onFatal("cannot restore the engine from snapshot \(snapshot.metadata.index): \(error)")
+            onFatal("cannot restore from snapshot \(snapshot.metadata.index): \(error)")
         }
     }
 
