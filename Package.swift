@@ -155,7 +155,7 @@ let package = Package(
         .testTarget(
             name: "BallastClusterTests",
             dependencies: [
-                "BallastServer", "BallastWire", "BallastProto",
+                "BallastServer", "BallastWire", "BallastProto", "BallastSDK",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
