@@ -162,6 +162,8 @@ let package = Package(
         .testTarget(name: "BallastSDKTests", dependencies: ["BallastSDK", "BallastProto"]),
         .testTarget(name: "TransfersKitTests", dependencies: ["TransfersKit", "BallastSDK"]),
         .testTarget(name: "TidyTests", dependencies: []),
+        // The benchmark command's own parts (histogram, /proc readings), tested in-process.
+        .testTarget(name: "BallastBenchTests", dependencies: ["ballast"]),
     ],
     swiftLanguageModes: [.v6]
 )

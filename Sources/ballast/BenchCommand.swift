@@ -6,7 +6,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a benchmark (use a release build: swift build -c release).",
-        subcommands: [RaftBenchCommand.self, EngineBenchCommand.self, WireBenchCommand.self])
+        subcommands: [RaftBenchCommand.self, EngineBenchCommand.self, WireBenchCommand.self, ClusterBenchCommand.self])
 }
 
 /// Options every benchmark takes.
@@ -49,7 +49,7 @@ struct BenchResult {
             "bench        \(bench)", "concurrency  \(concurrency)", "ops/s        \(rounded(opsPerSecond))",
             "p50 ms       \(rounded(p50Milliseconds))", "p99 ms       \(rounded(p99Milliseconds))",
         ]
-        lines += extra.map { $0.0.padding(toLength: 13, withPad: " ", startingAt: 0) + "\(rounded($0.1))" }
+        lines += extra.map { $0.0.padding(toLength: max(13, $0.0.count + 1), withPad: " ", startingAt: 0) + "\(rounded($0.1))" }
         return lines.joined(separator: "\n")
     }
 
