@@ -105,7 +105,8 @@ public final class BallastNode: @unchecked Sendable {
     /// then stops the driver and closes every port.
     public func shutdown(transferTimeout: Duration = .seconds(2)) async {
         let status = await raftStatus()
-        if status.role == .leader, let target = status.progress.max(by: { $0.value.match < $1.value.match })?.key {
+        let voters = status.progress.filter { status.membership.isVoter($0.key) }
+        if status.role == .leader, let target = voters.max(by: { $0.value.match < $1.value.match })?.key {
             logger.info("transferring leadership before shutdown", metadata: ["target": "\(target)"])
             driver.transferLeadership(to: target)
             let deadline = ContinuousClock.now + transferTimeout
