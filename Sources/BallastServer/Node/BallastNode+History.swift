@@ -1,6 +1,182 @@
+import BallastEngine
+import Foundation
+import BallastProto
+import BallastStorage
 import BallastWire
 
+/// The run a history read resolved at its read point.
+struct HistoryTarget: Sendable {
+    var execution: Ballast_V1_WorkflowExecution
+    var length: Int64
+    var status: Ballast_V1_WorkflowExecutionStatus
+}
+
+/// What WaitWorkflowExecutionClosed found at its read point.
+enum CloseWait: Sendable {
+    case closed(HistoryTarget)
+    case waiting(runId: String, signal: RunCloseSignal)
+    case tooManyWaiters
+}
+
 extension BallastNode {
+    /// The longest a WaitWorkflowExecutionClosed call waits before DEADLINE_EXCEEDED (clients poll again).
+    static let maxCloseWait: Duration = .seconds(60)
+
     /// The read side of WorkflowService: history, list, count and waiting for a run to close.
-    func registerHistoryService(_ registry: inout GRPCMethodRegistry) {}
+    /// Each resolves the run on the Raft loop thread at a linearizable read point (or, with
+    /// `ballast-read-consistency: stale`, at this node's applied state), then reads the history
+    /// store from the calling task, never on the loop thread.
+    func registerHistoryService(_ registry: inout GRPCMethodRegistry) {
+        registry.unary(BallastMethod.Workflow.getHistory) { [self] (request: Ballast_V1_GetWorkflowExecutionHistoryRequest, context) in
+            let (from, pageEvents) = try Self.invalidArgument { () throws(GRPCStatusError) in
+                (try HistoryPages.firstEventId(Array(request.nextPageToken)), try HistoryPages.pageEvents(request.maximumPageSize))
+            }
+            let target = try await historyTarget(namespace: request.namespace, execution: request.execution,
+                                                  stale: Self.wantsStaleRead(context))
+            let page = try historyPage(target, from: from, maxEvents: pageEvents)
+            var response = Ballast_V1_GetWorkflowExecutionHistoryBatchesResponse()
+            response.batches = page.batches
+            response.nextPageToken = Data(page.token)
+            return response
+        }
+        registry.serverStreaming(BallastMethod.Workflow.streamHistory) {
+            [self] (request: Ballast_V1_GetWorkflowExecutionHistoryRequest, context, writer: GRPCStreamWriter<Ballast_V1_HistoryEventBatch>) in
+            var from = try Self.invalidArgument { () throws(GRPCStatusError) in try HistoryPages.firstEventId(Array(request.nextPageToken)) }
+            let target = try await historyTarget(namespace: request.namespace, execution: request.execution,
+                                                  stale: Self.wantsStaleRead(context))
+            while from <= target.length {
+                try Task.checkCancellation()
+                let page = try historyPage(target, from: from, maxEvents: HistoryPages.maxPageEvents)
+                for batch in page.batches { try await writer.send(batch) }
+                guard !page.token.isEmpty else { break }
+                from = try Self.invalidArgument { () throws(GRPCStatusError) in try HistoryPages.firstEventId(page.token) }
+            }
+        }
+        registry.unary(BallastMethod.Workflow.waitClosed) { [self] (request: Ballast_V1_WaitWorkflowExecutionClosedRequest, context) in
+            try await waitClosed(request, stale: Self.wantsStaleRead(context))
+        }
+        registry.unary(BallastMethod.Workflow.list) { [self] (request: Ballast_V1_ListWorkflowExecutionsRequest, context) in
+            let (filter, position, pageSize) = try Self.invalidArgument { () throws(GRPCStatusError) in
+                guard request.pageSize >= 0 else { throw .invalid("page_size must not be negative") }
+                let size = request.pageSize == 0 ? HistoryPages.defaultListPage : min(Int(request.pageSize), HistoryPages.maxListPage)
+                return (try VisibilityFilter(filter: request.filter, query: request.query),
+                        try HistoryPages.listPosition(Array(request.nextPageToken)), size)
+            }
+            let namespace = request.namespace
+            return try await read(stale: Self.wantsStaleRead(context)) { engine throws(EngineRejection) in
+                HistoryPages.listPage(engine: engine, namespace: namespace, filter: filter, pageSize: pageSize, after: position)
+            }
+        }
+        registry.unary(BallastMethod.Workflow.count) { [self] (request: Ballast_V1_CountWorkflowExecutionsRequest, context) in
+            let filter = try Self.invalidArgument { () throws(GRPCStatusError) in
+                try VisibilityFilter(filter: request.filter, query: request.query)
+            }
+            let namespace = request.namespace
+            var response = Ballast_V1_CountWorkflowExecutionsResponse()
+            response.count = try await read(stale: Self.wantsStaleRead(context)) { engine throws(EngineRejection) in
+                HistoryPages.count(engine: engine, namespace: namespace, filter: filter)
+            }
+            return response
+        }
+    }
+
+    /// Resolves the run (its id, history length and status) at the read point.
+    func historyTarget(namespace: String, execution: Ballast_V1_WorkflowExecution, stale: Bool) async throws -> HistoryTarget {
+        try await read(stale: stale) { engine throws(EngineRejection) in
+            let info = try engine.describe(namespace: namespace, execution: execution).info
+            return HistoryTarget(execution: info.execution, length: info.historyLength, status: info.status)
+        }
+    }
+
+    /// Events `from…` of the target (up to `maxEvents` and the page byte limit), as batches.
+    func historyPage(_ target: HistoryTarget, from: Int64, maxEvents: Int) throws -> (batches: [Ballast_V1_HistoryEventBatch], token: [UInt8]) {
+        guard from <= target.length + 1 else {
+            throw GRPCStatus(.invalidArgument, "next_page_token points past the end of the history (\(target.length) events)")
+        }
+        guard from <= target.length else { return ([], []) }
+        let wanted = Int(min(Int64(maxEvents), target.length - from + 1))
+        let events = try readHistory(runId: target.execution.runID, from: from, max: wanted, maxBytes: HistoryPages.maxPageBytes)
+        guard !events.isEmpty else {
+            throw GRPCStatus(.notFound, "the history of run \(target.execution.runID) was deleted (retention ended)")
+        }
+        let batches = try Self.invalidArgument { () throws(GRPCStatusError) in try HistoryPages.batches(events, firstEventId: from) }
+        return (batches, HistoryPages.historyToken(after: from + Int64(events.count) - 1, length: target.length))
+    }
+
+    /// Reads the history store; a store failure is INTERNAL (the node's log says more).
+    func readHistory(runId: String, from: Int64, max: Int, maxBytes: Int) throws -> [[UInt8]] {
+        do {
+            return try stateMachine.historyEventBytes(runId: runId, from: from, max: max, maxBytes: maxBytes)
+        } catch {
+            logger.error("history read failed", metadata: ["runId": "\(runId)", "error": "\(error)"])
+            throw GRPCStatus(.internal, "reading the history of run \(runId) failed: \(error)")
+        }
+    }
+
+    /// Waits until the run (and, with follow_runs, the runs continuing it) closes, at most
+    /// `maxCloseWait` per call.
+    func waitClosed(_ request: Ballast_V1_WaitWorkflowExecutionClosedRequest, stale: Bool) async throws -> Ballast_V1_WaitWorkflowExecutionClosedResponse {
+        let giveUp = ContinuousClock.now + Self.maxCloseWait
+        let machine = stateMachine
+        let namespace = request.namespace
+        var execution = request.execution
+        while true {
+            try Task.checkCancellation()
+            let wanted = execution
+            let found = try await read(stale: stale) { engine throws(EngineRejection) -> CloseWait in
+                let info = try engine.describe(namespace: namespace, execution: wanted).info
+                guard info.status == .running else {
+                    return .closed(HistoryTarget(execution: info.execution, length: info.historyLength, status: info.status))
+                }
+                // Registered on the loop thread, where runs close: no close can slip in between.
+                guard let signal = machine.closeSignals.register(runId: info.execution.runID) else { return .tooManyWaiters }
+                return .waiting(runId: info.execution.runID, signal: signal)
+            }
+            switch found {
+            case .tooManyWaiters:
+                throw GRPCStatus(.resourceExhausted, "too many callers wait for runs to close on this node; retry later")
+            case .waiting(let runId, let signal):
+                let fired = await Self.wait(for: signal, until: giveUp)
+                if !fired || Task.isCancelled {
+                    machine.closeSignals.remove(signal, runId: runId)
+                    try Task.checkCancellation()
+                    throw GRPCStatus(.deadlineExceeded, "run \(runId) is still running after \(Self.maxCloseWait); call again")
+                }
+                execution.runID = runId
+            case .closed(let target):
+                let last = try readHistory(runId: target.execution.runID, from: target.length, max: 1, maxBytes: .max)
+                guard let bytes = last.first, let event = try? HistoryEventCoding.decode(bytes) else {
+                    throw GRPCStatus(.notFound, "the history of run \(target.execution.runID) was deleted (retention ended)")
+                }
+                if request.followRuns, let next = HistoryPages.nextRunId(after: event) {
+                    execution.runID = next
+                    continue
+                }
+                var response = Ballast_V1_WaitWorkflowExecutionClosedResponse()
+                response.execution = target.execution
+                response.status = target.status
+                response.closeEvent = event
+                return response
+            }
+        }
+    }
+
+    /// Whether `signal` fired before `deadline`.
+    static func wait(for signal: RunCloseSignal, until deadline: ContinuousClock.Instant) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await signal.wait(); return true }
+            group.addTask {
+                do { try await Task.sleep(until: deadline) } catch { return true }
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+
+    /// Runs `body`, turning a request error into INVALID_ARGUMENT.
+    static func invalidArgument<T>(_ body: () throws(GRPCStatusError) -> T) throws -> T {
+        do { return try body() } catch { throw GRPCStatus(.invalidArgument, error.message) }
+    }
 }
