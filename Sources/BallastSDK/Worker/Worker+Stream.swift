@@ -117,17 +117,21 @@ extension Worker {
             request.workflowTaskSlots = grant.workflowSlots
             request.activityTaskSlots = grant.activitySlots
             var delivered = true
+            var streamGone = false
             do {
                 _ = try await self.respond(BallastMethod.Worker.grantTaskSlots, request, as: Ballast_V1_GrantTaskSlotsResponse.self)
             } catch {
                 delivered = false
+                // NOT_FOUND: the leader no longer has this stream; the next stream opens with
+                // every free slot, so these slots are not owed to anyone.
+                streamGone = (error as? BallastClientError)?.code == .notFound
                 self.logger.debug("slot grant not delivered", metadata: ["error": "\(error)"])
             }
             self.state.withLock { state in
                 state.grantInFlight = false
-                if !delivered { state.slots.grantFailed(grant) }
+                if !delivered && !streamGone { state.slots.grantFailed(grant) }
             }
-            if delivered {
+            if delivered || streamGone {
                 self.flushGrants()
             } else {
                 // Still owed to a live stream: try again shortly rather than leak the slots.
