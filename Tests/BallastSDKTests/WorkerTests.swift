@@ -226,3 +226,31 @@ struct WorkerTests {
         #expect(slots.idle)
     }
 }
+
+@Suite("worker: cancelling run()")
+struct WorkerCancelTests {
+    @Test("cancelling the task that runs the worker still gives running activities the grace period")
+    func cancelKeepsGrace() async throws {
+        let dispatch = FakeDispatch()
+        let node = try await FakeNode.start { registerWorkerService(&$0, dispatch, servedBy: "n1") }
+        defer { Task { await node.stop() } }
+        var clientOptions = BallastClientOptions()
+        clientOptions.retry.initialBackoff = .milliseconds(5)
+        let client = BallastClient(endpoints: [node.endpoint], options: clientOptions)
+        let activities = GatedActivities()
+        var options = WorkerOptions(taskQueue: "payments")
+        options.shutdownGracePeriod = .seconds(30)
+        let worker = try Worker(client: client, options: options, workflows: nil, activities: activities)
+        let running = Task { try await worker.run() }
+        await dispatch.enqueue(activityEvent("a-1"))
+        #expect(await eventually { activities.state.withLock { $0.running } == 1 })
+        running.cancel()
+        // The stream closes (no new work) but the activity keeps running and then completes.
+        #expect(await eventually { await dispatch.streams.isEmpty })
+        #expect(activities.state.withLock { $0.running } == 1)
+        activities.release()
+        try await running.value
+        #expect(await dispatch.completed == [Data("a-1".utf8)])
+        await client.close()
+    }
+}

@@ -87,7 +87,9 @@ public final class Worker: Sendable {
     /// Waits for running tasks; after `gracePeriod` cancels them and waits for them to end.
     func drain(gracePeriod: Duration) async {
         let grace = state.withLock { $0.gracePeriod } ?? gracePeriod
-        let finished = await waitIdle(deadline: ContinuousClock.now + grace)
+        // Unstructured: when run()'s task was cancelled, the grace period must still be waited.
+        let deadline = ContinuousClock.now + grace
+        let finished = await Task { await self.waitIdle(deadline: deadline) }.value
         if !finished {
             let cancels = state.withLock { state in
                 state.cancelledByShutdown = true
@@ -95,7 +97,7 @@ public final class Worker: Sendable {
             }
             logger.warning("shutdown grace period over; cancelling running tasks", metadata: ["count": "\(cancels.count)"])
             for cancel in cancels { cancel() }
-            await waitIdle(deadline: nil)
+            _ = await Task { await self.waitIdle(deadline: nil) }.value
         }
     }
 
