@@ -1,25 +1,237 @@
 import BallastEngine
+import BallastProto
 import BallastRaft
+import BallastWire
+import Foundation
 import Logging
+import Synchronization
 
-/// The leader's duties around the engine: matching ready tasks to connected workers and firing
-/// timers. It hears every applied entry's result and every leadership change on the Raft
-/// driver's loop thread.
+/// Where a stream's (or a long poll's) tasks go; the shell of one `StreamTasks` or `Poll*` call.
+struct TaskSink: Sendable {
+    /// Shown in history as the worker identity.
+    let identity: String
+    /// Secret half of the stream token (so a stream token cannot be guessed from its id).
+    let nonce: UInt64
+    /// Pushes one event to the worker.
+    let push: @Sendable (Ballast_V1_TaskStreamEvent) -> Void
+    /// Ends the call with a status.
+    let close: @Sendable (GRPCStatus) -> Void
+}
+
+/// The leader's duties around the engine: matching ready tasks to connected workers, firing
+/// timers and routing queries. The matching and the deadlines live in pure cores
+/// (`DispatchCore`, `TimerQueue`) behind one lock; this shell proposes entries through the Raft
+/// driver and pushes tasks to streams. It hears every applied entry and every leadership change
+/// on the driver's loop thread; streams, grants, polls and queries arrive from the API port.
 final class Dispatcher: @unchecked Sendable {
-    let logger: Logger
-
-    init(logger: Logger) {
-        self.logger = logger
+    struct State {
+        var core: DispatchCore
+        var timers: TimerQueue
+        var sinks: [TaskStreamID: TaskSink] = [:]
+        var queryWaiters: [QueryID: QueryWaiter] = [:]
+        var nextQueryID: QueryID = 1
+        /// Counts leadership changes; completions from an older epoch are ignored.
+        var epoch: UInt64 = 0
+        var timerProposalsInFlight = 0
+        var nextRequestNumber: UInt64 = 0
     }
+
+    /// What the shell must do after a change: propose, push, load from the engine.
+    struct Work {
+        var epoch: UInt64
+        var assignments: [DispatchAssignment] = []
+        var sinks: [TaskStreamID: TaskSink] = [:]
+        var queryTasks: [QueryID: (task: Ballast_V1_QueryTask, historyLength: Int64)] = [:]
+        var loads: [TaskQueueKey] = []
+        var isEmpty: Bool { assignments.isEmpty && loads.isEmpty }
+    }
+
+    let logger: Logger
+    let metrics: NodeMetrics
+    let stateMachine: EngineStateMachine
+    let history: any HistorySource
+    let state: Mutex<State>
+    /// Timer proposals in flight at most; more due deadlines wait for the next tick.
+    let maxTimerProposalsInFlight: Int
+    /// First-page bounds of the history pushed with a workflow or query task.
+    let firstPageMaxEvents = 1_000
+    let firstPageMaxBytes = 2 << 20
+    /// Set once by the node right after it created the driver, before anything starts.
+    var driver: RaftDriver?
+    /// The status a caller gets from a node that does not lead (with the `ballast-leader` trailer).
+    var notLeaderStatus: @Sendable () async -> GRPCStatus = { GRPCStatus.notLeader(leaderAddress: nil) }
+    private let clockBase = ContinuousClock.now
+
+    init(logger: Logger, metrics: NodeMetrics, stateMachine: EngineStateMachine, history: any HistorySource,
+         limits: DispatchLimits = DispatchLimits(), maxTimers: Int = 1_000_000, maxTimerProposalsInFlight: Int = 1_024) {
+        self.logger = logger
+        self.metrics = metrics
+        self.stateMachine = stateMachine
+        self.history = history
+        self.maxTimerProposalsInFlight = maxTimerProposalsInFlight
+        state = Mutex(State(core: DispatchCore(limits: limits), timers: TimerQueue(capacity: maxTimers)))
+    }
+
+    /// Monotonic nanoseconds since this dispatcher was made (ready → pushed latency).
+    func monotonicNanos() -> Int64 {
+        let elapsed = ContinuousClock.now - clockBase
+        return elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+    }
+
+    /// The leader's wall clock, UTC nanoseconds (what entries are stamped with).
+    static func wallNanos() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000_000) }
+
+    // MARK: hooks on the Raft loop thread
 
     /// Leadership started (with a complete engine) or ended; on the loop thread.
     func leadershipChanged(_ event: LeadershipEvent) {
         logger.info("leadership changed", metadata: ["event": "\(event)"])
+        switch event {
+        case .leading:
+            let deadlines = stateMachine.read { $0.dueTimers() }
+            let closed = state.withLock { state in
+                state.epoch += 1
+                let open = state.core.reset(leading: true)
+                state.timers.rebuild(from: deadlines)
+                state.timerProposalsInFlight = 0
+                return takeOpenCalls(&state, open)
+            }
+            closeAll(closed)
+            logger.info("dispatcher leading", metadata: ["deadlines": "\(deadlines.count)"])
+        case .notLeading:
+            let closed = state.withLock { state in
+                state.epoch += 1
+                let open = state.core.reset(leading: false)
+                state.timers.removeAll()
+                state.timerProposalsInFlight = 0
+                return takeOpenCalls(&state, open)
+            }
+            closeAll(closed)
+        }
     }
 
     /// An engine entry was applied; on the loop thread.
-    func applied(index: UInt64, result: ApplyResult) {}
+    func applied(index: UInt64, result: ApplyResult) {
+        history.record(result)
+        guard !result.newTasks.isEmpty || !result.newTimers.isEmpty || !result.closedRuns.isEmpty else { return }
+        let now = monotonicNanos()
+        let work = state.withLock { state -> Work? in
+            guard state.core.isLeading else { return nil }
+            for task in result.newTasks { state.core.taskReady(task, nowNanos: now) }
+            for timer in result.newTimers { state.timers.add(timer) }
+            for run in result.closedRuns { state.core.runClosed(run.runId) }
+            return collectWork(&state)
+        }
+        if let work { perform(work) }
+    }
 
     /// The engine was replaced from a snapshot; on the loop thread.
-    func restored() {}
+    func restored() {
+        history.restored()
+        let deadlines = stateMachine.read { $0.dueTimers() }
+        state.withLock { state in
+            guard state.core.isLeading else { return }
+            state.timers.rebuild(from: deadlines)
+        }
+    }
+
+    // MARK: shared plumbing
+
+    /// Matches under the lock and gathers what the shell needs to act on it.
+    func collectWork(_ state: inout State) -> Work {
+        var work = Work(epoch: state.epoch)
+        work.assignments = state.core.match()
+        work.loads = state.core.takeLoadRequests()
+        for assignment in work.assignments {
+            switch assignment {
+            case .start(let stream, _, _):
+                work.sinks[stream] = state.sinks[stream]
+            case .query(let stream, let query):
+                work.sinks[stream] = state.sinks[stream]
+                if let waiter = state.queryWaiters[query] { work.queryTasks[query] = (waiter.task, waiter.historyLength) }
+            }
+        }
+        return work
+    }
+
+    /// Re-matches after a change made outside the loop thread (a stream, a grant, a query).
+    func rematch() {
+        let work = state.withLock { collectWork(&$0) }
+        perform(work)
+    }
+
+    /// Carries out matched work: started entries, query pushes, loads from the engine.
+    func perform(_ work: Work) {
+        guard !work.isEmpty else { return }
+        for assignment in work.assignments {
+            switch assignment {
+            case .start(let stream, let task, let readyAt):
+                proposeStart(task, stream: stream, identity: work.sinks[stream]?.identity ?? "", readyAtNanos: readyAt,
+                             epoch: work.epoch)
+            case .query(let stream, let query):
+                if let sink = work.sinks[stream], let template = work.queryTasks[query] {
+                    pushQuery(template.task, historyLength: template.historyLength, to: sink)
+                }
+            }
+        }
+        for queue in work.loads { load(queue, epoch: work.epoch) }
+    }
+
+    /// Reads a queue's ready tasks from the engine on the loop thread and feeds them to the core.
+    private func load(_ queue: TaskQueueKey, epoch: UInt64) {
+        guard let driver else { return }
+        driver.inspect { [self] _ in
+            let tasks = stateMachine.read { $0.readyTasks(taskQueue: queue.taskQueue) }
+            let now = monotonicNanos()
+            let work = state.withLock { state -> Work? in
+                guard state.epoch == epoch else { return nil }
+                state.core.load(queue, readyTasks: tasks, nowNanos: now)
+                return collectWork(&state)
+            }
+            if let work { perform(work) }
+        }
+    }
+
+    /// Proposes one engine entry stamped with the leader's clock; `completion` runs on the loop thread.
+    func propose(_ entry: Ballast_V1_EngineEntry, completion: @escaping @Sendable (Result<ApplyResult, RaftDriverError>) -> Void) {
+        guard let driver else { return completion(.failure(.stopped)) }
+        guard let bytes: [UInt8] = try? entry.serializedBytes() else {
+            return completion(.failure(.refused(.notLeader(leaderHint: nil))))
+        }
+        driver.propose(bytes) { outcome in
+            switch outcome {
+            case .success(let applied):
+                if let result = applied.output as? ApplyResult { completion(.success(result)) } else { completion(.failure(.stopped)) }
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }
+    }
+
+    /// Takes the open sinks and query waiters out of the state (leadership changed).
+    private func takeOpenCalls(_ state: inout State, _ open: (streams: [TaskStreamID], queries: [QueryID])) -> ([TaskSink], [QueryWaiter]) {
+        let sinks = open.streams.compactMap { state.sinks[$0] }
+        let waiters = Array(state.queryWaiters.values)
+        state.sinks = [:]
+        state.queryWaiters = [:]
+        return (sinks, waiters)
+    }
+
+    /// Ends every stream and waiting query with UNAVAILABLE + `ballast-leader` so workers reconnect.
+    private func closeAll(_ calls: ([TaskSink], [QueryWaiter])) {
+        guard !calls.0.isEmpty || !calls.1.isEmpty else { return }
+        let statusSource = notLeaderStatus
+        Task {
+            let status = await statusSource()
+            for sink in calls.0 { sink.close(status) }
+            for waiter in calls.1 { waiter.fail(status) }
+        }
+    }
+}
+
+extension Dispatcher {
+    /// Open streams and ready tasks per tracked queue, for the gauges.
+    func metricsSnapshot() -> (streams: Int, pending: [TaskQueueKey: Int]) {
+        state.withLock { ($0.core.streams.count, $0.core.pendingTasks) }
+    }
 }

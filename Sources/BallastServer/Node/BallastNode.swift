@@ -18,8 +18,9 @@ public final class BallastNode: @unchecked Sendable {
     let dispatcher: Dispatcher
     private var ticker: RepeatedTask?
     private var metricsRefresher: RepeatedTask?
+    private var timerTicker: RepeatedTask?
     /// The node's Prometheus metrics (`/metrics`).
-    public let metrics = NodeMetrics()
+    public let metrics: NodeMetrics
     private var admin: AdminHTTPServer?
     private var api: GRPCServer?
     /// The addresses actually bound (ports may have been 0 in the configuration).
@@ -38,7 +39,9 @@ public final class BallastNode: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: raftDirectory, withIntermediateDirectories: true)
         let (book, bootstrap) = try Self.openAddressBook(configuration, logger: logger)
         transport = Self.makeTransport(configuration, info: info, book: book, group: group, logger: logger)
-        let dispatcher = Dispatcher(logger: logger)
+        let metrics = NodeMetrics()
+        self.metrics = metrics
+        let dispatcher = Dispatcher(logger: logger, metrics: metrics, stateMachine: stateMachine, history: InMemoryHistorySource())
         self.dispatcher = dispatcher
         stateMachine.onApplied = { dispatcher.applied(index: $0, result: $1) }
         stateMachine.onRestored = { dispatcher.restored() }
@@ -49,6 +52,10 @@ public final class BallastNode: @unchecked Sendable {
             randomSeed: configuration.id.rawValue ^ UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue),
             logger: logger, writerOptions: LogWriter.Options(onGroupCommitted: metrics.recordGroupCommit),
             leadershipObserver: { dispatcher.leadershipChanged($0) })
+        dispatcher.driver = driver
+        dispatcher.notLeaderStatus = { [weak self] in
+            await self?.notLeaderStatus(waitForLeader: .seconds(2)) ?? GRPCStatus.notLeader(leaderAddress: nil)
+        }
     }
 
     /// Binds the Raft, API and admin ports and starts ticking.
@@ -62,8 +69,14 @@ public final class BallastNode: @unchecked Sendable {
             driver.tick()
         }
         let metrics = self.metrics
+        let dispatcher = self.dispatcher
         metricsRefresher = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { _ in
             driver.inspect { metrics.update(from: $0) }
+            let (streams, pending) = dispatcher.metricsSnapshot()
+            metrics.updateDispatch(streams: streams, pending: pending)
+        }
+        timerTicker = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(5), delay: .milliseconds(5)) { _ in
+            dispatcher.tick()
         }
         let router = adminRouter ?? { [self] request in await route(request) }
         let server = try await AdminHTTPServer(
@@ -116,6 +129,7 @@ public final class BallastNode: @unchecked Sendable {
         }
         await api?.shutdownGracefully()
         metricsRefresher?.cancel()
+        timerTicker?.cancel()
         ticker?.cancel()
         driver.stop()
         await admin?.close()

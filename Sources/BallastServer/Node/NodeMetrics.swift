@@ -21,6 +21,11 @@ public final class NodeMetrics: Sendable {
     private let fsyncLatency: DurationHistogram
     private let batchesPerFsync: ValueHistogram
     private let lastLeader = Mutex<NodeID?>(nil)
+    private let dispatchLatency: DurationHistogram
+    private let tasksPushed: Counter
+    private let connectedWorkers: Gauge
+    private let timersFired: Counter
+    private let pendingTasks = Mutex<[String: Gauge]>([:])
 
     /// Creates the metrics, all at zero.
     public init() {
@@ -54,6 +59,15 @@ public final class NodeMetrics: Sendable {
         batchesPerFsync = registry.makeValueHistogram(
             descriptor: name("", "batches_per", "fsync", "Write batches made durable by one sync (group commit)."),
             buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024])
+        dispatchLatency = registry.makeDurationHistogram(
+            descriptor: name("dispatch", "latency", "seconds", "Task ready (or queue loaded) to pushed to a worker, on the leader."),
+            buckets: latencyBuckets)
+        tasksPushed = registry.makeCounter(
+            descriptor: name("dispatch", "tasks_pushed", "total", "Workflow and activity tasks pushed to workers."))
+        connectedWorkers = registry.makeGauge(
+            descriptor: name("dispatch", "connected", "workers", "Open task streams and waiting long polls on this leader."))
+        timersFired = registry.makeCounter(
+            descriptor: name("", "timers_fired", "total", "Deadlines (timers, timeouts, retries) fired and applied by this leader."))
     }
 
     /// Refreshes the Raft gauges from a status snapshot and counts leader changes.
@@ -93,6 +107,39 @@ public final class NodeMetrics: Sendable {
     @Sendable func recordGroupCommit(syncDuration: Duration, batches: Int) {
         fsyncLatency.record(syncDuration)
         batchesPerFsync.record(Double(batches))
+    }
+
+    /// Records one task pushed to a worker, `latencyNanos` after it was ready.
+    func recordDispatch(latencyNanos: Int64) {
+        tasksPushed.increment()
+        dispatchLatency.record(.nanoseconds(max(0, latencyNanos)))
+    }
+
+    /// Counts a deadline fired and applied.
+    func recordTimerFired() { timersFired.increment() }
+
+    /// Sets the dispatch gauges: open streams and ready tasks per tracked queue (a queue's
+    /// gauge is removed when the queue is no longer tracked, so labels stay bounded).
+    func updateDispatch(streams: Int, pending: [TaskQueueKey: Int]) {
+        connectedWorkers.set(Double(streams))
+        pendingTasks.withLock { gauges in
+            var seen: Set<String> = []
+            for (queue, count) in pending {
+                let key = queue.description
+                seen.insert(key)
+                let gauge = gauges[key] ?? registry.makeGauge(
+                    descriptor: MetricNameDescriptor(namespace: "ballast", subsystem: "dispatch", metricName: "pending",
+                                                     unitName: "tasks",
+                                                     helpText: "Ready tasks waiting for a worker slot, per tracked task queue."),
+                    labels: [("namespace", queue.namespace), ("task_queue", queue.taskQueue)])
+                gauges[key] = gauge
+                gauge.set(Double(count))
+            }
+            for (key, gauge) in gauges where !seen.contains(key) {
+                registry.unregisterGauge(gauge)
+                gauges[key] = nil
+            }
+        }
     }
 
     /// The Prometheus text exposition.

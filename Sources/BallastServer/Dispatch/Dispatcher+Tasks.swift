@@ -1,0 +1,167 @@
+import BallastEngine
+import BallastProto
+import BallastWire
+import Foundation
+
+extension Dispatcher {
+    // MARK: streams and grants (API port threads)
+
+    /// Registers a stream (or a long poll) with its initial credit; refused unless leading.
+    func openStream(queue: TaskQueueKey, workflowSlots: UInt32, activitySlots: UInt32, acceptsQueries: Bool,
+                    oneShot: Bool, sink: TaskSink, onOpen: (TaskStreamID) -> Void) throws(DispatchRefusal) -> TaskStreamID {
+        let id = try state.withLock { state throws(DispatchRefusal) -> TaskStreamID in
+            let id = try state.core.openStream(queue: queue, workflowSlots: workflowSlots, activitySlots: activitySlots,
+                                               acceptsQueries: acceptsQueries, oneShot: oneShot)
+            state.sinks[id] = sink
+            return id
+        }
+        // Before any match, so that a stream's first message is always its `started` event.
+        onOpen(id)
+        rematch()
+        return id
+    }
+
+    /// Whether this node leads (and has applied its own term's no-op).
+    var isLeading: Bool { state.withLock { $0.core.isLeading } }
+
+    /// Ends a long poll unless a task is on its way to it; true when it ended.
+    func endPoll(_ id: TaskStreamID) -> Bool {
+        let ended = state.withLock { state -> Bool in
+            if let stream = state.core.streams[id], stream.startsInFlight > 0 || stream.delivering { return false }
+            state.sinks[id] = nil
+            _ = state.core.closeStream(id)
+            return true
+        }
+        return ended
+    }
+
+    /// Forgets a stream (the worker went away, or a poll ended). Tasks pushed to it and not
+    /// completed time out in the engine and become ready again; queries it held fail.
+    func closeStream(_ id: TaskStreamID) {
+        let orphaned = state.withLock { state -> [QueryWaiter] in
+            state.sinks[id] = nil
+            return state.core.closeStream(id).compactMap { state.queryWaiters.removeValue(forKey: $0) }
+        }
+        for waiter in orphaned {
+            waiter.fail(GRPCStatus(.unavailable, "the worker holding the query disconnected; retry the query"))
+        }
+        if !orphaned.isEmpty { rematch() }
+    }
+
+    /// Returns slots to a stream named by its token; nil when no such stream is open here.
+    func grant(token: [UInt8], workflowSlots: UInt32, activitySlots: UInt32) -> (workflow: UInt32, activity: UInt32)? {
+        guard let (id, nonce) = Self.decodeStreamToken(token) else { return nil }
+        let credit = state.withLock { state -> (UInt32, UInt32)? in
+            guard state.sinks[id]?.nonce == nonce else { return nil }
+            return state.core.grant(id, workflowSlots: workflowSlots, activitySlots: activitySlots)
+        }
+        if credit != nil { rematch() }
+        return credit
+    }
+
+    /// The token naming a stream: its id and its secret nonce, 16 bytes little-endian.
+    static func streamToken(id: TaskStreamID, nonce: UInt64) -> [UInt8] {
+        var bytes: [UInt8] = []
+        withUnsafeBytes(of: id.littleEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: nonce.littleEndian) { bytes.append(contentsOf: $0) }
+        return bytes
+    }
+
+    static func decodeStreamToken(_ bytes: [UInt8]) -> (TaskStreamID, UInt64)? {
+        guard bytes.count == 16 else { return nil }
+        var id: UInt64 = 0, nonce: UInt64 = 0
+        for index in (0 ..< 8).reversed() {
+            id = id << 8 | UInt64(bytes[index])
+            nonce = nonce << 8 | UInt64(bytes[8 + index])
+        }
+        return (id, nonce)
+    }
+
+    // MARK: started entries
+
+    /// Proposes the started entry of a matched task; on apply, pushes the task to the stream.
+    func proposeStart(_ task: ReadyTask, stream: TaskStreamID, identity: String, readyAtNanos: Int64, epoch: UInt64) {
+        let requestNumber = state.withLock { state -> UInt64 in
+            state.nextRequestNumber += 1
+            return state.nextRequestNumber
+        }
+        var entry = Ballast_V1_EngineEntry()
+        entry.formatVersion = engineFormatVersion
+        entry.leaderTimeUnixNanos = Self.wallNanos()
+        entry.requestID = "dispatch-\(epoch)-\(stream)-\(requestNumber)"
+        if task.kind == .workflow {
+            var request = Ballast_V1_RecordWorkflowTaskStartedRequest()
+            (request.taskToken, request.identity, request.requestID) = (Data(task.taskTokenBytes), identity, entry.requestID)
+            entry.payload = .workflowTaskStarted(request)
+        } else {
+            var request = Ballast_V1_RecordActivityTaskStartedRequest()
+            (request.taskToken, request.identity, request.requestID) = (Data(task.taskTokenBytes), identity, entry.requestID)
+            entry.payload = .activityTaskStarted(request)
+        }
+        propose(entry) { [self] result in
+            let outcome: StartOutcome
+            var response: EngineResponse?
+            switch result {
+            case .success(let applied):
+                outcome = applied.response.rejection == nil ? .started : .rejected
+                response = applied.response
+            case .failure:
+                outcome = .notApplied
+            }
+            let now = monotonicNanos()
+            let (sink, work) = state.withLock { state -> (TaskSink?, Work?) in
+                guard state.epoch == epoch else { return (nil, nil) }
+                let push = state.core.startFinished(task, stream: stream, outcome: outcome, nowNanos: now)
+                return (push ? state.sinks[stream] : nil, collectWork(&state))
+            }
+            if let sink, let response { deliver(response, to: sink, readyAtNanos: readyAtNanos) }
+            if let work { perform(work) }
+        }
+    }
+
+    /// Pushes a started task to its stream; workflow tasks carry their first history page,
+    /// read and compressed off the Raft loop thread.
+    private func deliver(_ response: EngineResponse, to sink: TaskSink, readyAtNanos: Int64) {
+        switch response {
+        case .activityTaskStarted(let info):
+            var event = Ballast_V1_TaskStreamEvent()
+            event.activityTask = info
+            sink.push(event)
+            metrics.recordDispatch(latencyNanos: monotonicNanos() - readyAtNanos)
+        case .workflowTaskStarted(let info):
+            Task { [self] in
+                var task = Ballast_V1_WorkflowTask()
+                task.info = info
+                (task.history, task.nextPageToken) = firstHistoryPage(runId: info.workflowExecution.runID,
+                                                                     endEventId: info.nextEventID)
+                var event = Ballast_V1_TaskStreamEvent()
+                event.workflowTask = task
+                sink.push(event)
+                metrics.recordDispatch(latencyNanos: monotonicNanos() - readyAtNanos)
+            }
+        default:
+            logger.error("a started entry answered something else", metadata: ["response": "\(response)"])
+        }
+    }
+
+    /// The first page of events `1 ..< endEventId` as LZ4 batches, and the token of the rest
+    /// (a `HistoryPageToken`, as GetWorkflowExecutionHistory takes it) when the page is not all.
+    func firstHistoryPage(runId: String, endEventId: Int64) -> ([Ballast_V1_HistoryEventBatch], Data) {
+        guard endEventId > 1 else { return ([], Data()) }
+        let events = history.events(runId: runId, fromEventId: 1, maxEvents: min(firstPageMaxEvents, Int(endEventId - 1)))
+        var page: [[UInt8]] = []
+        var bytes = 0
+        for event in events {
+            guard event.eventID == Int64(page.count) + 1, let encoded: [UInt8] = try? event.serializedBytes() else { break }
+            if !page.isEmpty, bytes + encoded.count > firstPageMaxBytes { break }
+            page.append(encoded)
+            bytes += encoded.count
+        }
+        let batches = (try? LZ4EventBatchCodec.makeBatches(serializedEvents: page, firstEventID: 1)) ?? []
+        let lastId = Int64(page.count)
+        guard lastId < endEventId - 1 else { return (batches.map(\.message), Data()) }
+        var token = Ballast_V1_HistoryPageToken()
+        token.nextEventID = lastId + 1
+        return (batches.map(\.message), (try? token.serializedData()) ?? Data())
+    }
+}

@@ -1,0 +1,52 @@
+import BallastEngine
+import BallastProto
+
+extension Dispatcher {
+    /// Fires the deadlines due by the leader's wall clock: one proposal each, all in flight at
+    /// once (Raft's group commit batches them), at most `maxTimerProposalsInFlight`. Called
+    /// every few milliseconds by the node's timer; does nothing unless leading.
+    func tick() {
+        let now = Self.wallNanos()
+        let (due, rebuild, epoch) = state.withLock { state -> ([DueTimer], Bool, UInt64) in
+            guard state.core.isLeading else { return ([], false, state.epoch) }
+            let room = max(0, maxTimerProposalsInFlight - state.timerProposalsInFlight)
+            let due = state.timers.popDue(nowNanos: now, limit: room)
+            state.timerProposalsInFlight += due.count
+            return (due, state.timers.takeRebuildRequest(nowNanos: now), state.epoch)
+        }
+        for timer in due { fire(timer, nowNanos: now, epoch: epoch) }
+        if rebuild { rebuildTimers(epoch: epoch) }
+    }
+
+    private func fire(_ timer: DueTimer, nowNanos: Int64, epoch: UInt64) {
+        // Never stamp a time before the deadline: the engine refuses a deadline that is not due.
+        let entry = timer.makeEntry(leaderTimeUnixNanos: max(nowNanos, timer.dueTimeUnixNanos))
+        propose(entry) { [self] result in
+            var fired = false
+            state.withLock { state in
+                guard state.epoch == epoch else { return }
+                state.timerProposalsInFlight -= 1
+                switch result {
+                case .success(let applied):
+                    // A rejected one was stale (the timer was cancelled, the task completed): harmless.
+                    fired = applied.response.rejection == nil
+                case .failure:
+                    state.timers.add(timer)
+                }
+            }
+            if fired { metrics.recordTimerFired() }
+        }
+    }
+
+    /// Re-reads every deadline from the engine on the loop thread (after the queue overflowed).
+    private func rebuildTimers(epoch: UInt64) {
+        guard let driver else { return }
+        driver.inspect { [self] _ in
+            let deadlines = stateMachine.read { $0.dueTimers() }
+            state.withLock { state in
+                guard state.epoch == epoch else { return }
+                state.timers.rebuild(from: deadlines)
+            }
+        }
+    }
+}

@@ -1,0 +1,298 @@
+@testable import BallastEngine
+@testable import BallastServer
+import BallastProto
+import Testing
+
+/// Builds ready tasks and streams for the dispatcher core's scenarios.
+private struct Scenario {
+    var core: DispatchCore
+    let queue = TaskQueueKey(namespace: "default", taskQueue: "payments")
+    private var sequence: UInt64 = 0
+
+    init(limits: DispatchLimits = DispatchLimits()) {
+        core = DispatchCore(limits: limits)
+        _ = core.reset(leading: true)
+    }
+
+    mutating func task(_ kind: ReadyTask.Kind = .workflow, run: String, event: Int64 = 2, queue: String = "payments",
+                       namespace: String = "default") -> ReadyTask {
+        sequence += 1
+        return ReadyTask(kind: kind, taskQueue: queue, run: RunKey(namespace: namespace, workflowId: "wf-\(run)", runId: run),
+                         scheduledEventId: event, attempt: 1, activityId: kind == .activity ? "a\(event)" : "",
+                         sequence: sequence)
+    }
+
+    mutating func stream(workflow: UInt32 = 0, activity: UInt32 = 0, queries: Bool = false, oneShot: Bool = false) throws -> TaskStreamID {
+        let id = try core.openStream(queue: queue, workflowSlots: workflow, activitySlots: activity,
+                                     acceptsQueries: queries, oneShot: oneShot)
+        core.load(queue, readyTasks: [], nowNanos: 0)
+        return id
+    }
+
+    /// The (stream, run id) pairs of the start assignments of one match.
+    mutating func starts() -> [(TaskStreamID, String)] {
+        core.match().compactMap { assignment in
+            if case .start(let stream, let task, _) = assignment { return (stream, task.run.runId) }
+            return nil
+        }
+    }
+}
+
+@Suite("dispatcher core: matching ready tasks with stream credit")
+struct DispatchCoreTests {
+    @Test("given one stream with two workflow slots and three ready tasks, two go out in sequence order; a grant releases the third")
+    func creditBoundsPushes() throws {
+        var scenario = Scenario()
+        let stream = try scenario.stream(workflow: 2)
+        for run in ["r1", "r2", "r3"] { scenario.core.taskReady(scenario.task(run: run), nowNanos: 0) }
+        #expect(scenario.starts().map(\.1) == ["r1", "r2"])
+        #expect(scenario.starts().isEmpty, "no credit left: nothing more is matched")
+        #expect(scenario.core.pendingTasks[scenario.queue] == 1)
+        #expect(scenario.core.grant(stream, workflowSlots: 1, activitySlots: 0)! == (1, 0))
+        #expect(scenario.starts().map(\.1) == ["r3"])
+    }
+
+    @Test("activity tasks use activity credit only")
+    func kindsHaveSeparateCredit() throws {
+        var scenario = Scenario()
+        _ = try scenario.stream(workflow: 5, activity: 0)
+        scenario.core.taskReady(scenario.task(.activity, run: "r1", event: 5), nowNanos: 0)
+        #expect(scenario.starts().isEmpty)
+        let activityStream = try scenario.stream(activity: 1)
+        #expect(scenario.starts().map(\.0) == [activityStream])
+    }
+
+    @Test("streams of a queue take turns")
+    func roundRobin() throws {
+        var scenario = Scenario()
+        let first = try scenario.stream(workflow: 10)
+        let second = try scenario.stream(workflow: 10)
+        for run in ["r1", "r2", "r3", "r4"] { scenario.core.taskReady(scenario.task(run: run), nowNanos: 0) }
+        #expect(scenario.starts().map(\.0) == [first, second, first, second])
+    }
+
+    @Test("a run's next workflow task and its activities go first to the stream that ran its last workflow task (sticky, eager)")
+    func stickyAndEager() throws {
+        var scenario = Scenario()
+        let first = try scenario.stream(workflow: 10, activity: 10)
+        let second = try scenario.stream(workflow: 10, activity: 0)
+        let cold = scenario.task(run: "r0")
+        let warm = scenario.task(run: "r1")
+        scenario.core.taskReady(cold, nowNanos: 0)
+        scenario.core.taskReady(warm, nowNanos: 0)
+        #expect(scenario.starts().map(\.0) == [first, second])
+        let outcome1 = scenario.core.startFinished(warm, stream: second, outcome: .started, nowNanos: 0)
+        #expect(outcome1)
+        #expect(scenario.core.stickyStream(ofRun: "r1") == second)
+        // Round-robin would pick `first` now; the run's cache is on `second`.
+        scenario.core.taskReady(scenario.task(run: "r1", event: 6), nowNanos: 0)
+        #expect(scenario.starts().map(\.0) == [second])
+        // `second` has no activity credit: the activity goes to the next stream with credit.
+        scenario.core.taskReady(scenario.task(.activity, run: "r1", event: 7), nowNanos: 0)
+        #expect(scenario.starts().map(\.0) == [first])
+        _ = scenario.core.grant(second, workflowSlots: 0, activitySlots: 1)
+        scenario.core.taskReady(scenario.task(.activity, run: "r1", event: 8), nowNanos: 0)
+        #expect(scenario.starts().map(\.0) == [second], "with activity credit, the completing worker gets the activity eagerly")
+    }
+
+    @Test("a rejected start drops the task and refunds the slot; a start that was never applied requeues the task")
+    func startOutcomes() throws {
+        var scenario = Scenario()
+        let stream = try scenario.stream(workflow: 1)
+        let stale = scenario.task(run: "r1")
+        scenario.core.taskReady(stale, nowNanos: 0)
+        #expect(scenario.starts().count == 1)
+        let outcome2 = scenario.core.startFinished(stale, stream: stream, outcome: .rejected, nowNanos: 0)
+        #expect(!outcome2)
+        #expect(scenario.core.streams[stream]?.workflowCredit == 1)
+        #expect(scenario.starts().isEmpty, "the stale task is gone")
+        let lost = scenario.task(run: "r2")
+        scenario.core.taskReady(lost, nowNanos: 0)
+        #expect(scenario.starts().map(\.1) == ["r2"])
+        let outcome3 = scenario.core.startFinished(lost, stream: stream, outcome: .notApplied, nowNanos: 0)
+        #expect(!outcome3)
+        #expect(scenario.starts().map(\.1) == ["r2"], "the unapplied task is matched again")
+    }
+
+    @Test("a task started for a stream that closed meanwhile is not pushed (it will time out in the engine)")
+    func closedStreamGetsNothing() throws {
+        var scenario = Scenario()
+        let stream = try scenario.stream(workflow: 1)
+        let task = scenario.task(run: "r1")
+        scenario.core.taskReady(task, nowNanos: 0)
+        #expect(scenario.starts().count == 1)
+        _ = scenario.core.closeStream(stream)
+        let outcome4 = scenario.core.startFinished(task, stream: stream, outcome: .started, nowNanos: 0)
+        #expect(!outcome4)
+    }
+
+    @Test("a queue keeps at most its limit; the rest is re-read from the engine once it drained to half, in order, without duplicates")
+    func boundedQueueRefills() throws {
+        var limits = DispatchLimits()
+        limits.maxQueuedTasksPerQueue = 4
+        var scenario = Scenario(limits: limits)
+        let stream = try scenario.stream(workflow: 0)
+        var all: [ReadyTask] = []
+        for number in 1 ... 6 { all.append(scenario.task(run: "r\(number)")) }
+        for task in all { scenario.core.taskReady(task, nowNanos: 0) }
+        #expect(scenario.core.pendingTasks[scenario.queue] == 4)
+        #expect(scenario.core.takeLoadRequests().isEmpty, "no room yet")
+        _ = scenario.core.grant(stream, workflowSlots: 2, activitySlots: 0)
+        #expect(scenario.starts().map(\.1) == ["r1", "r2"])
+        #expect(scenario.core.takeLoadRequests() == [scenario.queue])
+        #expect(scenario.core.takeLoadRequests().isEmpty, "handed out once until loaded")
+        // The engine still lists r1 and r2 (their started entries are in flight) and r3…r6.
+        scenario.core.load(scenario.queue, readyTasks: all, nowNanos: 0)
+        _ = scenario.core.grant(stream, workflowSlots: 10, activitySlots: 0)
+        #expect(scenario.starts().map(\.1) == ["r3", "r4", "r5", "r6"])
+    }
+
+    @Test("tasks of a queue no worker serves stay in the engine; the first stream asks for the queue to be loaded")
+    func untrackedQueuesLoadOnConnect() throws {
+        var scenario = Scenario()
+        let task = scenario.task(run: "r1", queue: "other")
+        scenario.core.taskReady(task, nowNanos: 0)
+        #expect(scenario.core.pendingTasks.isEmpty)
+        let other = TaskQueueKey(namespace: "default", taskQueue: "other")
+        _ = try scenario.core.openStream(queue: other, workflowSlots: 1, activitySlots: 0, acceptsQueries: false, oneShot: false)
+        #expect(scenario.core.takeLoadRequests() == [other])
+        let elsewhere = scenario.task(run: "r2", queue: "other", namespace: "finance")
+        scenario.core.load(other, readyTasks: [task, elsewhere], nowNanos: 0)
+        #expect(scenario.starts().map(\.1) == ["r1"], "a task of another namespace with the same queue name is skipped")
+    }
+
+    @Test("at most maxStartsInFlight started entries are proposed at once")
+    func startsInFlightAreBounded() throws {
+        var limits = DispatchLimits()
+        limits.maxStartsInFlight = 2
+        var scenario = Scenario(limits: limits)
+        let stream = try scenario.stream(workflow: 10)
+        var tasks: [ReadyTask] = []
+        for number in 1 ... 3 { tasks.append(scenario.task(run: "r\(number)")) }
+        for task in tasks { scenario.core.taskReady(task, nowNanos: 0) }
+        #expect(scenario.starts().count == 2)
+        #expect(scenario.starts().isEmpty)
+        let outcome5 = scenario.core.startFinished(tasks[0], stream: stream, outcome: .started, nowNanos: 0)
+        #expect(outcome5)
+        #expect(scenario.starts().map(\.1) == ["r3"])
+    }
+
+    @Test("a node that does not lead refuses streams; losing leadership returns every open stream and query to close")
+    func leadership() throws {
+        var core = DispatchCore()
+        #expect(throws: DispatchRefusal.notLeading) {
+            try core.openStream(queue: TaskQueueKey(namespace: "default", taskQueue: "q"), workflowSlots: 1, activitySlots: 0,
+                                acceptsQueries: false, oneShot: false)
+        }
+        var scenario = Scenario()
+        let stream = try scenario.stream(workflow: 1, queries: true)
+        try scenario.core.enqueueQuery(7, queue: scenario.queue, runId: "r1")
+        let open = scenario.core.reset(leading: false)
+        #expect(open.streams == [stream] && open.queries == [7])
+        #expect(scenario.core.streams.isEmpty && !scenario.core.isLeading)
+    }
+
+    @Test("queries need a stream that accepts them, go to the run's sticky stream, spend a workflow slot, and fail when it closes")
+    func queries() throws {
+        var scenario = Scenario()
+        let plain = try scenario.stream(workflow: 5)
+        #expect(throws: DispatchRefusal.noQueryWorker(scenario.queue)) { try scenario.core.enqueueQuery(1, queue: scenario.queue, runId: "r1") }
+        let first = try scenario.stream(workflow: 5, queries: true)
+        let second = try scenario.stream(workflow: 5, queries: true)
+        let warm = scenario.task(run: "r1")
+        scenario.core.taskReady(warm, nowNanos: 0)
+        let started = scenario.core.match()
+        guard case .start(let holder, _, _) = started.first else { Issue.record("no start"); return }
+        #expect(holder == plain)
+        _ = scenario.core.startFinished(warm, stream: plain, outcome: .started, nowNanos: 0)
+        // The sticky stream does not accept queries: the query goes to one that does.
+        try scenario.core.enqueueQuery(1, queue: scenario.queue, runId: "r1")
+        #expect(scenario.core.match() == [.query(stream: first, query: 1)])
+        #expect(scenario.core.streams[first]?.workflowCredit == 4)
+        #expect(scenario.core.closeStream(first) == [1], "the query pushed to a vanished worker fails")
+        try scenario.core.enqueueQuery(2, queue: scenario.queue, runId: "r1")
+        _ = scenario.core.closeStream(second)
+        #expect(scenario.core.queries[2] == nil, "no query-accepting stream left: the waiting query is dropped")
+    }
+
+    @Test("the number of streams is bounded")
+    func streamLimit() throws {
+        var limits = DispatchLimits()
+        limits.maxStreams = 2
+        var scenario = Scenario(limits: limits)
+        _ = try scenario.stream(workflow: 1)
+        _ = try scenario.stream(workflow: 1)
+        #expect(throws: DispatchRefusal.self) { try scenario.stream(workflow: 1) }
+    }
+}
+
+@Suite("timer queue: the leader's deadlines")
+struct TimerQueueTests {
+    private func timer(_ due: Int64, _ id: String) -> DueTimer {
+        var request = Ballast_V1_TimerFiredRequest()
+        request.timerID = id
+        return DueTimer(dueTimeUnixNanos: due, run: RunKey(namespace: "default", workflowId: "w", runId: "r"), payload: .timerFired(request))
+    }
+
+    private func ids(_ timers: [DueTimer]) -> [String] {
+        timers.map { timer in
+            if case .timerFired(let request) = timer.payload { return request.timerID }
+            return "?"
+        }
+    }
+
+    @Test("due deadlines come out earliest first, at most the limit, and none before its time")
+    func popsInOrder() {
+        var queue = TimerQueue(capacity: 100)
+        for (due, id) in [(30, "c"), (10, "a"), (50, "e"), (20, "b"), (40, "d")] { queue.add(timer(Int64(due), id)) }
+        queue.add(timer(10, "a"))
+        #expect(queue.count == 5, "a duplicate deadline is kept once")
+        #expect(ids(queue.popDue(nowNanos: 5, limit: 10)).isEmpty)
+        #expect(ids(queue.popDue(nowNanos: 35, limit: 2)) == ["a", "b"])
+        #expect(ids(queue.popDue(nowNanos: 35, limit: 10)) == ["c"])
+        #expect(queue.nextDueNanos == 40)
+    }
+
+    @Test("when full, a deadline that does not fit is read again from the engine once it is due")
+    func overflowRebuilds() {
+        var queue = TimerQueue(capacity: 4)
+        for due in [100, 200, 300, 400] { queue.add(timer(Int64(due), "t\(due)")) }
+        queue.add(timer(50, "early"))
+        #expect(queue.count == 4 && queue.overflowEarliestNanos == 50)
+        let outcome6 = queue.takeRebuildRequest(nowNanos: 40)
+        #expect(!outcome6)
+        let outcome7 = queue.takeRebuildRequest(nowNanos: 60)
+        #expect(outcome7)
+        let outcome8 = queue.takeRebuildRequest(nowNanos: 60)
+        #expect(!outcome8, "asked once")
+        let engine = [50, 100, 200, 300, 400].map { timer(Int64($0), $0 == 50 ? "early" : "t\($0)") }
+        queue.rebuild(from: engine)
+        #expect(ids(queue.popDue(nowNanos: 60, limit: 10)) == ["early"])
+        #expect(queue.overflowEarliestNanos == 400, "the latest one did not fit this time")
+    }
+}
+
+@Suite("ready list")
+struct ReadyListTests {
+    @Test("keeps the earliest tasks by sequence when full, whatever the arrival order")
+    func keepsEarliest() {
+        var list = ReadyList(capacity: 3)
+        func task(_ sequence: UInt64) -> QueuedTask {
+            QueuedTask(task: ReadyTask(kind: .workflow, taskQueue: "q", run: RunKey(namespace: "d", workflowId: "w", runId: "r\(sequence)"),
+                                       scheduledEventId: 2, attempt: 1, activityId: "", sequence: sequence), readyAtNanos: 0)
+        }
+        for sequence: UInt64 in [5, 2, 9] {
+            let kept = list.insert(task(sequence))
+            #expect(kept)
+        }
+        let late = list.insert(task(12))
+        #expect(!late, "later than everything queued: not kept")
+        let early = list.insert(task(1))
+        #expect(!early, "earlier: kept, evicting the latest")
+        let duplicate = list.insert(task(2))
+        #expect(duplicate, "a duplicate is ignored")
+        var order: [UInt64] = []
+        while let next = list.removeFirst() { order.append(next.task.sequence) }
+        #expect(order == [1, 2, 5])
+    }
+}
