@@ -1,0 +1,236 @@
+import BallastProto
+import BallastServer
+import BallastWire
+import Foundation
+import Testing
+
+@Suite("task dispatch, timers and queries on server processes", .serialized)
+struct DispatchProcessTests {
+    private func connect(_ cluster: ProcessCluster, _ id: Int) async throws -> GRPCClient {
+        try await GRPCClient.connect(host: "127.0.0.1", port: cluster.nodes[id]!.apiPort, group: cluster.group)
+    }
+
+    @Test("a worker's stream gets the workflow task, then the activity it scheduled, and the run completes; a query is answered by the worker")
+    func workflowRunsThroughTheStream() async throws {
+        let cluster = try ProcessCluster(size: 3)
+        defer { cluster.shutdown() }
+        let leader = try await cluster.waitForLeader()
+        let client = try await connect(cluster, leader)
+        let started: Ballast_V1_StartWorkflowResponse = try await client.unary(
+            BallastMethod.Workflow.start, request: DispatchFixtures.start("transfer-1"), timeout: .seconds(10))
+
+        var query = Ballast_V1_QueryWorkflowRequest()
+        query.execution.workflowID = "transfer-1"
+        query.queryType = "balance"
+        do {
+            let _: Ballast_V1_QueryWorkflowResponse = try await client.unary(BallastMethod.Workflow.query, request: query, timeout: .seconds(5))
+            Issue.record("a query without any worker must fail")
+        } catch let status as GRPCStatus {
+            #expect(status.code == .failedPrecondition && status.message.contains("payments"), "\(status)")
+        }
+
+        let worker = try await DispatchTestWorker.connect(port: cluster.nodes[leader]!.apiPort, group: cluster.group)
+        let first = try await worker.nextWorkflowTask()
+        #expect(first.info.workflowExecution.runID == started.runID)
+        let events = try DispatchTestWorker.history(first)
+        #expect(events.first.map { DispatchTestWorker.isStarted($0) } == true, "the first history page travels with the task")
+        #expect(Int64(events.count) == first.info.nextEventID - 1 && first.nextPageToken.isEmpty)
+        try await worker.complete(first, [DispatchFixtures.scheduleActivity("debit")])
+
+        let activity = try await worker.nextActivityTask()
+        #expect(activity.activityID == "debit" && activity.attempt == 1)
+
+        // While the activity runs, a query reaches the worker (which holds a free workflow slot again).
+        let answer = Task {
+            let response: Ballast_V1_QueryWorkflowResponse = try await client.unary(BallastMethod.Workflow.query, request: query,
+                                                                                    timeout: .seconds(10))
+            return response
+        }
+        guard case .queryTask(let queryTask)? = try await worker.next().event.event else {
+            Issue.record("expected a query task")
+            return
+        }
+        #expect(queryTask.queryType == "balance" && queryTask.execution.runID == started.runID)
+        #expect(!queryTask.history.isEmpty)
+        var reply = Ballast_V1_RespondQueryTaskCompletedRequest()
+        reply.queryID = queryTask.queryID
+        var payload = Ballast_V1_Payload()
+        payload.data = Data("42".utf8)
+        reply.result.payloads = [payload]
+        let _: Ballast_V1_RespondQueryTaskCompletedResponse = try await worker.client.unary(
+            BallastMethod.Worker.respondQueryTaskCompleted, request: reply, timeout: .seconds(5))
+        try await worker.grant(workflow: 1, activity: 0)
+        #expect(try await answer.value.queryResult.payloads.first?.data == Data("42".utf8))
+
+        try await worker.complete(activity, result: "debited")
+        let second = try await worker.nextWorkflowTask()
+        let secondHistory = try DispatchTestWorker.history(second)
+        #expect(secondHistory.contains { if case .activityTaskCompleted? = $0.attributes { true } else { false } })
+        try await worker.complete(second, [DispatchFixtures.completeWorkflow()])
+        #expect(try await DispatchFixtures.status(client, "transfer-1") == .completed)
+
+        let (code, body) = try await AdminHTTPClient.get(host: "127.0.0.1", port: cluster.nodes[leader]!.adminPort,
+                                                         path: "/metrics", timeout: .seconds(5), group: cluster.group)
+        let samples = WorkflowAPIProcessTests.samples(String(decoding: body, as: UTF8.self))
+        #expect(code == 200 && samples["ballast_dispatch_tasks_pushed_total"] == 3)
+        #expect(samples["ballast_dispatch_latency_seconds_count"] == 3)
+        #expect(samples["ballast_timers_fired_total"] != nil)
+        var connected: Double?
+        let deadline = ContinuousClock.now + .seconds(5)
+        while connected != 1, ContinuousClock.now < deadline {
+            let (_, body) = try await AdminHTTPClient.get(host: "127.0.0.1", port: cluster.nodes[leader]!.adminPort,
+                                                          path: "/metrics", timeout: .seconds(5), group: cluster.group)
+            connected = WorkflowAPIProcessTests.samples(String(decoding: body, as: UTF8.self))["ballast_dispatch_connected_workers"]
+            if connected != 1 { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(connected == 1, "the leader counts the connected worker")
+        await worker.close()
+        await client.close()
+    }
+
+    @Test("a worker that connects to a follower is told where the leader is, reconnects there and gets its task")
+    func followerRedirectsWorkers() async throws {
+        let cluster = try ProcessCluster(size: 3)
+        defer { cluster.shutdown() }
+        let leader = try await cluster.waitForLeader()
+        let follower = try #require((1 ... 3).first { $0 != leader })
+        let client = try await connect(cluster, leader)
+        let _: Ballast_V1_StartWorkflowResponse = try await client.unary(
+            BallastMethod.Workflow.start, request: DispatchFixtures.start("redirected"), timeout: .seconds(10))
+        var leaderAddress: String?
+        do {
+            _ = try await DispatchTestWorker.connect(port: cluster.nodes[follower]!.apiPort, group: cluster.group)
+            Issue.record("a follower must refuse a task stream")
+        } catch let status as GRPCStatus {
+            #expect(status.code == .unavailable)
+            leaderAddress = status.leaderAddress
+        }
+        #expect(leaderAddress == "127.0.0.1:\(cluster.nodes[leader]!.apiPort)")
+        let port = try #require(leaderAddress.flatMap { $0.split(separator: ":").last }.flatMap { Int($0) })
+        let worker = try await DispatchTestWorker.connect(port: port, group: cluster.group)
+        #expect(try await worker.nextWorkflowTask().info.workflowExecution.workflowID == "redirected")
+        await worker.close()
+        await client.close()
+    }
+
+    @Test("when the leader hands over (SIGTERM), its task streams end with UNAVAILABLE naming the new leader")
+    func steppingDownClosesStreams() async throws {
+        let cluster = try ProcessCluster(size: 3)
+        defer { cluster.shutdown() }
+        let leader = try await cluster.waitForLeader()
+        let worker = try await DispatchTestWorker.connect(port: cluster.nodes[leader]!.apiPort, group: cluster.group)
+        let stopper = Task.detached { cluster.stop(leader) }
+        let ending = try await worker.end(within: .seconds(15))
+        let status = try #require(ending as? GRPCStatus)
+        #expect(status.code == .unavailable)
+        #expect(await stopper.value == 0, "the old leader exits cleanly")
+        let newLeader = try await cluster.waitForLeader(excluding: leader)
+        #expect(status.leaderAddress == "127.0.0.1:\(cluster.nodes[newLeader]!.apiPort)", "\(status)")
+        await worker.close()
+    }
+
+    @Test("the leader dies while a worker holds a workflow task: the worker reconnects to the new leader and the run completes")
+    func leaderDiesWhileTaskHeld() async throws {
+        let cluster = try ProcessCluster(size: 3)
+        defer { cluster.shutdown() }
+        let leader = try await cluster.waitForLeader()
+        let client = try await connect(cluster, leader)
+        let _: Ballast_V1_StartWorkflowResponse = try await client.unary(
+            BallastMethod.Workflow.start, request: DispatchFixtures.start("survivor"), timeout: .seconds(10))
+        await client.close()
+        let worker = try await DispatchTestWorker.connect(port: cluster.nodes[leader]!.apiPort, group: cluster.group)
+        let held = try await worker.nextWorkflowTask()
+        cluster.kill(leader)
+        _ = try await worker.end(within: .seconds(10))
+        await worker.close()
+
+        let newLeader = try await cluster.waitForLeader(excluding: leader)
+        let reconnected = try await DispatchTestWorker.connect(port: cluster.nodes[newLeader]!.apiPort, group: cluster.group)
+        try await reconnected.complete(held, [DispatchFixtures.scheduleActivity("credit")])
+        let activity = try await reconnected.nextActivityTask()
+        try await reconnected.complete(activity, result: "credited")
+        let last = try await reconnected.nextWorkflowTask()
+        try await reconnected.complete(last, [DispatchFixtures.completeWorkflow()])
+        #expect(try await DispatchFixtures.status(reconnected.client, "survivor") == .completed)
+        await reconnected.close()
+    }
+
+    @Test("a 200 ms timer fires; an activity whose worker vanished is dispatched again (long poll) after its start-to-close timeout")
+    func timersAndRedispatch() async throws {
+        let cluster = try ProcessCluster(size: 3)
+        defer { cluster.shutdown() }
+        let leader = try await cluster.waitForLeader()
+        let client = try await connect(cluster, leader)
+        let _: Ballast_V1_StartWorkflowResponse = try await client.unary(
+            BallastMethod.Workflow.start, request: DispatchFixtures.start("timed"), timeout: .seconds(10))
+        let worker = try await DispatchTestWorker.connect(port: cluster.nodes[leader]!.apiPort, group: cluster.group,
+                                                          activitySlots: 0)
+        let first = try await worker.nextWorkflowTask()
+        let timerStarted = ContinuousClock.now
+        try await worker.complete(first, [DispatchFixtures.startTimer("wait", after: .milliseconds(200))])
+        let afterTimer = try await worker.next(within: .seconds(5))
+        #expect(afterTimer.at - timerStarted >= .milliseconds(200), "a timer never fires early")
+        guard case .workflowTask(let second)? = afterTimer.event.event else {
+            Issue.record("expected the workflow task after the timer")
+            return
+        }
+        #expect(try DispatchTestWorker.history(second).contains { if case .timerFired? = $0.attributes { true } else { false } })
+        try await worker.complete(second, [DispatchFixtures.scheduleActivity("debit", startToClose: .seconds(1))])
+
+        // A worker takes the activity by long poll, then vanishes without answering.
+        var poll = Ballast_V1_PollActivityTaskRequest()
+        poll.taskQueue = "payments"
+        poll.identity = "vanishing-worker"
+        let firstAttempt: Ballast_V1_PollActivityTaskResponse = try await client.unary(
+            BallastMethod.Worker.pollActivityTask, request: poll, timeout: .seconds(10))
+        #expect(firstAttempt.task.activityID == "debit" && firstAttempt.task.attempt == 1)
+        let vanished = ContinuousClock.now
+        let secondAttempt: Ballast_V1_PollActivityTaskResponse = try await client.unary(
+            BallastMethod.Worker.pollActivityTask, request: poll, timeout: .seconds(10))
+        #expect(secondAttempt.task.activityID == "debit" && secondAttempt.task.attempt == 2)
+        #expect(ContinuousClock.now - vanished >= .seconds(1), "dispatched again only after the start-to-close timeout")
+        try await DispatchTestWorker.completeActivity(secondAttempt.task, result: "debited", client: client)
+        let third = try await worker.nextWorkflowTask()
+        try await worker.complete(third, [DispatchFixtures.completeWorkflow()])
+        #expect(try await DispatchFixtures.status(client, "timed") == .completed)
+
+        // An empty long poll answers before the caller's deadline instead of failing it.
+        let empty: Ballast_V1_PollActivityTaskResponse = try await client.unary(
+            BallastMethod.Worker.pollActivityTask, request: poll, timeout: .seconds(1))
+        #expect(!empty.hasTask)
+        await worker.close()
+        await client.close()
+    }
+
+    @Test("measure: ready → received latency of a workflow task on loopback with an idle worker")
+    func measureDispatchLatency() async throws {
+        let cluster = try ProcessCluster(size: 3)
+        defer { cluster.shutdown() }
+        let leader = try await cluster.waitForLeader()
+        let client = try await connect(cluster, leader)
+        let worker = try await DispatchTestWorker.connect(port: cluster.nodes[leader]!.apiPort, group: cluster.group,
+                                                          workflowSlots: 1, activitySlots: 0)
+        var samples: [Duration] = []
+        for number in 0 ..< 60 {
+            let _: Ballast_V1_StartWorkflowResponse = try await client.unary(
+                BallastMethod.Workflow.start, request: DispatchFixtures.start("latency-\(number)"), timeout: .seconds(10))
+            let answered = ContinuousClock.now
+            let received = try await worker.next()
+            guard case .workflowTask(let task)? = received.event.event else { continue }
+            if number >= 10 { samples.append(received.at - answered) }
+            try await worker.complete(task, [DispatchFixtures.completeWorkflow()])
+        }
+        samples.sort()
+        let median = samples[samples.count / 2]
+        print("dispatch latency (start answered → workflow task received), median of \(samples.count): \(median)")
+        let (_, body) = try await AdminHTTPClient.get(host: "127.0.0.1", port: cluster.nodes[leader]!.adminPort,
+                                                      path: "/metrics", timeout: .seconds(5), group: cluster.group)
+        let text = String(decoding: body, as: UTF8.self)
+        for line in text.split(separator: "\n") where line.hasPrefix("ballast_dispatch_latency_seconds") {
+            print(line)
+        }
+        #expect(samples.count == 50)
+        await worker.close()
+        await client.close()
+    }
+}
