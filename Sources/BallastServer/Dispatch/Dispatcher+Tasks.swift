@@ -148,15 +148,8 @@ extension Dispatcher {
     /// (a `HistoryPageToken`, as GetWorkflowExecutionHistory takes it) when the page is not all.
     func firstHistoryPage(runId: String, endEventId: Int64) -> ([Ballast_V1_HistoryEventBatch], Data) {
         guard endEventId > 1 else { return ([], Data()) }
-        let events = history.events(runId: runId, fromEventId: 1, maxEvents: min(firstPageMaxEvents, Int(endEventId - 1)))
-        var page: [[UInt8]] = []
-        var bytes = 0
-        for event in events {
-            guard event.eventID == Int64(page.count) + 1, let encoded: [UInt8] = try? event.serializedBytes() else { break }
-            if !page.isEmpty, bytes + encoded.count > firstPageMaxBytes { break }
-            page.append(encoded)
-            bytes += encoded.count
-        }
+        let page = history.eventBytes(runId: runId, fromEventId: 1, maxEvents: min(firstPageMaxEvents, Int(endEventId - 1)),
+                                      maxBytes: firstPageMaxBytes)
         let batches = (try? LZ4EventBatchCodec.makeBatches(serializedEvents: page, firstEventID: 1)) ?? []
         let lastId = Int64(page.count)
         guard lastId < endEventId - 1 else { return (batches.map(\.message), Data()) }

@@ -112,7 +112,6 @@ final class Dispatcher: @unchecked Sendable {
 
     /// An engine entry was applied; on the loop thread.
     func applied(index: UInt64, result: ApplyResult) {
-        history.record(result)
         guard !result.newTasks.isEmpty || !result.newTimers.isEmpty || !result.closedRuns.isEmpty else { return }
         let now = monotonicNanos()
         let work = state.withLock { state -> Work? in
@@ -127,7 +126,6 @@ final class Dispatcher: @unchecked Sendable {
 
     /// The engine was replaced from a snapshot; on the loop thread.
     func restored() {
-        history.restored()
         let deadlines = stateMachine.read { $0.dueTimers() }
         state.withLock { state in
             guard state.core.isLeading else { return }

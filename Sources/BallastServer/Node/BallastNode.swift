@@ -41,7 +41,7 @@ public final class BallastNode: @unchecked Sendable {
         transport = Self.makeTransport(configuration, info: info, book: book, group: group, logger: logger)
         let metrics = NodeMetrics()
         self.metrics = metrics
-        let dispatcher = Dispatcher(logger: logger, metrics: metrics, stateMachine: stateMachine, history: InMemoryHistorySource())
+        let dispatcher = Dispatcher(logger: logger, metrics: metrics, stateMachine: stateMachine, history: StoreHistorySource(stateMachine: stateMachine))
         self.dispatcher = dispatcher
         stateMachine.onApplied = { dispatcher.applied(index: $0, result: $1) }
         stateMachine.onRestored = { dispatcher.restored() }
