@@ -111,6 +111,8 @@ struct HistoryStoreTests {
                 }
                 #expect(store.statistics.segmentCount > 5)
                 #expect(try storedHistories(store) == expected)
+                // The snapshot export reads each segment once and yields the same histories.
+                #expect(try store.export(runIds: expected.keys.sorted() + ["not-stored"]) == expected)
             }
             #expect(try historySegmentNames(directory).count > 5)
             let reopened = try HistoryFileStore(directory: directory, options: options)
@@ -144,6 +146,7 @@ struct HistoryStoreTests {
                 let statistics = store.statistics
                 #expect(statistics.totalBytes - statistics.liveBytes <= max(statistics.liveBytes, options.minimumDeadBytesToCompact))
                 #expect(try storedHistories(store) == expected)
+                #expect(try store.export(runIds: expected.keys.sorted()) == expected)
             }
             let reopened = try HistoryFileStore(directory: directory, options: options)
             #expect(try storedHistories(reopened) == expected)

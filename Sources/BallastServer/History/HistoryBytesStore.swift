@@ -16,6 +16,19 @@ public protocol HistoryBytesStore: Sendable {
     func runIds() -> [String]
     /// Makes everything appended so far durable.
     func sync() throws(HistoryError)
+    /// The whole histories of `runIds` that are stored (for snapshots).
+    func export(runIds: [String]) throws(HistoryError) -> [String: [[UInt8]]]
+}
+
+extension HistoryBytesStore {
+    /// Reads run by run.
+    public func export(runIds: [String]) throws(HistoryError) -> [String: [[UInt8]]] {
+        var histories: [String: [[UInt8]]] = [:]
+        for runId in runIds where summary(runId: runId) != nil {
+            histories[runId] = try read(runId: runId, fromEventId: 1, maxEvents: .max, maxBytes: .max)
+        }
+        return histories
+    }
 }
 
 extension HistoryFileStore: HistoryBytesStore {}

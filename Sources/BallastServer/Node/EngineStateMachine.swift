@@ -87,10 +87,11 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
             var lengths: [(runId: String, length: Int64)] = message.runs.map { ($0.runID, $0.nextEventID - 1) }
             lengths += message.closedRuns.map { ($0.runID, $0.historyLength) }
             lengths.sort { $0.runId < $1.runId }
+            let stored = try history.export(runIds: lengths.map(\.runId))
             var histories: [SnapshotRunHistory] = []
             histories.reserveCapacity(lengths.count)
             for (runId, length) in lengths {
-                let events = try history.read(runId: runId, fromEventId: 1, maxEvents: Int(length), maxBytes: .max)
+                let events = stored[runId] ?? []
                 guard events.count == length else {
                     throw NodeSnapshotError.corrupt("the history store holds \(events.count) of the \(length) events of run \(runId)")
                 }
