@@ -122,13 +122,15 @@ struct ClusterBenchCommand: AsyncParsableCommand {
         if !nodeSeconds.isEmpty { extra.append(("nodes_cpu_s", nodeSeconds.reduce(0, +))) }
         if let busy = cpu.machineBusyCores { extra.append(("machine_busy_cores", busy)) }
         extra.append(("loadavg_1m", loadAverage))
+        extra += result.errors.sorted { $0.key < $1.key }.map { ("errors_\($0.key)", Double($0.value)) }
         let bench = BenchResult(
             bench: "cluster", opsPerSecond: Double(result.operations) / seconds, p50Milliseconds: histogram.percentileMilliseconds(0.5),
             p99Milliseconds: histogram.percentileMilliseconds(0.99), concurrency: options.concurrency, extra: extra)
         bench.print(json: options.json)
-        if !options.json {
-            print("leader       \(leader)")
-            for (code, count) in result.errors.sorted(by: { $0.key < $1.key }) { print("error        \(code) × \(count)") }
+        if !options.json { print("leader       \(leader)") }
+        for (code, count) in result.errors.sorted(by: { $0.key < $1.key }) {
+            let message = result.firstErrorMessages[code] ?? ""
+            FileHandle.standardError.write(Data("errors: \(code) × \(count), the first: \(message)\n".utf8))
         }
     }
 

@@ -64,7 +64,11 @@ final class LeaderConnections: Sendable {
                     if let hint { target = try HostPort(parsing: hint) } else {
                         target = try await Self.discoverLeader(seeds: seeds, group: group, timeout: .seconds(5))
                     }
-                    moved = (target, try await Self.open(target, count: count, group: group))
+                    // UNAVAILABLE from a live leader (e.g. its proposal backlog is full) is no reason to reconnect.
+                    let current = self.state.withLock { ($0.address, $0.clients.allSatisfy { $0.channel.isActive }) }
+                    if target != current.0 || !current.1 {
+                        moved = (target, try await Self.open(target, count: count, group: group))
+                    }
                 } catch {
                     // Nothing moved; the callers retry and come back here with the same generation.
                 }
@@ -127,6 +131,8 @@ struct ClusterLoadResult {
     var starts = 0
     var signals = 0
     var errors: [String: Int] = [:]
+    /// The first message seen for each error status, to say what went wrong.
+    var firstErrorMessages: [String: String] = [:]
     var measuredSeconds = 0.0
 
     var operations: Int { starts + signals }
@@ -137,6 +143,7 @@ struct ClusterLoadResult {
         starts += other.starts
         signals += other.signals
         errors.merge(other.errors, uniquingKeysWith: +)
+        firstErrorMessages.merge(other.firstErrorMessages) { mine, _ in mine }
     }
 }
 
@@ -188,7 +195,10 @@ struct ClusterLoad {
                 if signalTarget == nil { result.starts += 1 } else { result.signals += 1 }
                 continue
             }
-            if counted { result.errors["\(status.code)", default: 0] += 1 }
+            if counted {
+                result.errors["\(status.code)", default: 0] += 1
+                if result.firstErrorMessages["\(status.code)"] == nil { result.firstErrorMessages["\(status.code)"] = status.message }
+            }
             if status.code == .unavailable {
                 await leader.follow(hint: status.leaderAddress, seenGeneration: generation)
             }
