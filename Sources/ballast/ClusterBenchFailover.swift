@@ -77,7 +77,7 @@ struct FailoverTrials {
         let restartedAt = clock.now
         let (newLeader, leaderStatus) = try await cluster.waitForLeader(excluding: old, timeout: .seconds(20))
         try cluster.start(old)
-        try await cluster.waitForCatchUp(old, leader: newLeader, index: leaderStatus.commit, timeout: .seconds(60))
+        try await cluster.waitForCatchUp(old, index: leaderStatus.commit, timeout: .seconds(60))
         return Trial(killed: old, newLeader: newLeader, firstSuccessMilliseconds: succeededAt.map { ($0 - killedAt).milliseconds },
                      leaderSeenMilliseconds: leaderSeenAt.map { ($0 - killedAt).milliseconds }, probes: probes,
                      catchUpMilliseconds: (clock.now - restartedAt).milliseconds)
