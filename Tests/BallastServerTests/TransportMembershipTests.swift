@@ -144,4 +144,24 @@ struct TransportMembershipTests {
         await receiver.shutdown()
         try await group.shutdownGracefully()
     }
+
+    @Test("a member table before the hello, or a malformed one, closes the connection and teaches the node nothing")
+    func badMemberFrames() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let receiver = TCPRaftTransport(localInfo: info(2), book: AddressBook(initialVoters: [1]), group: group,
+                                        logger: Logger(label: "test"))
+        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { _ in }
+        let table = MemberTableCodec.encodeList([info(7)])
+        for frames in [[(RaftFrame.Kind.members, table)], [(.hello, info(1).encoded), (.members, table + [0])],
+                       [(.hello, info(1).encoded), (.members, [0, 0, 0, 1, 0, 0, 0, 3, 1, 2, 3])]] {
+            var buffer = ByteBuffer()
+            for (kind, payload) in frames { RaftFrameEncoder.write(payload: payload, kind: kind, to: &buffer) }
+            let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
+            try await channel.writeAndFlush(buffer).get()
+            try await channel.closeFuture.get()
+        }
+        #expect(receiver.knownNodes[7] == nil)
+        await receiver.shutdown()
+        try await group.shutdownGracefully()
+    }
 }
