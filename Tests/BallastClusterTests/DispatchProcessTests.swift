@@ -52,6 +52,16 @@ struct DispatchProcessTests {
         }
         #expect(queryTask.queryType == "balance" && queryTask.execution.runID == started.runID)
         #expect(!queryTask.history.isEmpty)
+        var forged = Ballast_V1_RespondQueryTaskCompletedRequest()
+        forged.queryID = queryTask.queryID
+        forged.queryID[forged.queryID.startIndex + 12] ^= 0xFF
+        do {
+            let _: Ballast_V1_RespondQueryTaskCompletedResponse = try await worker.client.unary(
+                BallastMethod.Worker.respondQueryTaskCompleted, request: forged, timeout: .seconds(5))
+            Issue.record("an answer with a forged query id must be refused")
+        } catch let status as GRPCStatus {
+            #expect(status.code == .notFound)
+        }
         var reply = Ballast_V1_RespondQueryTaskCompletedRequest()
         reply.queryID = queryTask.queryID
         var payload = Ballast_V1_Payload()

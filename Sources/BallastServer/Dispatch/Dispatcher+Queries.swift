@@ -10,13 +10,16 @@ final class QueryWaiter: Sendable {
     let task: Ballast_V1_QueryTask
     /// Events of the run when the query was taken: the history the worker replays.
     let historyLength: Int64
+    /// Secret half of the query id, so an answer cannot be forged by guessing a number.
+    let nonce: UInt64
     private let continuation: Mutex<CheckedContinuation<Ballast_V1_QueryWorkflowResponse, any Error>?>
     private let deadline = Mutex<Task<Void, Never>?>(nil)
 
-    init(task: Ballast_V1_QueryTask, historyLength: Int64,
+    init(task: Ballast_V1_QueryTask, historyLength: Int64, nonce: UInt64,
          continuation: CheckedContinuation<Ballast_V1_QueryWorkflowResponse, any Error>) {
         self.task = task
         self.historyLength = historyLength
+        self.nonce = nonce
         self.continuation = Mutex(continuation)
     }
 
@@ -47,12 +50,13 @@ extension Dispatcher {
             defer { state.nextQueryID += 1 }
             return state.nextQueryID
         }
+        let nonce = UInt64.random(in: 1 ... .max)
         var task = template
-        task.queryID = Data(Self.queryToken(id))
+        task.queryID = Data(Dispatcher.idToken(id: id, nonce: nonce))
         let pushed = task
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                let waiter = QueryWaiter(task: pushed, historyLength: historyLength, continuation: continuation)
+                let waiter = QueryWaiter(task: pushed, historyLength: historyLength, nonce: nonce, continuation: continuation)
                 do {
                     try state.withLock { state throws(DispatchRefusal) in
                         try state.core.enqueueQuery(id, queue: queue, runId: template.execution.runID)
@@ -87,8 +91,9 @@ extension Dispatcher {
 
     /// A worker's answer; false when the query is unknown here (answered, abandoned, or another node's).
     func answerQuery(_ request: Ballast_V1_RespondQueryTaskCompletedRequest) -> Bool {
-        guard let id = Self.decodeQueryToken([UInt8](request.queryID)) else { return false }
+        guard let (id, nonce) = Self.decodeIdToken([UInt8](request.queryID)) else { return false }
         let waiter = state.withLock { state -> QueryWaiter? in
+            guard state.queryWaiters[id]?.nonce == nonce else { return nil }
             state.core.queryFinished(id)
             return state.queryWaiters.removeValue(forKey: id)
         }
@@ -118,15 +123,5 @@ extension Dispatcher {
             GRPCStatus(.failedPrecondition, "no worker of task queue \(queue.taskQueue) in namespace \(queue.namespace) "
                 + "accepts queries: start a worker for it (StreamTasks with accept_queries) and retry")
         }
-    }
-
-    /// A query id as sent in `QueryTask.query_id`: 8 bytes little-endian.
-    static func queryToken(_ id: QueryID) -> [UInt8] {
-        withUnsafeBytes(of: id.littleEndian) { Array($0) }
-    }
-
-    static func decodeQueryToken(_ bytes: [UInt8]) -> QueryID? {
-        guard bytes.count == 8 else { return nil }
-        return bytes.reversed().reduce(0) { $0 << 8 | UInt64($1) }
     }
 }

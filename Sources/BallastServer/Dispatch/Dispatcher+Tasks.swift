@@ -50,7 +50,7 @@ extension Dispatcher {
 
     /// Returns slots to a stream named by its token; nil when no such stream is open here.
     func grant(token: [UInt8], workflowSlots: UInt32, activitySlots: UInt32) -> (workflow: UInt32, activity: UInt32)? {
-        guard let (id, nonce) = Self.decodeStreamToken(token) else { return nil }
+        guard let (id, nonce) = Self.decodeIdToken(token) else { return nil }
         let credit = state.withLock { state -> (UInt32, UInt32)? in
             guard state.sinks[id]?.nonce == nonce else { return nil }
             return state.core.grant(id, workflowSlots: workflowSlots, activitySlots: activitySlots)
@@ -59,15 +59,15 @@ extension Dispatcher {
         return credit
     }
 
-    /// The token naming a stream: its id and its secret nonce, 16 bytes little-endian.
-    static func streamToken(id: TaskStreamID, nonce: UInt64) -> [UInt8] {
+    /// The token naming a stream or a query: its id and its secret nonce, 16 bytes little-endian.
+    static func idToken(id: TaskStreamID, nonce: UInt64) -> [UInt8] {
         var bytes: [UInt8] = []
         withUnsafeBytes(of: id.littleEndian) { bytes.append(contentsOf: $0) }
         withUnsafeBytes(of: nonce.littleEndian) { bytes.append(contentsOf: $0) }
         return bytes
     }
 
-    static func decodeStreamToken(_ bytes: [UInt8]) -> (TaskStreamID, UInt64)? {
+    static func decodeIdToken(_ bytes: [UInt8]) -> (TaskStreamID, UInt64)? {
         guard bytes.count == 16 else { return nil }
         var id: UInt64 = 0, nonce: UInt64 = 0
         for index in (0 ..< 8).reversed() {

@@ -106,7 +106,7 @@ extension BallastNode {
                     queue: queue, workflowSlots: request.workflowTaskSlots, activitySlots: request.activityTaskSlots,
                     acceptsQueries: request.acceptQueries, oneShot: false, sink: sink) { id in
                     var event = Ballast_V1_TaskStreamEvent()
-                    event.started.streamToken = .init(Dispatcher.streamToken(id: id, nonce: sink.nonce))
+                    event.started.streamToken = .init(Dispatcher.idToken(id: id, nonce: sink.nonce))
                     event.started.servedBy = servedBy
                     sink.push(event)
                 }
