@@ -120,6 +120,18 @@ struct FeatureTests {
         #expect(childIds == ["parent/child-1", "parent/child-2"])
     }
 
+    @Test("two branches can wait for the same child's result")
+    func sharedChild() async throws {
+        #expect(try await environment([SharedChildWorkflow.self, DoublerWorkflow.self]).execute(SharedChildWorkflow.self, input: 5) == 20)
+    }
+
+    @Test("racing an activity against a timer: the activity wins and the timer is canceled, on every replay")
+    func race() async throws {
+        let handle = try await environment([RaceWorkflow.self]).start(RaceWorkflow.self, input: Empty())
+        #expect(try await handle.result() == "fast")
+        #expect(handle.history.contains { if case .timerCanceled(let t) = $0.attributes { return t.timerID == "1" }; return false })
+    }
+
     @Test("side effects, random numbers, UUIDs and time are the same on every replay")
     func deterministicValues() async throws {
         let before = sideEffectRuns.load(ordering: .relaxed)

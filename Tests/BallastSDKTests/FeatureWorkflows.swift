@@ -189,3 +189,29 @@ func featureActivities() -> ActivityRegistry {
     registry.register(name: "Undo") { (input: String, _: ActivityContext) in input }
     return registry
 }
+
+/// Two branches wait for the same child's result.
+struct SharedChildWorkflow: Workflow {
+    func run(context: WorkflowContext, input: Int) async throws -> Int {
+        let child = try await context.startChildWorkflow(DoublerWorkflow.self, input: input)
+        async let first = child.result()
+        async let second = child.result()
+        return try await first + second
+    }
+}
+
+/// Races an activity against a timer; the loser is canceled.
+struct RaceWorkflow: Workflow {
+    func run(context: WorkflowContext, input: Empty) async throws -> String {
+        try await withThrowingTaskGroup(of: String.self) { group in
+            group.addTask { try await context.executeActivity(named: "Step", input: "fast", returning: String.self, options: tenSeconds) }
+            group.addTask {
+                try await context.sleep(for: .seconds(60))
+                return "timeout"
+            }
+            let winner = try await group.next() ?? "none"
+            group.cancelAll()
+            return winner
+        }
+    }
+}

@@ -112,3 +112,18 @@ struct HistoryFileTests {
         #expect(error.message.contains("history is not contiguous: expected event 2, got 7"))
     }
 }
+
+@Suite("Data converter as the client's payload converter")
+struct ClientConverterTests {
+    @Test("the client side encodes with the same codec chain the worker decodes with")
+    func sharedCodecs() throws {
+        let converter = DataConverter(codecs: [XORCodec(key: 0x21)])
+        let client: any ClientPayloadConverting = converter
+        let payload = try client.encode(TransferInput(from: "alice", to: "bob", amount: 3))
+        #expect(!String(decoding: payload.data, as: UTF8.self).contains("alice"))
+        var payloads = Ballast_V1_Payloads()
+        payloads.payloads = [payload]
+        #expect(try converter.fromPayloads(payloads, as: TransferInput.self) == TransferInput(from: "alice", to: "bob", amount: 3))
+        #expect(throws: BallastClientError.self) { _ = try client.decode(payload, as: Int.self) }
+    }
+}

@@ -51,7 +51,7 @@ public struct DataConverter: Sendable {
     /// Encodes one value as a one-element `Payloads` (what inputs and results are on the wire).
     public func toPayloads<T: Encodable>(_ value: T) throws -> Ballast_V1_Payloads {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var payload = Ballast_V1_Payload()
         do {
             payload.data = try encoder.encode(value)

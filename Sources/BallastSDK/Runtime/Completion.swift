@@ -3,7 +3,7 @@
 /// Only touched on the thread draining the run (see `WorkflowRun`), so it needs no lock.
 final class Completion<Value: Sendable>: @unchecked Sendable {
     private(set) var result: Result<Value, any Error>?
-    private var continuation: UnsafeContinuation<Value, any Error>?
+    private var waiters: [UnsafeContinuation<Value, any Error>] = []
 
     /// Whether the result is known.
     var isResolved: Bool { result != nil }
@@ -14,22 +14,20 @@ final class Completion<Value: Sendable>: @unchecked Sendable {
     func resolve(_ outcome: Result<Value, any Error>) -> Bool {
         guard result == nil else { return false }
         result = outcome
-        if let waiter = continuation {
-            continuation = nil
-            waiter.resume(with: outcome)
-        }
+        let waiting = waiters
+        waiters.removeAll()
+        for waiter in waiting { waiter.resume(with: outcome) }
         return true
     }
 
-    /// Waits for the result.
+    /// Waits for the result (several branches may wait for the same completion).
     func value() async throws -> Value {
         if let result { return try result.get() }
         return try await withUnsafeThrowingContinuation { (waiter: UnsafeContinuation<Value, any Error>) in
             if let result {
                 waiter.resume(with: result)
             } else {
-                precondition(continuation == nil, "a workflow completion has one waiter")
-                continuation = waiter
+                waiters.append(waiter)
             }
         }
     }

@@ -328,7 +328,12 @@ final class WorkflowRun: @unchecked Sendable {
 
     /// Appends a command produced by the code.
     func append(_ key: CommandKey, _ command: Ballast_V1_Command, onRecorded: ((Int64) -> Void)? = nil) {
-        precondition(!isClosed, "\(label): a command after the close command")
+        guard !isClosed, !isTearingDown else {
+            // Code still running after the run closed (a leftover detached scope): the engine
+            // would refuse the command (COMMAND_AFTER_CLOSE), so it is dropped here.
+            logger.warning("dropping a command produced after the workflow closed", metadata: ["command": "\(key.codeDescription)"])
+            return
+        }
         pendingCommands.append(PendingCommand(key: key, command: command, onRecorded: onRecorded))
     }
 

@@ -7,7 +7,9 @@ import Foundation
 /// Every method must be called from the workflow's own code (its root task, `async let`
 /// branches, task-group children or `nonCancellable` scopes), never from another thread.
 public final class WorkflowContext: @unchecked Sendable {
-    private unowned let run: WorkflowRun
+    // Strong: the run's tasks may outlive a torn-down run's bookkeeping; the cycle with
+    // `WorkflowRun.context` is broken by `tearDown`.
+    private let run: WorkflowRun
 
     init(run: WorkflowRun) { self.run = run }
 
