@@ -196,7 +196,7 @@ struct ClientTests {
                 if request.execution.workflowID == "ok" {
                     response.status = .completed
                     var completed = Ballast_V1_WorkflowExecutionCompletedEventAttributes()
-                    completed.result.payloads = [try JSONClientPayloadConverter().encode(["outcome": "completed"])]
+                    completed.result.payloads = [try DataConverter.default.toPayload(["outcome": "completed"])]
                     response.closeEvent.attributes = .workflowExecutionCompleted(completed)
                 } else {
                     response.status = .failed
@@ -241,7 +241,7 @@ struct ClientTests {
                 var closed = Ballast_V1_HistoryEvent()
                 closed.eventID = 2
                 var completed = Ballast_V1_WorkflowExecutionCompletedEventAttributes()
-                completed.result.payloads = [try JSONClientPayloadConverter().encode(42)]
+                completed.result.payloads = [try DataConverter.default.toPayload(42)]
                 closed.attributes = .workflowExecutionCompleted(completed)
                 var response = Ballast_V1_GetWorkflowExecutionHistoryBatchesResponse()
                 response.batches = try LZ4EventBatchCodec.makeBatches(events: [started, closed], firstEventID: 1).map(\.message)
@@ -275,5 +275,65 @@ struct ClientTests {
         } catch {
             guard case .malformedResponse = error else { Issue.record("wrong error \(error)"); return }
         }
+    }
+}
+
+/// Reverses the bytes and marks the payload: enough to see that a codec ran.
+struct ReversingCodec: PayloadCodec {
+    func encode(_ payloads: [Ballast_V1_Payload]) throws -> [Ballast_V1_Payload] {
+        payloads.map { payload in
+            var encoded = payload
+            encoded.data = Data(payload.data.reversed())
+            encoded.metadata["codec"] = Data("reverse".utf8)
+            return encoded
+        }
+    }
+
+    func decode(_ payloads: [Ballast_V1_Payload]) throws -> [Ballast_V1_Payload] {
+        payloads.map { payload in
+            var decoded = payload
+            decoded.data = Data(payload.data.reversed())
+            decoded.metadata["codec"] = nil
+            return decoded
+        }
+    }
+}
+
+@Suite("client: payloads through the SDK's data converter")
+struct ClientPayloadTests {
+    @Test("a codec on the client encodes the start input the cluster sees and decodes the result")
+    func codecOnClient() async throws {
+        let seen = Mutex<[Ballast_V1_Payload]>([])
+        let codecConverter = DataConverter(codecs: [ReversingCodec()])
+        let node = try await FakeNode.start {
+            $0.unary(BallastMethod.Workflow.start) { (request: Ballast_V1_StartWorkflowRequest) in
+                seen.withLock { $0 += request.input.payloads }
+                var response = Ballast_V1_StartWorkflowResponse()
+                response.runID = "r"
+                response.started = true
+                return response
+            }
+            $0.unary(BallastMethod.Workflow.waitClosed) { (request: Ballast_V1_WaitWorkflowExecutionClosedRequest) in
+                var response = Ballast_V1_WaitWorkflowExecutionClosedResponse()
+                response.execution = request.execution
+                response.status = .completed
+                var completed = Ballast_V1_WorkflowExecutionCompletedEventAttributes()
+                completed.result = try codecConverter.toPayloads(["outcome": "completed"])
+                response.closeEvent.attributes = .workflowExecutionCompleted(completed)
+                return response
+            }
+        }
+        defer { Task { await node.stop() } }
+        var options = BallastClientOptions()
+        options.dataConverter = codecConverter
+        let client = BallastClient(endpoints: [node.endpoint], options: options)
+        defer { Task { await client.close() } }
+        let handle = try await client.start("Transfer", id: "t", taskQueue: "q", input: ["secret": "alice"])
+        let payload = try #require(seen.withLock { $0 }.first)
+        #expect(payload.metadata["codec"] == Data("reverse".utf8))
+        #expect(String(decoding: payload.data, as: UTF8.self) == String("{\"secret\":\"alice\"}".reversed()))
+        #expect(try await handle.result(as: [String: String].self) == ["outcome": "completed"])
+        // A workflow without a result decodes as Empty whatever it returned.
+        _ = try await handle.result(as: Empty.self)
     }
 }

@@ -83,7 +83,7 @@ extension BallastClient {
                                          as type: Result.Type = Result.self) async throws(BallastClientError) -> Result {
         let payloads = try await query(workflowID: workflowID, runID: runID, queryType: queryType)
         guard let first = payloads.payloads.first else { throw .payloadDecoding("the query answered no value") }
-        return try options.payloadConverter.decode(first, as: Result.self)
+        return try options.dataConverter.clientValue(first, as: Result.self)
     }
 }
 

@@ -10,7 +10,7 @@ extension BallastClient {
         options startOptions: WorkflowStartOptions = WorkflowStartOptions()
     ) async throws(BallastClientError) -> WorkflowHandle {
         var payloads = Ballast_V1_Payloads()
-        payloads.payloads = [try options.payloadConverter.encode(input)]
+        payloads.payloads = [try options.dataConverter.clientPayload(input)]
         return try await start(workflowType, id: workflowID, taskQueue: taskQueue, payloads: payloads, options: startOptions)
     }
 
@@ -44,7 +44,7 @@ extension BallastClient {
     public func signal<Input: Encodable & Sendable>(workflowID: String, runID: String = "", name: String, input: Input,
                                                     requestID: String? = nil) async throws(BallastClientError) {
         var payloads = Ballast_V1_Payloads()
-        payloads.payloads = [try options.payloadConverter.encode(input)]
+        payloads.payloads = [try options.dataConverter.clientPayload(input)]
         try await signal(workflowID: workflowID, runID: runID, name: name, payloads: payloads, requestID: requestID)
     }
 
@@ -69,9 +69,9 @@ extension BallastClient {
         signal name: String, signalInput: SignalInput, options startOptions: WorkflowStartOptions = WorkflowStartOptions()
     ) async throws(BallastClientError) -> WorkflowHandle {
         var startPayloads = Ballast_V1_Payloads()
-        startPayloads.payloads = [try options.payloadConverter.encode(input)]
+        startPayloads.payloads = [try options.dataConverter.clientPayload(input)]
         var signalPayloads = Ballast_V1_Payloads()
-        signalPayloads.payloads = [try options.payloadConverter.encode(signalInput)]
+        signalPayloads.payloads = [try options.dataConverter.clientPayload(signalInput)]
         try Self.validateID(name, "the signal name")
         var request = Ballast_V1_SignalWithStartWorkflowRequest()
         request.start = try makeStartRequest(workflowType, workflowID, taskQueue, startPayloads, startOptions)

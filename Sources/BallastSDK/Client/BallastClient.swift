@@ -15,8 +15,8 @@ public struct BallastClientOptions: Sendable {
     public var callTimeout: Duration = .seconds(30)
     /// Backoff of retried calls.
     public var retry = CallRetryPolicy()
-    /// Turns values into payloads.
-    public var payloadConverter: any ClientPayloadConverting = JSONClientPayloadConverter()
+    /// Turns values into payloads and back (JSON, then its codec chain, e.g. encryption).
+    public var dataConverter: DataConverter = .default
     /// HTTP/2 and message limits of the connection.
     public var grpc = GRPCClientConfiguration()
 

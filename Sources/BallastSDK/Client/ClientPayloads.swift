@@ -1,50 +1,16 @@
 import BallastProto
 import Foundation
 
-// A small JSON payload converter for the client. The SDK's own converter and codec chain
-// (Sources/BallastSDK/Payload, written in parallel) replaces it once it lands; the client
-// only needs `ClientPayloadConverting`, so swapping is one line in `BallastClient.init`.
+// The client encodes values with the SDK's `DataConverter` (JSON, then the codec chain), so
+// a codec configured on the client (encryption) applies to inputs, signals and results as it
+// does in the worker. The helpers below build raw JSON payloads for tools like the CLI.
 
-/// Turns values into payloads and back, on the client side.
-public protocol ClientPayloadConverting: Sendable {
-    /// Encodes one value.
-    func encode<Value: Encodable>(_ value: Value) throws(BallastClientError) -> Ballast_V1_Payload
-    /// Decodes one value.
-    func decode<Value: Decodable>(_ payload: Ballast_V1_Payload, as type: Value.Type) throws(BallastClientError) -> Value
-}
-
-/// JSON (`encoding: json/plain`), as Temporal's default data converter.
-public struct JSONClientPayloadConverter: ClientPayloadConverting {
+/// Raw JSON payloads (`encoding: json/plain`) for tools that have JSON text, not Swift values.
+public enum JSONClientPayloadConverter {
     /// The metadata key naming the encoding.
-    public static let encodingKey = "encoding"
+    public static let encodingKey = DataConverter.encodingKey
     /// The encoding name of JSON payloads.
-    public static let jsonEncoding = "json/plain"
-
-    /// Creates the converter.
-    public init() {}
-
-    /// Encodes `value` as JSON (keys sorted, so equal values give equal bytes).
-    public func encode<Value: Encodable>(_ value: Value) throws(BallastClientError) -> Ballast_V1_Payload {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        do {
-            return Self.payload(jsonData: try encoder.encode(value))
-        } catch {
-            throw .payloadEncoding("\(Value.self) as JSON: \(error)")
-        }
-    }
-
-    /// Decodes a JSON payload; refuses other encodings with a clear error.
-    public func decode<Value: Decodable>(_ payload: Ballast_V1_Payload, as type: Value.Type) throws(BallastClientError) -> Value {
-        if let encoding = payload.metadata[Self.encodingKey], String(decoding: encoding, as: UTF8.self) != Self.jsonEncoding {
-            throw .payloadDecoding("payload encoding is '\(String(decoding: encoding, as: UTF8.self))', expected \(Self.jsonEncoding)")
-        }
-        do {
-            return try JSONDecoder().decode(Value.self, from: payload.data)
-        } catch {
-            throw .payloadDecoding("\(Value.self) from JSON: \(error)")
-        }
-    }
+    public static let jsonEncoding = DataConverter.jsonEncoding
 
     /// A JSON payload holding `jsonData` as is.
     public static func payload(jsonData: Data) -> Ballast_V1_Payload {
@@ -66,15 +32,14 @@ public struct JSONClientPayloadConverter: ClientPayloadConverting {
     }
 }
 
-/// No value: encodes as JSON `null` and decodes from anything (workflows without output).
-public struct NoValue: Codable, Sendable, Equatable {
-    /// The only value.
-    public init() {}
-    /// Ignores whatever was there.
-    public init(from decoder: any Decoder) throws {}
-    /// Writes `null`.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encodeNil()
+extension DataConverter {
+    /// Encodes one value, as the client's typed error.
+    func clientPayload<Value: Encodable>(_ value: Value) throws(BallastClientError) -> Ballast_V1_Payload {
+        do { return try toPayload(value) } catch { throw .payloadEncoding("\(error)") }
+    }
+
+    /// Decodes one payload, as the client's typed error.
+    func clientValue<Value: Decodable>(_ payload: Ballast_V1_Payload, as type: Value.Type) throws(BallastClientError) -> Value {
+        do { return try fromPayload(payload, as: Value.self) } catch { throw .payloadDecoding("\(error)") }
     }
 }

@@ -28,11 +28,11 @@ public struct WorkflowHandle: Sendable {
     public func result<Output: Decodable>(as type: Output.Type = Output.self, timeout: Duration? = nil) async throws(BallastClientError) -> Output {
         let closed = try await waitClosed(timeout: timeout)
         let payloads = try CloseOutcome.resultPayloads(closed, workflowID: workflowID)
+        if let empty = Empty() as? Output { return empty }
         guard let first = payloads.payloads.first else {
-            if let none = NoValue() as? Output { return none }
             throw .payloadDecoding("workflow \(workflowID) completed without a result")
         }
-        return try client.options.payloadConverter.decode(first, as: Output.self)
+        return try client.options.dataConverter.clientValue(first, as: Output.self)
     }
 
     /// Waits for the run to close and returns how it closed (any status, no throw for failures).

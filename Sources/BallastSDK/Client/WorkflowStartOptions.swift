@@ -28,7 +28,7 @@ public struct WorkflowStartOptions: Sendable {
 
     /// Sets a memo field to `value` encoded as JSON.
     public mutating func setMemo<Value: Encodable>(_ key: String, _ value: Value) throws(BallastClientError) {
-        memo[key] = try JSONClientPayloadConverter().encode(value)
+        memo[key] = try DataConverter.default.clientPayload(value)
     }
 
     /// Fills the engine's start request (everything but input, ids and queue).
