@@ -87,6 +87,27 @@ struct ClientProcessTests {
         let (_, afterOutput) = try cluster.runCLI(["workflow", "describe", "--address", address, "-w", "cli-1"])
         #expect(afterOutput.contains("terminated"), "\(afterOutput)")
 
+        // result: waits for the close; a terminated run prints why and exits 1.
+        let (resultStatus, resultOutput) = try cluster.runCLI(["workflow", "result", "--address", address, "-w", "cli-1", "--timeout", "20"])
+        #expect(resultStatus == 1 && resultOutput.contains("terminated: done"), "\(resultOutput)")
+        // show: the timeline in event order, and the protobuf JSON of ballast.v1.History.
+        let (showStatus, showOutput) = try cluster.runCLI(["workflow", "show", "--address", address, "-w", "cli-1"])
+        #expect(showStatus == 0, "\(showOutput)")
+        let lines = showOutput.split(separator: "\n")
+        #expect(lines.first?.contains("WorkflowExecutionStarted") == true && lines.first?.contains("{\"amount\": 7}") == true, "\(showOutput)")
+        #expect(lines.contains { $0.contains("WorkflowExecutionSignaled") && $0.contains("name=approve") }, "\(showOutput)")
+        #expect(lines.last?.contains("WorkflowExecutionTerminated") == true, "\(showOutput)")
+        let (_, showJSON) = try cluster.runCLI(["workflow", "show", "--address", address, "-w", "cli-1", "--json"])
+        let history = try Ballast_V1_History(jsonString: showJSON.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(history.events.count == lines.count && history.events.first?.eventID == 1)
+        // list and count with a visibility query.
+        let (listStatus, listOutput) = try cluster.runCLI(["workflow", "list", "--address", address, "--query", "WorkflowType = 'Transfer'"])
+        #expect(listStatus == 0 && listOutput.contains("cli-1") && listOutput.contains("terminated"), "\(listOutput)")
+        let (_, countOutput) = try cluster.runCLI(["workflow", "count", "--address", address, "--query", "WorkflowType = 'Transfer'", "--json"])
+        #expect(countOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "{\"count\":1}", "\(countOutput)")
+        let (_, noneOutput) = try cluster.runCLI(["workflow", "count", "--address", address, "--query", "WorkflowType = 'Other'"])
+        #expect(noneOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "\(noneOutput)")
+
         // Bad input: a clear error and exit status 1, nothing started.
         let (badStatus, badOutput) = try cluster.runCLI([
             "workflow", "start", "--address", address, "--type", "T", "--task-queue", "q", "--input", "{oops",
