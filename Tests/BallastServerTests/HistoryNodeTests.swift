@@ -211,10 +211,11 @@ struct HistoryNodeTests {
             expected = try allHistories(store)
             store.close()
         }
-        // Restart with everything written still there, and with the unsynced tail lost.
-        for loseTail in [false, true] {
+        // Restart with everything written still there, with the unsynced tail lost, and with the
+        // whole store lost (an operator moved a damaged one away): the store is derived state.
+        for (loseTail, loseStore) in [(false, false), (true, false), (false, true)] {
             let copy = try temporaryDirectory() + "/history"
-            try FileManager.default.copyItem(atPath: directory, toPath: copy)
+            if !loseStore { try FileManager.default.copyItem(atPath: directory, toPath: copy) }
             if loseTail {
                 for (name, size) in segmentsAtSnapshot {
                     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: copy + "/" + name))
@@ -225,7 +226,7 @@ struct HistoryNodeTests {
             let (restarted, store) = try makeMachine(copy)
             restarted.restore(from: taken)
             for entry in scenario.entries[snapshotAt...] { _ = restarted.apply(entry) }
-            #expect(try allHistories(store) == expected, "tail lost: \(loseTail)")
+            #expect(try allHistories(store) == expected, "tail lost: \(loseTail), store lost: \(loseStore)")
             store.close()
         }
     }
