@@ -118,6 +118,9 @@ public struct HistoryStoreStatistics: Sendable, Equatable {
     public var totalBytes = 0
     /// Segments reclaimed by compaction since open.
     public var compactedSegments = 0
+
+    /// All zero.
+    public init() {}
 }
 
 /// What opening the store found and repaired.

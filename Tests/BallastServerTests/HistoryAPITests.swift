@@ -144,6 +144,13 @@ struct HistoryAPITests {
         } catch let status as GRPCStatus {
             #expect(status.code == .notFound)
         }
+        // The store's gauges reach /metrics.
+        let metricsDeadline = ContinuousClock.now + .seconds(10)
+        while !single.node.metrics.text().contains("ballast_history_runs 1"), ContinuousClock.now < metricsDeadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(single.node.metrics.text().contains("ballast_history_runs 1"))
+        #expect(single.node.metrics.text().contains("ballast_history_live_bytes"))
         await client.close()
         await single.stop()
     }

@@ -18,6 +18,8 @@ public protocol HistoryBytesStore: Sendable {
     func sync() throws(HistoryError)
     /// The whole histories of `runIds` that are stored (for snapshots).
     func export(runIds: [String]) throws(HistoryError) -> [String: [[UInt8]]]
+    /// Counters describing the store (for metrics).
+    var statistics: HistoryStoreStatistics { get }
 }
 
 extension HistoryBytesStore {
@@ -92,4 +94,14 @@ public final class MemoryHistoryBytesStore: HistoryBytesStore {
     public func runIds() -> [String] { histories.withLock { $0.keys.sorted() } }
 
     public func sync() throws(HistoryError) {}
+
+    public var statistics: HistoryStoreStatistics {
+        histories.withLock { histories in
+            var statistics = HistoryStoreStatistics()
+            statistics.runCount = histories.count
+            statistics.liveBytes = histories.values.reduce(0) { $0 + $1.reduce(0) { $0 + $1.count } }
+            statistics.totalBytes = statistics.liveBytes
+            return statistics
+        }
+    }
 }

@@ -27,6 +27,11 @@ extension BallastNode {
     /// `ballast-read-consistency: stale`, at this node's applied state), then reads the history
     /// store from the calling task, never on the loop thread.
     func registerHistoryService(_ registry: inout GRPCMethodRegistry) {
+        let historyMetrics = HistoryMetrics(registry: metrics.registry)
+        let machine = stateMachine
+        _ = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            historyMetrics.update(machine.history.statistics, waiters: machine.closeSignals.count)
+        }
         registry.unary(BallastMethod.Workflow.getHistory) { [self] (request: Ballast_V1_GetWorkflowExecutionHistoryRequest, context) in
             let (from, pageEvents) = try Self.invalidArgument { () throws(GRPCStatusError) in
                 (try HistoryPages.firstEventId(Array(request.nextPageToken)), try HistoryPages.pageEvents(request.maximumPageSize))
