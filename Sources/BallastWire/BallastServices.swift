@@ -43,6 +43,8 @@ public enum BallastMethod {
         public static let count = prefix + "CountWorkflowExecutions"
         /// QueryWorkflowRequest → QueryWorkflowResponse.
         public static let query = prefix + "QueryWorkflow"
+        /// AddSearchAttributesRequest → AddSearchAttributesResponse (administration, leader only).
+        public static let addSearchAttributes = prefix + "AddSearchAttributes"
     }
 
     /// WorkerService methods (workers).

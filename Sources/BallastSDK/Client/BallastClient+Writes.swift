@@ -94,6 +94,20 @@ extension BallastClient {
         _ = try await call(BallastMethod.Workflow.requestCancel, request, as: Ballast_V1_RequestCancelWorkflowResponse.self)
     }
 
+    /// Registers typed search attribute names in the client's namespace (what workflows may
+    /// then upsert); registering a name again with the same type changes nothing.
+    public func addSearchAttributes(_ attributes: [String: Ballast_V1_IndexedValueType]) async throws(BallastClientError) {
+        guard !attributes.isEmpty else { return }
+        for (name, type) in attributes {
+            try Self.validateID(name, "the search attribute name")
+            guard type != .unspecified else { throw .invalidArgument("search attribute \(name) needs a type") }
+        }
+        var request = Ballast_V1_AddSearchAttributesRequest()
+        request.namespace = options.namespace
+        request.searchAttributes = attributes
+        _ = try await call(BallastMethod.Workflow.addSearchAttributes, request, as: Ballast_V1_AddSearchAttributesResponse.self)
+    }
+
     /// Ends a run at once, without running workflow code.
     public func terminate(workflowID: String, runID: String = "", reason: String = "") async throws(BallastClientError) {
         try Self.validateID(workflowID, "the workflow id")

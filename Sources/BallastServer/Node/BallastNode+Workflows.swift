@@ -34,6 +34,10 @@ extension BallastNode {
             _ = try await submit(.terminate(request), requestID: "")
             return Ballast_V1_TerminateWorkflowResponse()
         }
+        registry.unary(BallastMethod.Workflow.addSearchAttributes) { [self] (request: Ballast_V1_AddSearchAttributesRequest, _) in
+            _ = try await submit(.addSearchAttributes(request), requestID: "")
+            return Ballast_V1_AddSearchAttributesResponse()
+        }
         registry.unary(BallastMethod.Workflow.describe) { [self] (request: Ballast_V1_DescribeWorkflowExecutionRequest, context) in
             try await read(stale: Self.wantsStaleRead(context)) { engine throws(EngineRejection) in
                 try engine.describe(namespace: request.namespace, execution: request.execution)
