@@ -11,6 +11,10 @@ extension Ledger {
             guard existing.isEmpty else { return false }
             try database.query("INSERT INTO accounts (id, balance) VALUES (?, ?)", [.text(account), .int(initialBalance)],
                                context: "inserting account")
+            // The opening balance is the money that entered the ledger: `deposited()` sums it,
+            // the reference `transfers verify` checks conservation against.
+            try database.query("INSERT INTO deposits (account_id, amount) VALUES (?, ?)", [.text(account), .int(initialBalance)],
+                               context: "recording the opening deposit")
             return true
         }
     }
@@ -106,6 +110,28 @@ extension Ledger {
             let inFlight = try database.query("SELECT COALESCE(SUM(amount), 0) FROM in_flight", context: "summing in-flight")
             return LedgerTotals(balances: balances.first?[0].int ?? 0, inFlight: inFlight.first?[0].int ?? 0,
                                 accounts: Int(balances.first?[1].int ?? 0))
+        }
+    }
+
+    /// The money that entered the ledger: the sum of every account's opening balance. Equal to
+    /// `totals().total` while only debits, credits and refunds move money.
+    public func deposited() throws(LedgerError) -> Int64 {
+        try read("reading deposits") { database in
+            try database.query("SELECT COALESCE(SUM(amount), 0) FROM deposits", context: "summing deposits").first?[0].int ?? 0
+        }
+    }
+
+    /// Every transfer's operations, in the order applied (one read for `transfers verify`).
+    public func allTransferOperations() throws(LedgerError) -> [String: [LedgerOperation]] {
+        try read("reading all operations") { database in
+            let rows = try database.query("SELECT idempotency_key, kind, transfer_id, account_id, amount, balance_after FROM operations ORDER BY seq",
+                                          context: "reading operations")
+            var result: [String: [LedgerOperation]] = [:]
+            for row in rows {
+                let operation = try Self.operation(row: row)
+                result[operation.transferID, default: []].append(operation)
+            }
+            return result
         }
     }
 

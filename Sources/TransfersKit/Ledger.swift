@@ -130,6 +130,10 @@ public final class Ledger: @unchecked Sendable {
             balance_after INTEGER NOT NULL
         );
         CREATE INDEX IF NOT EXISTS operations_by_transfer ON operations(transfer_id);
+        CREATE TABLE IF NOT EXISTS deposits (
+            account_id TEXT PRIMARY KEY REFERENCES accounts(id),
+            amount INTEGER NOT NULL CHECK (amount >= 0)
+        );
         CREATE TABLE IF NOT EXISTS in_flight (
             transfer_id TEXT PRIMARY KEY,
             amount INTEGER NOT NULL CHECK (amount >= 0)
