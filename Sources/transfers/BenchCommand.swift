@@ -1,0 +1,101 @@
+import ArgumentParser
+import BallastSDK
+import Foundation
+import TransfersKit
+
+/// `transfers bench`: completed workflows per second and start-to-close latency, closed loop.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure completed Transfer (or one-activity) workflows per second against a running cluster.",
+        discussion: """
+            Runs --workers workers in this process (each its own connection), then --count workflows with \
+            --concurrency in flight (each started, then waited for until it closes); the first --warmup are \
+            not measured. Transfers run with fail rate 0, no transient failures, no bank latency and no \
+            approvals. --json prints {"bench","ops_per_s","p50_ms","p99_ms","concurrency",…}.
+            """)
+
+    enum Kind: String, ExpressibleByArgument, CaseIterable {
+        case transfer
+        case oneActivity = "one-activity"
+    }
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "transfer or one-activity.") var workflow: Kind = .transfer
+    @Option(help: "Workflows to run (warm-up included).") var count = 2_000
+    @Option(help: "Workflows not measured at the start.") var warmup = 200
+    @Option(help: "Workflows in flight at once.") var concurrency = 64
+    @Option(help: "Workers in this process.") var workers = 2
+    @Option(help: "Task queue (a fresh one per run by default, so old tasks do not interfere).") var taskQueue: String?
+    @Flag(help: "Print one JSON line.") var json = false
+
+    func validate() throws {
+        guard count > warmup, warmup >= 0, count <= 1_000_000 else { throw ValidationError("need 0 <= --warmup < --count <= 1000000") }
+        guard (1 ... 10_000).contains(concurrency) else { throw ValidationError("--concurrency must be 1...10000") }
+        guard (1 ... 16).contains(workers) else { throw ValidationError("--workers must be 1...16") }
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            let tag = String(UInt64(Date().timeIntervalSince1970 * 1000), radix: 36)
+            let queue = taskQueue ?? "bench-\(tag)"
+            let ledger = try common.openLedger()
+            let parameters = TransferPlan.Parameters(count: count, seed: UInt64(Date().timeIntervalSince1970), transientRate: 0,
+                                                     bankLatencyMilliseconds: 0, largeFraction: 0)
+            let plan = TransferPlan(parameters)
+            try TransferServices.openAccounts(plan.accounts, balance: TransferPlan.openingBalance(parameters), in: ledger)
+            let client = try common.makeClient(identity: "transfers-bench")
+            try await TransferServices.registerSearchAttributes(client)
+            let running = try (1 ... workers).map { number in try startWorker(number, queue: queue, ledger: ledger) }
+            let load = WorkflowLoad(count: count, warmup: warmup, concurrency: concurrency)
+            let kind = workflow
+            let figures = await load.run { index in
+                switch kind {
+                case .transfer:
+                    var input = plan.items[index].input
+                    input.transferID = "bench-\(tag)-\(index)"
+                    return try await client.start(TransferDefaults.workflowType, id: input.transferID, taskQueue: queue, input: input)
+                case .oneActivity:
+                    return try await client.start(OneActivityWorkflow.name, id: "bench-\(tag)-\(index)", taskQueue: queue, input: "x")
+                }
+            }
+            for (worker, task, workerClient) in running {
+                await worker.shutdown(gracePeriod: .seconds(2))
+                _ = await task.result
+                await workerClient.close()
+            }
+            await client.close()
+            report(figures)
+            guard figures.failures == 0 else { throw ExitCode(1) }
+        }
+    }
+
+    func startWorker(_ number: Int, queue: String, ledger: Ledger) throws -> (Worker, Task<Void, any Error>, BallastClient) {
+        let client = try common.makeClient(identity: "transfers-bench-worker-\(number)")
+        var options = WorkerOptions(taskQueue: queue)
+        options.identity = "bench-worker-\(number)"
+        options.maxConcurrentActivities = 200
+        options.maxConcurrentWorkflowTasks = 200
+        var registry = TransferActivities.registry(ledger: ledger)
+        registry.register(EchoActivity())
+        let logger = common.makeLogger("transfers.bench")
+        let runtime = WorkflowRuntime(workflows: [TransferWorkflow.self, OneActivityWorkflow.self], logger: logger)
+        let worker = try Worker(client: client, options: options, workflows: runtime,
+                                activities: ActivityExecutor(activities: registry, logger: logger), logger: logger)
+        return (worker, Task { try await worker.run() }, client)
+    }
+
+    func report(_ figures: WorkflowLoad.Figures) {
+        let name = workflow == .transfer ? "workflow-transfer" : "workflow-one-activity"
+        if json {
+            say("{\"bench\":\"\(name)\",\"ops_per_s\":\(StartCommand.rounded(figures.perSecond)),"
+                + "\"p50_ms\":\(StartCommand.rounded(figures.p50Milliseconds)),\"p99_ms\":\(StartCommand.rounded(figures.p99Milliseconds)),"
+                + "\"concurrency\":\(concurrency),\"workers\":\(workers),\"measured\":\(figures.measured),\"failures\":\(figures.failures)}")
+        } else {
+            say("\(name): \(figures.measured) measured, \(StartCommand.rounded(figures.perSecond)) completed/s, "
+                + "p50 \(StartCommand.rounded(figures.p50Milliseconds)) ms, p99 \(StartCommand.rounded(figures.p99Milliseconds)) ms, "
+                + "\(figures.failures) failures (concurrency \(concurrency), \(workers) workers)")
+        }
+        for sample in figures.errorSamples { FileHandle.standardError.write(Data("error: \(sample)\n".utf8)) }
+    }
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import BallastSDK
+import Foundation
+import TransfersKit
+
+/// `transfers worker`: serves the Transfer workflow and its activities until SIGTERM/SIGINT.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run the Transfer workflow and its activities against the ledger until SIGTERM or SIGINT.")
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Worker identity shown in history (default: transfers-worker-PID).") var identity: String?
+    @Option(help: "Task queue to serve.") var taskQueue = TransferDefaults.taskQueue
+    @Option(help: "Activities run at once.") var maxConcurrentActivities = 100
+
+    func validate() throws {
+        guard (1 ... 10_000).contains(maxConcurrentActivities) else { throw ValidationError("--max-concurrent-activities must be 1...10000") }
+        guard !taskQueue.isEmpty else { throw ValidationError("--task-queue must not be empty") }
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            let name = identity ?? "transfers-worker-\(ProcessInfo.processInfo.processIdentifier)"
+            let logger = common.makeLogger("transfers.worker")
+            let ledger = try common.openLedger()
+            let client = try common.makeClient(identity: name)
+            // The engine refuses upserts of unregistered attributes: make sure it is registered
+            // (the client retries until a leader answers).
+            try await TransferServices.registerSearchAttributes(client)
+            let worker = try TransferServices.makeWorker(client: client, ledger: ledger, taskQueue: taskQueue, identity: name,
+                                                         maxConcurrentActivities: maxConcurrentActivities, logger: logger)
+            Signals.onTermination { Task { await worker.shutdown() } }
+            FileHandle.standardError.write(Data("worker \(name) serving task queue \(taskQueue), ledger \(common.ledger)\n".utf8))
+            try await worker.run()
+            await client.close()
+        }
+    }
+}

@@ -1,2 +1,0 @@
-// The `transfers` example executable; its commands are being built (issue 7).
-import TransfersKit
