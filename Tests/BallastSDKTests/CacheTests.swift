@@ -59,3 +59,49 @@ struct CacheTests {
         #expect(runtime.statistics.cacheHits == 1)
     }
 }
+
+/// An actor outside the workflow's executor.
+actor SlowService {
+    func value() async -> Int {
+        // Slow enough that the workflow task has ended when the workflow code comes back.
+        try? await Task.sleep(for: .milliseconds(20))
+        return 7
+    }
+}
+
+/// Awaits an actor: forbidden in workflow code.
+struct EscapingWorkflow: Workflow {
+    func run(context: WorkflowContext, input: Empty) async throws -> Int {
+        let value = await SlowService().value()
+        try await context.sleep(for: .seconds(1))
+        return value
+    }
+}
+
+@Suite("Workflow code that leaves the executor")
+struct StrayCodeTests {
+    @Test("code that resumed outside a workflow task fails the next task with a clear error")
+    func awaitingAnActorIsReported() async throws {
+        let definition = try #require(WorkflowRegistry([EscapingWorkflow.self]).definitions["EscapingWorkflow"])
+        let info = WorkflowInfo(namespace: "default", workflowId: "e-1", runId: "e-run-1", workflowType: "EscapingWorkflow",
+                                taskQueue: "q", attempt: 1, continuedRunId: nil, parent: nil, startTimeUnixNanos: 0)
+        let run = WorkflowRun(definition: definition, info: info, converter: .default, logger: .init(label: "test"))
+        defer { run.tearDown() }
+        var history = HistoryBuilder(workflowType: "EscapingWorkflow", workflowId: "e-1", runId: "e-run-1")
+        let firstTask = history.startWorkflowTask()
+        let first = try run.process(history.events, liveStartedEventId: firstTask.startedEventID)
+        #expect(first == [])
+        let deadline = ContinuousClock.now + .seconds(10)
+        while run.executor.strayJobs == 0, ContinuousClock.now < deadline { await Task.yield() }
+        #expect(run.executor.strayJobs > 0)
+        history.completeWorkflowTask(with: [])
+        history.signal("nudge")
+        let secondTask = history.startWorkflowTask()
+        #expect {
+            _ = try run.process(history.events, liveStartedEventId: secondTask.startedEventID)
+        } throws: { error in
+            guard case RunFailure.task(let failure) = error else { return false }
+            return failure.message.hasPrefix("workflow EscapingWorkflow (id e-1): the workflow code resumed outside a workflow task")
+        }
+    }
+}

@@ -16,6 +16,11 @@ final class DeterministicExecutor: TaskExecutor, @unchecked Sendable {
     struct JobQueue: ~Copyable {
         var jobs: [UnownedJob] = []
         var head = 0
+        /// Whether the runtime is processing a task for this run (jobs are expected then).
+        var isActive = false
+        /// Jobs enqueued while no task was being processed: code that awaited something
+        /// outside the SDK and came back on its own schedule.
+        var strayJobs = 0
         mutating func popFirst() -> UnownedJob? {
             guard head < jobs.count else { return nil }
             let job = jobs[head]
@@ -27,8 +32,19 @@ final class DeterministicExecutor: TaskExecutor, @unchecked Sendable {
 
     func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
-        queue.withLock { $0.jobs.append(unowned) }
+        queue.withLock { queue in
+            queue.jobs.append(unowned)
+            if !queue.isActive { queue.strayJobs += 1 }
+        }
     }
+
+    /// Marks the start and end of the runtime processing a task for this run.
+    func setActive(_ active: Bool) {
+        queue.withLock { $0.isActive = active }
+    }
+
+    /// How many jobs arrived while no task was being processed.
+    var strayJobs: Int { queue.withLock { $0.strayJobs } }
 
     /// Whether no job is waiting.
     var isIdle: Bool { queue.withLock { $0.head == $0.jobs.count } }

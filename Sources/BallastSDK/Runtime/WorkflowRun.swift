@@ -93,6 +93,11 @@ final class WorkflowRun: @unchecked Sendable {
     /// when the history ends without reaching it (queries, replayer).
     func process(_ history: [Ballast_V1_HistoryEvent], liveStartedEventId: Int64?) throws(RunFailure) -> [Ballast_V1_Command]? {
         precondition(!isTearingDown, "a torn-down run is never processed again")
+        executor.setActive(true)
+        defer { executor.setActive(false) }
+        guard executor.strayJobs == 0 else {
+            throw .task(WorkflowTaskError(message: "\(label): the workflow code resumed outside a workflow task: it awaited something other than the WorkflowContext (an actor, Task.sleep, I/O, an unstructured Task), which makes replay non-deterministic; await only the context's operations"))
+        }
         var index = history.firstIndex { $0.eventID > processedEventId } ?? history.endIndex
         lookAhead(history[index...])
         while index < history.endIndex {
@@ -352,6 +357,8 @@ final class WorkflowRun: @unchecked Sendable {
     func tearDown() {
         guard !isTearingDown else { return }
         isTearingDown = true
+        executor.setActive(true)
+        defer { executor.setActive(false) }
         let evicted = WorkflowEvictedError()
         rootTask?.cancel()
         for cancel in detachedTaskCancels { cancel() }
