@@ -14,7 +14,8 @@ struct MembershipScriptTests {
     /// Runs `cluster/NAME arguments…` of this checkout with the test's cluster folder and ports.
     /// Spawned with posix_spawn and reaped with waitpid: Foundation's Process notices a child's
     /// exit through a descriptor that the nodes a script starts in the background inherit, so it
-    /// would wait for them too. Output goes to a file for the same reason.
+    /// would wait for them too. Output goes to a file for the same reason, and every descriptor
+    /// above 2 is closed in the child.
     private func script(_ name: String, _ arguments: [String] = [], environment: [String: String]) async throws -> (Int32, String) {
         let output = NSTemporaryDirectory() + "ballast-script-\(UUID().uuidString).out"
         defer { try? FileManager.default.removeItem(atPath: output) }
@@ -32,6 +33,11 @@ struct MembershipScriptTests {
         posix_spawn_file_actions_init(&actions)
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    // Nothing else of the test process may leak into the scripts and the nodes they leave
+    // running: an inherited listening socket would hold another test's port.
+    // (glibc ignores a close action on a descriptor closed meanwhile.)
+    let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    for fd in open.compactMap({ Int32($0) }) where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
         var cArgs = argv.map { strdup($0) } + [nil]
         var cEnv = env.map { strdup($0) } + [nil]
         var pid: pid_t = 0
