@@ -43,3 +43,12 @@ extension DataConverter {
         do { return try fromPayload(payload, as: Value.self) } catch { throw .payloadDecoding("\(error)") }
     }
 }
+
+/// Something that turns single values into payloads and back with the client's typed errors;
+/// `DataConverter` is one (see `DataConverter+Client.swift`).
+public protocol ClientPayloadConverting: Sendable {
+    /// Encodes one value.
+    func encode<Value: Encodable>(_ value: Value) throws(BallastClientError) -> Ballast_V1_Payload
+    /// Decodes one value.
+    func decode<Value: Decodable>(_ payload: Ballast_V1_Payload, as type: Value.Type) throws(BallastClientError) -> Value
+}
