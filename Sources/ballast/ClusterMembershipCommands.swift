@@ -12,8 +12,9 @@ struct ClusterAddNodeCommand: AsyncParsableCommand {
         commandName: "add-node",
         abstract: "Add a node: as a learner first, then, once it has caught up, as a voter.",
         discussion: """
-            Start the new node first with `ballast server --join LIST` (or --peers) and a new id. Running the \
-            command again for a node that is still a learner resumes at the catch-up step.
+            Start the new node first with `ballast server --join LIST` and a new id (not with --peers alone: \
+            a fresh node given --peers bootstraps a cluster of its own). Running the command again for a node \
+            that is still a learner resumes at the catch-up step.
             """)
 
     @Option(help: "API addresses HOST:PORT of the cluster, comma-separated; the leader is found from any of them.")
