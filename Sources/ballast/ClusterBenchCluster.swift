@@ -137,6 +137,22 @@ final class BenchCluster: @unchecked Sendable {
         throw ValidationError("no leader within \(timeout); node logs are in \(directory)")
     }
 
+    /// Waits until every running node answers `/status` and knows a leader (a node may still be
+    /// starting when another is already leader, on a loaded machine by seconds).
+    func waitForAllUp(timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            try checkAlive()
+            var allUp = true
+            for id in ids where member(id)?.process != nil {
+                guard let status = await status(of: id), status.leader != nil else { allUp = false; break }
+            }
+            if allUp { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw ValidationError("not every node was up with a leader within \(timeout); node logs are in \(directory)")
+    }
+
     /// Waits until node `id` knows a leader and has applied at least `index` (the leader may have
     /// changed meanwhile: on a loaded machine the restarted node sometimes wins the next election).
     func waitForCatchUp(_ id: Int, index: UInt64, timeout: Duration) async throws {

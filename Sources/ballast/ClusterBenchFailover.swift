@@ -39,6 +39,7 @@ struct FailoverTrials {
     }
 
     private func runOne(_ number: Int, on cluster: BenchCluster) async throws -> Trial {
+        try await cluster.waitForAllUp(timeout: .seconds(60))
         let (old, _) = try await cluster.waitForLeader(timeout: .seconds(20))
         let survivors = cluster.ids.filter { $0 != old }
         var clients: [Int: GRPCClient] = [:]
