@@ -254,3 +254,35 @@ struct WorkerCancelTests {
         await client.close()
     }
 }
+
+@Suite("worker: redirect loops")
+struct WorkerRedirectLoopTests {
+    @Test("two nodes naming each other as leader (stale hints) make the worker back off, not spin")
+    func staleHintsBackOff() async throws {
+        let dispatch = FakeDispatch()
+        let nodeA = try await FakeNode.start { registerWorkerService(&$0, dispatch, servedBy: "a") }
+        defer { Task { await nodeA.stop() } }
+        let nodeB = try await FakeNode.start { registerWorkerService(&$0, dispatch, servedBy: "b") }
+        defer { Task { await nodeB.stop() } }
+        nodeA.redirect(to: nodeB.address)
+        nodeB.redirect(to: nodeA.address)
+        let client = BallastClient(endpoints: [nodeA.endpoint])
+        var options = WorkerOptions(taskQueue: "payments")
+        options.reconnect.initialBackoff = .milliseconds(20)
+        options.reconnect.maximumBackoff = .milliseconds(40)
+        let worker = try Worker(client: client, options: options, workflows: nil, activities: GatedActivities())
+        let running = Task { try await worker.run() }
+        let started = ContinuousClock.now
+        #expect(await eventually { nodeA.calls.count + nodeB.calls.count >= 20 })
+        let elapsed = ContinuousClock.now - started
+        // At most two attempts per backoff (one immediate redirect, then a delay of >= 10 ms):
+        // 20 attempts take at least 9 delays. A busy loop would make them in a few milliseconds.
+        #expect(elapsed >= .milliseconds(90), "20 stream attempts in \(elapsed)")
+        // Once one node really leads, the worker gets there.
+        nodeB.redirect(to: nil)
+        #expect(await eventually { await dispatch.openedStreams.count == 1 })
+        await worker.shutdown()
+        try await running.value
+        await client.close()
+    }
+}

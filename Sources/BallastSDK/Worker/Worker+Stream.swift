@@ -7,6 +7,7 @@ extension Worker {
     func streamLoop() async -> Result<Void, WorkerError> {
         var backoff = Backoff(policy: options.reconnect)
         var generator = SystemRandomNumberGenerator()
+        var followedHintAtOnce = false
         while !Task.isCancelled {
             var generation: UInt64?
             var failure: GRPCStatus
@@ -33,7 +34,16 @@ extension Worker {
             var delay = backoff.next(using: &generator)
             if case .retry(let leader) = decision {
                 if let generation { await client.connection.failed(generation: generation, leader: leader) }
-                if leader != nil { delay = .zero }
+                // Follow a leader hint at once, but not twice in a row: stale hints during an
+                // election can point nodes at each other, which must not become a busy loop.
+                if leader != nil, !followedHintAtOnce {
+                    delay = .zero
+                    followedHintAtOnce = true
+                } else {
+                    followedHintAtOnce = false
+                }
+            } else {
+                followedHintAtOnce = false
             }
             let target = await client.connection.currentTarget
             logger.info("task stream lost; reconnecting", metadata: [
