@@ -13,7 +13,7 @@ struct BenchCommand: AsyncParsableCommand {
 struct BenchOptions: ParsableArguments {
     @Option(help: "Operations kept in flight at once.")
     var concurrency: Int = 1
-    @Option(help: "Seconds to measure, after a one-second warm-up.")
+    @Option(help: "Seconds to measure, after a warm-up (one second; `bench cluster`: --warm-up).")
     var duration: Double = 10
     @Flag(help: "Print one JSON line instead of a table.")
     var json = false

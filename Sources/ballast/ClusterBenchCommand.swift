@@ -43,6 +43,8 @@ struct ClusterBenchCommand: AsyncParsableCommand {
         guard (0 ... 100).contains(signalPercent) else { throw ValidationError("--signal-percent must be 0…100") }
         guard warmUp >= 0, warmUp <= 600 else { throw ValidationError("--warm-up must be 0…600 seconds") }
         guard (1 ... 15).contains(nodes) else { throw ValidationError("--nodes must be 1…15") }
+        let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+        guard levels.contains(serverLogLevel) else { throw ValidationError("--server-log-level must be one of \(levels.joined(separator: ", "))") }
         if let connections, !(1 ... 256).contains(connections) || connections > options.concurrency {
             throw ValidationError("--connections must be 1…256 and at most --concurrency")
         }
