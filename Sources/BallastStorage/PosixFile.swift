@@ -124,8 +124,17 @@ enum Posix {
     /// Takes an exclusive advisory lock on `path` (created if needed); returns the descriptor holding it.
     static func lockFile(_ path: String) throws -> Int32 {
         let fd = try open(path, O_RDWR | O_CREAT)
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        // A child process that this process is spawning shares the descriptor until it execs
+        // (O_CLOEXEC closes it only then), so a lock just released can look held for a moment:
+        // retry for up to a second before saying another store holds it.
+        let deadline = ContinuousClock.now + .seconds(1)
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let code = errno
+            if code == EINTR { continue }
+            if code == EWOULDBLOCK, ContinuousClock.now < deadline {
+                usleep(5_000)
+                continue
+            }
             _ = close(fd)
             if code == EWOULDBLOCK { throw StorageError.directoryLocked(path: path) }
             throw StorageError.io(operation: "flock", path: path, errno: code)
