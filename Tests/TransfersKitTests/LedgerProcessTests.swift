@@ -60,7 +60,12 @@ struct LedgerProcessTests {
         // With a longer busy timeout the debit waits for the other process's commit, then applies
         // on top of its write.
         let patient = try Ledger(path: file.path, busyTimeout: .seconds(30))
-        let debit = Task { try patient.debit("alice", amount: 100, transfer: "t-1", idempotencyKey: "k-1") }
+        let executor = LedgerExecutor(ledger: patient)
+        let debit = Task {
+            try await executor.run { ledger throws(LedgerError) in
+                try ledger.debit("alice", amount: 100, transfer: "t-1", idempotencyKey: "k-1")
+            }
+        }
         _ = try shell.run("COMMIT;", marker: "committed")
         let applied = try await debit.value
         #expect(applied.appliedNow && applied.balanceAfter == 1_400)

@@ -118,18 +118,24 @@ struct LedgerTests {
         // operation twice: every debit/credit pair must apply once.
         let first = try Ledger(path: file.path)
         let second = try Ledger(path: file.path)
+        // Each connection writes from its own thread (LedgerExecutor), as activities do, so the
+        // blocking SQLite calls never hold the test runner's cooperative threads.
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for (worker, ledger) in [first, second].enumerated() {
+            for ledger in [first, second] {
+                let executor = LedgerExecutor(ledger: ledger)
                 group.addTask {
                     for number in 0 ..< 100 {
                         let transfer = "t-\(number)"
                         let from = "acct-\(number % 4)"
                         let to = "acct-\((number + 1) % 4)"
                         for _ in 0 ..< 2 {
-                            _ = try ledger.debit(from, amount: 10, transfer: transfer, idempotencyKey: "\(transfer)/debit")
-                            _ = try ledger.credit(to, amount: 10, transfer: transfer, idempotencyKey: "\(transfer)/credit")
+                            _ = try await executor.run { ledger throws(LedgerError) in
+                                try ledger.debit(from, amount: 10, transfer: transfer, idempotencyKey: "\(transfer)/debit")
+                            }
+                            _ = try await executor.run { ledger throws(LedgerError) in
+                                try ledger.credit(to, amount: 10, transfer: transfer, idempotencyKey: "\(transfer)/credit")
+                            }
                         }
-                        _ = worker
                     }
                 }
             }

@@ -43,7 +43,8 @@ extension ClusterConnection {
             var generation: UInt64?
             let status: GRPCStatus
             do {
-                let (client, current) = try await current()
+                // Dialing is bounded by the attempt's deadline too (a SYN to a dead host can hang).
+                let (client, current) = try await Self.within(attemptTimeout) { try await self.current() }
                 generation = current
                 return try await client.unary(path, request: request, responseType: Response.self,
                                               metadata: options.metadata, timeout: attemptTimeout)
@@ -78,6 +79,22 @@ extension ClusterConnection {
             do { try await Task.sleep(for: delay) } catch {
                 throw .rejected(method: path, status: GRPCStatus(.cancelled, "the calling task was cancelled"))
             }
+        }
+    }
+
+    /// `body`'s value, or DEADLINE_EXCEEDED once `limit` passes (the body is then cancelled).
+    static func within<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw GRPCStatus(.deadlineExceeded, "connecting took longer than the attempt's deadline")
+            }
+            return value
         }
     }
 

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import SwiftProtobuf
+import Synchronization
 
 /// One HTTP/2 connection to the node believed to be the leader, among several addresses.
 ///
@@ -59,12 +60,15 @@ public actor ClusterConnection {
             client = nil
         }
         do {
-            let dialed = try await dialing.value
+            let dialed = try await Self.cancellableValue(dialing)
             if generation == dialedGeneration, connecting == dialing {
                 connecting = nil
                 client = dialed
             }
             return (dialed, dialedGeneration)
+        } catch is CancellationError {
+            // The caller gave up (its deadline); the dial goes on for the next caller.
+            throw GRPCStatus(.deadlineExceeded, "gave up waiting for the connection to \(target)")
         } catch {
             let failedTarget = target
             if connecting == dialing {
@@ -73,6 +77,20 @@ public actor ClusterConnection {
                 failed(generation: dialedGeneration, leader: nil)
             }
             throw GRPCStatus(.unavailable, "cannot connect to \(failedTarget): \(error)")
+        }
+    }
+
+    /// The task's value; throws CancellationError as soon as the caller is cancelled (a
+    /// task's `value` alone waits for the task even then).
+    static func cancellableValue<T: Sendable>(_ task: Task<T, Error>) async throws -> T {
+        let slot = ContinuationSlot<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                slot.set(continuation)
+                Task { slot.resume(with: await task.result) }
+            }
+        } onCancel: {
+            slot.resume(with: .failure(CancellationError()))
         }
     }
 
@@ -108,5 +126,31 @@ public actor ClusterConnection {
             client = nil
             await old.close()
         }
+    }
+}
+
+/// A continuation resumed at most once, by whichever comes first (a result or a cancellation).
+final class ContinuationSlot<T: Sendable>: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<T, Error>?, early: Result<T, Error>?)>((nil, nil))
+
+    func set(_ continuation: CheckedContinuation<T, Error>) {
+        let early = state.withLock { state -> Result<T, Error>? in
+            if let early = state.early { state.early = nil; return early }
+            state.continuation = continuation
+            return nil
+        }
+        if let early { continuation.resume(with: early) }
+    }
+
+    func resume(with result: Result<T, Error>) {
+        let continuation = state.withLock { state -> CheckedContinuation<T, Error>? in
+            guard let continuation = state.continuation else {
+                if state.early == nil { state.early = result }
+                return nil
+            }
+            state.continuation = nil
+            return continuation
+        }
+        continuation?.resume(with: result)
     }
 }
