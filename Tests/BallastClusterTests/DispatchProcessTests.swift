@@ -29,7 +29,7 @@ struct DispatchProcessTests {
             #expect(status.code == .failedPrecondition && status.message.contains("payments"), "\(status)")
         }
 
-        let worker = try await DispatchTestWorker.connect(port: cluster.nodes[leader]!.apiPort, group: cluster.group)
+        let worker = try await DispatchTestWorker.connectToLeader(port: cluster.nodes[leader]!.apiPort, group: cluster.group)
         let first = try await worker.nextWorkflowTask()
         #expect(first.info.workflowExecution.runID == started.runID)
         let events = try DispatchTestWorker.history(first)
@@ -117,7 +117,7 @@ struct DispatchProcessTests {
         }
         #expect(leaderAddress == "127.0.0.1:\(cluster.nodes[leader]!.apiPort)")
         let port = try #require(leaderAddress.flatMap { $0.split(separator: ":").last }.flatMap { Int($0) })
-        let worker = try await DispatchTestWorker.connect(port: port, group: cluster.group)
+        let worker = try await DispatchTestWorker.connectToLeader(port: port, group: cluster.group)
         #expect(try await worker.nextWorkflowTask().info.workflowExecution.workflowID == "redirected")
         await worker.close()
         await client.close()
@@ -128,7 +128,7 @@ struct DispatchProcessTests {
         let cluster = try ProcessCluster(size: 3)
         defer { cluster.shutdown() }
         let leader = try await cluster.waitForLeader()
-        let worker = try await DispatchTestWorker.connect(port: cluster.nodes[leader]!.apiPort, group: cluster.group)
+        let worker = try await DispatchTestWorker.connectToLeader(port: cluster.nodes[leader]!.apiPort, group: cluster.group)
         let stopper = Task.detached { cluster.stop(leader) }
         let ending = try await worker.end(within: .seconds(15))
         let status = try #require(ending as? GRPCStatus)
@@ -148,14 +148,14 @@ struct DispatchProcessTests {
         let _: Ballast_V1_StartWorkflowResponse = try await client.unary(
             BallastMethod.Workflow.start, request: DispatchFixtures.start("survivor"), timeout: .seconds(10))
         await client.close()
-        let worker = try await DispatchTestWorker.connect(port: cluster.nodes[leader]!.apiPort, group: cluster.group)
+        let worker = try await DispatchTestWorker.connectToLeader(port: cluster.nodes[leader]!.apiPort, group: cluster.group)
         let held = try await worker.nextWorkflowTask()
         cluster.kill(leader)
         _ = try await worker.end(within: .seconds(10))
         await worker.close()
 
         let newLeader = try await cluster.waitForLeader(excluding: leader)
-        let reconnected = try await DispatchTestWorker.connect(port: cluster.nodes[newLeader]!.apiPort, group: cluster.group)
+        let reconnected = try await DispatchTestWorker.connectToLeader(port: cluster.nodes[newLeader]!.apiPort, group: cluster.group)
         try await reconnected.complete(held, [DispatchFixtures.scheduleActivity("credit")])
         let activity = try await reconnected.nextActivityTask()
         try await reconnected.complete(activity, result: "credited")
@@ -173,7 +173,7 @@ struct DispatchProcessTests {
         let client = try await connect(cluster, leader)
         let _: Ballast_V1_StartWorkflowResponse = try await client.unary(
             BallastMethod.Workflow.start, request: DispatchFixtures.start("timed"), timeout: .seconds(10))
-        let worker = try await DispatchTestWorker.connect(port: cluster.nodes[leader]!.apiPort, group: cluster.group,
+        let worker = try await DispatchTestWorker.connectToLeader(port: cluster.nodes[leader]!.apiPort, group: cluster.group,
                                                           activitySlots: 0)
         let first = try await worker.nextWorkflowTask()
         let timerStarted = ContinuousClock.now
@@ -218,7 +218,7 @@ struct DispatchProcessTests {
         defer { cluster.shutdown() }
         let leader = try await cluster.waitForLeader()
         let client = try await connect(cluster, leader)
-        let worker = try await DispatchTestWorker.connect(port: cluster.nodes[leader]!.apiPort, group: cluster.group,
+        let worker = try await DispatchTestWorker.connectToLeader(port: cluster.nodes[leader]!.apiPort, group: cluster.group,
                                                           workflowSlots: 1, activitySlots: 0)
         var samples: [Duration] = []
         for number in 0 ..< 60 {

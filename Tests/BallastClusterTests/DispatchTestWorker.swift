@@ -54,6 +54,20 @@ final class DispatchTestWorker: Sendable {
         init(_ iterator: GRPCResponseStream<Ballast_V1_TaskStreamEvent>.AsyncIterator) { self.iterator = iterator }
     }
 
+    /// `connect`, retried while the node answers UNAVAILABLE naming itself (just elected: it
+    /// takes streams once it has applied its own no-op), as a real worker's backoff would.
+    static func connectToLeader(port: Int, group: EventLoopGroup, workflowSlots: UInt32 = 1,
+                                activitySlots: UInt32 = 1) async throws -> DispatchTestWorker {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            do {
+                return try await connect(port: port, group: group, workflowSlots: workflowSlots, activitySlots: activitySlots)
+            } catch let status as GRPCStatus where status.code == .unavailable && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+
     private func startPump(_ iterator: GRPCResponseStream<Ballast_V1_TaskStreamEvent>.AsyncIterator) {
         let box = IteratorBox(iterator)
         let task = Task { [self] in

@@ -9,14 +9,16 @@ extension Dispatcher {
     /// Registers a stream (or a long poll) with its initial credit; refused unless leading.
     func openStream(queue: TaskQueueKey, workflowSlots: UInt32, activitySlots: UInt32, acceptsQueries: Bool,
                     oneShot: Bool, sink: TaskSink, onOpen: (TaskStreamID) -> Void) throws(DispatchRefusal) -> TaskStreamID {
+        // Opened without credit, so nothing can be matched to it before its `started` event
+        // went out (pushes to one call are sent in the order they are made); then credited.
         let id = try state.withLock { state throws(DispatchRefusal) -> TaskStreamID in
-            let id = try state.core.openStream(queue: queue, workflowSlots: workflowSlots, activitySlots: activitySlots,
+            let id = try state.core.openStream(queue: queue, workflowSlots: 0, activitySlots: 0,
                                                acceptsQueries: acceptsQueries, oneShot: oneShot)
             state.sinks[id] = sink
             return id
         }
-        // Before any match, so that a stream's first message is always its `started` event.
         onOpen(id)
+        state.withLock { _ = $0.core.grant(id, workflowSlots: workflowSlots, activitySlots: activitySlots) }
         rematch()
         return id
     }

@@ -182,7 +182,11 @@ extension BallastNode {
             try? await Task.sleep(for: .milliseconds(20))
             leader = await knownLeader()
         }
-        return status(for: .refused(.notLeader(leaderHint: leader)))
+        var answer = status(for: .refused(.notLeader(leaderHint: leader)))
+        if leader == configuration.id {
+            answer.message = "this node was just elected and takes task streams once it has applied its first entry; retry shortly"
+        }
+        return answer
     }
 
     /// The leader the Raft core knows, or nil (also when the driver has stopped and cannot answer).
