@@ -67,3 +67,14 @@ public struct WorkflowReplayer: Sendable {
         try replay(historyJSON: data, workflowType: workflowType, workflowId: workflowId)
     }
 }
+
+extension WorkflowReplayer {
+    /// Fetches a run's history from the cluster and replays it (its workflow type is read from
+    /// the history's first event).
+    public func replay(from client: BallastClient, workflowId: String, runId: String = "") async throws {
+        let events = try await client.history(workflowID: workflowId, runID: runId)
+        let type = events.first?.workflowExecutionStarted.workflowType.name
+        try replay(events, workflowType: type?.isEmpty == false ? type : nil, workflowId: workflowId,
+                   runId: runId.isEmpty ? "replay" : runId)
+    }
+}
