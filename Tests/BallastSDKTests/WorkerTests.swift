@@ -35,15 +35,15 @@ struct WorkerTests {
         let worker = try Worker(client: client, options: workerOptions(activitySlots: 2), workflows: nil, activities: activities)
         let running = Task { try await worker.run() }
         for number in 0 ..< 5 { await dispatch.enqueue(activityEvent("a-\(number)")) }
-        #expect(await eventually { activities.state.withLock { $0.running } == 2 })
+        try #require(await eventually { activities.state.withLock { $0.running } == 2 })
         let opened = await dispatch.openedStreams
         #expect(opened.count == 1 && opened[0].activityTaskSlots == 2 && opened[0].workflowTaskSlots == 0 && !opened[0].acceptQueries)
         #expect(await dispatch.queue.count == 3, "three tasks wait for credit")
         activities.release()
-        #expect(await eventually { await dispatch.completed.count == 5 })
+        try #require(await eventually { await dispatch.completed.count == 5 })
         #expect(activities.state.withLock { $0.peak } == 2, "never more than the limit at once")
         let granted = await dispatch.grants.reduce(0) { $0 + Int($1.activityTaskSlots) }
-        #expect(await eventually { await dispatch.grants.reduce(0) { $0 + Int($1.activityTaskSlots) } == 5 }, "granted \(granted)")
+        try #require(await eventually { await dispatch.grants.reduce(0) { $0 + Int($1.activityTaskSlots) } == 5 }, "granted \(granted)")
         await worker.shutdown()
         try await running.value
         await client.close()
@@ -68,7 +68,7 @@ struct WorkerTests {
         event.workflowTask.history = try batches(1 ... 4)
         event.workflowTask.nextPageToken = Data("5".utf8)
         await dispatch.enqueue(event)
-        #expect(await eventually { await dispatch.workflowCompletions.count == 1 })
+        try #require(await eventually { await dispatch.workflowCompletions.count == 1 })
         #expect(workflows.histories.withLock { $0 } == [Array(1 ... 22)])
         let completion = await dispatch.workflowCompletions[0]
         #expect(completion.commands.count == 1 && completion.identity == worker.options.identity)
@@ -78,7 +78,7 @@ struct WorkerTests {
         query.queryTask.queryID = Data("q-1".utf8)
         query.queryTask.history = try batches(1 ... 3)
         await dispatch.enqueue(query)
-        #expect(await eventually { await dispatch.queryAnswers.count == 1 })
+        try #require(await eventually { await dispatch.queryAnswers.count == 1 })
         #expect(await dispatch.queryAnswers[0].result.payloads.first?.data == Data("3".utf8))
         await worker.shutdown()
         try await running.value
@@ -99,7 +99,7 @@ struct WorkerTests {
         batch.eventCount = 7
         event.workflowTask.history = [batch]
         await dispatch.enqueue(event)
-        #expect(await eventually { await dispatch.failedWorkflowTasks.count == 1 })
+        try #require(await eventually { await dispatch.failedWorkflowTasks.count == 1 })
         #expect(await dispatch.failedWorkflowTasks[0].failure.type == "HistoryUnavailable")
         await worker.shutdown()
         try await running.value
@@ -120,12 +120,12 @@ struct WorkerTests {
         let worker = try Worker(client: client, options: workerOptions(), workflows: nil, activities: activities)
         let running = Task { try await worker.run() }
         await first.enqueue(activityEvent("on-a"))
-        #expect(await eventually { await first.completed.count == 1 })
+        try #require(await eventually { await first.completed.count == 1 })
         // Node A loses leadership: it closes streams naming B and refuses new ones.
         nodeA.redirect(to: nodeB.address)
         await first.breakStreams(GRPCStatus.notLeader(leaderAddress: nodeB.address))
         await second.enqueue(activityEvent("on-b"))
-        #expect(await eventually { await second.completed.count == 1 })
+        try #require(await eventually { await second.completed.count == 1 })
         #expect(await second.openedStreams.first?.activityTaskSlots == 4, "the new stream has the full free capacity")
         #expect(await client.connection.currentTarget == nodeB.endpoint)
         await worker.shutdown()
@@ -145,10 +145,10 @@ struct WorkerTests {
         let worker = try Worker(client: client, options: options, workflows: nil, activities: activities)
         let running = Task { try await worker.run() }
         await dispatch.enqueue(activityEvent("a-1", heartbeatTimeout: .seconds(10)))
-        #expect(await eventually { await dispatch.heartbeats.count >= 1 })
+        try #require(await eventually { await dispatch.heartbeats.count >= 1 })
         // Throttled: hundreds of heartbeat calls per second from the activity, few sent.
         await dispatch.requestCancel(token: Data("a-1".utf8))
-        #expect(await eventually { await dispatch.activityCancels.count == 1 })
+        try #require(await eventually { await dispatch.activityCancels.count == 1 })
         let sent = await dispatch.heartbeats.count
         #expect(sent < 200, "heartbeats are throttled (\(sent) sent)")
         await worker.shutdown()
@@ -166,7 +166,7 @@ struct WorkerTests {
         let worker = try Worker(client: client, options: workerOptions(), workflows: nil, activities: activities)
         let running = Task { try await worker.run() }
         await dispatch.enqueue(activityEvent("slow"))
-        #expect(await eventually { activities.state.withLock { $0.running } == 1 })
+        try #require(await eventually { activities.state.withLock { $0.running } == 1 })
         let shutdown = Task { await worker.shutdown(gracePeriod: .milliseconds(200)) }
         await shutdown.value
         try await running.value
@@ -180,7 +180,7 @@ struct WorkerTests {
         let second = try Worker(client: client, options: workerOptions(), workflows: nil, activities: quick)
         let secondRun = Task { try await second.run() }
         await dispatch.enqueue(activityEvent("quick"))
-        #expect(await eventually { quick.state.withLock { $0.running } == 1 })
+        try #require(await eventually { quick.state.withLock { $0.running } == 1 })
         let stopping = Task { await second.shutdown(gracePeriod: .seconds(10)) }
         quick.release()
         await stopping.value
@@ -243,10 +243,10 @@ struct WorkerCancelTests {
         let worker = try Worker(client: client, options: options, workflows: nil, activities: activities)
         let running = Task { try await worker.run() }
         await dispatch.enqueue(activityEvent("a-1"))
-        #expect(await eventually { activities.state.withLock { $0.running } == 1 })
+        try #require(await eventually { activities.state.withLock { $0.running } == 1 })
         running.cancel()
         // The stream closes (no new work) but the activity keeps running and then completes.
-        #expect(await eventually { await dispatch.streams.isEmpty })
+        try #require(await eventually { await dispatch.streams.isEmpty })
         #expect(activities.state.withLock { $0.running } == 1)
         activities.release()
         try await running.value
@@ -273,14 +273,14 @@ struct WorkerRedirectLoopTests {
         let worker = try Worker(client: client, options: options, workflows: nil, activities: GatedActivities())
         let running = Task { try await worker.run() }
         let started = ContinuousClock.now
-        #expect(await eventually { nodeA.calls.count + nodeB.calls.count >= 20 })
+        try #require(await eventually { nodeA.calls.count + nodeB.calls.count >= 20 })
         let elapsed = ContinuousClock.now - started
         // At most two attempts per backoff (one immediate redirect, then a delay of >= 10 ms):
         // 20 attempts take at least 9 delays. A busy loop would make them in a few milliseconds.
         #expect(elapsed >= .milliseconds(90), "20 stream attempts in \(elapsed)")
         // Once one node really leads, the worker gets there.
         nodeB.redirect(to: nil)
-        #expect(await eventually { await dispatch.openedStreams.count == 1 })
+        try #require(await eventually { await dispatch.openedStreams.count == 1 })
         await worker.shutdown()
         try await running.value
         await client.close()
