@@ -162,6 +162,34 @@ struct TransfersProcessTests {
         #expect(summary["ledger_before"] as? Int == summary["ledger_after"] as? Int)
         // Operators can filter on the outcome.
         #expect(try await client.count(query: "TransferOutcome = 'compensated'") == Int64(compensated))
+
+        // Large transfers nobody approves: the status query shows them waiting, then the durable
+        // approval timer refunds them (fired by whichever node leads by then).
+        let unapproved = try transfers.start(["--count", "4", "--large-fraction", "1", "--no-approve", "--approval-timeout", "3s",
+                                              "--seed", "12", "--timeout", "60s", "--json"])
+        let deadline = ContinuousClock.now + .seconds(30)
+        var step = ""
+        while step != "awaiting-approval" && ContinuousClock.now < deadline {
+            let answer = try? await client.query(workflowID: "transfer-12-0", queryType: "status", as: [String: AnyCodableValue].self)
+            if case .string(let value)? = answer?["step"] { step = value }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(step == "awaiting-approval")
+        #expect(try await transfers.wait(for: unapproved, timeout: .seconds(70)) == 0, "\(transfers.log("start.log"))")
+        let (finalStatus, finalOutput) = try transfers.verify()
+        let final = try #require(try JSONSerialization.jsonObject(with: Data(finalOutput.utf8)) as? [String: Any])
+        #expect(finalStatus == 0 && final["transfers"] as? Int == 204 && final["compensated"] as? Int == compensated + 4, "\(finalOutput)")
         await client.close()
+    }
+}
+
+/// A JSON value of a query answer the test only partly reads.
+enum AnyCodableValue: Decodable {
+    case string(String)
+    case other
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let text = try? container.decode(String.self) { self = .string(text) } else { self = .other }
     }
 }
