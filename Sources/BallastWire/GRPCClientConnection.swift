@@ -195,6 +195,12 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
     func http2(_ connection: HTTP2ConnectionHandler, streamClosed streamID: HTTP2StreamID, errorCode: UInt32) {
         guard let call = calls[streamID] else { return }
         if errorCode == HTTP2ErrorCode.refusedStream.rawValue, !call.receivedHeaders, retryRefused(streamID, call) { return }
+        if errorCode == HTTP2ErrorCode.cancel.rawValue, !connection.isActive {
+            // The connection is going away (the peer died or closed it), not this call: say
+            // UNAVAILABLE, which callers retry, rather than CANCELLED, which they must not.
+            complete(streamID: streamID, status: GRPCStatus(.unavailable, "the connection to \(authority) closed before the call finished"))
+            return
+        }
         complete(streamID: streamID, status: GRPCClientStatus.fromReset(errorCode: errorCode))
     }
 
