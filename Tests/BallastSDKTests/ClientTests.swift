@@ -143,7 +143,9 @@ struct ClientTests {
             #expect(error.code == .unavailable || error.code == .deadlineExceeded)
             #expect("\(error)".contains("StartWorkflowExecution"))
         }
-        #expect(ContinuousClock.now - started < .seconds(3))
+        // The call's deadline is 300 ms; the bound is loose because CI's two cores are shared
+        // with the whole suite, but far below the 30 s a call waits without its own deadline.
+        #expect(ContinuousClock.now - started < .seconds(10))
     }
 
     @Test("a final status (ALREADY_EXISTS) is reported at once, not retried")
