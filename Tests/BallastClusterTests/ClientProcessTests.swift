@@ -8,7 +8,7 @@ import Testing
 @Suite("SDK client and workflow CLI on server processes", .serialized)
 struct ClientProcessTests {
     func client(_ cluster: ProcessCluster, only ids: [Int]? = nil) -> BallastClient {
-        let endpoints = (ids ?? cluster.nodes.keys.sorted()).map { BallastEndpoint(host: "127.0.0.1", port: cluster.nodes[$0]!.apiPort) }
+        let endpoints = cluster.apiEndpoints(ids)
         var options = BallastClientOptions()
         options.callTimeout = .seconds(20)
         return BallastClient(endpoints: endpoints, options: options, group: cluster.group)

@@ -85,7 +85,7 @@ struct ApprovedDebitWorkflow: Workflow {
 @Suite("SDK worker on server processes", .serialized)
 struct ClientWorkerProcessTests {
     func client(_ cluster: ProcessCluster) -> BallastClient {
-        let endpoints = cluster.nodes.keys.sorted().map { BallastEndpoint(host: "127.0.0.1", port: cluster.nodes[$0]!.apiPort) }
+        let endpoints = cluster.apiEndpoints()
         var options = BallastClientOptions()
         options.callTimeout = .seconds(20)
         return BallastClient(endpoints: endpoints, options: options, group: cluster.group)

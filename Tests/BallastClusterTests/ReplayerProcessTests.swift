@@ -39,7 +39,7 @@ struct ReplayerProcessTests {
         let cluster = try ProcessCluster(size: 3)
         defer { cluster.shutdown() }
         _ = try await cluster.waitForLeader()
-        let endpoints = cluster.nodes.keys.sorted().map { BallastEndpoint(host: "127.0.0.1", port: cluster.nodes[$0]!.apiPort) }
+        let endpoints = cluster.apiEndpoints()
         let client = BallastClient(endpoints: endpoints)
         var activities = ActivityRegistry()
         activities.register(Add())

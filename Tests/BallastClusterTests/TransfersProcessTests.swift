@@ -132,7 +132,7 @@ struct TransfersProcessTests {
                                          "--seed", "11", "--approval-timeout", "20s", "--timeout", "150s"])
         var options = BallastClientOptions()
         options.callTimeout = .seconds(20)
-        let endpoints = cluster.nodes.keys.sorted().map { BallastEndpoint(host: "127.0.0.1", port: cluster.nodes[$0]!.apiPort) }
+        let endpoints = cluster.apiEndpoints()
         let client = BallastClient(endpoints: endpoints, options: options, group: cluster.group)
 
         // A third of the way: SIGKILL the leader; the cluster elects another and goes on.
