@@ -106,10 +106,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // The fault suite: fault proxy, seeded schedule, invariant checks (issue 8).
+        .target(
+            name: "BallastChaos",
+            dependencies: [
+                "BallastSDK", "BallastProto", "BallastWire", "TransfersKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
         .executableTarget(
             name: "ballast",
             dependencies: [
-                "BallastRaft", "BallastStorage", "BallastSimulation", "BallastServer", "BallastWire", "BallastProto",
+                "BallastChaos", "BallastRaft", "BallastStorage", "BallastSimulation", "BallastServer", "BallastWire", "BallastProto",
                 "BallastEngine", "BallastSDK",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -162,6 +172,7 @@ let package = Package(
         .testTarget(name: "BallastSDKTests", dependencies: ["BallastSDK", "BallastProto"]),
         .testTarget(name: "TransfersKitTests", dependencies: ["TransfersKit", "BallastSDK"]),
         .testTarget(name: "TidyTests", dependencies: []),
+        .testTarget(name: "BallastChaosTests", dependencies: ["BallastChaos", "BallastProto", "BallastSDK"]),
         // The benchmark command's own parts (histogram, /proc readings), tested in-process.
         .testTarget(name: "BallastBenchTests", dependencies: ["ballast"]),
     ],

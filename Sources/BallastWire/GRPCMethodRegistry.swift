@@ -1,7 +1,24 @@
 import NIOCore
 import SwiftProtobuf
 
-/// What a handler sees of its call: path, request metadata, deadline.
+/// Who is at the other end of a connection, as its verified TLS client certificate says.
+/// Only the TLS layer creates one; nothing a caller sends in a header or a field can.
+public struct PeerIdentity: Sendable, Hashable {
+    /// The identity used for authorization and recorded in history (see docs/security.md).
+    public let name: String
+    /// The certificate's subject, as a distinguished-name string.
+    public let subject: String
+    /// The certificate's subject alternative names (DNS names, URIs, e-mail addresses).
+    public let alternativeNames: [String]
+
+    public init(name: String, subject: String, alternativeNames: [String]) {
+        self.name = name
+        self.subject = subject
+        self.alternativeNames = alternativeNames
+    }
+}
+
+/// What a handler sees of its call: path, request metadata, deadline, verified peer.
 public struct GRPCServerContext: Sendable {
     /// The method path, `/package.Service/Method`.
     public let path: String
@@ -9,6 +26,15 @@ public struct GRPCServerContext: Sendable {
     public let metadata: GRPCMetadata
     /// When the caller gives up, from `grpc-timeout`; nil when none was sent.
     public let deadline: NIODeadline?
+    /// The verified client certificate's identity; nil on a cleartext connection.
+    public let peer: PeerIdentity?
+
+    public init(path: String, metadata: GRPCMetadata, deadline: NIODeadline?, peer: PeerIdentity? = nil) {
+        self.path = path
+        self.metadata = metadata
+        self.deadline = deadline
+        self.peer = peer
+    }
 }
 
 /// Sends responses of one server call; usable from any thread (it hops to the event loop).

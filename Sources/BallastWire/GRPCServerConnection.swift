@@ -34,6 +34,8 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
     let eventLoop: EventLoop
     let logger: Logger
     weak var handler: HTTP2ConnectionHandler?
+    /// Set by the TLS layer once the handshake has verified the client's certificate.
+    var peer: PeerIdentity?
     var calls: [HTTP2StreamID: GRPCServerCall] = [:]
     /// Calls started in this read burst; those still unfinished at its end get their timer then,
     /// so a unary call answered within the burst never touches the timer heap.
@@ -244,7 +246,7 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
             return
         }
         if call.timer != nil { armTimer(call, limit: nil) }
-        let context = GRPCServerContext(path: call.path, metadata: call.metadata, deadline: call.deadline)
+        let context = GRPCServerContext(path: call.path, metadata: call.metadata, deadline: call.deadline, peer: peer)
         let responder = GRPCServerResponder(eventLoop: eventLoop, connection: NIOLoopBound(self, eventLoop: eventLoop),
                                             streamID: call.streamID)
         call.cancel = method.start(payload, context, responder)
