@@ -45,6 +45,7 @@ public enum FaultKind: String, CaseIterable, Sendable, Codable, Comparable {
 /// A `--faults` list named a fault the suite does not know.
 public struct FaultListError: Error, Equatable, CustomStringConvertible {
     public let unknown: String
+    public init(unknown: String) { self.unknown = unknown }
     public var description: String {
         "unknown fault '\(unknown)'; known: \(FaultKind.allCases.map(\.rawValue).joined(separator: ", "))"
     }
