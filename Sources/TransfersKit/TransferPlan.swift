@@ -68,16 +68,51 @@ public struct TransferPlan: Sendable {
     public let items: [Item]
     /// The accounts the transfers use.
     public let accounts: [String]
+    /// What the plan was drawn from.
+    public let parameters: Parameters
 
     /// Draws the plan.
     public init(_ parameters: Parameters) {
         precondition(parameters.problem == nil, parameters.problem ?? "")
-        var random = SplitMix64(seed: parameters.seed)
-        let accounts = (1 ... parameters.accounts).map { Self.account($0) }
-        let bank = BankBehavior(seed: parameters.seed, permanentRejectionRate: parameters.failRate,
+        var generator = Generator(parameters)
+        var items: [Item] = []
+        items.reserveCapacity(parameters.count)
+        while let item = generator.next() { items.append(item) }
+        self.items = items
+        self.accounts = Self.accounts(parameters)
+        self.parameters = parameters
+    }
+
+    /// The accounts of a plan drawn from `parameters`.
+    public static func accounts(_ parameters: Parameters) -> [String] {
+        (1 ... parameters.accounts).map { Self.account($0) }
+    }
+
+    /// Draws a plan's items one at a time, in the same order as `items` (a run that stops
+    /// starting after a duration never holds the whole plan in memory).
+    public struct Generator: IteratorProtocol, Sendable {
+        private var random: SplitMix64
+        private var index = 0
+        private let parameters: Parameters
+        private let accounts: [String]
+        private let bank: BankBehavior
+        private let width: Int
+
+        /// A generator of the plan drawn from `parameters`.
+        public init(_ parameters: Parameters) {
+            precondition(parameters.problem == nil, parameters.problem ?? "")
+            self.parameters = parameters
+            random = SplitMix64(seed: parameters.seed)
+            accounts = TransferPlan.accounts(parameters)
+            bank = BankBehavior(seed: parameters.seed, permanentRejectionRate: parameters.failRate,
                                 transientFailureRate: parameters.transientRate, latencyMilliseconds: parameters.bankLatencyMilliseconds)
-        let width = String(parameters.count).count
-        items = (0 ..< parameters.count).map { index in
+            width = String(parameters.count).count
+        }
+
+        /// The next planned transfer; nil after `count` of them.
+        public mutating func next() -> Item? {
+            guard index < parameters.count else { return nil }
+            defer { index += 1 }
             let from = Int(random.next() % UInt64(accounts.count))
             let to = (from + 1 + Int(random.next() % UInt64(accounts.count - 1))) % accounts.count
             let large = random.fraction() < parameters.largeFraction
@@ -86,14 +121,13 @@ public struct TransferPlan: Sendable {
             let amount = large
                 ? threshold + Int64(random.next() % UInt64(4 * threshold + 1))
                 : 1 + Int64(random.next() % UInt64(max(1, threshold * 9 / 10)))
-            let pair = Self.pairs[Int(random.next() % UInt64(Self.pairs.count))]
+            let pair = TransferPlan.pairs[Int(random.next() % UInt64(TransferPlan.pairs.count))]
             let id = "transfer-\(parameters.seed)-" + String(repeating: "0", count: width - String(index).count) + String(index)
             let input = TransferInput(transferID: id, fromAccount: accounts[from], toAccount: accounts[to], amount: amount,
                                       sourceCurrency: pair.0, targetCurrency: pair.1, approvalThreshold: threshold,
                                       approvalTimeoutMilliseconds: parameters.approvalTimeoutMilliseconds, bank: bank)
             return Item(input: input, approvalDelayMilliseconds: 100 + Int(random.next() % 900))
         }
-        self.accounts = accounts
     }
 
     /// The name of account `number` (1-based).
@@ -110,7 +144,7 @@ public struct TransferPlan: Sendable {
 }
 
 /// SplitMix64: a small, seeded, portable generator (the same numbers on every platform).
-struct SplitMix64: RandomNumberGenerator {
+struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
     init(seed: UInt64) { state = seed }

@@ -7,7 +7,10 @@ import Synchronization
 /// with at most `concurrency` in flight — each is started, approved by signal after its
 /// seeded delay when it is large (unless approvals are off), and waited for until it closes.
 /// Starts are idempotent (request id and workflow id derive from the transfer id, reuse policy
-/// reject-duplicate), so running the same plan again only waits for the transfers.
+/// reject-duplicate), so running the same plan again only waits for the transfers; so are the
+/// approvals (request id `approve-<transfer id>`), so a signal retried across a failover is
+/// recorded once. With `startFor` it keeps starting the plan's transfers in order until that
+/// long has passed (or the plan's `count` is used up), then waits for those it started.
 public struct TransferRunner: Sendable {
     /// How to run.
     public struct Options: Sendable {
@@ -19,6 +22,11 @@ public struct TransferRunner: Sendable {
         public var timeout: Duration = .seconds(600)
         /// The task queue the workers serve.
         public var taskQueue = TransferDefaults.taskQueue
+        /// Stop starting transfers once this long has passed since the run began (nil: start
+        /// every planned one); `timeout` then counts from the end of this period.
+        public var startFor: Duration?
+        /// Called with each start and approval signal the cluster acknowledged (the ack log).
+        public var onAcknowledged: (@Sendable (AckRecord) -> Void)?
 
         /// Default options.
         public init() {}
@@ -46,7 +54,7 @@ public struct TransferRunner: Sendable {
     public struct Summary: Sendable {
         /// The final counts.
         public var progress: Progress
-        /// How many transfers the plan had.
+        /// How many transfers were taken from the plan (all of it unless `startFor` ended it).
         public var planned: Int
         /// Wall time from the first start to the last close.
         public var elapsed: Duration
@@ -67,14 +75,20 @@ public struct TransferRunner: Sendable {
     }
 
     let client: BallastClient
-    let plan: TransferPlan
+    let parameters: TransferPlan.Parameters
     let options: Options
 
     /// A runner of `plan` through `client`.
     public init(client: BallastClient, plan: TransferPlan, options: Options) {
+        self.init(client: client, parameters: plan.parameters, options: options)
+    }
+
+    /// A runner of the plan drawn from `parameters`, drawn as it goes (for long `startFor` runs).
+    public init(client: BallastClient, parameters: TransferPlan.Parameters, options: Options) {
         precondition(options.concurrency >= 1, "concurrency must be at least 1")
+        precondition(parameters.problem == nil, parameters.problem ?? "")
         self.client = client
-        self.plan = plan
+        self.parameters = parameters
         self.options = options
     }
 
@@ -83,7 +97,8 @@ public struct TransferRunner: Sendable {
         let shared = SharedCountsBox()
         let clock = ContinuousClock()
         let begin = clock.now
-        let deadline = begin + options.timeout
+        let stopStarting = options.startFor.map { begin + $0 }
+        let deadline = begin + (options.startFor ?? .zero) + options.timeout
         let ticker = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
@@ -91,20 +106,27 @@ public struct TransferRunner: Sendable {
                 onProgress(shared.counts.withLock { $0.progress })
             }
         }
+        var taken = 0
         await withTaskGroup(of: Void.self) { group in
-            var pending = plan.items.makeIterator()
+            var pending = TransferPlan.Generator(parameters)
+            func next() -> TransferPlan.Item? {
+                if let stopStarting, clock.now >= stopStarting { return nil }
+                guard let item = pending.next() else { return nil }
+                taken += 1
+                return item
+            }
             for _ in 0 ..< options.concurrency {
-                guard let item = pending.next() else { break }
+                guard let item = next() else { break }
                 group.addTask { await self.runOne(item, deadline: deadline, shared: shared) }
             }
             while await group.next() != nil {
-                guard let item = pending.next() else { continue }
+                guard let item = next() else { continue }
                 group.addTask { await self.runOne(item, deadline: deadline, shared: shared) }
             }
         }
         ticker.cancel()
         let counts = shared.counts.withLock { $0 }
-        return Summary(progress: counts.progress, planned: plan.items.count, elapsed: clock.now - begin,
+        return Summary(progress: counts.progress, planned: taken, elapsed: clock.now - begin,
                        latenciesMilliseconds: counts.latencies.sorted(), errorSamples: counts.errors)
     }
 
@@ -177,8 +199,15 @@ public struct TransferRunner: Sendable {
         start.requestID = "start-\(input.transferID)"
         start.reusePolicy = .rejectDuplicate
         do {
-            return try await client.start(TransferDefaults.workflowType, id: input.transferID, taskQueue: options.taskQueue,
-                                          input: input, options: start)
+            let handle = try await client.start(TransferDefaults.workflowType, id: input.transferID, taskQueue: options.taskQueue,
+                                                input: input, options: start)
+            if let onAcknowledged = options.onAcknowledged {
+                var record = AckRecord(kind: .start, workflowID: input.transferID, runID: handle.runID)
+                record.requestID = start.requestID
+                record.started = handle.startedNow
+                onAcknowledged(record)
+            }
+            return handle
         } catch {
             guard error.code == .alreadyExists else { throw error }
             return client.handle(workflowID: input.transferID)
@@ -188,8 +217,15 @@ public struct TransferRunner: Sendable {
     /// Sends `approve`; false when the run had already closed (compliance refused it, or an
     /// earlier run of the plan finished it): nothing to approve then.
     func approve(_ handle: WorkflowHandle) async throws -> Bool {
+        let requestID = "approve-\(handle.workflowID)"
         do {
-            try await handle.signal("approve", true)
+            try await client.signal(workflowID: handle.workflowID, runID: handle.runID, name: "approve", input: true, requestID: requestID)
+            if let onAcknowledged = options.onAcknowledged {
+                var record = AckRecord(kind: .signal, workflowID: handle.workflowID, runID: handle.runID)
+                record.requestID = requestID
+                record.signalName = "approve"
+                onAcknowledged(record)
+            }
             return true
         } catch {
             guard error.code == .notFound || error.code == .failedPrecondition else { throw error }

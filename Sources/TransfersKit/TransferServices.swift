@@ -27,11 +27,14 @@ public enum TransferServices {
     /// start-to-close timeout, so a lock held too long fails the attempt (retried) first.
     public static let ledgerBusyTimeout: Duration = .seconds(5)
 
-    /// A worker serving the `Transfer` workflow and its activities on `taskQueue`.
+    /// A worker serving the `Transfer` workflow and its activities on `taskQueue`; `onAcknowledged`
+    /// hears of every task response the cluster acknowledged (the ack log).
     public static func makeWorker(client: BallastClient, ledger: Ledger, taskQueue: String = TransferDefaults.taskQueue,
                                   identity: String? = nil, maxConcurrentActivities: Int = 100,
-                                  logger: Logger = Logger(label: "transfers.worker")) throws(WorkerError) -> Worker {
+                                  logger: Logger = Logger(label: "transfers.worker"),
+                                  onAcknowledged: (@Sendable (WorkerAcknowledgement) -> Void)? = nil) throws(WorkerError) -> Worker {
         var options = WorkerOptions(taskQueue: taskQueue)
+        options.onAcknowledged = onAcknowledged
         if let identity { options.identity = identity }
         options.maxConcurrentActivities = maxConcurrentActivities
         let runtime = WorkflowRuntime(workflows: [TransferWorkflow.self], logger: logger)

@@ -12,11 +12,16 @@ struct StartCommand: AsyncParsableCommand {
             Amounts, accounts and approval delays are drawn from --seed; about 10% of the amounts are at \
             or above the approval threshold and are approved by an `approve` signal after a short seeded \
             delay (unless --no-approve: then they are refunded when --approval-timeout expires). Prints a \
-            progress line every second and a summary; exits 0 only when every transfer closed.
+            progress line every second and a summary; exits 0 only when every transfer closed. With --for it \
+            keeps starting transfers until that long has passed (--count then caps how many, default 1000000), \
+            then waits for those it started (--timeout counts from there). --ack-log FILE appends one JSON \
+            line per start and approval signal the cluster acknowledged (docs/reliability.md).
             """)
 
     @OptionGroup var common: CommonOptions
-    @Option(help: "How many transfers.") var count = 300
+    @Option(help: "How many transfers (default 300; with --for the most that are started, default 1000000).") var count: Int?
+    @Option(name: .customLong("for"), help: "Keep starting transfers until this long has passed (e.g. 60s, 30m).") var duration: String?
+    @Option(help: "Append one JSON line per acknowledged start and approval signal to this file.") var ackLog: String?
     @Option(help: "Transfers in flight at once.") var concurrency = 32
     @Option(help: "Fraction (0-1) of transfers the correspondent bank rejects for good (they are compensated).") var failRate = 0.0
     @Option(help: "Fraction (0-1) of bank calls that fail transiently (retried).") var transientRate = 0.2
@@ -35,11 +40,16 @@ struct StartCommand: AsyncParsableCommand {
         guard (1 ... 10_000).contains(concurrency) else { throw ValidationError("--concurrency must be 1...10000") }
         _ = try parseDuration(approvalTimeout, flag: "--approval-timeout")
         _ = try parseDuration(timeout, flag: "--timeout")
+        if let duration { _ = try parseDuration(duration, flag: "--for") }
+        if let ackLog, ackLog.isEmpty { throw ValidationError("--ack-log must name a file") }
         if let problem = try parameters().problem { throw ValidationError(problem) }
     }
 
+    /// How many transfers the plan has: --count, else 300, or 1,000,000 with --for.
+    var plannedCount: Int { count ?? (duration == nil ? 300 : 1_000_000) }
+
     func parameters() throws -> TransferPlan.Parameters {
-        TransferPlan.Parameters(count: count, seed: seed, failRate: failRate, transientRate: transientRate,
+        TransferPlan.Parameters(count: plannedCount, seed: seed, failRate: failRate, transientRate: transientRate,
                                 bankLatencyMilliseconds: bankLatency, approvalThreshold: approvalThreshold,
                                 approvalTimeoutMilliseconds: try parseDuration(approvalTimeout, flag: "--approval-timeout").wholeMilliseconds,
                                 largeFraction: largeFraction, accounts: accounts)
@@ -48,9 +58,11 @@ struct StartCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let parameters = try parameters()
-            let plan = TransferPlan(parameters)
+            let startFor = try duration.map { try parseDuration($0, flag: "--for") }
             let ledger = try common.openLedger()
-            let opened = try TransferServices.openAccounts(plan.accounts, balance: TransferPlan.openingBalance(parameters), in: ledger)
+            let opened = try TransferServices.openAccounts(TransferPlan.accounts(parameters), balance: TransferPlan.openingBalance(parameters),
+                                                           in: ledger)
+            let ackWriter = try openAckLog(ackLog)
             let client = try common.makeClient(identity: "transfers-start-\(ProcessInfo.processInfo.processIdentifier)")
             try await TransferServices.registerSearchAttributes(client)
             var options = TransferRunner.Options()
@@ -58,20 +70,35 @@ struct StartCommand: AsyncParsableCommand {
             options.approve = !noApprove
             options.timeout = try parseDuration(timeout, flag: "--timeout")
             options.taskQueue = taskQueue
-            let large = plan.items.filter { $0.input.needsApproval }.count
-            say("starting \(count) transfers (seed \(seed), fail rate \(failRate), transient rate \(transientRate), "
-                + "\(large) above the approval threshold\(noApprove ? ", not approved" : ""), concurrency \(concurrency); "
+            options.startFor = startFor
+            if let ackWriter { options.onAcknowledged = { record in ackWriter.append(record) } }
+            let what: String
+            if let duration {
+                what = "transfers for \(duration) (at most \(plannedCount)"
+            } else {
+                let large = TransferPlan(parameters).items.filter { $0.input.needsApproval }.count
+                what = "\(plannedCount) transfers (\(large) above the approval threshold"
+            }
+            say("starting \(what), seed \(seed), fail rate \(failRate), transient rate \(transientRate), "
+                + "large fraction \(largeFraction)\(noApprove ? " not approved" : ""), concurrency \(concurrency); "
                 + "\(opened) accounts opened)")
-            let runner = TransferRunner(client: client, plan: plan, options: options)
-            let summary = await runner.run { progress in say(Self.progressLine(progress, of: count)) }
+            let runner = TransferRunner(client: client, parameters: parameters, options: options)
+            let total = duration == nil ? plannedCount : nil
+            let summary = await runner.run { progress in say(Self.progressLine(progress, of: total)) }
             await client.close()
+            if let ackWriter {
+                ackWriter.close()
+                if ackWriter.failedWrites > 0 {
+                    FileHandle.standardError.write(Data("warning: \(ackWriter.failedWrites) lines could not be written to \(ackWriter.path)\n".utf8))
+                }
+            }
             report(summary)
             guard summary.allClosed else { throw ExitCode(1) }
         }
     }
 
-    static func progressLine(_ progress: TransferRunner.Progress, of total: Int) -> String {
-        "progress: started \(progress.started)/\(total), closed \(progress.closed) (completed \(progress.completed), "
+    static func progressLine(_ progress: TransferRunner.Progress, of total: Int?) -> String {
+        "progress: started \(progress.started)\(total.map { "/\($0)" } ?? ""), closed \(progress.closed) (completed \(progress.completed), "
             + "compensated \(progress.compensated), other \(progress.closedOtherwise)), approvals \(progress.approvals), errors \(progress.errors)"
     }
 

@@ -76,6 +76,16 @@ func reportingFailures(_ body: () async throws -> Void) async throws {
     }
 }
 
+/// Opens `--ack-log FILE` for appending, or nil without the flag.
+func openAckLog(_ path: String?) throws -> AckLogWriter? {
+    guard let path else { return nil }
+    do {
+        return try AckLogWriter(path: path)
+    } catch {
+        throw CommandFailure("\(error)")
+    }
+}
+
 /// Parses a duration: `500ms`, `30s`, `10m`, `2h`, or a plain number of seconds.
 func parseDuration(_ text: String, flag: String) throws -> Duration {
     let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]

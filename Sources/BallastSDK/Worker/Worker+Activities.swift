@@ -44,6 +44,7 @@ extension Worker {
                 request.identity = options.identity
                 _ = try await respond(BallastMethod.Worker.respondActivityTaskCompleted, request,
                                       as: Ballast_V1_RespondActivityTaskCompletedResponse.self)
+                options.onAcknowledged?(WorkerAcknowledgement(.activityCompleted, activity: info, identity: options.identity))
             case .failed(let failure, let details):
                 var request = Ballast_V1_RespondActivityTaskFailedRequest()
                 request.taskToken = info.taskToken
@@ -52,6 +53,7 @@ extension Worker {
                 if let details { request.lastHeartbeatDetails = details }
                 _ = try await respond(BallastMethod.Worker.respondActivityTaskFailed, request,
                                       as: Ballast_V1_RespondActivityTaskFailedResponse.self)
+                options.onAcknowledged?(WorkerAcknowledgement(.activityFailed, activity: info, identity: options.identity))
             case .canceled(let details):
                 var request = Ballast_V1_RespondActivityTaskCanceledRequest()
                 request.taskToken = info.taskToken
@@ -59,6 +61,7 @@ extension Worker {
                 if let details { request.details = details }
                 _ = try await respond(BallastMethod.Worker.respondActivityTaskCanceled, request,
                                       as: Ballast_V1_RespondActivityTaskCanceledResponse.self)
+                options.onAcknowledged?(WorkerAcknowledgement(.activityCanceled, activity: info, identity: options.identity))
             }
         } catch {
             logStaleOrFailed(error, "activity response", logger)

@@ -33,6 +33,8 @@ extension Worker {
                 request.binaryChecksum = options.buildID
                 _ = try await respond(BallastMethod.Worker.respondWorkflowTaskCompleted, request,
                                       as: Ballast_V1_RespondWorkflowTaskCompletedResponse.self)
+                options.onAcknowledged?(WorkerAcknowledgement(.workflowTaskCompleted, workflowTask: info, commands: commands.count,
+                                                              identity: options.identity))
             case .failed(let cause, let failure):
                 logger.warning("workflow task failed", metadata: ["cause": "\(cause)", "failure": "\(failure.message)"])
                 var request = Ballast_V1_RespondWorkflowTaskFailedRequest()
@@ -42,6 +44,8 @@ extension Worker {
                 request.identity = options.identity
                 _ = try await respond(BallastMethod.Worker.respondWorkflowTaskFailed, request,
                                       as: Ballast_V1_RespondWorkflowTaskFailedResponse.self)
+                options.onAcknowledged?(WorkerAcknowledgement(.workflowTaskFailed, workflowTask: info, commands: nil,
+                                                              identity: options.identity))
             }
         } catch {
             logStaleOrFailed(error, "workflow task response", logger)

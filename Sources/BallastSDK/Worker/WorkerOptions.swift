@@ -27,6 +27,11 @@ public struct WorkerOptions: Sendable {
         return policy
     }()
 
+    /// Called after each task response the cluster acknowledged (answered OK), on the task's
+    /// own Swift task; nil (the default) for none. Keep it short: the task's slot is given back
+    /// only after it returns.
+    public var onAcknowledged: (@Sendable (WorkerAcknowledgement) -> Void)?
+
     /// Options for `taskQueue`, other fields at their defaults.
     public init(taskQueue: String) {
         self.taskQueue = taskQueue
