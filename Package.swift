@@ -110,7 +110,7 @@ let package = Package(
         .target(
             name: "BallastChaos",
             dependencies: [
-                "BallastSDK", "BallastProto", "BallastWire", "TransfersKit",
+                "BallastSDK", "BallastProto", "BallastWire", "BallastServer", "TransfersKit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -165,14 +165,14 @@ let package = Package(
         .testTarget(
             name: "BallastClusterTests",
             dependencies: [
-                "BallastServer", "BallastWire", "BallastProto", "BallastSDK",
+                "BallastServer", "BallastWire", "BallastProto", "BallastSDK", "BallastChaos", "TransfersKit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         .testTarget(name: "BallastSDKTests", dependencies: ["BallastSDK", "BallastProto"]),
         .testTarget(name: "TransfersKitTests", dependencies: ["TransfersKit", "BallastSDK"]),
         .testTarget(name: "TidyTests", dependencies: []),
-        .testTarget(name: "BallastChaosTests", dependencies: ["BallastChaos", "BallastProto", "BallastSDK"]),
+        .testTarget(name: "BallastChaosTests", dependencies: ["BallastChaos", "BallastProto", "BallastSDK", "TransfersKit"]),
         // The benchmark command's own parts (histogram, /proc readings), tested in-process.
         .testTarget(name: "BallastBenchTests", dependencies: ["ballast"]),
     ],
