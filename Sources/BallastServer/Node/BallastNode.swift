@@ -43,7 +43,10 @@ public final class BallastNode: @unchecked Sendable {
         self.metrics = metrics
         let dispatcher = Dispatcher(logger: logger, metrics: metrics, stateMachine: stateMachine, history: StoreHistorySource(stateMachine: stateMachine))
         self.dispatcher = dispatcher
-        stateMachine.onApplied = { dispatcher.applied(index: $0, result: $1) }
+        stateMachine.onApplied = { index, result in
+            metrics.recordApplied(result)
+            dispatcher.applied(index: index, result: result)
+        }
         stateMachine.onRestored = { dispatcher.restored() }
         driver = try RaftDriver(
             configuration: configuration.raft, log: try WriteAheadLog(directory: raftDirectory), bootstrap: bootstrap,

@@ -1,3 +1,4 @@
+import BallastEngine
 import BallastRaft
 import Prometheus
 import Synchronization
@@ -26,6 +27,16 @@ public final class NodeMetrics: Sendable {
     private let connectedWorkers: Gauge
     private let timersFired: Counter
     private let pendingTasks = Mutex<[String: Gauge]>([:])
+    private let workflowsStarted: Counter
+    /// One counter per closing status; the label set is fixed, so it stays bounded.
+    private let workflowsClosed: [ClosedStatus: Counter]
+
+    /// How a run closed, as the `status` label of `ballast_workflows_closed_total`.
+    enum ClosedStatus: String, CaseIterable {
+        case completed, failed, canceled, terminated
+        case timedOut = "timed_out"
+        case continuedAsNew = "continued_as_new"
+    }
 
     /// Creates the metrics, all at zero.
     public init() {
@@ -66,6 +77,15 @@ public final class NodeMetrics: Sendable {
             descriptor: name("dispatch", "tasks_pushed", "total", "Workflow and activity tasks pushed to workers."))
         connectedWorkers = registry.makeGauge(
             descriptor: name("dispatch", "connected", "workers", "Open task streams and waiting long polls on this leader."))
+        workflowsStarted = registry.makeCounter(
+            descriptor: name("workflows", "started", "total", "Workflow runs started, as applied by this node."))
+        var closed: [ClosedStatus: Counter] = [:]
+        for status in ClosedStatus.allCases {
+            closed[status] = registry.makeCounter(
+                descriptor: name("workflows", "closed", "total", "Workflow runs closed, by status, as applied by this node."),
+                labels: [("status", status.rawValue)])
+        }
+        workflowsClosed = closed
         timersFired = registry.makeCounter(
             descriptor: name("", "timers_fired", "total", "Deadlines (timers, timeouts, retries) fired and applied by this leader."))
     }
@@ -99,6 +119,25 @@ public final class NodeMetrics: Sendable {
 
     /// What became of a proposal.
     enum ProposalOutcome { case applied, rejected, failed }
+
+    /// Counts the runs an applied entry started and closed (called on the loop thread of every
+    /// node, so each node's counters describe the same history).
+    func recordApplied(_ result: ApplyResult) {
+        for run in result.events {
+            for event in run.events {
+                switch event.attributes {
+                case .workflowExecutionStarted: workflowsStarted.increment()
+                case .workflowExecutionCompleted: workflowsClosed[.completed]?.increment()
+                case .workflowExecutionFailed: workflowsClosed[.failed]?.increment()
+                case .workflowExecutionCanceled: workflowsClosed[.canceled]?.increment()
+                case .workflowExecutionTerminated: workflowsClosed[.terminated]?.increment()
+                case .workflowExecutionTimedOut: workflowsClosed[.timedOut]?.increment()
+                case .workflowExecutionContinuedAsNew: workflowsClosed[.continuedAsNew]?.increment()
+                default: continue
+                }
+            }
+        }
+    }
 
     /// Records a linearizable read's latency.
     func recordRead(latency: Duration) { readLatency.record(latency) }
