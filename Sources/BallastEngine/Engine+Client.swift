@@ -17,6 +17,7 @@ extension WorkflowEngine {
         signaled.signalName = request.signalName
         if request.hasInput { signaled.input = request.input }
         signaled.identity = request.identity
+        signaled.reason = request.reason
         if request.hasHeader { signaled.header = request.header }
         deliverSignal(&run, signaled, requestId: request.requestID, &context)
         storeRun(run, &context)

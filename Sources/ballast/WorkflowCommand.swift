@@ -206,11 +206,13 @@ struct WorkflowSignalCommand: AsyncParsableCommand {
     @OptionGroup var target: WorkflowTarget
     @Option(help: "Signal name.") var name: String
     @Option(help: "Signal input as JSON text.") var input: String?
+    @Option(help: "Why (recorded in the run's history with your identity).") var reason = ""
 
     func run() async throws {
         let payloads = try inputPayloads(input)
         try await withWorkflowClient(client) { client in
-            try await client.signal(workflowID: target.workflowID, runID: target.runID, name: name, payloads: payloads)
+            try await client.signal(workflowID: target.workflowID, runID: target.runID, name: name, payloads: payloads,
+                                    reason: reason)
             print(self.client.json ? JSONLine.object(["signaled": .bool(true)]) : "signaled \(target.workflowID) with \(name)")
         }
     }
@@ -236,7 +238,7 @@ struct WorkflowCancelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Ask a run to cancel (its code may compensate).")
     @OptionGroup var client: WorkflowClientOptions
     @OptionGroup var target: WorkflowTarget
-    @Option(help: "Why.") var reason = ""
+    @Option(help: "Why (recorded in the run's history with your identity).") var reason = ""
 
     func run() async throws {
         try await withWorkflowClient(client) { client in
@@ -250,7 +252,7 @@ struct WorkflowTerminateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "terminate", abstract: "End a run at once, without running its code.")
     @OptionGroup var client: WorkflowClientOptions
     @OptionGroup var target: WorkflowTarget
-    @Option(help: "Why.") var reason = ""
+    @Option(help: "Why (recorded in the run's history with your identity).") var reason = ""
 
     func run() async throws {
         try await withWorkflowClient(client) { client in

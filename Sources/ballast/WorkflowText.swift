@@ -45,42 +45,12 @@ enum JSONLine {
 
 /// Human-readable renderings of workflow data.
 enum WorkflowText {
-    static func time(_ nanos: Int64) -> String {
-        guard nanos > 0 else { return "-" }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: Double(nanos) / 1e9))
-    }
-
-    static func duration(_ nanos: Int64) -> String {
-        if nanos <= 0 { return "-" }
-        if nanos < 1_000_000_000 { return "\(nanos / 1_000_000)ms" }
-        return String(format: "%.1fs", Double(nanos) / 1e9)
-    }
-
-    /// One payload as text: JSON as is, anything else as base64 with its encoding.
-    static func payload(_ payload: Ballast_V1_Payload) -> String {
-        let encoding = payload.metadata["encoding"].map { String(decoding: $0, as: UTF8.self) } ?? ""
-        if encoding == "json/plain" || encoding.isEmpty, let text = String(data: payload.data, encoding: .utf8) {
-            return text.isEmpty ? "null" : text
-        }
-        return "<\(encoding): \(payload.data.base64EncodedString())>"
-    }
-
-    static func payloads(_ payloads: Ballast_V1_Payloads) -> String {
-        switch payloads.payloads.count {
-        case 0: "null"
-        case 1: payload(payloads.payloads[0])
-        default: "[" + payloads.payloads.map(payload).joined(separator: ", ") + "]"
-        }
-    }
-
-    static func failure(_ failure: Ballast_V1_Failure) -> String {
-        var parts = [failure.type, failure.message].filter { !$0.isEmpty }
-        if failure.nonRetryable { parts.append("(non-retryable)") }
-        if failure.hasCause { parts.append("caused by: " + self.failure(failure.cause)) }
-        return parts.joined(separator: ": ")
-    }
+    // The renderings shared with the web UI live in BallastEngine's HistoryText.
+    static func time(_ nanos: Int64) -> String { HistoryText.time(nanos) }
+    static func duration(_ nanos: Int64) -> String { HistoryText.duration(nanos) }
+    static func payload(_ payload: Ballast_V1_Payload) -> String { HistoryText.payload(payload) }
+    static func payloads(_ payloads: Ballast_V1_Payloads) -> String { HistoryText.payloads(payloads) }
+    static func failure(_ failure: Ballast_V1_Failure) -> String { HistoryText.failure(failure) }
 
     static func describe(_ response: Ballast_V1_DescribeWorkflowExecutionResponse, json: Bool) throws -> String {
         if json { return try response.jsonString() }
@@ -119,18 +89,7 @@ enum WorkflowText {
         return lines.joined(separator: "\n")
     }
 
-    static func searchAttribute(_ value: Ballast_V1_SearchAttributeValue) -> String {
-        switch value.value {
-        case .textValue(let text)?: text
-        case .keywordValue(let keyword)?: keyword
-        case .intValue(let number)?: String(number)
-        case .doubleValue(let number)?: String(number)
-        case .boolValue(let flag)?: String(flag)
-        case .datetimeUnixNanos(let nanos)?: time(nanos)
-        case .keywordListValue(let list)?: list.values.joined(separator: ",")
-        case nil: "-"
-        }
-    }
+    static func searchAttribute(_ value: Ballast_V1_SearchAttributeValue) -> String { HistoryText.searchAttribute(value) }
 
     static func list(_ runs: [Ballast_V1_WorkflowExecutionInfo], json: Bool) throws -> String {
         if json { return "[" + (try runs.map { try $0.jsonString() }).joined(separator: ",") + "]" }
@@ -169,47 +128,6 @@ enum WorkflowText {
         return "\(status)\(failureText.isEmpty ? "" : ": \(failureText)")"
     }
 
-    /// The history as a readable timeline, one event per line.
-    static func timeline(_ events: [Ballast_V1_HistoryEvent]) -> String {
-        guard let first = events.first else { return "no events" }
-        let start = first.eventTimeUnixNanos
-        return events.map { event in
-            let offset = "+" + duration(event.eventTimeUnixNanos - start)
-            return [String(event.eventID).leftPadded(5), time(event.eventTimeUnixNanos), offset.leftPadded(8),
-                    event.typeName.padding(toLength: 36, withPad: " ", startingAt: 0), details(event)].joined(separator: "  ")
-        }.joined(separator: "\n")
-    }
-
-    static func details(_ event: Ballast_V1_HistoryEvent) -> String {
-        switch event.attributes {
-        case .workflowExecutionStarted(let a)?: "type=\(a.workflowType.name) queue=\(a.taskQueue) input=\(payloads(a.input))"
-        case .workflowExecutionCompleted(let a)?: "result=\(payloads(a.result))"
-        case .workflowExecutionFailed(let a)?: "failure=\(failure(a.failure))"
-        case .workflowExecutionTerminated(let a)?: "reason=\(a.reason)"
-        case .workflowExecutionContinuedAsNew(let a)?: "new run=\(a.newExecutionRunID)"
-        case .workflowTaskScheduled(let a)?: "queue=\(a.taskQueue) attempt=\(a.attempt)"
-        case .workflowTaskStarted(let a)?: "identity=\(a.identity)"
-        case .workflowTaskFailed(let a)?: "cause=\(a.cause) failure=\(failure(a.failure))"
-        case .activityTaskScheduled(let a)?: "id=\(a.activityID) type=\(a.activityType.name) input=\(payloads(a.input))"
-        case .activityTaskStarted(let a)?: "scheduled=\(a.scheduledEventID) attempt=\(a.attempt) identity=\(a.identity)"
-        case .activityTaskCompleted(let a)?: "scheduled=\(a.scheduledEventID) result=\(payloads(a.result))"
-        case .activityTaskFailed(let a)?: "scheduled=\(a.scheduledEventID) failure=\(failure(a.failure))"
-        case .activityTaskTimedOut(let a)?: "scheduled=\(a.scheduledEventID) failure=\(failure(a.failure))"
-        case .timerStarted(let a)?: "id=\(a.timerID) fires in \(duration(a.startToFireTimeoutNanos))"
-        case .timerFired(let a)?: "id=\(a.timerID)"
-        case .workflowExecutionSignaled(let a)?: "name=\(a.signalName) input=\(payloads(a.input))"
-        case .workflowExecutionCancelRequested(let a)?: "cause=\(a.cause)"
-        case .markerRecorded(let a)?: "name=\(a.markerName)"
-        case .startChildWorkflowExecutionInitiated(let a)?: "id=\(a.workflowID) type=\(a.workflowType.name)"
-        case .childWorkflowExecutionCompleted(let a)?: "id=\(a.workflowExecution.workflowID) result=\(payloads(a.result))"
-        case .childWorkflowExecutionFailed(let a)?: "id=\(a.workflowExecution.workflowID) failure=\(failure(a.failure))"
-        default: ""
-        }
-    }
-}
-
-extension String {
-    func leftPadded(_ width: Int) -> String {
-        count >= width ? self : String(repeating: " ", count: width - count) + self
-    }
+    /// The history as a readable timeline, one event per line (the same renderer as the web UI's).
+    static func timeline(_ events: [Ballast_V1_HistoryEvent]) -> String { HistoryText.timeline(events) }
 }

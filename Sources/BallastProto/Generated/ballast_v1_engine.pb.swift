@@ -201,6 +201,9 @@ public nonisolated struct Ballast_V1_SignalWorkflowRequest: Sendable {
   /// Clears the value of `header`. Subsequent reads from it will return its default value.
   public mutating func clearHeader() {self._header = nil}
 
+  /// Why an operator sent it (recorded in the signaled event; empty for application signals).
+  public var reason: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2418,7 +2421,7 @@ nonisolated extension Ballast_V1_StartWorkflowResponse: SwiftProtobuf.Message, S
 
 nonisolated extension Ballast_V1_SignalWorkflowRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SignalWorkflowRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}workflow_execution\0\u{3}signal_name\0\u{1}input\0\u{1}identity\0\u{3}request_id\0\u{1}header\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}workflow_execution\0\u{3}signal_name\0\u{1}input\0\u{1}identity\0\u{3}request_id\0\u{1}header\0\u{1}reason\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2433,6 +2436,7 @@ nonisolated extension Ballast_V1_SignalWorkflowRequest: SwiftProtobuf.Message, S
       case 5: try { try decoder.decodeSingularStringField(value: &self.identity) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._header) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       default: break
       }
     }
@@ -2464,6 +2468,9 @@ nonisolated extension Ballast_V1_SignalWorkflowRequest: SwiftProtobuf.Message, S
     try { if let v = self._header {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     } }()
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2475,6 +2482,7 @@ nonisolated extension Ballast_V1_SignalWorkflowRequest: SwiftProtobuf.Message, S
     if lhs.identity != rhs.identity {return false}
     if lhs.requestID != rhs.requestID {return false}
     if lhs._header != rhs._header {return false}
+    if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1036,6 +1036,9 @@ public nonisolated struct Ballast_V1_WorkflowExecutionSignaledEventAttributes: S
 
   public var externalNamespace: String = String()
 
+  /// Why an operator sent it (empty for application signals).
+  public var reason: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -3295,7 +3298,7 @@ nonisolated extension Ballast_V1_TimerCanceledEventAttributes: SwiftProtobuf.Mes
 
 nonisolated extension Ballast_V1_WorkflowExecutionSignaledEventAttributes: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkflowExecutionSignaledEventAttributes"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}signal_name\0\u{1}input\0\u{1}identity\0\u{1}header\0\u{3}external_workflow_execution\0\u{3}external_namespace\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}signal_name\0\u{1}input\0\u{1}identity\0\u{1}header\0\u{3}external_workflow_execution\0\u{3}external_namespace\0\u{1}reason\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3309,6 +3312,7 @@ nonisolated extension Ballast_V1_WorkflowExecutionSignaledEventAttributes: Swift
       case 4: try { try decoder.decodeSingularMessageField(value: &self._header) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._externalWorkflowExecution) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.externalNamespace) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       default: break
       }
     }
@@ -3337,6 +3341,9 @@ nonisolated extension Ballast_V1_WorkflowExecutionSignaledEventAttributes: Swift
     if !self.externalNamespace.isEmpty {
       try visitor.visitSingularStringField(value: self.externalNamespace, fieldNumber: 6)
     }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3347,6 +3354,7 @@ nonisolated extension Ballast_V1_WorkflowExecutionSignaledEventAttributes: Swift
     if lhs._header != rhs._header {return false}
     if lhs._externalWorkflowExecution != rhs._externalWorkflowExecution {return false}
     if lhs.externalNamespace != rhs.externalNamespace {return false}
+    if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

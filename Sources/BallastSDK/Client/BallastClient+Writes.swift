@@ -48,9 +48,10 @@ extension BallastClient {
         try await signal(workflowID: workflowID, runID: runID, name: name, payloads: payloads, requestID: requestID)
     }
 
-    /// Sends a signal with already-encoded input (nil: none). Idempotent by `requestID`.
+    /// Sends a signal with already-encoded input (nil: none). Idempotent by `requestID`; an operator's
+    /// `reason` is recorded in the signaled event next to this client's identity.
     public func signal(workflowID: String, runID: String = "", name: String, payloads: Ballast_V1_Payloads?,
-                       requestID: String? = nil) async throws(BallastClientError) {
+                       requestID: String? = nil, reason: String = "") async throws(BallastClientError) {
         try Self.validateID(workflowID, "the workflow id")
         try Self.validateID(name, "the signal name")
         var request = Ballast_V1_SignalWorkflowRequest()
@@ -59,6 +60,7 @@ extension BallastClient {
         request.signalName = name
         if let payloads { request.input = payloads }
         request.identity = options.identity
+        request.reason = reason
         request.requestID = requestID ?? UUID().uuidString
         _ = try await call(BallastMethod.Workflow.signal, request, as: Ballast_V1_SignalWorkflowResponse.self)
     }
