@@ -32,6 +32,8 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Raft tick in milliseconds.") var tickMs: Int?
     @Option(help: "Election timeout in ticks.") var electionTicks: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
+    @Option(help: "Require this token for the web UI's actions (signal, cancel, terminate); prefer the config file's `admin-token` key, which `ps` does not show.")
+    var adminToken: String?
 
     func run() async throws {
         let settings = try ServerSettings(fileAt: config).overridden(by: flagValues)
@@ -76,6 +78,7 @@ struct ServerCommand: AsyncParsableCommand {
         values["tick-ms"] = tickMs.map { String($0) }
         values["election-ticks"] = electionTicks.map { String($0) }
         values["log-level"] = logLevel
+        values["admin-token"] = adminToken
         return values
     }
 }
@@ -83,7 +86,8 @@ struct ServerCommand: AsyncParsableCommand {
 /// Server settings by flag name, from a config file and then flags.
 struct ServerSettings {
     static let keys: Set<String> = ["id", "data-dir", "raft", "api", "admin", "peers", "peer-address", "tick-ms",
-                                    "election-ticks", "log-level", "join", "snapshot-threshold-bytes", "compaction-slack-entries"]
+                                    "election-ticks", "log-level", "join", "snapshot-threshold-bytes", "compaction-slack-entries",
+                                    "admin-token"]
     private var values: [String: String] = [:]
 
     subscript(key: String) -> String? { values[key] }
@@ -144,6 +148,12 @@ struct ServerSettings {
         if let entries = values["compaction-slack-entries"] {
             guard let count = Int(entries), count >= 0 else { throw ValidationError("--compaction-slack-entries must be 0 or more") }
             configuration.raft.compactionSlackEntries = count
+        }
+        if let token = values["admin-token"] {
+            guard (16 ... 1024).contains(token.utf8.count), token.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+                throw ValidationError("--admin-token must be 16-1024 printable ASCII characters without spaces")
+            }
+            configuration.adminToken = token
         }
         try configuration.validate()
         return configuration

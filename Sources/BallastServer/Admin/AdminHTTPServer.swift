@@ -15,6 +15,8 @@ public struct AdminRequest: Sendable {
     public var body: [UInt8]
     /// The request headers.
     public var headers: HTTPHeaders
+    /// The peer's IP address, when known (the web UI records it in operator identities).
+    public var remoteAddress: String? = nil
 }
 
 /// An admin-port response.
@@ -25,12 +27,15 @@ public struct AdminResponse: Sendable {
     public var contentType: String
     /// The body.
     public var body: [UInt8]
+    /// Further headers (the web UI's content security policy, redirects, downloads).
+    public var headers: [(name: String, value: String)] = []
 
     /// Creates a response.
-    public init(status: HTTPResponseStatus = .ok, contentType: String, body: [UInt8]) {
+    public init(status: HTTPResponseStatus = .ok, contentType: String, body: [UInt8], headers: [(name: String, value: String)] = []) {
         self.status = status
         self.contentType = contentType
         self.body = body
+        self.headers = headers
     }
 
     /// A plain-text response.
@@ -115,7 +120,8 @@ private final class AdminRequestHandler: ChannelInboundHandler {
             return write(.text("request body too large\n", status: .payloadTooLarge), version: version, keepAlive: false, context: context)
         }
         let (path, query) = AdminQuery.split(uri: head.uri)
-        let request = AdminRequest(method: head.method, path: path, query: query, body: body, headers: head.headers)
+        let request = AdminRequest(method: head.method, path: path, query: query, body: body, headers: head.headers,
+                                   remoteAddress: context.channel.remoteAddress?.ipAddress)
         let router = self.router
         let promise = context.eventLoop.makePromise(of: AdminResponse.self)
         promise.completeWithTask { await router(request) }
@@ -130,6 +136,8 @@ private final class AdminRequestHandler: ChannelInboundHandler {
         headers.add(name: "content-type", value: response.contentType)
         headers.add(name: "content-length", value: String(response.body.count))
         headers.add(name: "cache-control", value: "no-store")
+        headers.add(name: "x-content-type-options", value: "nosniff")
+        for header in response.headers { headers.add(name: header.name, value: header.value) }
         if !keepAlive { headers.add(name: "connection", value: "close") }
         context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))),
                       promise: nil)

@@ -3,8 +3,10 @@ import Foundation
 import NIOHTTP1
 
 extension BallastNode {
-    /// The admin port's routes: `/healthz`, `/readyz`, `/status`, `/metrics`, `/cluster`.
+    /// The admin port's routes: `/healthz`, `/readyz`, `/status`, `/metrics`, `/cluster` (JSON, or
+    /// the UI's page for browsers), and the web UI (`/`, `/workflows…`, `/failing`, `/ui/…`).
     func route(_ request: AdminRequest) async -> AdminResponse {
+        if let page = await uiRoute(request) { return page }
         guard request.method == .GET || request.method == .HEAD else {
             return .text("method not allowed\n", status: .methodNotAllowed)
         }

@@ -61,28 +61,38 @@ extension BallastNode {
             try await waitClosed(request, stale: Self.wantsStaleRead(context))
         }
         registry.unary(BallastMethod.Workflow.list) { [self] (request: Ballast_V1_ListWorkflowExecutionsRequest, context) in
-            let (filter, position, pageSize) = try Self.invalidArgument { () throws(GRPCStatusError) in
-                guard request.pageSize >= 0 else { throw .invalid("page_size must not be negative") }
-                let size = request.pageSize == 0 ? HistoryPages.defaultListPage : min(Int(request.pageSize), HistoryPages.maxListPage)
-                return (try VisibilityFilter(filter: request.filter, query: request.query),
-                        try HistoryPages.listPosition(Array(request.nextPageToken)), size)
-            }
-            let namespace = request.namespace
-            return try await read(stale: Self.wantsStaleRead(context)) { engine throws(EngineRejection) in
-                HistoryPages.listPage(engine: engine, namespace: namespace, filter: filter, pageSize: pageSize, after: position)
-            }
+            try await listWorkflows(request, stale: Self.wantsStaleRead(context))
         }
         registry.unary(BallastMethod.Workflow.count) { [self] (request: Ballast_V1_CountWorkflowExecutionsRequest, context) in
-            let filter = try Self.invalidArgument { () throws(GRPCStatusError) in
-                try VisibilityFilter(filter: request.filter, query: request.query)
-            }
-            let namespace = request.namespace
-            var response = Ballast_V1_CountWorkflowExecutionsResponse()
-            response.count = try await read(stale: Self.wantsStaleRead(context)) { engine throws(EngineRejection) in
-                HistoryPages.count(engine: engine, namespace: namespace, filter: filter)
-            }
-            return response
+            try await countWorkflows(request, stale: Self.wantsStaleRead(context))
         }
+    }
+
+    /// ListWorkflowExecutions (the API's handler and the web UI's list both call this).
+    func listWorkflows(_ request: Ballast_V1_ListWorkflowExecutionsRequest, stale: Bool) async throws -> Ballast_V1_ListWorkflowExecutionsResponse {
+        let (filter, position, pageSize) = try Self.invalidArgument { () throws(GRPCStatusError) in
+            guard request.pageSize >= 0 else { throw .invalid("page_size must not be negative") }
+            let size = request.pageSize == 0 ? HistoryPages.defaultListPage : min(Int(request.pageSize), HistoryPages.maxListPage)
+            return (try VisibilityFilter(filter: request.filter, query: request.query),
+                    try HistoryPages.listPosition(Array(request.nextPageToken)), size)
+        }
+        let namespace = request.namespace
+        return try await read(stale: stale) { engine throws(EngineRejection) in
+            HistoryPages.listPage(engine: engine, namespace: namespace, filter: filter, pageSize: pageSize, after: position)
+        }
+    }
+
+    /// CountWorkflowExecutions (the API's handler and the web UI's status counts both call this).
+    func countWorkflows(_ request: Ballast_V1_CountWorkflowExecutionsRequest, stale: Bool) async throws -> Ballast_V1_CountWorkflowExecutionsResponse {
+        let filter = try Self.invalidArgument { () throws(GRPCStatusError) in
+            try VisibilityFilter(filter: request.filter, query: request.query)
+        }
+        let namespace = request.namespace
+        var response = Ballast_V1_CountWorkflowExecutionsResponse()
+        response.count = try await read(stale: stale) { engine throws(EngineRejection) in
+            HistoryPages.count(engine: engine, namespace: namespace, filter: filter)
+        }
+        return response
     }
 
     /// Resolves the run (its id, history length and status) at the read point.

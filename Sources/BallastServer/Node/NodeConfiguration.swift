@@ -61,6 +61,8 @@ public struct NodeConfiguration: Sendable {
     /// The joined cluster's initial voters, fetched from `joinAddresses` before the node starts
     /// (`BallastNode.prepareJoin`); ignored once the data directory has a members file.
     public var joinInitialVoters: [NodeID]?
+    /// When set, the web UI's mutating actions (signal, cancel, terminate) require this token.
+    public var adminToken: String?
     /// Length of one Raft tick.
     public var tickInterval: Duration = .milliseconds(10)
     /// Raft tunables (election timeout in ticks, batching, snapshots).

@@ -1,0 +1,344 @@
+import BallastEngine
+import BallastProto
+import BallastRaft
+import BallastWire
+import Foundation
+import NIOHTTP1
+import SwiftProtobuf
+
+/// The web UI on the admin port. Reads use the node's own read paths: on the leader a
+/// linearizable ReadIndex read, on a follower the follower's applied state (the API's "stale"
+/// read), so every node's UI shows the list even when the leader is unreachable. Actions are
+/// proposed by the leader directly, or forwarded by a follower to the leader's API port.
+extension BallastNode {
+    /// Events the detail page shows; longer histories are cut (the download has all of them).
+    static let uiTimelineEvents = 2_000
+    /// Rows per list page.
+    static let uiListPageSize: Int32 = 50
+    /// Rows on the failing page.
+    static let uiFailingRows = 200
+
+    /// Answers a UI path, or nil when `request` is not for the UI.
+    func uiRoute(_ request: AdminRequest) async -> AdminResponse? {
+        let path = request.path
+        let wantsHTML = request.headers.first(name: "accept")?.contains("text/html") ?? false
+        switch path {
+        case "/ui/style.css":
+            return AdminResponse(contentType: "text/css; charset=utf-8", body: Array(UIAssets.css.utf8))
+        case "/ui/app.js":
+            return AdminResponse(contentType: "text/javascript; charset=utf-8", body: Array(UIAssets.javaScript.utf8))
+        case "/cluster" where wantsHTML:
+            guard request.method == .GET || request.method == .HEAD else { return Self.uiMethodNotAllowed() }
+            let view = await clusterView()
+            return uiPage(title: "Cluster", active: "/cluster", banner: await uiBanner(), body: UIPages.cluster(view))
+        case "/", "/workflows":
+            guard request.method == .GET || request.method == .HEAD else { return Self.uiMethodNotAllowed() }
+            return await uiWorkflowList(request)
+        case "/failing":
+            guard request.method == .GET || request.method == .HEAD else { return Self.uiMethodNotAllowed() }
+            return await uiFailing(request)
+        default:
+            guard path.hasPrefix("/workflows/") else { return nil }
+            return await uiWorkflowRoute(request)
+        }
+    }
+
+    static func uiMethodNotAllowed() -> AdminResponse {
+        AdminResponse(status: .methodNotAllowed, contentType: "text/plain; charset=utf-8", body: Array("method not allowed\n".utf8),
+                      headers: [("allow", "GET, HEAD")])
+    }
+
+    /// `/workflows/<id>[/<run>]`, `/workflows/<id>/<run>/history.json`, POST `/workflows/<id>/<run>/<action>`.
+    private func uiWorkflowRoute(_ request: AdminRequest) async -> AdminResponse {
+        let banner = await uiBanner()
+        do {
+            let segments = try UIRequests.segments(request.path)
+            guard segments.count >= 2, segments.count <= 4, segments[0] == "workflows" else {
+                throw UIRequestError(status: .notFound, message: "no such page")
+            }
+            try UIRequests.validateID(segments[1], "workflow id")
+            if segments.count >= 3 { try UIRequests.validateID(segments[2], "run id") }
+            var execution = Ballast_V1_WorkflowExecution()
+            execution.workflowID = segments[1]
+            execution.runID = segments.count >= 3 ? segments[2] : ""
+            if request.method == .POST {
+                guard segments.count == 4 else { throw UIRequestError(status: .methodNotAllowed, message: "POST goes to an action") }
+                return await uiAction(request, execution: execution, name: segments[3], banner: banner)
+            }
+            guard request.method == .GET || request.method == .HEAD else { return Self.uiMethodNotAllowed() }
+            if segments.count == 4 {
+                guard segments[3] == "history.json" else { throw UIRequestError(status: .notFound, message: "no such page") }
+                return try await uiHistoryDownload(execution, stale: banner.localReads)
+            }
+            var notices: [UINotice] = []
+            if let done = request.query["done"], ["signal", "cancel", "terminate"].contains(done) {
+                notices.append(UINotice(kind: .ok, text: "\(done) recorded in the history with your identity and reason."))
+            }
+            return try await uiDetail(execution, banner: banner, notices: notices)
+        } catch let error as UIRequestError {
+            return uiPage(title: "Error", active: "/workflows", banner: banner, body: UIPages.errorPage(error.message), status: error.status)
+        } catch {
+            return uiPage(title: "Error", active: "/workflows", banner: banner, body: UIPages.errorPage(Self.uiMessage(error)),
+                          status: Self.uiHTTPStatus(error))
+        }
+    }
+
+    // MARK: pages
+
+    private func uiWorkflowList(_ request: AdminRequest) async -> AdminResponse {
+        let banner = await uiBanner()
+        let query = request.query["query"] ?? ""
+        let next = request.query["next"] ?? ""
+        guard query.utf8.count <= UIRequests.maxQueryBytes else {
+            return uiPage(title: "Workflows", active: "/workflows", banner: banner,
+                          body: UIPages.errorPage("the query is over \(UIRequests.maxQueryBytes) bytes"), status: .badRequest)
+        }
+        var list = UIPages.WorkflowList(query: query, runs: [], total: nil, counts: [], nextPage: "", isLaterPage: !next.isEmpty)
+        var notices: [UINotice] = []
+        do {
+            var listRequest = Ballast_V1_ListWorkflowExecutionsRequest()
+            listRequest.query = query
+            listRequest.pageSize = Self.uiListPageSize
+            if !next.isEmpty {
+                guard let token = Data(uiBase64URL: next) else { throw UIRequestError.bad("the page token does not decode; start from the first page") }
+                listRequest.nextPageToken = token
+            }
+            let page = try await listWorkflows(listRequest, stale: banner.localReads)
+            list.runs = page.executions
+            list.nextPage = page.nextPageToken.isEmpty ? "" : page.nextPageToken.uiBase64URL
+            var countRequest = Ballast_V1_CountWorkflowExecutionsRequest()
+            countRequest.query = query
+            list.total = try await countWorkflows(countRequest, stale: banner.localReads).count
+            for status: Ballast_V1_WorkflowExecutionStatus in [.running, .completed, .failed, .canceled, .terminated, .timedOut, .continuedAsNew] {
+                countRequest.filter.statuses = [status]
+                let count = try await countWorkflows(countRequest, stale: banner.localReads).count
+                if count > 0 { list.counts.append((status, count)) }
+            }
+        } catch {
+            notices.append(UINotice(kind: .error, text: Self.uiMessage(error)))
+        }
+        return uiPage(title: "Workflows", active: "/workflows", banner: banner, notices: notices, body: UIPages.workflows(list),
+                      status: notices.isEmpty ? .ok : .badRequest)
+    }
+
+    private func uiFailing(_ request: AdminRequest) async -> AdminResponse {
+        let banner = await uiBanner()
+        let text = request.query["n"] ?? "3"
+        guard let moreThan = Int32(text), (0 ... 1_000_000).contains(moreThan) else {
+            return uiPage(title: "Failing now", active: "/failing", banner: banner,
+                          body: UIPages.errorPage("n must be a whole number from 0 to 1000000"), status: .badRequest)
+        }
+        let limit = Self.uiFailingRows
+        do {
+            let (runs, truncated) = try await read(stale: banner.localReads) { engine throws(EngineRejection) in
+                engine.failingRuns(namespace: "", moreThan: moreThan, limit: limit)
+            }
+            var taskErrors: [String: String] = [:]
+            for run in runs where run.kind == .workflowTask {
+                taskErrors[run.info.execution.runID] = lastWorkflowTaskFailure(runId: run.info.execution.runID, length: run.info.historyLength)
+            }
+            return uiPage(title: "Failing now", active: "/failing", banner: banner,
+                          body: UIPages.failing(runs, moreThan: moreThan, truncated: truncated, workflowTaskErrors: taskErrors))
+        } catch {
+            return uiPage(title: "Failing now", active: "/failing", banner: banner, body: UIPages.errorPage(Self.uiMessage(error)),
+                          status: Self.uiHTTPStatus(error))
+        }
+    }
+
+    /// The failure of the last written WorkflowTaskFailed event among the run's last 200 events
+    /// (later attempts of a failing workflow task are transient: not written).
+    private func lastWorkflowTaskFailure(runId: String, length: Int64) -> String? {
+        let from = max(1, length - 199)
+        guard let tail = try? readHistory(runId: runId, from: from, max: 200, maxBytes: 4 << 20) else { return nil }
+        for bytes in tail.reversed() {
+            if let event = try? HistoryEventCoding.decode(bytes), case .workflowTaskFailed(let failed)? = event.attributes {
+                return "\(failed.cause): \(HistoryText.failure(failed.failure))"
+            }
+        }
+        return nil
+    }
+
+    private func uiDetail(_ execution: Ballast_V1_WorkflowExecution, banner: UIBanner, notices: [UINotice],
+                          status: HTTPResponseStatus = .ok) async throws -> AdminResponse {
+        let stale = banner.localReads
+        let description = try await read(stale: stale) { engine throws(EngineRejection) in
+            try engine.describe(namespace: "", execution: execution)
+        }
+        var page = UIDetailPage(description: description, events: [], eventsTruncated: false, historyError: nil,
+                                csrfToken: UIRequests.csrfToken, tokenRequired: !(configuration.adminToken ?? "").isEmpty)
+        do {
+            let target = HistoryTarget(execution: description.info.execution, length: description.info.historyLength,
+                                       status: description.info.status)
+            page.events = try uiEvents(target, limit: Self.uiTimelineEvents)
+            page.eventsTruncated = Int64(page.events.count) < target.length
+        } catch {
+            page.historyError = "the history could not be read: \(Self.uiMessage(error))"
+        }
+        return uiPage(title: execution.workflowID, active: "/workflows", banner: banner, notices: notices, body: page.render(),
+                      status: status)
+    }
+
+    /// Up to `limit` events of the run from the history store.
+    func uiEvents(_ target: HistoryTarget, limit: Int) throws -> [Ballast_V1_HistoryEvent] {
+        var events: [Ballast_V1_HistoryEvent] = []
+        var from: Int64 = 1
+        while from <= target.length, events.count < limit {
+            let wanted = min(1_000, limit - events.count)
+            let chunk = try readHistory(runId: target.execution.runID, from: from, max: wanted, maxBytes: HistoryPages.maxPageBytes)
+            guard !chunk.isEmpty else {
+                throw GRPCStatus(.notFound, "the history of run \(target.execution.runID) was deleted (retention ended)")
+            }
+            for bytes in chunk { events.append(try HistoryEventCoding.decode(bytes)) }
+            from += Int64(chunk.count)
+        }
+        return events
+    }
+
+    /// The whole history as the protobuf JSON of `ballast.v1.History` (what `WorkflowReplayer` and `workflow show --json` use).
+    private func uiHistoryDownload(_ execution: Ballast_V1_WorkflowExecution, stale: Bool) async throws -> AdminResponse {
+        let target = try await historyTarget(namespace: "", execution: execution, stale: stale)
+        var history = Ballast_V1_History()
+        history.events = try uiEvents(target, limit: Int(target.length))
+        let json = Array(try history.jsonUTF8Data())
+        let fileName = "history-" + HTML.urlComponent(target.execution.workflowID).prefix(100) + "-" + target.execution.runID.prefix(40) + ".json"
+        return AdminResponse(contentType: "application/json", body: json,
+                             headers: [("content-disposition", "attachment; filename=\"\(fileName.replacingOccurrences(of: "\"", with: ""))\"")])
+    }
+
+    // MARK: actions
+
+    private func uiAction(_ request: AdminRequest, execution: Ballast_V1_WorkflowExecution, name: String,
+                          banner: UIBanner) async -> AdminResponse {
+        do {
+            let form = try UIRequests.form(request.body, contentType: request.headers.first(name: "content-type"))
+            let token = configuration.adminToken
+            if !AdminAuthorization.hasValidBearer(headers: request.headers, token: token) {
+                try UIRequests.checkSameOrigin(headers: request.headers, form: form)
+            }
+            guard AdminAuthorization.isAuthorized(headers: request.headers, form: form, token: token) else {
+                throw UIRequestError(status: .unauthorized, message: "this node requires the admin token for actions; the token given is missing or wrong")
+            }
+            guard !execution.runID.isEmpty else { throw UIRequestError.bad("an action names the run id") }
+            let action = try UIRequests.action(name, form: form)
+            let identity = UIRequests.operatorIdentity(name: action.operatorName, remoteAddress: request.remoteAddress)
+            try await uiPerform(action, on: execution, identity: identity)
+            logger.notice("operator action from the web UI", metadata: [
+                "action": "\(action.name)", "workflowId": "\(execution.workflowID)", "runId": "\(execution.runID)",
+                "identity": "\(identity)", "reason": "\(action.reason)",
+            ])
+            let location = HTML.workflowPath(execution.workflowID, execution.runID) + "?done=" + action.name
+            return AdminResponse(status: .seeOther, contentType: "text/plain; charset=utf-8", body: Array("done\n".utf8),
+                                 headers: [("location", location)])
+        } catch {
+            let status = (error as? UIRequestError)?.status ?? Self.uiHTTPStatus(error)
+            let notice = UINotice(kind: .error, text: "\(name) not done: " + Self.uiMessage(error))
+            if let page = try? await uiDetail(execution, banner: banner, notices: [notice], status: status) { return page }
+            return uiPage(title: "Error", active: "/workflows", banner: banner, body: UIPages.errorPage(notice.text), status: status)
+        }
+    }
+
+    /// Proposes the action on the leader, or forwards it to the leader's API when this node follows.
+    private func uiPerform(_ action: UIAction, on execution: Ballast_V1_WorkflowExecution, identity: String) async throws {
+        let requestID = UUID().uuidString
+        switch action.kind {
+        case .signal(let name, let input):
+            var request = Ballast_V1_SignalWorkflowRequest()
+            request.workflowExecution = execution
+            request.signalName = name
+            if let payloads = UIRequests.jsonPayloads(input) { request.input = payloads }
+            (request.identity, request.reason, request.requestID) = (identity, action.reason, requestID)
+            try await uiWrite(.signalWorkflow(request), requestID: requestID, path: BallastMethod.Workflow.signal, request,
+                              as: Ballast_V1_SignalWorkflowResponse.self)
+        case .cancel:
+            var request = Ballast_V1_RequestCancelWorkflowRequest()
+            request.workflowExecution = execution
+            (request.identity, request.reason, request.requestID) = (identity, action.reason, requestID)
+            try await uiWrite(.requestCancel(request), requestID: requestID, path: BallastMethod.Workflow.requestCancel, request,
+                              as: Ballast_V1_RequestCancelWorkflowResponse.self)
+        case .terminate:
+            var request = Ballast_V1_TerminateWorkflowRequest()
+            request.workflowExecution = execution
+            (request.identity, request.reason) = (identity, action.reason)
+            try await uiWrite(.terminate(request), requestID: "", path: BallastMethod.Workflow.terminate, request,
+                              as: Ballast_V1_TerminateWorkflowResponse.self)
+        }
+    }
+
+    private func uiWrite<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ payload: Ballast_V1_EngineEntry.OneOf_Payload, requestID: String, path: String, _ request: Request, as: Response.Type
+    ) async throws {
+        let status = await raftStatus()
+        if status.role == .leader {
+            _ = try await submit(payload, requestID: requestID)
+            return
+        }
+        guard let leader = status.leader, let info = transport.knownNodes[leader.rawValue], let api = try? HostPort(parsing: info.api) else {
+            throw GRPCStatus(.unavailable, "no leader is known right now; try again in a moment")
+        }
+        let client = try await GRPCClient.connect(host: api.host, port: api.port, group: group, logger: logger)
+        defer { Task { await client.close() } }
+        _ = try await client.unary(path, request: request, responseType: Response.self, timeout: .seconds(10))
+    }
+
+    // MARK: helpers
+
+    /// Whether this node reads locally (not the leader), with what the pages say about it.
+    func uiBanner() async -> UIBanner {
+        let status = await raftStatus()
+        let leaderAdmin = status.leader.flatMap { transport.knownNodes[$0.rawValue]?.admin }
+        let role = NodeStatus(raft: status, info: info).role
+        return UIBanner(nodeID: String(configuration.id.rawValue), role: role, leaderID: status.leader.map { String($0.rawValue) },
+                        leaderAdmin: leaderAdmin, localReads: status.role != .leader)
+    }
+
+    func uiPage(title: String, active: String, banner: UIBanner, notices: [UINotice] = [], body: String,
+                status: HTTPResponseStatus = .ok) -> AdminResponse {
+        let html = UIPages.layout(title: title, active: active, banner: banner, notices: notices, body: body)
+        return AdminResponse(status: status, contentType: "text/html; charset=utf-8", body: Array(html.utf8), headers: Self.uiSecurityHeaders)
+    }
+
+    /// Scripts, styles and forms from this node only; no framing (clickjacking), no referrer leaks.
+    static let uiSecurityHeaders: [(name: String, value: String)] = [
+        ("content-security-policy",
+         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; "
+            + "frame-ancestors 'none'; base-uri 'none'"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "same-origin"),
+    ]
+
+    static func uiMessage(_ error: any Error) -> String {
+        switch error {
+        case let status as GRPCStatus: "\(status.code): \(status.message)"
+        case let request as UIRequestError: request.message
+        default: "\(error)"
+        }
+    }
+
+    static func uiHTTPStatus(_ error: any Error) -> HTTPResponseStatus {
+        guard let status = error as? GRPCStatus else { return .internalServerError }
+        switch status.code {
+        case .invalidArgument: return .badRequest
+        case .notFound: return .notFound
+        case .failedPrecondition, .alreadyExists: return .conflict
+        case .permissionDenied: return .forbidden
+        case .unavailable, .deadlineExceeded, .resourceExhausted: return .serviceUnavailable
+        default: return .internalServerError
+        }
+    }
+}
+
+extension Data {
+    /// Decodes URL-safe base64 without padding (page tokens in links).
+    init?(uiBase64URL text: String) {
+        guard text.utf8.count <= 4_096 else { return nil }
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        self.init(base64Encoded: base64)
+    }
+
+    /// URL-safe base64 without padding.
+    var uiBase64URL: String {
+        base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}

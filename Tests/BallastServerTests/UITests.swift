@@ -1,0 +1,195 @@
+import BallastEngine
+import BallastProto
+@testable import BallastServer
+import Foundation
+import NIOHTTP1
+import Testing
+
+@Suite("Web UI: escaping, forms, CSRF, the admin token, page rendering")
+struct UITests {
+    static let hostile = "<script>alert(1)</script>\"'><img src=x onerror=alert(2)>&amp;\u{0}"
+
+    @Test("escaping leaves no markup-significant character and replaces control characters")
+    func escaping() {
+        let escaped = HTML.escape(Self.hostile)
+        for character in ["<", ">", "\"", "'", "\u{0}"] { #expect(!escaped.contains(character), "\(character) survived") }
+        #expect(escaped.hasPrefix("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&gt;"))
+        #expect(escaped.contains("&amp;amp;"))
+        #expect(HTML.urlComponent("a/b?c#d&e f+é") == "a%2Fb%3Fc%23d%26e%20f%2B%C3%A9")
+        #expect(HTML.workflowPath("x/y", "r") == "/workflows/x%2Fy/r")
+    }
+
+    @Test("path segments are percent-decoded one by one, so an id with a slash or a plus round-trips")
+    func segments() throws {
+        let id = "transfer/1+2 <x>"
+        let path = HTML.workflowPath(id, "run-1") + "/cancel"
+        #expect(try UIRequests.segments(path) == ["workflows", id, "run-1", "cancel"])
+        #expect(throws: UIRequestError.self) { try UIRequests.segments("/a/b/c/d/e/f/g") }
+        #expect(throws: UIRequestError.self) { try UIRequests.validateID("bad\u{1}id", "workflow id") }
+        #expect(throws: UIRequestError.self) { try UIRequests.validateID(String(repeating: "x", count: 1001), "workflow id") }
+    }
+
+    @Test("the list page escapes a hostile workflow id in text and link, and encodes it in the URL")
+    func listEscapes() {
+        var run = Ballast_V1_WorkflowExecutionInfo()
+        run.execution.workflowID = Self.hostile
+        run.execution.runID = "r1"
+        run.type.name = "<b>T</b>"
+        run.status = .running
+        let html = UIPages.workflows(UIPages.WorkflowList(query: "x' onfocus='alert(3)", runs: [run], total: 1,
+                                                          counts: [(.running, 1)], nextPage: "abc_-", isLaterPage: false))
+        #expect(!html.contains("<script>"))
+        #expect(!html.contains("<img"))
+        #expect(!html.contains("<b>T</b>"))
+        #expect(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+        #expect(html.contains("value=\"x&#39; onfocus=&#39;alert(3)\""))
+        #expect(html.contains("href=\"/workflows/%3Cscript%3E"))
+        #expect(html.contains("next=abc_-"))
+    }
+
+    @Test("the detail page renders a hostile id, payloads, signal and reason inert, pretty-prints JSON and flags encoded payloads")
+    func detailEscapes() throws {
+        var description = Ballast_V1_DescribeWorkflowExecutionResponse()
+        description.info.execution.workflowID = Self.hostile
+        description.info.execution.runID = "run-1"
+        description.info.status = .running
+        var started = Ballast_V1_HistoryEvent()
+        started.eventID = 1
+        started.eventTimeUnixNanos = 1_700_000_000_000_000_000
+        var startedAttributes = Ballast_V1_WorkflowExecutionStartedEventAttributes()
+        startedAttributes.input = try #require(UIRequests.jsonPayloads(#"{"b":"<img src=x onerror=alert(4)>","a":[1,2]}"#))
+        started.workflowExecutionStarted = startedAttributes
+        var signaled = Ballast_V1_HistoryEvent()
+        signaled.eventID = 2
+        signaled.eventTimeUnixNanos = started.eventTimeUnixNanos + 1
+        var signal = Ballast_V1_WorkflowExecutionSignaledEventAttributes()
+        signal.signalName = "<svg onload=alert(5)>"
+        signal.reason = "<i>why</i>"
+        signal.identity = "web-ui@127.0.0.1"
+        var encrypted = Ballast_V1_Payload()
+        encrypted.metadata["encoding"] = Data("binary/encrypted".utf8)
+        encrypted.data = Data([1, 2, 3])
+        signal.input.payloads = [encrypted]
+        signaled.workflowExecutionSignaled = signal
+        let page = UIDetailPage(description: description, events: [started, signaled], eventsTruncated: false, historyError: nil,
+                                csrfToken: "tok\"en", tokenRequired: true)
+        let html = page.render()
+        for markup in ["<script>", "<img", "<svg", "<i>"] { #expect(!html.contains(markup), "\(markup) rendered") }
+        #expect(html.contains("&quot;a&quot; : [\n    1,\n    2\n  ],"), "pretty JSON with sorted keys")
+        #expect(html.contains("&lt;i&gt;why&lt;/i&gt;"))
+        #expect(html.contains("<binary/encrypted: AQID>") == false && html.contains("&lt;binary/encrypted: AQID&gt;"))
+        #expect(html.contains("value=\"tok&quot;en\""))
+        #expect(html.contains("name=\"admin_token\""), "the token field shows when a token is configured")
+        #expect(html.contains("action=\"/workflows/%3Cscript%3Ealert%281%29%3C%2Fscript%3E%22%27%3E%3Cimg%20src%3Dx%20onerror%3Dalert%282%29%3E%26amp%3B%00/run-1/cancel\""))
+        var input = Ballast_V1_Payloads()
+        input.payloads = [encrypted]
+        #expect(UIPages.payloadBlock(input, id: "x").contains("encoded (binary/encrypted, 3 bytes)"))
+    }
+
+    @Test("forms: urlencoded only, bounded, no repeated fields")
+    func forms() throws {
+        let form = try UIRequests.form(Array("reason=a+b%26c&confirm=yes&empty=".utf8), contentType: "application/x-www-form-urlencoded; charset=utf-8")
+        #expect(form == ["reason": "a b&c", "confirm": "yes", "empty": ""])
+        #expect(throws: UIRequestError.self) { try UIRequests.form(Array("a=1&a=2".utf8), contentType: "application/x-www-form-urlencoded") }
+        #expect(throws: UIRequestError.self) { try UIRequests.form(Array("{}".utf8), contentType: "application/json") }
+        let big = Array(repeating: UInt8(ascii: "a"), count: UIRequests.maxFormBytes + 1)
+        #expect(throws: UIRequestError.self) { try UIRequests.form(big, contentType: "application/x-www-form-urlencoded") }
+    }
+
+    @Test("actions need a confirmation, a reason, bounded text without control characters, and JSON signal input")
+    func actions() throws {
+        let base = ["confirm": "yes", "reason": " customer asked ", "operator": "ann"]
+        let cancel = try UIRequests.action("cancel", form: base)
+        #expect(cancel == UIAction(kind: .cancel, reason: "customer asked", operatorName: "ann"))
+        var noConfirm = base
+        noConfirm["confirm"] = nil
+        #expect(throws: UIRequestError.self) { try UIRequests.action("terminate", form: noConfirm) }
+        #expect(throws: UIRequestError.self) { try UIRequests.action("cancel", form: base.merging(["reason": "  "]) { $1 }) }
+        #expect(throws: UIRequestError.self) { try UIRequests.action("cancel", form: base.merging(["reason": "a\u{7}b"]) { $1 }) }
+        #expect(throws: UIRequestError.self) {
+            try UIRequests.action("cancel", form: base.merging(["reason": String(repeating: "r", count: 1001)]) { $1 })
+        }
+        #expect(throws: UIRequestError.self) { try UIRequests.action("signal", form: base.merging(["name": "go", "input": "{nope"]) { $1 }) }
+        #expect(throws: UIRequestError.self) { try UIRequests.action("signal", form: base) }
+        #expect(throws: UIRequestError.self) { try UIRequests.action("reset", form: base) }
+        let signal = try UIRequests.action("signal", form: base.merging(["name": "approve", "input": "true"]) { $1 })
+        #expect(signal.kind == .signal(name: "approve", input: "true"))
+        #expect(UIRequests.operatorIdentity(name: "ann", remoteAddress: "10.0.0.9") == "web-ui:ann@10.0.0.9")
+        #expect(UIRequests.operatorIdentity(name: "", remoteAddress: nil) == "web-ui@unknown")
+    }
+
+    @Test("CSRF: the page's token and a same-origin Origin or Referer are required; another origin is refused")
+    func csrf() throws {
+        let good = ["csrf": UIRequests.csrfToken]
+        var headers = HTTPHeaders([("host", "127.0.0.1:8233")])
+        try UIRequests.checkSameOrigin(headers: headers, form: good)
+        headers.add(name: "origin", value: "http://127.0.0.1:8233")
+        try UIRequests.checkSameOrigin(headers: headers, form: good)
+        #expect(throws: UIRequestError.self) { try UIRequests.checkSameOrigin(headers: headers, form: ["csrf": "guess"]) }
+        #expect(throws: UIRequestError.self) { try UIRequests.checkSameOrigin(headers: headers, form: [:]) }
+        let evil = HTTPHeaders([("host", "127.0.0.1:8233"), ("origin", "http://evil.example")])
+        #expect(throws: UIRequestError.self) { try UIRequests.checkSameOrigin(headers: evil, form: good) }
+        let evilReferer = HTTPHeaders([("host", "127.0.0.1:8233"), ("referer", "http://127.0.0.1:8233.evil.example/x")])
+        #expect(throws: UIRequestError.self) { try UIRequests.checkSameOrigin(headers: evilReferer, form: good) }
+        let referer = HTTPHeaders([("host", "127.0.0.1:8233"), ("referer", "http://127.0.0.1:8233/workflows/x")])
+        try UIRequests.checkSameOrigin(headers: referer, form: good)
+    }
+
+    @Test("the admin token: anyone without one configured; with one, the bearer header or the form field, exactly")
+    func adminToken() {
+        let token = "s3cret-token-0123456789"
+        #expect(AdminAuthorization.isAuthorized(headers: HTTPHeaders(), form: [:], token: nil))
+        #expect(!AdminAuthorization.isAuthorized(headers: HTTPHeaders(), form: [:], token: token))
+        #expect(AdminAuthorization.isAuthorized(headers: HTTPHeaders([("authorization", "Bearer \(token)")]), form: [:], token: token))
+        #expect(!AdminAuthorization.isAuthorized(headers: HTTPHeaders([("authorization", "Bearer \(token)x")]), form: [:], token: token))
+        #expect(AdminAuthorization.isAuthorized(headers: HTTPHeaders(), form: ["admin_token": token], token: token))
+        #expect(!AdminAuthorization.isAuthorized(headers: HTTPHeaders(), form: ["admin_token": String(token.dropLast())], token: token))
+        #expect(AdminAuthorization.hasValidBearer(headers: HTTPHeaders([("authorization", "bearer \(token)")]), token: token))
+        #expect(!AdminAuthorization.hasValidBearer(headers: HTTPHeaders([("authorization", "Bearer \(token)")]), token: nil))
+        #expect(AdminAuthorization.constantTimeEquals([], []))
+        #expect(!AdminAuthorization.constantTimeEquals([1], [1, 0]))
+        #expect(!AdminAuthorization.constantTimeEquals([1, 2], [1, 3]))
+    }
+
+    @Test("the cluster page marks the leader, computes lag from the highest reachable commit, and escapes addresses")
+    func clusterPage() {
+        let view = ClusterView(leader: "2", members: [
+            .init(id: "1", role: "follower", term: 3, commit: 90, applied: 88, api: "127.0.0.1:1", raft: "r", admin: "<a>",
+                  reachable: true, leader: "2"),
+            .init(id: "2", role: "leader", term: 3, commit: 100, applied: 100, api: "127.0.0.1:2", raft: "r", admin: "a",
+                  reachable: true, leader: "2"),
+            .init(id: "3", role: "follower", term: 0, commit: 500, applied: 0, api: "", raft: "r", admin: "", reachable: false,
+                  leader: nil),
+        ])
+        let html = UIPages.cluster(view)
+        #expect(html.components(separatedBy: "data-role=\"leader\"").count == 2)
+        #expect(html.contains("<td class=\"mono\">12</td>"), "lag of node 1: 100 − 88")
+        #expect(html.contains("&lt;a&gt;"))
+        #expect(html.contains("class=\"unreachable\""))
+    }
+
+    @Test("pages need nothing the content security policy forbids: no inline style or script, no event handler attributes")
+    func contentSecurityPolicyCompliance() {
+        var description = Ballast_V1_DescribeWorkflowExecutionResponse()
+        description.info.execution.workflowID = "w"
+        description.info.execution.runID = "r"
+        description.info.status = .running
+        let banner = UIBanner(nodeID: "2", role: "follower", leaderID: "1", leaderAdmin: "127.0.0.1:1", localReads: true)
+        let bodies = [
+            UIDetailPage(description: description, events: [], eventsTruncated: false, historyError: nil, csrfToken: "t",
+                         tokenRequired: false).render(),
+            UIPages.workflows(UIPages.WorkflowList(query: "", runs: [], total: 0, counts: [], nextPage: "", isLaterPage: false)),
+            UIPages.failing([], moreThan: 3, truncated: false, workflowTaskErrors: [:]),
+            UIPages.cluster(ClusterView(leader: nil, members: [])),
+        ]
+        for body in bodies {
+            let page = UIPages.layout(title: "t", active: "/workflows", banner: banner, body: body)
+            #expect(!page.contains("style="))
+            #expect(page.components(separatedBy: "<script").count == 2 && page.contains("<script src=\"/ui/app.js\"></script>"))
+            #expect(page.range(of: #" on[a-z]+="#, options: .regularExpression) == nil)
+            #expect(page.contains("This node is a follower"))
+        }
+        let policy = BallastNode.uiSecurityHeaders.first { $0.name == "content-security-policy" }?.value ?? ""
+        #expect(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'") && !policy.contains("unsafe-inline"))
+    }
+}
