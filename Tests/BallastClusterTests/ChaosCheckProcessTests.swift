@@ -42,9 +42,9 @@ struct ChaosCheckProcessTests {
         let leader = try await cluster.waitForLeader()
         workers[1] = try launchWorker(1, transfers)
         workers[2] = try launchWorker(2, transfers)
-        // Starts for 8 s (approvals by signal for a third of them), and two large transfers no one
+        // Starts for 10 s (approvals by signal for a third of them), and two large transfers no one
         // approves, refunded by their 2 s approval timer.
-        let load = try transfers.start(["--for", "8s", "--concurrency", "8", "--large-fraction", "0.3", "--fail-rate", "0.1",
+        let load = try transfers.start(["--for", "10s", "--concurrency", "8", "--large-fraction", "0.3", "--fail-rate", "0.1",
                                         "--transient-rate", "0.2", "--seed", "31", "--approval-timeout", "20s", "--timeout", "120s",
                                         "--ack-log", directory + "/start.acks.jsonl"])
         let unapproved = try transfers.launch(["start", "--address", transfers.addresses, "--ledger", transfers.ledger, "--count", "2",
@@ -52,7 +52,10 @@ struct ChaosCheckProcessTests {
                                                "--timeout", "120s", "--ack-log", directory + "/unapproved.acks.jsonl"],
                                               log: "unapproved.log")
         others.append(unapproved)
-        try await waitForLines(directory + "/worker-1.acks.jsonl", atLeast: 20, timeout: .seconds(60))
+        // Once --for has started more than its first window of 8 (and workers have answered),
+        // SIGKILL the leader, then a worker.
+        try await waitForLines(directory + "/start.acks.jsonl", atLeast: 12, timeout: .seconds(60))
+        try await waitForLines(directory + "/worker-1.acks.jsonl", atLeast: 10, timeout: .seconds(60))
         cluster.kill(leader)
         _ = try await cluster.waitForLeader(excluding: leader)
         if let victim = workers.removeValue(forKey: 1) {
@@ -68,7 +71,7 @@ struct ChaosCheckProcessTests {
         let summaries = started.split(separator: "\n").filter { $0.hasPrefix("summary: ") }
         let summary = String(summaries.first ?? "")
         let closedText = summary.dropFirst("summary: ".count).prefix(while: { $0 != "/" })
-        // --for kept starting past the first window of 8, and every one started closed.
+        // Every transfer --for started closed.
         let closed = try #require(Int(closedText), "\(started)")
         #expect(closed > 8 && summary.contains("\(closed)/\(closed) closed"), "\(summary)")
 

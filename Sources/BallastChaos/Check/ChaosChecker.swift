@@ -119,14 +119,19 @@ public enum ChaosChecker {
         }
         var reason = "not polled"
         while true {
+            // All nodes at once, so that entries applied between two answers rarely split them.
             var readings: [NodeDigestReading] = []
             var unreachable: [String: String] = [:]
-            for endpoint in adminEndpoints {
-                switch await readDigest(endpoint) {
-                case .success(let reading): readings.append(reading)
-                case .failure(let error): unreachable[endpoint] = error.description
+            await withTaskGroup(of: (String, Result<NodeDigestReading, NodeDigestReading.ParseError>).self) { group in
+                for endpoint in adminEndpoints { group.addTask { (endpoint, await readDigest(endpoint)) } }
+                for await (endpoint, result) in group {
+                    switch result {
+                    case .success(let reading): readings.append(reading)
+                    case .failure(let error): unreachable[endpoint] = error.description
+                    }
                 }
             }
+            readings.sort { $0.endpoint < $1.endpoint }
             switch ClusterInvariants.judgeDigests(readings, unreachable: unreachable) {
             case .agreed(let index, let digest):
                 logger.info("digests agree", metadata: ["index": "\(index)", "digest": "\(digest)"])
@@ -185,8 +190,11 @@ public enum ChaosChecker {
                 guard let run = pending.next() else { break }
                 launch(run)
             }
+            var done = 0
             while let result = try await group.next() {
                 add(result)
+                done += 1
+                if done % 1000 == 0 { logger.info("histories read", metadata: ["runs": "\(done)", "events": "\(histories.events)"]) }
                 if let run = pending.next() { launch(run) }
             }
             return histories
