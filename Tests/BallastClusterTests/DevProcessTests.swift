@@ -1,5 +1,10 @@
+import BallastEngine
+import BallastProto
+import BallastSDK
 import BallastServer
 import Foundation
+import SwiftProtobuf
+import TransfersKit
 import NIOPosix
 import Testing
 
@@ -107,6 +112,17 @@ struct DevProcessTests {
         #expect(code == 200)
         #expect(page.contains("<strong id=\"total-count\">5</strong>"), "the list counts the five transfers")
         #expect(page.components(separatedBy: "class=\"workflow-link\"").count == 6)
+
+        // The detail page's download: the protobuf JSON of ballast.v1.History, as WorkflowReplayer decodes it.
+        let link = try #require(page.components(separatedBy: "class=\"workflow-link\" href=\"").dropFirst().first?.split(separator: "\"").first)
+        let (downloadCode, download) = try await AdminHTTPClient.get(host: "127.0.0.1", port: dev.adminPort, path: link + "/history.json",
+                                                                     timeout: .seconds(10), group: group)
+        #expect(downloadCode == 200)
+        let history = try Ballast_V1_History(jsonUTF8Data: Data(download))
+        #expect(history.events.first?.typeName == "WorkflowExecutionStarted")
+        #expect(history.events.last?.typeName == "WorkflowExecutionCompleted")
+        #expect(history.events.map(\.eventID) == Array(1 ... Int64(history.events.count)))
+        try WorkflowReplayer(workflows: [TransferWorkflow.self]).replay(historyJSON: Data(download))
 
         kill(dev.process.processIdentifier, SIGINT)
         let deadline = ContinuousClock.now + .seconds(30)

@@ -192,4 +192,44 @@ struct UITests {
         let policy = BallastNode.uiSecurityHeaders.first { $0.name == "content-security-policy" }?.value ?? ""
         #expect(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'") && !policy.contains("unsafe-inline"))
     }
+
+    @Test("child workflows from the history link to their runs, with their outcome")
+    func children() {
+        var description = Ballast_V1_DescribeWorkflowExecutionResponse()
+        description.info.execution.workflowID = "parent"
+        description.info.execution.runID = "p1"
+        description.info.status = .running
+        var started = Ballast_V1_HistoryEvent()
+        started.eventID = 1
+        started.workflowExecutionStarted = Ballast_V1_WorkflowExecutionStartedEventAttributes()
+        var initiated = Ballast_V1_HistoryEvent()
+        initiated.eventID = 5
+        var initiatedAttributes = Ballast_V1_StartChildWorkflowExecutionInitiatedEventAttributes()
+        initiatedAttributes.workflowID = "child/1"
+        initiatedAttributes.workflowType.name = "Child"
+        initiated.startChildWorkflowExecutionInitiated = initiatedAttributes
+        var childStarted = Ballast_V1_HistoryEvent()
+        childStarted.eventID = 6
+        var childStartedAttributes = Ballast_V1_ChildWorkflowExecutionStartedEventAttributes()
+        childStartedAttributes.initiatedEventID = 5
+        childStartedAttributes.workflowExecution.workflowID = "child/1"
+        childStartedAttributes.workflowExecution.runID = "c1"
+        childStarted.childWorkflowExecutionStarted = childStartedAttributes
+        var completed = Ballast_V1_HistoryEvent()
+        completed.eventID = 9
+        var completedAttributes = Ballast_V1_ChildWorkflowExecutionCompletedEventAttributes()
+        completedAttributes.initiatedEventID = 5
+        completed.childWorkflowExecutionCompleted = completedAttributes
+        var pending = Ballast_V1_PendingChildInfo()
+        pending.workflowID = "child-2"
+        pending.runID = "c2"
+        pending.initiatedEventID = 12
+        description.pendingChildren = [pending]
+        let html = UIDetailPage(description: description, events: [started, initiated, childStarted, completed], eventsTruncated: false,
+                                historyError: nil, csrfToken: "t", tokenRequired: false).children()
+        #expect(html.contains("<a href=\"/workflows/child%2F1/c1\">child/1</a>"))
+        #expect(html.contains("<td>completed</td>"))
+        #expect(html.contains("<a href=\"/workflows/child-2/c2\">child-2</a>"))
+        #expect(html.contains("<td>running</td>"))
+    }
 }
