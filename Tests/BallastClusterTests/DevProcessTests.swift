@@ -170,6 +170,9 @@ struct DevProcessTests {
         let get = try RawHTTP.request("GET", port: dev.adminPort, path: path + "/cancel", headers: ["Host": host], body: "")
         #expect(get.status == 404 || get.status == 405, "an action is never a GET: \(get)")
 
+        let (signaled, signalOutput) = try await dev.run(dev.binary, ["workflow", "signal", "--address", "127.0.0.1:\(dev.apiPort)",
+                                                                      "--workflow-id", hostile, "--name", "poke", "--reason", "cli reason"])
+        #expect(signaled == 0, "\(signalOutput)")
         let accepted = try RawHTTP.post(port: dev.adminPort, path: path + "/cancel", headers: ["Host": host, "Origin": "http://\(host)"],
                                         body: form + "&admin_token=\(Self.token)")
         #expect(accepted.status == 303, "\(accepted)")
@@ -179,6 +182,8 @@ struct DevProcessTests {
         #expect(shown == 0, "\(history)")
         let line = try #require(history.split(separator: "\n").first { $0.contains("WorkflowExecutionCancelRequested") })
         #expect(line.contains("reason=\"customer asked\" identity=web-ui:tester@127.0.0.1"), "\(line)")
+        let signalLine = try #require(history.split(separator: "\n").first { $0.contains("WorkflowExecutionSignaled") })
+        #expect(signalLine.contains("identity=ballast-cli@") && signalLine.contains("reason=\"cli reason\""), "\(signalLine)")
         let bearer = try RawHTTP.post(port: dev.adminPort, path: path + "/terminate",
                                       headers: ["Host": host, "Authorization": "Bearer \(Self.token)"], body: "reason=done&confirm=yes")
         #expect(bearer.status == 303, "a script with the bearer token needs no CSRF token: \(bearer)")
