@@ -145,6 +145,9 @@ extension WorkflowEngine {
         guard let activity = run.activities[token.scheduledEventID], activity.attempt == token.attempt else {
             throw .staleTaskToken("activity \(token.scheduledEventID) attempt \(token.attempt) of \(run.key) is not pending")
         }
+        guard token.taskQueue.isEmpty || token.taskQueue == activity.attributes.taskQueue else {
+            throw .staleTaskToken("the token names task queue \(token.taskQueue), not the activity's")
+        }
         if mustBeStarted, activity.phase != .started {
             throw .staleTaskToken("activity \(token.scheduledEventID) attempt \(token.attempt) of \(run.key) is not started")
         }

@@ -19,6 +19,7 @@ extension WorkflowEngine {
             current.runID = currentRuns[key] ?? ""
             return current
         }
+        snapshot.security = security.snapshot
         return snapshot
     }
 
@@ -60,6 +61,7 @@ extension WorkflowEngine {
         for current in message.currentRuns {
             engine.currentRuns[WorkflowKey(namespace: current.namespace, workflowId: current.workflowID)] = current.runID
         }
+        if message.hasSecurity { engine.security = try SecurityState(snapshot: message.security) }
         guard engine.namespaces[defaultNamespace] != nil else { throw .corruptSnapshot("the default namespace is missing") }
         return engine
     }

@@ -72,6 +72,9 @@ extension WorkflowEngine {
         guard let task = run.workflowTask, task.scheduledEventId == token.scheduledEventID, task.attempt == token.attempt else {
             throw .staleTaskToken("workflow task \(token.scheduledEventID) attempt \(token.attempt) of \(run.key) is not pending")
         }
+        guard token.taskQueue.isEmpty || token.taskQueue == run.taskQueue else {
+            throw .staleTaskToken("the token names task queue \(token.taskQueue), not the run's")
+        }
         if mustBeStarted, !task.isStarted {
             throw .staleTaskToken("workflow task \(token.scheduledEventID) of \(run.key) was not started")
         }

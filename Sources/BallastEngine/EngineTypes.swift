@@ -154,6 +154,8 @@ public enum EngineResponse: Sendable, Equatable {
     case activityTaskStarted(Ballast_V1_ActivityTaskInfo)
     /// Heartbeat recorded.
     case heartbeat(Ballast_V1_RecordActivityTaskHeartbeatResponse)
+    /// A role grant or revoke: whether the bindings changed.
+    case roleChanged(Bool)
     /// Refused; nothing changed.
     case rejected(EngineRejection)
 

@@ -31,6 +31,7 @@ public struct ReadyTask: Sendable, Equatable {
         token.attempt = attempt
         token.activityID = activityId
         token.isActivity = kind == .activity
+        token.taskQueue = taskQueue
         return token
     }
 

@@ -25,6 +25,9 @@ public struct WorkflowEngine: Sendable {
     /// Engine time: the latest leader time applied (UTC nanoseconds).
     public internal(set) var clock: Int64 = 0
     var nextTaskSequence: UInt64 = 1
+    /// Role bindings and the audit log (Security/).
+    var security = SecurityState()
+    var securityRevision: UInt64 = 0
 
     /// Creates an empty engine holding only the `default` namespace.
     public init(limits: EngineLimits = EngineLimits()) {
@@ -80,6 +83,10 @@ public struct WorkflowEngine: Sendable {
         case let .workflowBackoffDue(request): try workflowBackoffDue(request, &context)
         case let .registerNamespace(request): try registerNamespace(request, &context)
         case let .addSearchAttributes(request): try addSearchAttributes(request, &context)
+        case let .grantRole(request): try grantRole(request, &context)
+        case let .revokeRole(request): try revokeRole(request, &context)
+        case let .bootstrapRoles(request): try bootstrapRoles(request, &context)
+        case let .recordAuditEvents(request): try recordAuditEvents(request, &context)
         }
     }
 

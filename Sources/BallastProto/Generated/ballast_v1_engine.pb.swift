@@ -388,6 +388,10 @@ public nonisolated struct Ballast_V1_TaskToken: Sendable {
 
   public var isActivity: Bool = false
 
+  /// The task's queue: authorization checks the worker role on it, and the engine refuses a
+  /// token whose queue is not the task's (empty in tokens issued before it existed).
+  public var taskQueue: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1253,6 +1257,39 @@ public nonisolated struct Ballast_V1_EngineEntry: Sendable {
     set {payload = .addSearchAttributes(newValue)}
   }
 
+  /// Role bindings and the audit log (security.proto, docs/security.md).
+  public var grantRole: Ballast_V1_GrantRoleRequest {
+    get {
+      if case .grantRole(let v)? = payload {return v}
+      return Ballast_V1_GrantRoleRequest()
+    }
+    set {payload = .grantRole(newValue)}
+  }
+
+  public var revokeRole: Ballast_V1_RevokeRoleRequest {
+    get {
+      if case .revokeRole(let v)? = payload {return v}
+      return Ballast_V1_RevokeRoleRequest()
+    }
+    set {payload = .revokeRole(newValue)}
+  }
+
+  public var bootstrapRoles: Ballast_V1_BootstrapRolesRequest {
+    get {
+      if case .bootstrapRoles(let v)? = payload {return v}
+      return Ballast_V1_BootstrapRolesRequest()
+    }
+    set {payload = .bootstrapRoles(newValue)}
+  }
+
+  public var recordAuditEvents: Ballast_V1_RecordAuditEventsRequest {
+    get {
+      if case .recordAuditEvents(let v)? = payload {return v}
+      return Ballast_V1_RecordAuditEventsRequest()
+    }
+    set {payload = .recordAuditEvents(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Payload: Equatable, Sendable {
@@ -1278,6 +1315,11 @@ public nonisolated struct Ballast_V1_EngineEntry: Sendable {
     case workflowBackoffDue(Ballast_V1_WorkflowBackoffDueRequest)
     case registerNamespace(Ballast_V1_RegisterNamespaceRequest)
     case addSearchAttributes(Ballast_V1_AddSearchAttributesRequest)
+    /// Role bindings and the audit log (security.proto, docs/security.md).
+    case grantRole(Ballast_V1_GrantRoleRequest)
+    case revokeRole(Ballast_V1_RevokeRoleRequest)
+    case bootstrapRoles(Ballast_V1_BootstrapRolesRequest)
+    case recordAuditEvents(Ballast_V1_RecordAuditEventsRequest)
 
   }
 
@@ -2194,9 +2236,21 @@ public nonisolated struct Ballast_V1_EngineSnapshot: Sendable {
   /// Sorted by namespace, workflow id.
   public var currentRuns: [Ballast_V1_SnapshotCurrentRun] = []
 
+  /// Role bindings and the audit log.
+  public var security: Ballast_V1_SnapshotSecurity {
+    get {_security ?? Ballast_V1_SnapshotSecurity()}
+    set {_security = newValue}
+  }
+  /// Returns true if `security` has been explicitly set.
+  public var hasSecurity: Bool {self._security != nil}
+  /// Clears the value of `security`. Subsequent reads from it will return its default value.
+  public mutating func clearSecurity() {self._security = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _security: Ballast_V1_SnapshotSecurity? = nil
 }
 
 /// The opaque next_page_token of GetWorkflowExecutionHistory.
@@ -2739,7 +2793,7 @@ nonisolated extension Ballast_V1_TerminateWorkflowResponse: SwiftProtobuf.Messag
 
 nonisolated extension Ballast_V1_TaskToken: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskToken"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}workflow_id\0\u{3}run_id\0\u{3}scheduled_event_id\0\u{1}attempt\0\u{3}activity_id\0\u{3}is_activity\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}workflow_id\0\u{3}run_id\0\u{3}scheduled_event_id\0\u{1}attempt\0\u{3}activity_id\0\u{3}is_activity\0\u{3}task_queue\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2754,6 +2808,7 @@ nonisolated extension Ballast_V1_TaskToken: SwiftProtobuf.Message, SwiftProtobuf
       case 5: try { try decoder.decodeSingularInt32Field(value: &self.attempt) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.activityID) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.isActivity) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.taskQueue) }()
       default: break
       }
     }
@@ -2781,6 +2836,9 @@ nonisolated extension Ballast_V1_TaskToken: SwiftProtobuf.Message, SwiftProtobuf
     if self.isActivity != false {
       try visitor.visitSingularBoolField(value: self.isActivity, fieldNumber: 7)
     }
+    if !self.taskQueue.isEmpty {
+      try visitor.visitSingularStringField(value: self.taskQueue, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2792,6 +2850,7 @@ nonisolated extension Ballast_V1_TaskToken: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.attempt != rhs.attempt {return false}
     if lhs.activityID != rhs.activityID {return false}
     if lhs.isActivity != rhs.isActivity {return false}
+    if lhs.taskQueue != rhs.taskQueue {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3988,7 +4047,7 @@ nonisolated extension Ballast_V1_AddSearchAttributesResponse: SwiftProtobuf.Mess
 
 nonisolated extension Ballast_V1_EngineEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EngineEntry"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{3}leader_time_unix_nanos\0\u{3}request_id\0\u{4}\u{7}start_workflow\0\u{3}signal_workflow\0\u{3}signal_with_start\0\u{3}request_cancel\0\u{1}terminate\0\u{4}\u{6}workflow_task_started\0\u{3}workflow_task_completed\0\u{3}workflow_task_failed\0\u{4}\u{8}activity_task_started\0\u{3}activity_task_completed\0\u{3}activity_task_failed\0\u{3}activity_task_heartbeat\0\u{3}activity_task_canceled\0\u{4}\u{6}timer_fired\0\u{3}workflow_task_timed_out\0\u{3}activity_timed_out\0\u{3}activity_retry_due\0\u{3}workflow_execution_timed_out\0\u{3}retention_expired\0\u{3}workflow_backoff_due\0\u{4}\u{4}register_namespace\0\u{3}add_search_attributes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{3}leader_time_unix_nanos\0\u{3}request_id\0\u{4}\u{7}start_workflow\0\u{3}signal_workflow\0\u{3}signal_with_start\0\u{3}request_cancel\0\u{1}terminate\0\u{4}\u{6}workflow_task_started\0\u{3}workflow_task_completed\0\u{3}workflow_task_failed\0\u{4}\u{8}activity_task_started\0\u{3}activity_task_completed\0\u{3}activity_task_failed\0\u{3}activity_task_heartbeat\0\u{3}activity_task_canceled\0\u{4}\u{6}timer_fired\0\u{3}workflow_task_timed_out\0\u{3}activity_timed_out\0\u{3}activity_retry_due\0\u{3}workflow_execution_timed_out\0\u{3}retention_expired\0\u{3}workflow_backoff_due\0\u{4}\u{4}register_namespace\0\u{3}add_search_attributes\0\u{4}\u{13}grant_role\0\u{3}revoke_role\0\u{3}bootstrap_roles\0\u{3}record_audit_events\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4285,6 +4344,58 @@ nonisolated extension Ballast_V1_EngineEntry: SwiftProtobuf.Message, SwiftProtob
           self.payload = .addSearchAttributes(v)
         }
       }()
+      case 70: try {
+        var v: Ballast_V1_GrantRoleRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .grantRole(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .grantRole(v)
+        }
+      }()
+      case 71: try {
+        var v: Ballast_V1_RevokeRoleRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .revokeRole(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .revokeRole(v)
+        }
+      }()
+      case 72: try {
+        var v: Ballast_V1_BootstrapRolesRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .bootstrapRoles(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .bootstrapRoles(v)
+        }
+      }()
+      case 73: try {
+        var v: Ballast_V1_RecordAuditEventsRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .recordAuditEvents(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .recordAuditEvents(v)
+        }
+      }()
       default: break
       }
     }
@@ -4392,6 +4503,22 @@ nonisolated extension Ballast_V1_EngineEntry: SwiftProtobuf.Message, SwiftProtob
     case .addSearchAttributes?: try {
       guard case .addSearchAttributes(let v)? = self.payload else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 51)
+    }()
+    case .grantRole?: try {
+      guard case .grantRole(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 70)
+    }()
+    case .revokeRole?: try {
+      guard case .revokeRole(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 71)
+    }()
+    case .bootstrapRoles?: try {
+      guard case .bootstrapRoles(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 72)
+    }()
+    case .recordAuditEvents?: try {
+      guard case .recordAuditEvents(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 73)
     }()
     case nil: break
     }
@@ -5944,7 +6071,7 @@ nonisolated extension Ballast_V1_SnapshotCurrentRun: SwiftProtobuf.Message, Swif
 
 nonisolated extension Ballast_V1_EngineSnapshot: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EngineSnapshot"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{3}last_applied_index\0\u{3}clock_unix_nanos\0\u{3}next_task_sequence\0\u{1}namespaces\0\u{1}runs\0\u{3}closed_runs\0\u{3}current_runs\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{3}last_applied_index\0\u{3}clock_unix_nanos\0\u{3}next_task_sequence\0\u{1}namespaces\0\u{1}runs\0\u{3}closed_runs\0\u{3}current_runs\0\u{2}\u{c}security\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5960,12 +6087,17 @@ nonisolated extension Ballast_V1_EngineSnapshot: SwiftProtobuf.Message, SwiftPro
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.runs) }()
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.closedRuns) }()
       case 8: try { try decoder.decodeRepeatedMessageField(value: &self.currentRuns) }()
+      case 20: try { try decoder.decodeSingularMessageField(value: &self._security) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.formatVersion != 0 {
       try visitor.visitSingularUInt32Field(value: self.formatVersion, fieldNumber: 1)
     }
@@ -5990,6 +6122,9 @@ nonisolated extension Ballast_V1_EngineSnapshot: SwiftProtobuf.Message, SwiftPro
     if !self.currentRuns.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.currentRuns, fieldNumber: 8)
     }
+    try { if let v = self._security {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -6002,6 +6137,7 @@ nonisolated extension Ballast_V1_EngineSnapshot: SwiftProtobuf.Message, SwiftPro
     if lhs.runs != rhs.runs {return false}
     if lhs.closedRuns != rhs.closedRuns {return false}
     if lhs.currentRuns != rhs.currentRuns {return false}
+    if lhs._security != rhs._security {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
