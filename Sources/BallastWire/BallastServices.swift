@@ -47,6 +47,19 @@ public enum BallastMethod {
         public static let addSearchAttributes = prefix + "AddSearchAttributes"
     }
 
+    /// AdminService methods: role bindings and the audit log (admin role on "*").
+    public enum Admin {
+        static let prefix = "/ballast.v1.AdminService/"
+        /// ListRoleBindingsRequest → ListRoleBindingsResponse.
+        public static let listRoleBindings = prefix + "ListRoleBindings"
+        /// GrantRoleRequest → GrantRoleResponse (leader only).
+        public static let grantRole = prefix + "GrantRole"
+        /// RevokeRoleRequest → RevokeRoleResponse (leader only).
+        public static let revokeRole = prefix + "RevokeRole"
+        /// ReadAuditLogRequest → ReadAuditLogResponse.
+        public static let readAuditLog = prefix + "ReadAuditLog"
+    }
+
     /// WorkerService methods (workers).
     public enum Worker {
         static let prefix = "/ballast.v1.WorkerService/"

@@ -6,5 +6,6 @@ struct Ballast: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballast",
         abstract: "Ballast: durable execution on a Raft-replicated history.",
-        subcommands: [ServerCommand.self, DevCommand.self, ClusterCommand.self, WorkflowCommand.self, SimCommand.self, BenchCommand.self])
+        subcommands: [ServerCommand.self, DevCommand.self, ClusterCommand.self, WorkflowCommand.self, SimCommand.self, BenchCommand.self,
+                      AdminCommand.self])
 }

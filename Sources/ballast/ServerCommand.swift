@@ -34,6 +34,8 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
     @Option(help: "Require this token for the web UI's actions (signal, cancel, terminate); prefer the config file's `admin-token` key, which `ps` does not show.")
     var adminToken: String?
+    @Option(help: "Roles file (`IDENTITY ROLE NAMESPACE [TASK_QUEUE]` lines), applied once when the cluster's roles were never set (docs/security.md).")
+    var roles: String?
 
     func run() async throws {
         let settings = try ServerSettings(fileAt: config).overridden(by: flagValues)
@@ -79,6 +81,7 @@ struct ServerCommand: AsyncParsableCommand {
         values["election-ticks"] = electionTicks.map { String($0) }
         values["log-level"] = logLevel
         values["admin-token"] = adminToken
+        values["roles"] = roles
         return values
     }
 }
@@ -87,7 +90,7 @@ struct ServerCommand: AsyncParsableCommand {
 struct ServerSettings {
     static let keys: Set<String> = ["id", "data-dir", "raft", "api", "admin", "peers", "peer-address", "tick-ms",
                                     "election-ticks", "log-level", "join", "snapshot-threshold-bytes", "compaction-slack-entries",
-                                    "admin-token"]
+                                    "admin-token", "roles"]
     private var values: [String: String] = [:]
 
     subscript(key: String) -> String? { values[key] }
@@ -154,6 +157,10 @@ struct ServerSettings {
                 throw ValidationError("--admin-token must be 16-1024 printable ASCII characters without spaces")
             }
             configuration.adminToken = token
+        }
+        if let path = values["roles"], !path.isEmpty {
+            do { configuration.security.bootstrapRoles = try RolesFile.load(path: path) } catch { throw ValidationError("--roles: \(error)") }
+            configuration.security.rolesSource = path
         }
         try configuration.validate()
         return configuration

@@ -13,7 +13,8 @@ extension BallastNode {
         registerWorkflowService(&registry)
         registerHistoryService(&registry)
         registerWorkerService(&registry)
-        return registry
+        registerAdminService(&registry)
+        return authorize(registry)
     }
 
     /// The cluster in the protobuf form of `ClusterService.DescribeCluster`; any node answers.

@@ -80,12 +80,20 @@ extension BallastNode {
 
     /// Registers the leader-only membership calls of ClusterService.
     func registerMembershipService(_ registry: inout GRPCMethodRegistry) {
-        registry.unary(BallastMethod.Cluster.addMember) { [self] (request: Ballast_V1_AddMemberRequest, _) in try await addMember(request) }
-        registry.unary(BallastMethod.Cluster.promoteMember) { [self] (request: Ballast_V1_PromoteMemberRequest, _) in
-            try await promoteMember(request)
+        registry.unary(BallastMethod.Cluster.addMember) { [self] (request: Ballast_V1_AddMemberRequest, context) in
+            let response = try await addMember(request)
+            auditMembership(context, "added node \(request.id) as a learner (raft \(request.raftAddress), api \(request.apiAddress))")
+            return response
         }
-        registry.unary(BallastMethod.Cluster.removeMember) { [self] (request: Ballast_V1_RemoveMemberRequest, _) in
-            try await removeMember(request)
+        registry.unary(BallastMethod.Cluster.promoteMember) { [self] (request: Ballast_V1_PromoteMemberRequest, context) in
+            let response = try await promoteMember(request)
+            auditMembership(context, "promoted node \(request.id) to voter")
+            return response
+        }
+        registry.unary(BallastMethod.Cluster.removeMember) { [self] (request: Ballast_V1_RemoveMemberRequest, context) in
+            let response = try await removeMember(request)
+            auditMembership(context, "removed node \(request.id)")
+            return response
         }
         registry.unary(BallastMethod.Cluster.getMemberProgress) { [self] (request: Ballast_V1_GetMemberProgressRequest, _) in
             try await memberProgress(request)

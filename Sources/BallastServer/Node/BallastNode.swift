@@ -16,6 +16,8 @@ public final class BallastNode: @unchecked Sendable {
     let driver: RaftDriver
     let stateMachine: EngineStateMachine
     let dispatcher: Dispatcher
+    /// Authorization, the roles bootstrap and the audit outbox (Security/).
+    let security: NodeSecurity
     private var ticker: RepeatedTask?
     private var metricsRefresher: RepeatedTask?
     private var timerTicker: RepeatedTask?
@@ -32,6 +34,8 @@ public final class BallastNode: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         self.stateMachine = stateMachine
+        security = NodeSecurity(settings: configuration.security, publisher: stateMachine.rolePublisher,
+                                nodeID: configuration.id.rawValue, logger: logger)
         group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         info = NodeInfo(id: configuration.id.rawValue, raft: configuration.raftAddress.description,
                         api: configuration.apiAddress.description, admin: configuration.adminAddress.description)
@@ -90,6 +94,7 @@ public final class BallastNode: @unchecked Sendable {
             host: configuration.apiAddress.host, port: configuration.apiAddress.port, registry: makeRegistry(),
             group: group, logger: logger)
         api = apiServer
+        startSecurityLoop()
         info.raft = HostPort(host: configuration.raftAddress.host, port: raftPort).description
         info.admin = HostPort(host: configuration.adminAddress.host, port: server.port).description
         info.api = HostPort(host: configuration.apiAddress.host, port: apiServer.port ?? configuration.apiAddress.port).description
@@ -131,6 +136,7 @@ public final class BallastNode: @unchecked Sendable {
             }
         }
         await api?.shutdownGracefully()
+        security.stop()
         metricsRefresher?.cancel()
         timerTicker?.cancel()
         ticker?.cancel()

@@ -26,6 +26,8 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
     var onApplied: ((UInt64, ApplyResult) -> Void)?
     /// Told, on the loop thread, that the engine was replaced from a snapshot (set before the node starts).
     var onRestored: (() -> Void)?
+    /// The role bindings as last applied, for the authorization check on any thread.
+    public let rolePublisher = RoleTablePublisher()
 
     /// Creates an empty engine over `history` (in memory unless given).
     public init(logger: Logger, history: any HistoryBytesStore = MemoryHistoryBytesStore(),
@@ -60,6 +62,7 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
             return nil
         }
         closeSignals.closed(result.closedRuns.map(\.runId))
+        rolePublisher.publish(engine)
         onApplied?(entry.index.rawValue, result)
         return result
     }
@@ -109,6 +112,7 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
         do {
             let decoded = try NodeSnapshotCodec.decode(snapshot.data)
             engine = try WorkflowEngine.restore(decoded.engine)
+            rolePublisher.publish(engine, force: true)
             let report = try HistoryRecorder.reconcile(history, with: decoded.histories)
             logger.info("restored from snapshot", metadata: [
                 "index": "\(snapshot.metadata.index)", "runs": "\(decoded.histories.count)",

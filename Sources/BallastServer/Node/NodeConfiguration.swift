@@ -67,6 +67,8 @@ public struct NodeConfiguration: Sendable {
     public var tickInterval: Duration = .milliseconds(10)
     /// Raft tunables (election timeout in ticks, batching, snapshots).
     public var raft: RaftConfiguration
+    /// Authorization and the roles bootstrap (docs/security.md).
+    public var security = SecuritySettings()
 
     /// Creates a configuration; call `validate()` before use.
     public init(id: NodeID, dataDirectory: String, raftAddress: HostPort, apiAddress: HostPort, adminAddress: HostPort,
