@@ -172,7 +172,14 @@ let package = Package(
         .testTarget(name: "BallastSDKTests", dependencies: ["BallastSDK", "BallastProto"]),
         .testTarget(name: "TransfersKitTests", dependencies: ["TransfersKit", "BallastSDK"]),
         .testTarget(name: "TidyTests", dependencies: []),
-        .testTarget(name: "BallastChaosTests", dependencies: ["BallastChaos", "BallastProto", "BallastSDK", "TransfersKit"]),
+        .testTarget(
+            name: "BallastChaosTests",
+            dependencies: [
+                "BallastChaos", "BallastProto", "BallastSDK", "TransfersKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // The benchmark command's own parts (histogram, /proc readings), tested in-process.
         .testTarget(name: "BallastBenchTests", dependencies: ["ballast"]),
     ],
