@@ -1,4 +1,5 @@
 import BallastChaos
+import BallastSDK
 import Foundation
 import Logging
 import Testing
@@ -42,6 +43,26 @@ struct ChaosCheckProcessTests {
         let leader = try await cluster.waitForLeader()
         workers[1] = try launchWorker(1, transfers)
         workers[2] = try launchWorker(2, transfers)
+        var logger = Logger(label: "chaos-check-test")
+        logger.logLevel = .info
+
+        // Not quiescent: a large transfer waits for an approval nobody has sent yet.
+        let waiting = try transfers.launch(["start", "--address", transfers.addresses, "--ledger", transfers.ledger, "--count", "1",
+                                            "--large-fraction", "1", "--no-approve", "--approval-timeout", "10m", "--seed", "33",
+                                            "--timeout", "15m", "--ack-log", directory + "/waiting.acks.jsonl"],
+                                           log: "waiting.log")
+        others.append(waiting)
+        try await waitForLines(directory + "/waiting.acks.jsonl", atLeast: 1, timeout: .seconds(30))
+        var impatient = configuration(cluster, transfers, ackLogs: [directory + "/waiting.acks.jsonl"])
+        impatient.quiescenceDeadline = .seconds(1)
+        let early = try await ChaosChecker.check(impatient, logger: logger)
+        #expect(early.violations.contains { $0.invariant == ChaosInvariant.quiescence && $0.workflowID == "transfer-33-0" },
+                "\(early.violations)")
+        let client = BallastClient(endpoints: cluster.apiEndpoints(), group: cluster.group)
+        try await client.signal(workflowID: "transfer-33-0", name: "approve", input: true, requestID: "test-approval")
+        await client.close()
+        #expect(try await transfers.wait(for: waiting, timeout: .seconds(60)) == 0, "\(transfers.log("waiting.log"))")
+
         // Starts for 10 s (approvals by signal for a third of them), and two large transfers no one
         // approves, refunded by their 2 s approval timer.
         let load = try transfers.start(["--for", "10s", "--concurrency", "8", "--large-fraction", "0.3", "--fail-rate", "0.1",
@@ -75,19 +96,17 @@ struct ChaosCheckProcessTests {
         let closed = try #require(Int(closedText), "\(started)")
         #expect(closed > 8 && summary.contains("\(closed)/\(closed) closed"), "\(summary)")
 
-        let ackLogs = ["start", "unapproved", "worker-1", "worker-2"].map { directory + "/\($0).acks.jsonl" }
+        let ackLogs = ["waiting", "start", "unapproved", "worker-1", "worker-2"].map { directory + "/\($0).acks.jsonl" }
         let contents = try AckLogReader.read(ackLogs)
         let kinds = Set(contents.records.map(\.kind))
         #expect(kinds.isSuperset(of: [.start, .signal, .activityCompleted, .workflowTaskCompleted]), "\(kinds)")
-        #expect(contents.records.filter { $0.kind == .start }.count == closed + 2)
+        #expect(contents.records.filter { $0.kind == .start }.count == closed + 3)
 
-        var logger = Logger(label: "chaos-check-test")
-        logger.logLevel = .info
         let report = try await ChaosChecker.check(configuration(cluster, transfers, ackLogs: ackLogs), logger: logger)
         #expect(report.violations.isEmpty, "\(report.violations.prefix(20))")
-        #expect(report.completed + report.compensated == closed + 2)
+        #expect(report.completed + report.compensated == closed + 3)
         #expect(report.compensated >= 2)  // at least the two refunded by their timer
-        #expect(report.workflows == closed + 2 && report.events > 20 * report.workflows)
+        #expect(report.workflows == closed + 3 && report.events > 20 * report.workflows)
         let uncheckable = contents.records.filter { $0.kind == .workflowTaskFailed && ($0.attempt ?? 1) > 1 }.count
         #expect(report.acknowledgedChecked == contents.records.count - uncheckable)
         #expect(report.digestIndex != nil && report.stateDigest?.isEmpty == false)
