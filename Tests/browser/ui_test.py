@@ -310,18 +310,30 @@ def cancel_from_ui(cluster, browser, base, workflow_id):
 
 
 def check_hostile_input(cluster, browser, base):
-    """A workflow id and a signal payload carrying markup render as text; no script runs."""
+    """A workflow id and a signal payload carrying markup render as text; no script runs. `base`
+    is a follower's UI: the signal is forwarded to the leader, and the page shows it once the
+    follower has applied it."""
     hostile_id = "<script>window.__pwned=1</script>\"'><img src=x onerror=window.__pwned=2>"
     cluster.cli("start", "--type", "NoSuchWorkflow", "--task-queue", "ui-test-nobody", "--workflow-id", hostile_id,
                 "--input", json.dumps({"note": "<b>bold?</b><script>window.__pwned=3</script>"}))
-    browser.open(base + "/workflows/" + urllib.parse.quote(hostile_id, safe=""))
-    wait_for("the signal form", lambda: browser.driver.find_elements(By.ID, "signal-form"), timeout=20)
+
+    def opened():  # the follower shows the run once it has applied its start
+        browser.open(base + "/workflows/" + urllib.parse.quote(hostile_id, safe=""))
+        return browser.driver.find_elements(By.ID, "signal-form")
+    wait_for("the signal form on the follower", opened, timeout=20, interval=0.5)
     browser.driver.find_element(By.ID, "signal-name").send_keys("poke<svg onload=window.__pwned=4>")
     browser.driver.find_element(By.ID, "signal-input").send_keys('{"x": "<img src=x onerror=window.__pwned=5>"}')
     browser.driver.find_element(By.ID, "signal-reason").send_keys("<i>testing</i> escaping")
     browser.driver.find_element(By.ID, "signal-confirm").click()
     browser.driver.find_element(By.ID, "signal-submit").click()
-    wait_for("the signal to show", lambda: browser.driver.find_elements(By.CSS_SELECTOR, "#signals tbody tr"), timeout=20)
+    wait_for("the action's confirmation notice", lambda: "recorded in the history" in browser.driver.page_source, timeout=20)
+
+    def signal_shown():
+        if browser.driver.find_elements(By.CSS_SELECTOR, "#signals tbody tr"):
+            return True
+        browser.driver.refresh()
+        return False
+    wait_for("the signal to show on the follower", signal_shown, timeout=20, interval=0.5)
     pwned = browser.driver.execute_script("return window.__pwned === undefined ? null : window.__pwned")
     if pwned is not None:
         raise Failure(f"injected markup ran (window.__pwned = {pwned})")
@@ -431,7 +443,7 @@ def run(arguments):
         filter_list(browser, base, "")
         browser.shot("workflows")
         check_failing_and_terminate(cluster, browser, base)
-        check_hostile_input(cluster, browser, base)
+        check_hostile_input(cluster, browser, cluster.ui(follower))
         describe = json.loads(cluster.cli("describe", "--workflow-id", waiting_id, "--json"))
         check_cross_origin_post_refused(base, waiting_id, describe["info"]["execution"]["runId"])
         if arguments.update_docs:
