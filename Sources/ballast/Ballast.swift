@@ -7,5 +7,5 @@ struct Ballast: AsyncParsableCommand {
         commandName: "ballast",
         abstract: "Ballast: durable execution on a Raft-replicated history.",
         subcommands: [ServerCommand.self, DevCommand.self, ClusterCommand.self, WorkflowCommand.self, SimCommand.self, BenchCommand.self,
-                      AdminCommand.self])
+                      AdminCommand.self, ChaosCommand.self])
 }

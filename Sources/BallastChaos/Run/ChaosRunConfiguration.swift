@@ -1,0 +1,48 @@
+/// Everything a chaos run needs to know.
+public struct ChaosRunConfiguration: Sendable {
+    public var nodeCount = 3
+    public var duration: Duration = .seconds(60)
+    public var seed: UInt64 = 1
+    public var faults: [FaultKind] = FaultKind.allCases
+    /// Where the nodes' data, every log and the ledger go.
+    public var directory: String
+    public var workerCount = 2
+    /// The `ballast` and `transfers` executables.
+    public var ballastBinary: String
+    public var transfersBinary: String
+    /// Log level of the nodes, and of the workers and load generators.
+    public var nodeLogLevel = "info"
+    public var clientLogLevel = "warning"
+    /// How long to wait for a leader at the start.
+    public var startupTimeout: Duration = .seconds(60)
+    /// After healing: how long the load may take to close its transfers, and the checker's deadline.
+    public var quiescenceDeadline = ChaosDefaults.quiescenceDeadline
+    public var load = ChaosWorkload.LoadOptions()
+
+    /// A configuration with the defaults above.
+    public init(directory: String, ballastBinary: String, transfersBinary: String) {
+        self.directory = directory
+        self.ballastBinary = ballastBinary
+        self.transfersBinary = transfersBinary
+    }
+
+    /// The schedule's parameters.
+    public var scheduleParameters: ChaosSchedule.Parameters {
+        ChaosSchedule.Parameters(seed: seed, durationMilliseconds: Int64(duration.components.seconds) * 1000
+                                     + duration.components.attoseconds / 1_000_000_000_000_000,
+                                 nodeCount: nodeCount, workerCount: workerCount, faults: faults)
+    }
+}
+
+/// Why a run could not go on.
+public enum ChaosRunError: Error, CustomStringConvertible {
+    case cannotStart(String, String)
+    case noLeader(Duration, String)
+
+    public var description: String {
+        switch self {
+        case .cannotStart(let what, let why): "cannot start \(what): \(why)"
+        case .noLeader(let timeout, let directory): "no leader within \(timeout); node logs are in \(directory)/node-*/log"
+        }
+    }
+}
