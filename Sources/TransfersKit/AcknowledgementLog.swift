@@ -185,6 +185,8 @@ public enum AckLogReader {
         public var records: [AckRecord] = []
         /// Lines that are not a record (a torn line of a killed writer), as `file:line`.
         public var unreadableLines: [String] = []
+        /// Files that do not exist (a writer killed before it opened its log).
+        public var missingFiles: [String] = []
     }
 
     /// Why an ack log cannot be read at all.
@@ -200,10 +202,15 @@ public enum AckLogReader {
     /// The largest ack log read (a 30-minute soak writes a few hundred MB at most).
     public static let maximumFileBytes = 4 << 30
 
-    /// Reads every file in `paths`.
+    /// Reads every file in `paths`; a file that does not exist is listed in `missingFiles`
+    /// (a writer killed before it opened its log wrote nothing), any other failure throws.
     public static func read(_ paths: [String]) throws(ReadError) -> Contents {
         var contents = Contents()
         for path in paths {
+            guard FileManager.default.fileExists(atPath: path) else {
+                contents.missingFiles.append(path)
+                continue
+            }
             let data: Data
             do {
                 let attributes = try FileManager.default.attributesOfItem(atPath: path)

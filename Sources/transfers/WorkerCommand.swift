@@ -27,11 +27,13 @@ struct WorkerCommand: AsyncParsableCommand {
             let name = identity ?? "transfers-worker-\(ProcessInfo.processInfo.processIdentifier)"
             let logger = common.makeLogger("transfers.worker")
             let ledger = try common.openLedger()
+            // Before the first call: a worker killed while it still waits for the cluster leaves
+            // an empty ack log rather than none.
+            let ackWriter = try openAckLog(ackLog)
             let client = try common.makeClient(identity: name)
             // The engine refuses upserts of unregistered attributes: make sure it is registered
             // (the client retries until a leader answers).
             try await TransferServices.registerSearchAttributes(client)
-            let ackWriter = try openAckLog(ackLog)
             let onAcknowledged = ackWriter.map { Self.acknowledgementHandler($0, logger: logger) }
             let worker = try TransferServices.makeWorker(client: client, ledger: ledger, taskQueue: taskQueue, identity: name,
                                                          maxConcurrentActivities: maxConcurrentActivities, logger: logger,

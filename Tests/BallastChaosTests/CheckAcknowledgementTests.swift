@@ -148,9 +148,10 @@ struct CheckAckLogTests {
         #expect(text.contains("\"workflow_id\":\"transfer-1-0\"") && text.contains("\"scheduled_event_id\":5"))
     }
 
-    @Test("a missing file is an error naming it")
-    func missingFile() {
-        #expect(throws: AckLogReader.ReadError.self) { try AckLogReader.read(["/nonexistent/ack.jsonl"]) }
+    @Test("a missing file is listed, a directory is an error naming it, an unwritable path cannot be opened")
+    func missingFile() throws {
+        #expect(try AckLogReader.read(["/nonexistent/ack.jsonl"]).missingFiles == ["/nonexistent/ack.jsonl"])
+        #expect(throws: AckLogReader.ReadError.self) { try AckLogReader.read([FileManager.default.temporaryDirectory.path]) }
         #expect(throws: AckLogWriter.OpenError.self) { try AckLogWriter(path: "/nonexistent/ack.jsonl") }
     }
 }

@@ -92,6 +92,8 @@ public struct ChaosCheckReport: Sendable, Codable {
     public var violations: [ChaosViolation]
     /// Ack-log lines that did not parse (a killed writer's torn line), as `file:line`; not a violation.
     public var unreadableAckLines: [String] = []
+    /// Ack logs that did not exist (a writer killed before it opened its log); not a violation.
+    public var missingAckLogs: [String] = []
     /// The applied index at which every node showed the same digest (nil if they never did).
     public var digestIndex: UInt64?
     /// That digest.

@@ -71,12 +71,16 @@ public enum ChaosChecker {
 
         let acknowledged = AcknowledgementInvariant.check(acks.records, runs: histories.summaries)
         violations += acknowledged.violations
+        if !acks.missingFiles.isEmpty {
+            logger.warning("ack logs missing (writers killed before opening them?)", metadata: ["files": "\(acks.missingFiles)"])
+        }
         if !acks.unreadableLines.isEmpty {
             logger.warning("ack-log lines skipped (torn by a killed writer?)", metadata: ["lines": "\(acks.unreadableLines.prefix(20))"])
         }
         var report = ChaosCheckReport(workflows: runs.count, completed: audit.completed, compensated: audit.compensated,
                                       events: histories.events, acknowledgedChecked: acknowledged.checked, violations: violations)
         report.unreadableAckLines = acks.unreadableLines
+        report.missingAckLogs = acks.missingFiles
         report.digestIndex = digests.agreed?.index
         report.stateDigest = digests.agreed?.digest
         return report
