@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SwiftProtobuf
 
 /// Options of a client connection.
@@ -19,6 +20,8 @@ public struct GRPCClientConfiguration: Sendable {
     public var connectTimeout: TimeAmount = .seconds(5)
     /// Bytes of streamed responses the consumer may lag behind before the server is held back.
     public var streamingHighWaterMarkBytes = 256 << 10
+    /// Mutual TLS with ALPN `h2`; nil connects in cleartext (prior knowledge).
+    public var tls: TLSClientOptions?
 
     /// Creates the default configuration: window updates are driven by the consumer.
     public init() {
@@ -36,7 +39,8 @@ public struct GRPCUnaryResponse<Response: Sendable>: Sendable {
     public var trailingMetadata: GRPCMetadata
 }
 
-/// A gRPC client over one HTTP/2 cleartext connection (prior knowledge), multiplexing calls.
+/// A gRPC client over one HTTP/2 connection, multiplexing calls: cleartext (prior knowledge),
+/// or TLS with ALPN `h2` when `GRPCClientConfiguration.tls` is set.
 public final class GRPCClient: Sendable {
     /// The connection's channel.
     public let channel: Channel
@@ -52,12 +56,31 @@ public final class GRPCClient: Sendable {
                                group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                                logger: Logger = Logger(label: "ballast.grpc.client")) async throws -> GRPCClient {
         let authority = "\(host):\(port)"
+        let sslContext: NIOSSLContext?
+        do {
+            sslContext = try configuration.tls?.makeContext(applicationProtocols: ["h2"])
+        } catch {
+            throw GRPCStatus(.failedPrecondition, "cannot use the TLS files to connect to \(authority): \(error)")
+        }
+        let tls = configuration.tls
+        // The handshake's outcome, kept outside the pipeline (a failed handshake empties it).
+        let handshake = NIOLockedValueBox<EventLoopFuture<Void>?>(nil)
+        // The connection object, kept outside the pipeline too (a peer may close at once).
+        let bound = NIOLockedValueBox<NIOLoopBound<GRPCClientConnection>?>(nil)
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let delegate = GRPCClientConnection(configuration: configuration, eventLoop: channel.eventLoop, authority: authority)
+                    bound.withLockedValue { $0 = NIOLoopBound(delegate, eventLoop: channel.eventLoop) }
+                    if let sslContext, let tls {
+                        let watcher = TLSClientHandshakeHandler(authority: authority, promise: channel.eventLoop.makePromise()) {
+                            delegate.closeReason = $0
+                        }
+                        handshake.withLockedValue { $0 = watcher.promise.futureResult }
+                        try channel.pipeline.syncOperations.addHandlers([try tls.makeHandler(context: sslContext, host: host), watcher])
+                    }
                     let handler = HTTP2ConnectionHandler(role: .client, configuration: configuration.http2,
                                                          delegate: delegate, logger: logger)
                     delegate.handler = handler
@@ -65,13 +88,17 @@ public final class GRPCClient: Sendable {
                 }
             }
             .connect(host: host, port: port).get()
-        let connection = try await channel.eventLoop.submit {
-            let handler = try channel.pipeline.syncOperations.handler(type: HTTP2ConnectionHandler.self)
-            guard let delegate = handler.delegate as? GRPCClientConnection else {
-                throw GRPCStatus(.internal, "client pipeline has no gRPC connection")
+        if let handshake = handshake.withLockedValue({ $0 }) {
+            do {
+                try await handshake.get()
+            } catch {
+                try? await channel.close()
+                throw error
             }
-            return NIOLoopBound(delegate, eventLoop: channel.eventLoop)
-        }.get()
+        }
+        guard let connection = bound.withLockedValue({ $0 }) else {
+            throw GRPCStatus(.internal, "client pipeline has no gRPC connection")
+        }
         return GRPCClient(channel: channel, connection: connection)
     }
 

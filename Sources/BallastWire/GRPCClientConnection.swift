@@ -49,6 +49,10 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
     weak var handler: HTTP2ConnectionHandler?
     var calls: [HTTP2StreamID: GRPCClientCall] = [:]
     var closed = false
+    /// Why the connection failed below HTTP/2 (a TLS alert from the server, say); added to the
+    /// status of calls that fail because of it.
+    var closeReason: String?
+    private var closedSuffix: String { closeReason.map { ": \($0)" } ?? "" }
 
     init(configuration: GRPCClientConfiguration, eventLoop: EventLoop, authority: String) {
         self.configuration = configuration
@@ -63,7 +67,7 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
                    onMessage: @escaping ([UInt8]) -> Void,
                    onFinish: @escaping (GRPCStatus, GRPCMetadata) -> Void) -> HTTP2StreamID? {
         guard let handler, !closed, handler.isActive else {
-            onFinish(GRPCStatus(.unavailable, "the connection to \(authority) is closed"), GRPCMetadata())
+            onFinish(GRPCStatus(.unavailable, "the connection to \(authority) is closed\(closedSuffix)"), GRPCMetadata())
             return nil
         }
         let compress = configuration.compressRequests && payload.count >= configuration.compressionThresholdBytes
@@ -198,7 +202,7 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
         if errorCode == HTTP2ErrorCode.cancel.rawValue, !connection.isActive {
             // The connection is going away (the peer died or closed it), not this call: say
             // UNAVAILABLE, which callers retry, rather than CANCELLED, which they must not.
-            complete(streamID: streamID, status: GRPCStatus(.unavailable, "the connection to \(authority) closed before the call finished"))
+            complete(streamID: streamID, status: GRPCStatus(.unavailable, "the connection to \(authority) closed before the call finished\(closedSuffix)"))
             return
         }
         complete(streamID: streamID, status: GRPCClientStatus.fromReset(errorCode: errorCode))
@@ -228,7 +232,7 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
     func http2ConnectionClosed(_ connection: HTTP2ConnectionHandler) {
         closed = true
         for streamID in calls.keys.sorted() {
-            complete(streamID: streamID, status: GRPCStatus(.unavailable, "the connection to \(authority) closed"))
+            complete(streamID: streamID, status: GRPCStatus(.unavailable, "the connection to \(authority) closed\(closedSuffix)"))
         }
     }
 }

@@ -25,12 +25,16 @@ public struct GRPCServerConfiguration: Sendable {
     public var compressionThresholdBytes = 1024
     /// Queued response bytes per stream above which a streaming writer waits.
     public var streamHighWaterMarkBytes = 256 << 10
+    /// Mutual TLS (ALPN `h2`) with certificates from this store; nil serves HTTP/2 cleartext.
+    public var tls: TLSContextStore?
 
     /// Creates the default configuration.
     public init() {}
 }
 
-/// A gRPC server on HTTP/2 cleartext (prior knowledge) over nghttp2.
+/// A gRPC server on HTTP/2 over nghttp2: cleartext (prior knowledge), or mutual TLS with ALPN
+/// `h2` when `GRPCServerConfiguration.tls` is set; each call's context then carries the
+/// client's verified identity (`GRPCServerContext.peer`).
 public final class GRPCServer: Sendable {
     /// The server's listening channel.
     public let channel: Channel
@@ -61,10 +65,18 @@ public final class GRPCServer: Sendable {
                 return child.eventLoop.makeCompletedFuture {
                     let delegate = GRPCServerConnection(registry: registry, configuration: configuration,
                                                         eventLoop: child.eventLoop, logger: logger)
-                    let handler = HTTP2ConnectionHandler(role: .server, configuration: configuration.http2,
-                                                         delegate: delegate, logger: logger)
-                    delegate.handler = handler
-                    try child.pipeline.syncOperations.addHandler(handler)
+                    try TLSServerPipeline.configure(
+                        child, store: configuration.tls, logger: logger,
+                        onPeer: { identity, _ in
+                            delegate.peer = identity
+                            return nil
+                        },
+                        addProtocolHandlers: { channel in
+                            let handler = HTTP2ConnectionHandler(role: .server, configuration: configuration.http2,
+                                                                 delegate: delegate, logger: logger)
+                            delegate.handler = handler
+                            try channel.pipeline.syncOperations.addHandler(handler)
+                        })
                 }
             }
             .bind(host: host, port: port).get()

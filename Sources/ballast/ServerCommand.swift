@@ -2,6 +2,7 @@ import ArgumentParser
 import BallastRaft
 import BallastServer
 import BallastStorage
+import BallastWire
 import Foundation
 import Logging
 import NIOPosix
@@ -36,6 +37,17 @@ struct ServerCommand: AsyncParsableCommand {
     var adminToken: String?
     @Option(help: "Roles file (`IDENTITY ROLE NAMESPACE [TASK_QUEUE]` lines), applied once when the cluster's roles were never set (docs/security.md).")
     var roles: String?
+    @Option(help: "TLS: this node's certificate chain, PEM (naming ballast://node/<id>). With --tls-key and --tls-ca, every port uses mutual TLS.")
+    var tlsCert: String?
+    @Option(help: "TLS: the private key of --tls-cert, PEM.") var tlsKey: String?
+    @Option(help: "TLS: the CA bundle that clients' and peers' certificates must chain to, PEM.") var tlsCa: String?
+    @Option(help: "TLS: lowest version accepted, 1.2 or 1.3 (default 1.3).") var tlsMinVersion: String?
+    @Flag(help: "Refuse to start unless the TLS files are given (a guard against starting a production node in cleartext).")
+    var tlsRequired = false
+    @Flag(help: "TLS: also serve cleartext connections (for moving a running cluster to TLS; not for production).")
+    var tlsAllowCleartext = false
+    @Option(help: "TLS: check the certificate files for changes every this many milliseconds (0: only on SIGHUP; default 2000).")
+    var tlsReloadIntervalMs: Int?
 
     func run() async throws {
         let settings = try ServerSettings(fileAt: config).overridden(by: flagValues)
@@ -56,6 +68,7 @@ struct ServerCommand: AsyncParsableCommand {
         }
         let node = try BallastNode(configuration: configuration, stateMachine: machine, logger: logger)
         try await node.start()
+        ReloadSignal.onHangUp { node.reloadTLS(reason: "SIGHUP") }
         let maintenance = HistoryMaintenance.start(history, logger: logger)
         await ShutdownSignal.wait()
         logger.info("shutting down: handing over leadership and draining")
@@ -82,6 +95,13 @@ struct ServerCommand: AsyncParsableCommand {
         values["log-level"] = logLevel
         values["admin-token"] = adminToken
         values["roles"] = roles
+        values["tls-cert"] = tlsCert
+        values["tls-key"] = tlsKey
+        values["tls-ca"] = tlsCa
+        values["tls-min-version"] = tlsMinVersion
+        if tlsRequired { values["tls-required"] = "true" }
+        if tlsAllowCleartext { values["tls-allow-cleartext"] = "true" }
+        values["tls-reload-interval-ms"] = tlsReloadIntervalMs.map { String($0) }
         return values
     }
 }
@@ -90,7 +110,9 @@ struct ServerCommand: AsyncParsableCommand {
 struct ServerSettings {
     static let keys: Set<String> = ["id", "data-dir", "raft", "api", "admin", "peers", "peer-address", "tick-ms",
                                     "election-ticks", "log-level", "join", "snapshot-threshold-bytes", "compaction-slack-entries",
-                                    "admin-token", "roles"]
+                                    "admin-token", "roles",
+                                    "tls-cert", "tls-key", "tls-ca", "tls-min-version", "tls-required", "tls-allow-cleartext",
+                                    "tls-reload-interval-ms"]
     private var values: [String: String] = [:]
 
     subscript(key: String) -> String? { values[key] }
@@ -162,8 +184,61 @@ struct ServerSettings {
             do { configuration.security.bootstrapRoles = try RolesFile.load(path: path) } catch { throw ValidationError("--roles: \(error)") }
             configuration.security.rolesSource = path
         }
+        configuration.tls = try tlsConfiguration()
         try configuration.validate()
         return configuration
+    }
+
+    /// `--tls-*`: all three files or none; the version and the flags only with them.
+    func tlsConfiguration() throws -> NodeTLSConfiguration? {
+        func flag(_ key: String) throws -> Bool {
+            guard let value = values[key] else { return false }
+            guard let parsed = Bool(value) else { throw ValidationError("--\(key) takes true or false, not '\(value)'") }
+            return parsed
+        }
+        let files = [values["tls-cert"], values["tls-key"], values["tls-ca"]]
+        guard files.contains(where: { $0 != nil }) else {
+            if try flag("tls-required") {
+                throw ValidationError("--tls-required: give --tls-cert, --tls-key and --tls-ca (this node would serve cleartext)")
+            }
+            for key in ["tls-min-version", "tls-allow-cleartext", "tls-reload-interval-ms"] where values[key] != nil {
+                throw ValidationError("--\(key) needs --tls-cert, --tls-key and --tls-ca")
+            }
+            return nil
+        }
+        guard let cert = files[0], let key = files[1], let ca = files[2], !cert.isEmpty, !key.isEmpty, !ca.isEmpty else {
+            throw ValidationError("TLS needs all of --tls-cert, --tls-key and --tls-ca")
+        }
+        for path in [cert, key, ca] where !FileManager.default.isReadableFile(atPath: path) {
+            throw ValidationError("cannot read TLS file \(path)")
+        }
+        var tls = NodeTLSConfiguration(files: TLSFiles(certificate: cert, privateKey: key, trustRoots: ca))
+        if let version = values["tls-min-version"] {
+            guard let parsed = TLSMinimumVersion(rawValue: version) else { throw ValidationError("--tls-min-version must be 1.2 or 1.3") }
+            tls.minimumVersion = parsed
+        }
+        tls.allowCleartext = try flag("tls-allow-cleartext")
+        if try flag("tls-required"), tls.allowCleartext {
+            throw ValidationError("--tls-required and --tls-allow-cleartext contradict each other")
+        }
+        if let interval = values["tls-reload-interval-ms"] {
+            guard let milliseconds = Int(interval), (0 ... 3_600_000).contains(milliseconds) else {
+                throw ValidationError("--tls-reload-interval-ms must be 0…3600000")
+            }
+            tls.reloadPollInterval = .milliseconds(milliseconds)
+        }
+        return tls
+    }
+}
+
+/// Runs a handler on every SIGHUP (certificate reload) for the life of the process.
+enum ReloadSignal {
+    static func onHangUp(_ handler: @escaping @Sendable () -> Void) {
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler(handler: handler)
+        source.resume()
+        SignalSources.keep(source)
     }
 }
 

@@ -1,4 +1,5 @@
 import BallastServer
+import BallastWire
 import Foundation
 import NIOCore
 import NIOPosix
@@ -21,8 +22,15 @@ final class ProcessCluster: @unchecked Sendable {
     private(set) var nodes: [Int: Node] = [:]
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let binary: String
+    /// Flags only node N gets (e.g. its own TLS certificate).
+    let nodeArguments: @Sendable (Int) -> [String]
+    /// TLS for the test's own admin requests (a TLS cluster's admin port requires it).
+    let adminTLS: TLSClientOptions?
 
-    init(size: Int, extraArguments: [String] = []) throws {
+    init(size: Int, extraArguments: [String] = [], nodeArguments: @escaping @Sendable (Int) -> [String] = { _ in [] },
+         adminTLS: TLSClientOptions? = nil) throws {
+        self.nodeArguments = nodeArguments
+        self.adminTLS = adminTLS
         binary = try Self.locateBinary()
         directory = NSTemporaryDirectory() + "ballast-cluster-test-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -85,7 +93,7 @@ final class ProcessCluster: @unchecked Sendable {
             "server", "--id", String(id), "--data-dir", directory + "/node-\(id)",
             "--raft", "127.0.0.1:\(node.raftPort)", "--api", "127.0.0.1:\(node.apiPort)",
             "--admin", "127.0.0.1:\(node.adminPort)", "--peers", peersFlag,
-        ] + node.extraArguments
+        ] + node.extraArguments + nodeArguments(id)
         let log = directory + "/node-\(id).log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
@@ -145,7 +153,7 @@ final class ProcessCluster: @unchecked Sendable {
     func view(from id: Int) async -> ClusterView? {
         guard let port = nodes[id]?.adminPort,
               let (code, body) = try? await AdminHTTPClient.get(host: "127.0.0.1", port: port, path: "/cluster",
-                                                                timeout: .seconds(3), group: group),
+                                                                timeout: .seconds(3), group: group, tls: adminTLS),
               code == 200 else { return nil }
         return try? JSONDecoder().decode(ClusterView.self, from: Data(body))
     }
@@ -154,7 +162,7 @@ final class ProcessCluster: @unchecked Sendable {
     func status(of id: Int) async -> NodeStatus? {
         guard let port = nodes[id]?.adminPort,
               let (code, body) = try? await AdminHTTPClient.get(host: "127.0.0.1", port: port, path: "/status?digest=1",
-                                                                timeout: .seconds(5), group: group),
+                                                                timeout: .seconds(5), group: group, tls: adminTLS),
               code == 200 else { return nil }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase

@@ -1,3 +1,4 @@
+import BallastWire
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -11,9 +12,11 @@ public enum AdminHTTPClient {
         case bodyTooLarge
     }
 
-    /// GETs `path` from `host:port`; returns status code and body. Bodies over `maxBodyBytes` fail.
+    /// GETs `path` from `host:port` (over mutual TLS with `tls`); returns status code and body.
+    /// Bodies over `maxBodyBytes` fail.
     public static func get(host: String, port: Int, path: String, timeout: Duration, group: any EventLoopGroup,
-                           maxBodyBytes: Int = 1 << 20) async throws -> (status: Int, body: [UInt8]) {
+                           maxBodyBytes: Int = 1 << 20, tls: TLSClientOptions? = nil) async throws -> (status: Int, body: [UInt8]) {
+        let sslContext = try tls?.makeContext(applicationProtocols: ["http/1.1"])
         let loop = group.next()
         let promise = loop.makePromise(of: (Int, [UInt8]).self)
         let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
@@ -21,6 +24,9 @@ public enum AdminHTTPClient {
             .connectTimeout(.nanoseconds(nanoseconds))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls, let sslContext {
+                        try channel.pipeline.syncOperations.addHandler(try tls.makeHandler(context: sslContext, host: host))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise, maxBodyBytes: maxBodyBytes))
                 }

@@ -1,3 +1,4 @@
+import BallastWire
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -17,6 +18,8 @@ public struct AdminRequest: Sendable {
     public var headers: HTTPHeaders
     /// The peer's IP address, when known (the web UI records it in operator identities).
     public var remoteAddress: String? = nil
+    /// The caller's verified TLS client certificate; nil on a cleartext port.
+    public var peer: PeerIdentity? = nil
 }
 
 /// An admin-port response.
@@ -56,17 +59,26 @@ public typealias AdminRouter = @Sendable (AdminRequest) async -> AdminResponse
 public final class AdminHTTPServer: Sendable {
     private let channel: any Channel
 
-    /// Binds `host:port` (port 0 picks a free one) and serves `router`.
+    /// Binds `host:port` (port 0 picks a free one) and serves `router`; with `tls`, over mutual
+    /// TLS only (HTTPS), each request carrying the caller's verified identity.
     public init(host: String, port: Int, group: any EventLoopGroup, logger: Logger, maxBodyBytes: Int = 1 << 20,
-                router: @escaping AdminRouter) async throws {
+                tls: TLSContextStore? = nil, router: @escaping AdminRouter) async throws {
         channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(
-                        AdminRequestHandler(router: router, maxBodyBytes: maxBodyBytes, logger: logger))
+                    let handler = AdminRequestHandler(router: router, maxBodyBytes: maxBodyBytes, logger: logger)
+                    try TLSServerPipeline.configure(
+                        channel, store: tls, logger: logger,
+                        onPeer: { identity, _ in
+                            handler.peer = identity
+                            return nil
+                        },
+                        addProtocolHandlers: { channel in
+                            try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                            try channel.pipeline.syncOperations.addHandler(handler)
+                        })
                 }
             }
             .bind(host: host, port: port).get()
@@ -90,6 +102,8 @@ private final class AdminRequestHandler: ChannelInboundHandler {
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var tooLarge = false
+    /// The connection's verified client identity (TLS), set before any request is read.
+    var peer: PeerIdentity?
 
     init(router: @escaping AdminRouter, maxBodyBytes: Int, logger: Logger) {
         self.router = router
@@ -121,7 +135,7 @@ private final class AdminRequestHandler: ChannelInboundHandler {
         }
         let (path, query) = AdminQuery.split(uri: head.uri)
         let request = AdminRequest(method: head.method, path: path, query: query, body: body, headers: head.headers,
-                                   remoteAddress: context.channel.remoteAddress?.ipAddress)
+                                   remoteAddress: context.channel.remoteAddress?.ipAddress, peer: peer)
         let router = self.router
         let promise = context.eventLoop.makePromise(of: AdminResponse.self)
         promise.completeWithTask { await router(request) }

@@ -70,7 +70,7 @@ extension BallastNode {
         guard let id = UInt64(leaderID), let info = transport.knownNodes[id],
               let admin = try? HostPort(parsing: info.admin) else { return nil }
         guard let (code, body) = try? await AdminHTTPClient.get(
-            host: admin.host, port: admin.port, path: "/cluster?local=1", timeout: .seconds(2), group: group),
+            host: admin.host, port: admin.port, path: "/cluster?local=1", timeout: .seconds(2), group: group, tls: clientTLS),
             code == 200 else { return nil }
         return try? JSONDecoder().decode(ClusterView.self, from: Data(body))
     }
@@ -82,7 +82,7 @@ extension BallastNode {
         guard let info, let admin = try? HostPort(parsing: info.admin) else { return fallback }
         do {
             let (code, body) = try await AdminHTTPClient.get(host: admin.host, port: admin.port, path: "/status",
-                                                             timeout: .seconds(1), group: group)
+                                                             timeout: .seconds(1), group: group, tls: clientTLS)
             guard code == 200 else { return fallback }
             let decoder = JSONDecoder()
             decoder.keyDecodingStrategy = .convertFromSnakeCase

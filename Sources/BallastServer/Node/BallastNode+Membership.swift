@@ -34,11 +34,11 @@ extension BallastNode {
 
     /// The Raft transport around `book`, persisting every change of it to the members file.
     static func makeTransport(_ configuration: NodeConfiguration, info: NodeInfo, book: AddressBook,
-                              group: any EventLoopGroup, logger: Logger) -> TCPRaftTransport {
+                              group: any EventLoopGroup, logger: Logger, tls: RaftTLS? = nil) -> TCPRaftTransport {
         var overrides: [NodeID: PeerAddress] = [:]
         for (id, address) in configuration.peerAddressOverrides { overrides[id] = PeerAddress(host: address.host, port: address.port) }
         let file = MemberTableFile(dataDirectory: configuration.dataDirectory)
-        return TCPRaftTransport(localInfo: info, book: book, overrides: overrides, group: group, logger: logger) { book in
+        return TCPRaftTransport(localInfo: info, book: book, overrides: overrides, group: group, logger: logger, tls: tls) { book in
             do { try file.save(book) } catch {
                 logger.error("cannot persist the member table; it is rebuilt from peers after a restart", metadata: ["error": "\(error)"])
             }
@@ -56,7 +56,10 @@ extension BallastNode {
         for address in configuration.joinAddresses {
             let response: Ballast_V1_DescribeClusterResponse
             do {
-                let client = try await GRPCClient.connect(host: address.host, port: address.port, group: group)
+                var clientConfiguration = GRPCClientConfiguration()
+                clientConfiguration.tls = configuration.tls?.clientOptions
+                let client = try await GRPCClient.connect(host: address.host, port: address.port,
+                                                          configuration: clientConfiguration, group: group)
                 defer { Task { await client.close() } }
                 response = try await client.unary(BallastMethod.Cluster.describeCluster, request: Ballast_V1_DescribeClusterRequest(),
                                                   timeout: .seconds(5))

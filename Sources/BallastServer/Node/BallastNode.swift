@@ -27,6 +27,11 @@ public final class BallastNode: @unchecked Sendable {
     private var api: GRPCServer?
     /// The addresses actually bound (ports may have been 0 in the configuration).
     public private(set) var info: NodeInfo
+    /// The TLS contexts of the API, Raft and admin ports (nil in cleartext), and their reloader.
+    let tlsStores: (api: TLSContextStore, raft: TLSContextStore, admin: TLSContextStore)?
+    private let tlsReloader: TLSReloader?
+    /// What this node presents when it dials a member's API or admin port (nil in cleartext).
+    var clientTLS: TLSClientOptions? { configuration.tls?.clientOptions }
 
     /// Opens the data directory and restores Raft state; nothing listens until `start()`.
     public init(configuration: NodeConfiguration, stateMachine: EngineStateMachine, logger: Logger) throws {
@@ -34,7 +39,10 @@ public final class BallastNode: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         self.stateMachine = stateMachine
-        security = NodeSecurity(settings: configuration.security, publisher: stateMachine.rolePublisher,
+        var securitySettings = configuration.security
+        // A node that verifies every caller's certificate enforces roles (docs/security.md).
+        if let tls = configuration.tls, !tls.allowCleartext { securitySettings.enforceAuthorization = true }
+        security = NodeSecurity(settings: securitySettings, publisher: stateMachine.rolePublisher,
                                 nodeID: configuration.id.rawValue, logger: logger)
         group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         info = NodeInfo(id: configuration.id.rawValue, raft: configuration.raftAddress.description,
@@ -42,7 +50,20 @@ public final class BallastNode: @unchecked Sendable {
         let raftDirectory = configuration.dataDirectory + "/raft"
         try FileManager.default.createDirectory(atPath: raftDirectory, withIntermediateDirectories: true)
         let (book, bootstrap) = try Self.openAddressBook(configuration, logger: logger)
-        transport = Self.makeTransport(configuration, info: info, book: book, group: group, logger: logger)
+        if let tls = configuration.tls {
+            let options = tls.serverOptions
+            let stores = (api: try TLSContextStore(options: options, applicationProtocols: ["h2"], portName: "api", logger: logger),
+                          raft: try TLSContextStore(options: options, applicationProtocols: [], portName: "raft", logger: logger),
+                          admin: try TLSContextStore(options: options, applicationProtocols: ["http/1.1"], portName: "admin",
+                                                     logger: logger))
+            tlsStores = stores
+            tlsReloader = TLSReloader(stores: [stores.api, stores.raft, stores.admin])
+        } else {
+            tlsStores = nil
+            tlsReloader = nil
+        }
+        let raftTLS = tlsStores.map { RaftTLS(server: $0.raft, client: configuration.tls!.clientOptions) }
+        transport = Self.makeTransport(configuration, info: info, book: book, group: group, logger: logger, tls: raftTLS)
         let metrics = NodeMetrics()
         self.metrics = metrics
         let dispatcher = Dispatcher(logger: logger, metrics: metrics, stateMachine: stateMachine, history: StoreHistorySource(stateMachine: stateMachine))
@@ -88,11 +109,27 @@ public final class BallastNode: @unchecked Sendable {
         let router = adminRouter ?? { [self] request in await route(request) }
         let server = try await AdminHTTPServer(
             host: configuration.adminAddress.host, port: configuration.adminAddress.port, group: group, logger: logger,
-            router: router)
+            tls: tlsStores?.admin, router: router)
         admin = server
+        var apiConfiguration = GRPCServerConfiguration()
+        apiConfiguration.tls = tlsStores?.api
         let apiServer = try await GRPCServer.start(
             host: configuration.apiAddress.host, port: configuration.apiAddress.port, registry: makeRegistry(),
-            group: group, logger: logger)
+            configuration: apiConfiguration, group: group, logger: logger)
+        if let tls = configuration.tls, tls.reloadPollInterval > .zero {
+            tlsReloader?.startPolling(every: tls.reloadPollInterval)
+        }
+        if let tlsStores {
+            // One audit record per reload (the three ports load the same files).
+            tlsStores.api.observeReloads { [weak self] result, reason in
+                let detail = switch result {
+                case .reloaded: "certificates reloaded (\(reason))"
+                case .refused(let why): "certificate reload refused (\(reason)): \(why)"
+                case .unchanged: "certificates unchanged (\(reason))"
+                }
+                self?.recordSecurityEvent(.certificateReloaded, detail: detail)
+            }
+        }
         api = apiServer
         startSecurityLoop()
         info.raft = HostPort(host: configuration.raftAddress.host, port: raftPort).description
@@ -100,7 +137,20 @@ public final class BallastNode: @unchecked Sendable {
         info.api = HostPort(host: configuration.apiAddress.host, port: apiServer.port ?? configuration.apiAddress.port).description
         transport.updateLocalInfo(info)
         logger.info("node started", metadata: ["node": "\(configuration.id.rawValue)", "raft": "\(info.raft)",
-                                              "admin": "\(info.admin)", "api": "\(info.api)"])
+                                              "admin": "\(info.admin)", "api": "\(info.api)",
+                                              "tls": "\(configuration.tls == nil ? "off" : configuration.tls!.allowCleartext ? "optional" : "required")"])
+    }
+
+    /// Reads the TLS files again (SIGHUP): new connections on every port use the new certificates,
+    /// established ones keep theirs; files that do not load are refused and the old ones stay.
+    /// Returns false when TLS is off or a port refused the files.
+    @discardableResult
+    public func reloadTLS(reason: String) -> Bool {
+        guard let tlsReloader else {
+            logger.info("TLS reload requested, but this node serves cleartext", metadata: ["reason": "\(reason)"])
+            return false
+        }
+        return tlsReloader.reloadAll(reason: reason).allSatisfy { $0 == .reloaded }
     }
 
     /// The core's status, read on the driver's loop thread.
@@ -137,6 +187,7 @@ public final class BallastNode: @unchecked Sendable {
         }
         await api?.shutdownGracefully()
         security.stop()
+        tlsReloader?.stop()
         metricsRefresher?.cancel()
         timerTicker?.cancel()
         ticker?.cancel()

@@ -1,4 +1,30 @@
 import BallastRaft
+import BallastWire
+
+/// Mutual TLS for a node's three ports (`--tls-cert`, `--tls-key`, `--tls-ca`, docs/security.md).
+public struct NodeTLSConfiguration: Sendable, Hashable {
+    /// The node's certificate (naming `ballast://node/<id>`), key and CA bundle.
+    public var files: TLSFiles
+    /// Lowest TLS version accepted and offered (`--tls-min-version`, default 1.3).
+    public var minimumVersion: TLSMinimumVersion = .v1_3
+    /// Serve cleartext connections too (`--tls-allow-cleartext`, for migrating a cluster only).
+    public var allowCleartext = false
+    /// How often the files are checked for changes (0: only on SIGHUP).
+    public var reloadPollInterval: Duration = .seconds(2)
+
+    /// Creates the configuration.
+    public init(files: TLSFiles) {
+        self.files = files
+    }
+
+    /// The options of one listening port.
+    public var serverOptions: TLSServerOptions {
+        TLSServerOptions(files: files, minimumVersion: minimumVersion, required: !allowCleartext)
+    }
+
+    /// What this node presents and trusts when it dials a peer or a member's API or admin port.
+    public var clientOptions: TLSClientOptions { TLSClientOptions(files: files, minimumVersion: minimumVersion) }
+}
 
 /// A `HOST:PORT` pair as given on the command line, validated.
 public struct HostPort: Sendable, Hashable, CustomStringConvertible {
@@ -69,6 +95,8 @@ public struct NodeConfiguration: Sendable {
     public var raft: RaftConfiguration
     /// Authorization and the roles bootstrap (docs/security.md).
     public var security = SecuritySettings()
+    /// Mutual TLS on the Raft, API and admin ports; nil serves them in cleartext.
+    public var tls: NodeTLSConfiguration?
 
     /// Creates a configuration; call `validate()` before use.
     public init(id: NodeID, dataDirectory: String, raftAddress: HostPort, apiAddress: HostPort, adminAddress: HostPort,

@@ -1,7 +1,10 @@
 import BallastRaft
+import BallastWire
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
+import NIOTLS
 
 /// The outbound connection to one peer. All state lives on one event loop. Messages wait in a
 /// queue bounded in bytes; past the bound new messages are dropped (Raft retransmits), so a
@@ -30,10 +33,13 @@ final class PeerConnection: @unchecked Sendable {
     private var retryScheduled = false
     /// Messages dropped because the queue was full, for metrics and logs.
     private(set) var droppedMessages = 0
+    /// Mutual TLS to the peer (this node's own certificate); nil dials in cleartext.
+    private let tls: TLSClientOptions?
 
     init(peer: NodeID, address: PeerAddress, loop: any EventLoop, logger: Logger, maxQueuedBytes: Int, seed: UInt64,
-         hello: NodeInfo, members: @escaping @Sendable () -> [UInt8] = { [] }) {
+         hello: NodeInfo, tls: TLSClientOptions? = nil, members: @escaping @Sendable () -> [UInt8] = { [] }) {
         self.peer = peer
+        self.tls = tls
         self.hello = hello.encoded
         self.members = members
         self.address = address
@@ -98,7 +104,12 @@ final class PeerConnection: @unchecked Sendable {
             .channelOption(.writeBufferWaterMark, value: .init(low: 1 << 20, high: 4 << 20))
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(PeerWatchHandler(connection: self))
+                    if let tls {
+                        // Read the files at each connect, so rotated certificates are used.
+                        let context = try tls.makeContext()
+                        try channel.pipeline.syncOperations.addHandler(try tls.makeHandler(context: context, host: host))
+                    }
+                    try channel.pipeline.syncOperations.addHandler(PeerWatchHandler(connection: self, tls: tls != nil))
                 }
             }
             .connect(host: host, port: port)
@@ -109,7 +120,7 @@ final class PeerConnection: @unchecked Sendable {
         connecting = false
         switch result {
         case .success(let channel):
-            failedAttempts = 0
+            if tls == nil { failedAttempts = 0 }
             self.channel = channel
             if closed { channel.close(promise: nil) }
             var frame = channel.allocator.buffer(capacity: RaftFrame.headerBytes + hello.count)
@@ -118,10 +129,7 @@ final class PeerConnection: @unchecked Sendable {
             if !table.isEmpty { RaftFrameEncoder.write(payload: table, kind: .members, to: &frame) }
             channel.write(frame, promise: nil)
         case .failure(let error):
-            failedAttempts += 1
-            let base = min(1_000, 10 << min(failedAttempts, 7))
-            let delay = Int64(base / 2) + Int64(jitter.next() % UInt64(base / 2 + 1))
-            retryAt = .now() + .milliseconds(delay)
+            backOff()
             if failedAttempts == 1 || failedAttempts % 50 == 0 {
                 logger.info("cannot reach peer; retrying with backoff",
                             metadata: ["peer": "\(peer)", "address": "\(host):\(port)", "attempts": "\(failedAttempts)",
@@ -131,11 +139,43 @@ final class PeerConnection: @unchecked Sendable {
         flush()
     }
 
+    private func backOff() {
+        failedAttempts += 1
+        let base = min(1_000, 10 << min(failedAttempts, 7))
+        let delay = Int64(base / 2) + Int64(jitter.next() % UInt64(base / 2 + 1))
+        retryAt = .now() + .milliseconds(delay)
+    }
+
+    /// The TLS handshake finished and the peer's certificate names `peer`.
+    func handshakeCompleted(identity: PeerIdentity?) -> Bool {
+        loop.preconditionInEventLoop()
+        guard identity.flatMap({ TLSNames.nodeID(of: $0.name) }) == peer.rawValue else {
+            backOff()
+            logger.warning("closing Raft connection: the peer's certificate does not name the node dialled",
+                           metadata: ["peer": "\(peer)", "address": "\(host):\(port)",
+                                      "certificate": "\(identity?.name ?? "no identity")"])
+            return false
+        }
+        failedAttempts = 0
+        return true
+    }
+
+    /// The TLS handshake failed: back off like a failed connect (logging the first and every 50th).
+    func handshakeFailed(_ error: any Error) {
+        loop.preconditionInEventLoop()
+        backOff()
+        if failedAttempts == 1 || failedAttempts % 50 == 0 {
+            logger.warning("TLS handshake with peer failed; retrying with backoff",
+                           metadata: ["peer": "\(peer)", "address": "\(host):\(port)", "attempts": "\(failedAttempts)",
+                                      "error": "\(TLSNames.describe(error))"])
+        }
+    }
+
     /// The channel closed (peer restarted, network fault): reconnect on the next message.
     func channelClosed() {
         loop.preconditionInEventLoop()
         channel = nil
-        retryAt = .now() + .milliseconds(10)
+        retryAt = max(retryAt, .now() + .milliseconds(10))
         flush()
     }
 }
@@ -144,8 +184,20 @@ final class PeerConnection: @unchecked Sendable {
 private final class PeerWatchHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     private let connection: PeerConnection
+    private let tls: Bool
 
-    init(connection: PeerConnection) { self.connection = connection }
+    init(connection: PeerConnection, tls: Bool) {
+        self.connection = connection
+        self.tls = tls
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if tls, case TLSUserEvent.handshakeCompleted = event {
+            let identity = (try? context.pipeline.syncOperations.nioSSL_peerCertificate())?.flatMap(TLSNames.identity(of:))
+            if !connection.handshakeCompleted(identity: identity) { context.close(promise: nil) }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable { connection.flush() }
@@ -162,6 +214,11 @@ private final class PeerWatchHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if case NIOSSLError.uncleanShutdown = error {
+            // The peer went away without a TLS close (a restart): an ordinary close.
+        } else if tls, error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
+            connection.handshakeFailed(error)
+        }
         context.close(promise: nil)
     }
 }

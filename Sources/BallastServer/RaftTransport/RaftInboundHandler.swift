@@ -16,9 +16,15 @@ final class RaftInboundHandler: ChannelInboundHandler {
     private let members: @Sendable ([NodeInfo]) -> Void
     private let logger: Logger
     private var peer: NodeID?
+    /// The node the connection's verified TLS certificate names (set before any frame arrives).
+    var certifiedPeer: NodeID?
+    /// Refuse a hello on a connection without a verified certificate (TLS required).
+    private let requireCertificate: Bool
 
     init(localID: NodeID, codec: RaftMessageCodec, logger: Logger, hello: @escaping @Sendable (NodeInfo) -> Void,
-         members: @escaping @Sendable ([NodeInfo]) -> Void = { _ in }, deliver: @escaping @Sendable (Message) -> Void) {
+         members: @escaping @Sendable ([NodeInfo]) -> Void = { _ in }, requireCertificate: Bool = false,
+         deliver: @escaping @Sendable (Message) -> Void) {
+        self.requireCertificate = requireCertificate
         self.members = members
         self.localID = localID
         self.codec = codec
@@ -34,6 +40,12 @@ final class RaftInboundHandler: ChannelInboundHandler {
             case .hello:
                 let info = try NodeInfo(encoded: Array(payload.readableBytesView))
                 guard peer == nil || peer?.rawValue == info.id else { return refuse(context, "a second hello with another id") }
+                if let certifiedPeer, certifiedPeer.rawValue != info.id {
+                    return refuse(context, "a hello from node \(info.id) on a connection certified as node/\(certifiedPeer.rawValue)")
+                }
+                guard certifiedPeer != nil || !requireCertificate else {
+                    return refuse(context, "a hello from node \(info.id) without a verified certificate")
+                }
                 peer = NodeID(info.id)
                 hello(info)
             case .members:

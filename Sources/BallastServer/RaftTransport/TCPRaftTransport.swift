@@ -1,8 +1,25 @@
 import BallastRaft
+import BallastWire
 import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
+
+/// Mutual TLS on the Raft port: the listener's certificates (reloadable) and what outbound
+/// connections present and trust (this node's own files, read at each connect). A peer must
+/// present a certificate naming `node/<id>` of a current member, and say hello as that id.
+public struct RaftTLS: Sendable {
+    /// The listener's context (and whether cleartext is refused).
+    public var server: TLSContextStore
+    /// Outbound connections to peers.
+    public var client: TLSClientOptions
+
+    /// Creates the settings.
+    public init(server: TLSContextStore, client: TLSClientOptions) {
+        self.server = server
+        self.client = client
+    }
+}
 
 /// Where a peer's Raft port is, as this node dials it (`--peers`, overridable by `--peer-address`).
 public struct PeerAddress: Sendable, Hashable {
@@ -47,13 +64,15 @@ public final class TCPRaftTransport: RaftTransport, @unchecked Sendable {
     /// Serializes `onBookChanged` calls, each reading the book inside, so the last one persisted
     /// is always the newest.
     private let reportLock = Mutex(())
+    private let tls: RaftTLS?
 
     /// Creates the transport around `book`; nothing is dialed until a message is sent. `overrides`
     /// (`--peer-address`) win over the book and are never persisted. `onBookChanged` is told every
     /// change of the book (from any thread), so the node can persist it.
     public init(localInfo: NodeInfo, book: AddressBook, overrides: [NodeID: PeerAddress] = [:], group: any EventLoopGroup,
-                logger: Logger, maxQueuedBytesPerPeer: Int = 64 << 20,
+                logger: Logger, maxQueuedBytesPerPeer: Int = 64 << 20, tls: RaftTLS? = nil,
                 onBookChanged: (@Sendable (AddressBook) -> Void)? = nil) {
+        self.tls = tls
         localID = NodeID(localInfo.id)
         var book = book
         book.learn(localInfo, from: .configEntry)
@@ -67,13 +86,14 @@ public final class TCPRaftTransport: RaftTransport, @unchecked Sendable {
 
     /// Creates the transport for a static set of peers (`--peers`), as tests and tools use it.
     public convenience init(localInfo: NodeInfo, peers: [NodeID: PeerAddress], group: any EventLoopGroup, logger: Logger,
-                            maxQueuedBytesPerPeer: Int = 64 << 20) {
+                            maxQueuedBytesPerPeer: Int = 64 << 20, tls: RaftTLS? = nil) {
         var book = AddressBook(initialVoters: [])
         for (id, address) in peers where id.rawValue != localInfo.id {
             book.learn(NodeInfo(id: id.rawValue, raft: HostPort(host: address.host, port: address.port).description, api: "", admin: ""),
                        from: .commandLine)
         }
-        self.init(localInfo: localInfo, book: book, group: group, logger: logger, maxQueuedBytesPerPeer: maxQueuedBytesPerPeer)
+        self.init(localInfo: localInfo, book: book, group: group, logger: logger, maxQueuedBytesPerPeer: maxQueuedBytesPerPeer,
+                  tls: tls)
     }
 
     /// Starts accepting peers on `host:port` (port 0 picks a free one); returns the bound port.
@@ -89,17 +109,37 @@ public final class TCPRaftTransport: RaftTransport, @unchecked Sendable {
             .serverChannelOption(.backlog, value: 128)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
+            .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RaftFrameDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(
-                        RaftInboundHandler(localID: localID, codec: codec, logger: logger, hello: hello, members: members,
-                                           deliver: deliver))
+                    let inbound = RaftInboundHandler(localID: localID, codec: codec, logger: logger, hello: hello, members: members,
+                                                     requireCertificate: tls?.server.options.required ?? false, deliver: deliver)
+                    try TLSServerPipeline.configure(
+                        channel, store: tls?.server, logger: logger,
+                        onPeer: { [self] identity, _ in
+                            guard let id = TLSNames.nodeID(of: identity.name) else {
+                                return "the certificate names \(identity.name), not a node (node/<id>)"
+                            }
+                            guard isCurrentMember(id) else { return "\(identity.name) is not a member of this cluster" }
+                            inbound.certifiedPeer = NodeID(id)
+                            return nil
+                        },
+                        addProtocolHandlers: { channel in
+                            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RaftFrameDecoder()))
+                            try channel.pipeline.syncOperations.addHandler(inbound)
+                        })
                 }
             }
             .bind(host: host, port: port).get()
         listener.withLock { $0 = channel }
         return channel.localAddress?.port ?? port
+    }
+
+    /// Whether `id` may open a Raft connection to this node: a member it knows (from config
+    /// entries, `--peers` or a member's table) or an initial voter, and not removed.
+    func isCurrentMember(_ id: UInt64) -> Bool {
+        state.withLock { state in
+            !state.book.removed.contains(id) && (state.book.members[id] != nil || state.book.initialVoters.contains(id))
+        }
     }
 
     /// Every member this node knows an address for (itself included), by id.
@@ -182,7 +222,7 @@ public final class TCPRaftTransport: RaftTransport, @unchecked Sendable {
             }
             let created = PeerConnection(
                 peer: peer, address: address, loop: group.next(), logger: logger, maxQueuedBytes: maxQueuedBytesPerPeer,
-                seed: localID.rawValue << 32 ^ peer.rawValue, hello: state.local, members: members)
+                seed: localID.rawValue << 32 ^ peer.rawValue, hello: state.local, tls: tls?.client, members: members)
             state.connections[peer] = created
             state.unreachableLogged.remove(peer)
             return (created, false)
