@@ -7,6 +7,34 @@ CLUSTER_DIR="${BALLAST_CLUSTER_DIR:-$ROOT/.cluster}"
 BASE_PORT="${BALLAST_BASE_PORT:-7100}"
 HOST=127.0.0.1
 
+# TLS (cluster/up --tls): a throwaway CA and certificates in $CLUSTER_DIR/tls (docs/security.md):
+# node-N (ballast://node/N), worker, operator and reader. Every script then talks TLS, as the
+# operator unless BALLAST_TLS_CERT/KEY say otherwise.
+TLS_DIR="$CLUSTER_DIR/tls"
+tls_on() { [ -f "$TLS_DIR/ca.crt" ]; }
+# Creates the CA and the client certificates (once).
+tls_init() {
+  tls_on && return 0
+  local certs="$ROOT/scripts/tls-certs" who
+  mkdir -p "$TLS_DIR"
+  "$certs" ca "$TLS_DIR" ca
+  for who in worker operator reader; do "$certs" issue "$TLS_DIR" ca "$who" "$who" --days 30; done
+}
+# Issues node N's certificate if it has none.
+tls_node_cert() {
+  [ -f "$TLS_DIR/node-$1.crt" ] || "$ROOT/scripts/tls-certs" issue "$TLS_DIR" ca "node-$1" "node/$1" --days 30
+}
+# Server flags for node N (empty without TLS).
+tls_server_flags() {
+  tls_on || return 0
+  tls_node_cert "$1"
+  echo --tls-cert "$TLS_DIR/node-$1.crt" --tls-key "$TLS_DIR/node-$1.key" --tls-ca "$TLS_DIR/ca.crt"
+}
+if tls_on; then
+  export BALLAST_TLS_CA="${BALLAST_TLS_CA:-$TLS_DIR/ca.crt}"
+  export BALLAST_TLS_CERT="${BALLAST_TLS_CERT:-$TLS_DIR/operator.crt}" BALLAST_TLS_KEY="${BALLAST_TLS_KEY:-$TLS_DIR/operator.key}"
+fi
+
 raft_port() { echo $((BASE_PORT + $1 * 10 + 1)); }
 api_port() { echo $((BASE_PORT + $1 * 10 + 2)); }
 admin_port() { echo $((BASE_PORT + $1 * 10 + 3)); }
@@ -66,6 +94,8 @@ start_node() {
   mkdir -p "$dir/data"
   local extra=("$@")
   if [ -f "$dir/peer-address" ]; then extra+=(--peer-address "$(cat "$dir/peer-address")"); fi
+  # shellcheck disable=SC2207
+  extra+=($(tls_server_flags "$id"))
   nohup "$bin" server --id "$id" --data-dir "$dir/data" --raft "$HOST:$(raft_port "$id")" \
     --api "$HOST:$(api_port "$id")" --admin "$HOST:$(admin_port "$id")" --peers "$(peers_list)" \
     ${extra[@]+"${extra[@]}"} >>"$dir/log" 2>&1 &
@@ -76,9 +106,16 @@ start_node() {
 admin_get() {
   local port=$1 path=$2
   python3 - "$port" "$path" <<'PY'
-import sys, urllib.request
+import os, ssl, sys, urllib.request
 try:
-    with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}{sys.argv[2]}", timeout=2) as r:
+    ca = os.environ.get("BALLAST_TLS_CA")
+    if ca:
+        context = ssl.create_default_context(cafile=ca)
+        context.load_cert_chain(os.environ["BALLAST_TLS_CERT"], os.environ["BALLAST_TLS_KEY"])
+        url, kwargs = f"https://127.0.0.1:{sys.argv[1]}{sys.argv[2]}", {"context": context}
+    else:
+        url, kwargs = f"http://127.0.0.1:{sys.argv[1]}{sys.argv[2]}", {}
+    with urllib.request.urlopen(url, timeout=2, **kwargs) as r:
         sys.stdout.write(r.read().decode())
 except Exception as e:
     sys.exit(1)

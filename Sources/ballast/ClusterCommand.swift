@@ -27,7 +27,8 @@ struct ClusterStatusCommand: AsyncParsableCommand {
         var failures: [String] = []
         for target in addresses {
             do {
-                let client = try await GRPCClient.connect(host: target.host, port: target.port)
+                let client = try await GRPCClient.connect(host: target.host, port: target.port,
+                                                              configuration: try CommandLineTLS.clientConfiguration())
                 defer { Task { await client.close() } }
                 let response: Ballast_V1_DescribeClusterResponse = try await client.unary(
                     BallastMethod.Cluster.describeCluster, request: Ballast_V1_DescribeClusterRequest(), timeout: .seconds(5))
@@ -76,5 +77,21 @@ struct ClusterStatusCommand: AsyncParsableCommand {
             lines.append(cells.joined(separator: " ") + " \(member.apiAddress) / \(member.raftAddress) / \(member.adminAddress)")
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+/// TLS for the `ballast cluster …` commands: the CA bundle, certificate and key from
+/// `BALLAST_TLS_CA`, `BALLAST_TLS_CERT`, `BALLAST_TLS_KEY` (cluster/up --tls sets them for the
+/// operator identity); none set: cleartext.
+enum CommandLineTLS {
+    static func clientConfiguration() throws -> GRPCClientConfiguration {
+        var configuration = GRPCClientConfiguration()
+        do {
+            configuration.tls = try TLSClientOptions.fromFlags(ca: nil, certificate: nil, key: nil,
+                                                               environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        return configuration
     }
 }

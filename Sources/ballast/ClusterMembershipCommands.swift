@@ -130,7 +130,8 @@ struct LeaderCaller {
         while true {
             for target in (leader.map { [$0] } ?? []) + addresses {
                 do {
-                    let client = try await GRPCClient.connect(host: target.host, port: target.port)
+                    let client = try await GRPCClient.connect(host: target.host, port: target.port,
+                                                              configuration: try CommandLineTLS.clientConfiguration())
                     defer { Task { await client.close() } }
                     return try await client.unary(path, request: request, timeout: .seconds(15))
                 } catch let status as GRPCStatus where status.code == .unavailable {

@@ -18,6 +18,9 @@ struct WorkflowClientOptions: ParsableArguments {
     @Option(help: "API addresses HOST:PORT, comma-separated (default: $BALLAST_ADDRESS, else the cluster/up ports 127.0.0.1:7112,7122,7132).")
     var address: String?
     @Option(help: "Namespace.") var namespace = "default"
+    @Option(help: "TLS: the cluster's CA bundle, PEM (default: $BALLAST_TLS_CA; none: cleartext).") var tlsCa: String?
+    @Option(help: "TLS: this client's certificate, PEM (default: $BALLAST_TLS_CERT).") var tlsCert: String?
+    @Option(help: "TLS: this client's private key, PEM (default: $BALLAST_TLS_KEY).") var tlsKey: String?
     @Option(help: "Seconds each call may take, retries and leader changes included.") var callTimeout = 30.0
     @Flag(help: "Print JSON for scripts instead of text.") var json = false
 
@@ -29,6 +32,12 @@ struct WorkflowClientOptions: ParsableArguments {
         options.namespace = namespace
         options.callTimeout = .milliseconds(Int64(callTimeout * 1000))
         options.identity = "ballast-cli@\(ProcessInfo.processInfo.hostName)"
+        do {
+            options.tls = try ClientTLSOptions.fromFlags(ca: tlsCa, certificate: tlsCert, key: tlsKey,
+                                                         environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw ValidationError("\(error)")
+        }
         let list = address ?? ProcessInfo.processInfo.environment["BALLAST_ADDRESS"] ?? Self.defaultAddresses
         do {
             return try BallastClient(addresses: list, options: options)

@@ -19,6 +19,9 @@ struct CommonOptions: ParsableArguments {
     var address: String?
     @Option(help: "The SQLite ledger file shared by workers (created if missing).") var ledger: String
     @Option(help: "Namespace.") var namespace = "default"
+    @Option(help: "TLS: the cluster's CA bundle, PEM (default: $BALLAST_TLS_CA; none: cleartext).") var tlsCa: String?
+    @Option(help: "TLS: this client's certificate, PEM (default: $BALLAST_TLS_CERT).") var tlsCert: String?
+    @Option(help: "TLS: this client's private key, PEM (default: $BALLAST_TLS_KEY).") var tlsKey: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "warning"
 
     static let defaultAddresses = "127.0.0.1:7112,127.0.0.1:7122,127.0.0.1:7132"
@@ -34,11 +37,18 @@ struct CommonOptions: ParsableArguments {
         return logger
     }
 
-    func makeClient(identity: String, callTimeout: Duration = .seconds(30)) throws -> BallastClient {
+    func makeClient(identity: String, callTimeout: Duration = .seconds(30), cleartext: Bool = false) throws -> BallastClient {
         var options = BallastClientOptions()
         options.namespace = namespace
         options.identity = identity
         options.callTimeout = callTimeout
+        do {
+            options.tls = try ClientTLSOptions.fromFlags(ca: tlsCa, certificate: tlsCert, key: tlsKey,
+                                                         environment: ProcessInfo.processInfo.environment)
+            if cleartext { options.tls = nil }
+        } catch {
+            throw ValidationError("\(error)")
+        }
         let list = address ?? ProcessInfo.processInfo.environment["BALLAST_ADDRESS"] ?? Self.defaultAddresses
         do {
             return try BallastClient(addresses: list, options: options)

@@ -19,6 +19,12 @@ public struct BallastClientOptions: Sendable {
     public var dataConverter: DataConverter = .default
     /// HTTP/2 and message limits of the connection.
     public var grpc = GRPCClientConfiguration()
+    /// Mutual TLS to the cluster (CA bundle, this client's certificate and key); nil: cleartext.
+    /// A worker gets it from the client it is built on.
+    public var tls: TLSClientOptions? {
+        get { grpc.tls }
+        set { grpc.tls = newValue }
+    }
 
     /// Default options.
     public init() {}
