@@ -22,12 +22,14 @@ final class BenchCluster: @unchecked Sendable {
     let binary: String
     private let removeDirectory: Bool
     private let logLevel: String
+    /// Mutual TLS on every node's ports (`--tls`); nil: cleartext.
+    let tls: BenchTLS?
     private let lock = NSLock()
     private var members: [Int: Member] = [:]
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
     /// Starts `size` nodes; throws (after killing what it started) if a port cannot be found or a node cannot run.
-    init(size: Int, binary: String, dataDirectory: String?, logLevel: String) throws {
+    init(size: Int, binary: String, dataDirectory: String?, logLevel: String, tls: Bool = false) throws {
         precondition(size >= 1, "a cluster has at least one node")
         self.binary = binary
         self.logLevel = logLevel
@@ -39,6 +41,7 @@ final class BenchCluster: @unchecked Sendable {
             removeDirectory = true
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        self.tls = tls ? try BenchTLS(directory: directory + "/tls", nodes: Array(1 ... size)) : nil
         var used: Set<Int> = []
         for id in 1 ... size {
             let ports = try (0 ..< 3).map { _ in try BenchPorts.free(excluding: &used) }
@@ -77,7 +80,7 @@ final class BenchCluster: @unchecked Sendable {
                 "server", "--id", String(id), "--data-dir", directory + "/node-\(id)",
                 "--raft", "127.0.0.1:\(member.raftPort)", "--api", member.apiAddress,
                 "--admin", "127.0.0.1:\(member.adminPort)", "--peers", peersFlag, "--log-level", logLevel,
-            ]
+            ] + (tls?.serverFlags(id) ?? [])
             let logPath = directory + "/node-\(id).log"
             if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
             let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
@@ -117,7 +120,7 @@ final class BenchCluster: @unchecked Sendable {
     func status(of id: Int, timeout: Duration = .milliseconds(500)) async -> NodeStatus? {
         guard let port = member(id)?.adminPort,
               let (code, body) = try? await AdminHTTPClient.get(host: "127.0.0.1", port: port, path: "/status",
-                                                                timeout: timeout, group: group),
+                                                                timeout: timeout, group: group, tls: tls?.client),
               code == 200 else { return nil }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BallastServer
+import BallastWire
 import Foundation
 
 /// `ballast bench cluster`: committed engine operations per second and their latency through the
@@ -38,6 +39,8 @@ struct ClusterBenchCommand: AsyncParsableCommand {
     var serverLogLevel: String = "info"
     @Flag(help: "Keep the temporary data directory and node logs.")
     var keep = false
+    @Flag(help: "Measure twice in this run, TLS off then mutual TLS on every port (a fresh cluster each, throwaway certificates), and report the cost.")
+    var tls = false
 
     func validate() throws {
         guard (0 ... 100).contains(signalPercent) else { throw ValidationError("--signal-percent must be 0…100") }
@@ -53,6 +56,9 @@ struct ClusterBenchCommand: AsyncParsableCommand {
             guard address == nil else { throw ValidationError("--failover kills nodes, so it needs its own cluster: drop --address") }
             guard nodes >= 3 else { throw ValidationError("--failover needs --nodes 3 or more (a majority must survive)") }
         }
+        if tls {
+            guard address == nil, failover == nil else { throw ValidationError("--tls starts its own clusters: drop --address and --failover") }
+        }
     }
 
     func run() async throws {
@@ -64,6 +70,10 @@ struct ClusterBenchCommand: AsyncParsableCommand {
             return
         }
         BenchChildren.shared.installSignalHandlers()
+        if tls {
+            try await compareTLS(loadAverage: loadAverage)
+            return
+        }
         let cluster = try BenchCluster(size: nodes, binary: try serverBinary ?? Self.ownExecutable(), dataDirectory: dataDir,
                                        logLevel: serverLogLevel)
         do {
@@ -92,9 +102,41 @@ struct ClusterBenchCommand: AsyncParsableCommand {
         return first
     }
 
-    private func measureLoad(seeds: [HostPort], nodePIDs: [(Int, Int32)], loadAverage: Double) async throws {
+    /// `--tls`: the same load on a cleartext cluster, then on a TLS cluster; both results, then the cost.
+    private func compareTLS(loadAverage: Double) async throws {
+        var throughput: [Bool: Double] = [:]
+        for tlsOn in [false, true] {
+            let directory = dataDir.map { $0 + (tlsOn ? "/tls-on" : "/tls-off") }
+            let cluster = try BenchCluster(size: nodes, binary: try serverBinary ?? Self.ownExecutable(), dataDirectory: directory,
+                                           logLevel: serverLogLevel, tls: tlsOn)
+            do {
+                _ = try await cluster.waitForLeader(timeout: .seconds(30))
+                let seeds = try cluster.apiAddresses.map { try HostPort(parsing: $0) }
+                throughput[tlsOn] = try await measureLoad(seeds: seeds, nodePIDs: cluster.pids, loadAverage: loadAverage,
+                                                          tls: cluster.tls?.client)
+                try cluster.checkAlive()
+            } catch {
+                cluster.shutdown(keep: true)
+                FileHandle.standardError.write(Data("node logs kept in \(cluster.directory)\n".utf8))
+                throw error
+            }
+            cluster.shutdown(keep: keep)
+        }
+        let off = throughput[false] ?? 0, on = throughput[true] ?? 0
+        let cost = off > 0 ? (1 - on / off) * 100 : 0
+        BenchResult(bench: "cluster-tls-cost", opsPerSecond: on, p50Milliseconds: -1, p99Milliseconds: -1,
+                    concurrency: options.concurrency,
+                    extra: [("tls_off_ops_per_s", off), ("tls_on_ops_per_s", on), ("tls_cost_percent", cost)]).print(json: options.json)
+    }
+
+    @discardableResult
+    private func measureLoad(seeds: [HostPort], nodePIDs: [(Int, Int32)], loadAverage: Double,
+                             tls: TLSClientOptions? = nil) async throws -> Double {
         let connectionCount = connections ?? min(options.concurrency, ProcessInfo.processInfo.activeProcessorCount)
-        let leader = try await LeaderConnections.connect(seeds: seeds, connections: connectionCount, timeout: .seconds(30))
+        var configuration = GRPCClientConfiguration()
+        configuration.tls = tls
+        let leader = try await LeaderConnections.connect(seeds: seeds, connections: connectionCount, timeout: .seconds(30),
+                                                         configuration: configuration)
         let load = ClusterLoad(concurrency: options.concurrency, signalPercent: signalPercent, measure: .seconds(options.duration))
         let measureStart = ContinuousClock.now + .seconds(warmUp)
         async let running = load.run(leader, measureStart: measureStart)
@@ -105,11 +147,12 @@ struct ClusterBenchCommand: AsyncParsableCommand {
         let result = await running
         let leaderAddress = leader.client(for: 0).address
         await leader.close()
-        report(result, cpu: cpu, connections: connectionCount, leader: leaderAddress, loadAverage: loadAverage)
+        report(result, cpu: cpu, connections: connectionCount, leader: leaderAddress, loadAverage: loadAverage, tls: tls != nil)
+        return Double(result.operations) / result.measuredSeconds
     }
 
     private func report(_ result: ClusterLoadResult, cpu: (perProcess: [(String, Double)], machineBusyCores: Double?),
-                        connections: Int, leader: HostPort, loadAverage: Double) {
+                        connections: Int, leader: HostPort, loadAverage: Double, tls: Bool) {
         let seconds = result.measuredSeconds
         let histogram = result.histogram
         var extra: [(String, Double)] = [
@@ -124,6 +167,7 @@ struct ClusterBenchCommand: AsyncParsableCommand {
         if !nodeSeconds.isEmpty { extra.append(("nodes_cpu_s", nodeSeconds.reduce(0, +))) }
         if let busy = cpu.machineBusyCores { extra.append(("machine_busy_cores", busy)) }
         extra.append(("loadavg_1m", loadAverage))
+        extra.append(("tls", tls ? 1 : 0))
         extra += result.errors.sorted { $0.key < $1.key }.map { ("errors_\($0.key)", Double($0.value)) }
         let bench = BenchResult(
             bench: "cluster", opsPerSecond: Double(result.operations) / seconds, p50Milliseconds: histogram.percentileMilliseconds(0.5),

@@ -23,8 +23,12 @@ final class LeaderConnections: Sendable {
     private let connections: Int
     private let group: MultiThreadedEventLoopGroup
     private let state: Mutex<State>
+    /// The options of every connection (TLS with `bench cluster --tls`).
+    private let configuration: GRPCClientConfiguration
 
-    private init(seeds: [HostPort], connections: Int, group: MultiThreadedEventLoopGroup, address: HostPort, clients: [GRPCClient]) {
+    private init(seeds: [HostPort], connections: Int, group: MultiThreadedEventLoopGroup, address: HostPort, clients: [GRPCClient],
+                 configuration: GRPCClientConfiguration) {
+        self.configuration = configuration
         self.seeds = seeds
         self.connections = connections
         self.group = group
@@ -32,13 +36,15 @@ final class LeaderConnections: Sendable {
     }
 
     /// Finds the leader through `DescribeCluster` on any of `seeds` and connects to it.
-    static func connect(seeds: [HostPort], connections: Int, timeout: Duration) async throws -> LeaderConnections {
+    static func connect(seeds: [HostPort], connections: Int, timeout: Duration,
+                        configuration: GRPCClientConfiguration = GRPCClientConfiguration()) async throws -> LeaderConnections {
         precondition(connections >= 1, "at least one connection")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: connections)
         do {
-            let leader = try await discoverLeader(seeds: seeds, group: group, timeout: timeout)
-            let clients = try await open(leader, count: connections, group: group)
-            return LeaderConnections(seeds: seeds, connections: connections, group: group, address: leader, clients: clients)
+            let leader = try await discoverLeader(seeds: seeds, group: group, timeout: timeout, configuration: configuration)
+            let clients = try await open(leader, count: connections, group: group, configuration: configuration)
+            return LeaderConnections(seeds: seeds, connections: connections, group: group, address: leader, clients: clients,
+                                     configuration: configuration)
         } catch {
             try? await group.shutdownGracefully()
             throw error
@@ -56,18 +62,19 @@ final class LeaderConnections: Sendable {
         let task: Task<Void, Never>? = state.withLock { state in
             guard state.generation == generation else { return nil }
             if let running = state.reconnecting { return running }
-            let seeds = self.seeds, count = self.connections, group = self.group
+            let seeds = self.seeds, count = self.connections, group = self.group, configuration = self.configuration
             let running = Task {
                 var moved: (HostPort, [GRPCClient])?
                 do {
                     let target: HostPort
                     if let hint { target = try HostPort(parsing: hint) } else {
-                        target = try await Self.discoverLeader(seeds: seeds, group: group, timeout: .seconds(5))
+                        target = try await Self.discoverLeader(seeds: seeds, group: group, timeout: .seconds(5),
+                                                               configuration: configuration)
                     }
                     // UNAVAILABLE from a live leader (e.g. its proposal backlog is full) is no reason to reconnect.
                     let current = self.state.withLock { ($0.address, $0.clients.allSatisfy { $0.channel.isActive }) }
                     if target != current.0 || !current.1 {
-                        moved = (target, try await Self.open(target, count: count, group: group))
+                        moved = (target, try await Self.open(target, count: count, group: group, configuration: configuration))
                     }
                 } catch {
                     // Nothing moved; the callers retry and come back here with the same generation.
@@ -94,22 +101,25 @@ final class LeaderConnections: Sendable {
         try? await group.shutdownGracefully()
     }
 
-    static func open(_ address: HostPort, count: Int, group: MultiThreadedEventLoopGroup) async throws -> [GRPCClient] {
+    static func open(_ address: HostPort, count: Int, group: MultiThreadedEventLoopGroup,
+                     configuration: GRPCClientConfiguration) async throws -> [GRPCClient] {
         var clients: [GRPCClient] = []
         for loop in group.makeIterator().prefix(count) {
-            clients.append(try await GRPCClient.connect(host: address.host, port: address.port, group: loop))
+            clients.append(try await GRPCClient.connect(host: address.host, port: address.port, configuration: configuration, group: loop))
         }
         return clients
     }
 
     /// Asks each seed in turn for the leader's API address until one names it.
-    static func discoverLeader(seeds: [HostPort], group: EventLoopGroup, timeout: Duration) async throws -> HostPort {
+    static func discoverLeader(seeds: [HostPort], group: EventLoopGroup, timeout: Duration,
+                               configuration: GRPCClientConfiguration) async throws -> HostPort {
         let deadline = ContinuousClock.now + timeout
         var lastError = "no seed answered"
         while ContinuousClock.now < deadline {
             for seed in seeds {
                 do {
-                    let client = try await GRPCClient.connect(host: seed.host, port: seed.port, group: group)
+                    let client = try await GRPCClient.connect(host: seed.host, port: seed.port, configuration: configuration,
+                                                              group: group)
                     let response: Ballast_V1_DescribeClusterResponse = try await client.unary(
                         BallastMethod.Cluster.describeCluster, request: Ballast_V1_DescribeClusterRequest(), timeout: .seconds(2))
                     client.channel.close(promise: nil)

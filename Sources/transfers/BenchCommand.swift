@@ -12,7 +12,10 @@ struct BenchCommand: AsyncParsableCommand {
             Runs --workers workers in this process (each its own connection), then --count workflows with \
             --concurrency in flight (each started, then waited for until it closes); the first --warmup are \
             not measured. Transfers run with fail rate 0, no transient failures, no bank latency and no \
-            approvals. --json prints {"bench","ops_per_s","p50_ms","p99_ms","concurrency",…}.
+            approvals. --json prints {"bench","ops_per_s","p50_ms","p99_ms","concurrency",…}. With --tls the \
+            measurement runs twice in this run, in cleartext and then over mutual TLS (--tls-ca/--tls-cert/--tls-key \
+            or $BALLAST_TLS_*), against a cluster that serves both (`ballast server --tls-allow-cleartext`), and \
+            the cost of TLS is reported.
             """)
 
     enum Kind: String, ExpressibleByArgument, CaseIterable {
@@ -28,6 +31,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Workers in this process.") var workers = 2
     @Option(help: "Task queue (a fresh one per run by default, so old tasks do not interfere).") var taskQueue: String?
     @Flag(help: "Print one JSON line.") var json = false
+    @Flag(help: "Measure cleartext, then mutual TLS, in this run (the cluster must serve both) and report the cost.") var tls = false
 
     func validate() throws {
         guard count > warmup, warmup >= 0, count <= 1_000_000 else { throw ValidationError("need 0 <= --warmup < --count <= 1000000") }
@@ -37,41 +41,63 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingFailures {
-            let tag = String(UInt64(Date().timeIntervalSince1970 * 1000), radix: 36)
-            let queue = taskQueue ?? "bench-\(tag)"
-            let ledger = try common.openLedger()
-            let parameters = TransferPlan.Parameters(count: count, seed: UInt64(Date().timeIntervalSince1970), transientRate: 0,
-                                                     bankLatencyMilliseconds: 0, largeFraction: 0)
-            let plan = TransferPlan(parameters)
-            try TransferServices.openAccounts(plan.accounts, balance: TransferPlan.openingBalance(parameters), in: ledger)
-            let client = try common.makeClient(identity: "transfers-bench")
-            try await TransferServices.registerSearchAttributes(client)
-            let running = try (1 ... workers).map { number in try startWorker(number, queue: queue, ledger: ledger) }
-            let load = WorkflowLoad(count: count, warmup: warmup, concurrency: concurrency)
-            let kind = workflow
-            let figures = await load.run { index in
-                switch kind {
-                case .transfer:
-                    var input = plan.items[index].input
-                    input.transferID = "bench-\(tag)-\(index)"
-                    return try await client.start(TransferDefaults.workflowType, id: input.transferID, taskQueue: queue, input: input)
-                case .oneActivity:
-                    return try await client.start(OneActivityWorkflow.name, id: "bench-\(tag)-\(index)", taskQueue: queue, input: "x")
-                }
+            guard tls else {
+                let figures = try await measure(cleartext: false)
+                report(figures)
+                guard figures.failures == 0 else { throw ExitCode(1) }
+                return
             }
-            for (worker, task, workerClient) in running {
-                await worker.shutdown(gracePeriod: .seconds(2))
-                _ = await task.result
-                await workerClient.close()
+            guard try common.makeClient(identity: "transfers-bench").options.tls != nil else {
+                throw ValidationError("--tls needs --tls-ca, --tls-cert and --tls-key (or $BALLAST_TLS_CA, _CERT, _KEY)")
             }
-            await client.close()
-            report(figures)
-            guard figures.failures == 0 else { throw ExitCode(1) }
+            let off = try await measure(cleartext: true)
+            report(off, label: "tls-off")
+            let on = try await measure(cleartext: false)
+            report(on, label: "tls-on")
+            let cost = off.perSecond > 0 ? (1 - on.perSecond / off.perSecond) * 100 : 0
+            say(json ? "{\"bench\":\"workflow-tls-cost\",\"tls_off_ops_per_s\":\(StartCommand.rounded(off.perSecond)),"
+                    + "\"tls_on_ops_per_s\":\(StartCommand.rounded(on.perSecond)),\"tls_cost_percent\":\(StartCommand.rounded(cost))}"
+                     : "TLS cost: \(StartCommand.rounded(cost))% of throughput (\(StartCommand.rounded(off.perSecond)) → "
+                    + "\(StartCommand.rounded(on.perSecond)) completed/s)")
+            guard off.failures == 0, on.failures == 0 else { throw ExitCode(1) }
         }
     }
 
-    func startWorker(_ number: Int, queue: String, ledger: Ledger) throws -> (Worker, Task<Void, any Error>, BallastClient) {
-        let client = try common.makeClient(identity: "transfers-bench-worker-\(number)")
+    /// One measurement: workers in this process, `count` workflows; `cleartext` drops the TLS options.
+    func measure(cleartext: Bool) async throws -> WorkflowLoad.Figures {
+        let tag = String(UInt64(Date().timeIntervalSince1970 * 1000), radix: 36) + (cleartext ? "c" : "")
+        let queue = taskQueue.map { tls ? "\($0)-\(tag)" : $0 } ?? "bench-\(tag)"
+        let ledger = try common.openLedger()
+        let parameters = TransferPlan.Parameters(count: count, seed: UInt64(Date().timeIntervalSince1970), transientRate: 0,
+                                                 bankLatencyMilliseconds: 0, largeFraction: 0)
+        let plan = TransferPlan(parameters)
+        try TransferServices.openAccounts(plan.accounts, balance: TransferPlan.openingBalance(parameters), in: ledger)
+        let client = try common.makeClient(identity: "transfers-bench", cleartext: cleartext)
+        try await TransferServices.registerSearchAttributes(client)
+        let running = try (1 ... workers).map { number in try startWorker(number, queue: queue, ledger: ledger, cleartext: cleartext) }
+        let load = WorkflowLoad(count: count, warmup: warmup, concurrency: concurrency)
+        let kind = workflow
+        let figures = await load.run { index in
+            switch kind {
+            case .transfer:
+                var input = plan.items[index].input
+                input.transferID = "bench-\(tag)-\(index)"
+                return try await client.start(TransferDefaults.workflowType, id: input.transferID, taskQueue: queue, input: input)
+            case .oneActivity:
+                return try await client.start(OneActivityWorkflow.name, id: "bench-\(tag)-\(index)", taskQueue: queue, input: "x")
+            }
+        }
+        for (worker, task, workerClient) in running {
+            await worker.shutdown(gracePeriod: .seconds(2))
+            _ = await task.result
+            await workerClient.close()
+        }
+        await client.close()
+        return figures
+    }
+
+    func startWorker(_ number: Int, queue: String, ledger: Ledger, cleartext: Bool) throws -> (Worker, Task<Void, any Error>, BallastClient) {
+        let client = try common.makeClient(identity: "transfers-bench-worker-\(number)", cleartext: cleartext)
         var options = WorkerOptions(taskQueue: queue)
         options.identity = "bench-worker-\(number)"
         options.maxConcurrentActivities = 200
@@ -85,8 +111,8 @@ struct BenchCommand: AsyncParsableCommand {
         return (worker, Task { try await worker.run() }, client)
     }
 
-    func report(_ figures: WorkflowLoad.Figures) {
-        let name = workflow == .transfer ? "workflow-transfer" : "workflow-one-activity"
+    func report(_ figures: WorkflowLoad.Figures, label: String? = nil) {
+        let name = (workflow == .transfer ? "workflow-transfer" : "workflow-one-activity") + (label.map { "-\($0)" } ?? "")
         if json {
             say("{\"bench\":\"\(name)\",\"ops_per_s\":\(StartCommand.rounded(figures.perSecond)),"
                 + "\"p50_ms\":\(StartCommand.rounded(figures.p50Milliseconds)),\"p99_ms\":\(StartCommand.rounded(figures.p99Milliseconds)),"
