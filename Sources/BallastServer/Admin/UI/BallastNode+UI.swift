@@ -275,7 +275,10 @@ extension BallastNode {
         guard let leader = status.leader, let info = transport.knownNodes[leader.rawValue], let api = try? HostPort(parsing: info.api) else {
             throw GRPCStatus(.unavailable, "no leader is known right now; try again in a moment")
         }
-        let client = try await GRPCClient.connect(host: api.host, port: api.port, group: group, logger: logger)
+        var clientConfiguration = GRPCClientConfiguration()
+        clientConfiguration.tls = clientTLS
+        let client = try await GRPCClient.connect(host: api.host, port: api.port, configuration: clientConfiguration,
+                                                  group: group, logger: logger)
         defer { Task { await client.close() } }
         _ = try await client.unary(path, request: request, responseType: Response.self, timeout: .seconds(10))
     }
