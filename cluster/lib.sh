@@ -19,6 +19,14 @@ tls_init() {
   mkdir -p "$TLS_DIR"
   "$certs" ca "$TLS_DIR" ca
   for who in worker operator reader; do "$certs" issue "$TLS_DIR" ca "$who" "$who" --days 30; done
+  # The roles the first leader bootstraps (docs/security.md): a TLS node enforces them.
+  { echo "# identity  role  namespace  [task queue]"
+    echo "operator admin *"
+    echo "worker worker *"
+    echo "reader reader *"
+    # Nodes forward web UI actions to the leader under their own certificate.
+    for n in 1 2 3 4 5 6 7 8 9; do echo "node/$n writer *"; done
+  } >"$TLS_DIR/roles"
 }
 # Issues node N's certificate if it has none.
 tls_node_cert() {
@@ -28,7 +36,7 @@ tls_node_cert() {
 tls_server_flags() {
   tls_on || return 0
   tls_node_cert "$1"
-  echo --tls-cert "$TLS_DIR/node-$1.crt" --tls-key "$TLS_DIR/node-$1.key" --tls-ca "$TLS_DIR/ca.crt"
+  echo --tls-cert "$TLS_DIR/node-$1.crt" --tls-key "$TLS_DIR/node-$1.key" --tls-ca "$TLS_DIR/ca.crt" --roles "$TLS_DIR/roles"
 }
 if tls_on; then
   export BALLAST_TLS_CA="${BALLAST_TLS_CA:-$TLS_DIR/ca.crt}"

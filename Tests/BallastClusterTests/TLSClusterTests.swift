@@ -154,10 +154,35 @@ struct TLSClusterTests {
         let parent = NSTemporaryDirectory() + "ballast-tls-cluster-\(UUID().uuidString.prefix(8))"
         let certificates = try TLSClusterCertificates(in: parent)
         for id in 1 ... 3 { try certificates.installNode(id, from: "node-\(id)-v1") }
-        let cluster = try ProcessCluster(size: 3, extraArguments: ["--tls-reload-interval-ms", "200"],
+        // TLS turns authorization on: the operator may do everything.
+        try "operator admin *\n".write(toFile: certificates.path("roles"), atomically: true, encoding: .utf8)
+        let cluster = try ProcessCluster(size: 3, extraArguments: ["--tls-reload-interval-ms", "200", "--roles", certificates.path("roles")],
                                          nodeArguments: { certificates.serverFlags($0) },
                                          adminTLS: certificates.client("operator"))
         return (cluster, certificates)
+    }
+
+    /// Waits until the operator may start workflows (the first leader bootstraps the roles file).
+    static func waitForRoles(_ cluster: ProcessCluster, leader: Int, _ certificates: TLSClusterCertificates) async throws {
+        var configuration = GRPCClientConfiguration()
+        configuration.tls = certificates.client("operator")
+        let client = try await GRPCClient.connect(host: "127.0.0.1", port: cluster.nodes[leader]!.apiPort, configuration: configuration)
+        defer { Task { await client.close() } }
+        let deadline = ContinuousClock.now + .seconds(15)
+        while true {
+            var request = Ballast_V1_StartWorkflowRequest()
+            request.workflowID = "roles-probe"
+            request.workflowType.name = "Transfer"
+            request.taskQueue = "payments"
+            request.requestID = "roles-probe"
+            do {
+                let _: Ballast_V1_StartWorkflowResponse = try await client.unary(BallastMethod.Workflow.start, request: request,
+                                                                                 timeout: .seconds(5))
+                return
+            } catch let status as GRPCStatus where status.code == .permissionDenied && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
     }
 
     func log(_ cluster: ProcessCluster, _ id: Int) -> String {
@@ -172,6 +197,7 @@ struct TLSClusterTests {
             try? FileManager.default.removeItem(atPath: (certificates.directory as NSString).deletingLastPathComponent)
         }
         let leader = try await cluster.waitForLeader()
+        try await Self.waitForRoles(cluster, leader: leader, certificates)
         let termBefore = try #require(await cluster.view(from: leader)?.members.first { $0.id == "\(leader)" }?.term)
         let load = TLSLoad()
         load.start(port: cluster.nodes[leader]!.apiPort, tls: certificates.client("operator"), prefix: "good")
@@ -240,6 +266,7 @@ struct TLSClusterTests {
             try? FileManager.default.removeItem(atPath: (certificates.directory as NSString).deletingLastPathComponent)
         }
         let leader = try await cluster.waitForLeader()
+        try await Self.waitForRoles(cluster, leader: leader, certificates)
         let steady = TLSLoad()
         steady.start(port: cluster.nodes[leader]!.apiPort, tls: certificates.client("operator"), prefix: "steady",
                      newConnectionEvery: Int.max)
