@@ -81,6 +81,9 @@ struct UITests {
         #expect(html.contains("value=\"tok&quot;en\""))
         #expect(html.contains("name=\"admin_token\""), "the token field shows when a token is configured")
         #expect(html.contains("action=\"/workflows/%3Cscript%3Ealert%281%29%3C%2Fscript%3E%22%27%3E%3Cimg%20src%3Dx%20onerror%3Dalert%282%29%3E%26amp%3B%00/run-1/cancel\""))
+        var refused = page
+        refused.actionsRefusal = "this node enforces authorization"
+        #expect(!refused.render().contains("<form class=\"card\"") && refused.render().contains("Actions are off"))
         var input = Ballast_V1_Payloads()
         input.payloads = [encrypted]
         #expect(UIPages.payloadBlock(input, id: "x").contains("encoded (binary/encrypted, 3 bytes)"))
@@ -114,8 +117,8 @@ struct UITests {
         #expect(throws: UIRequestError.self) { try UIRequests.action("reset", form: base) }
         let signal = try UIRequests.action("signal", form: base.merging(["name": "approve", "input": "true"]) { $1 })
         #expect(signal.kind == .signal(name: "approve", input: "true"))
-        #expect(UIRequests.operatorIdentity(name: "ann", remoteAddress: "10.0.0.9") == "web-ui:ann@10.0.0.9")
-        #expect(UIRequests.operatorIdentity(name: "", remoteAddress: nil) == "web-ui@unknown")
+        #expect(UIRequests.operatorIdentity(name: "ann", remoteAddress: "10.0.0.9") == "web-ui:ann@10.0.0.9 (unverified)")
+        #expect(UIRequests.operatorIdentity(name: "", remoteAddress: nil) == "web-ui@unknown (unverified)")
     }
 
     @Test("CSRF: the page's token and a same-origin Origin or Referer are required; another origin is refused")
@@ -146,6 +149,10 @@ struct UITests {
         #expect(!AdminAuthorization.isAuthorized(headers: HTTPHeaders(), form: ["admin_token": String(token.dropLast())], token: token))
         #expect(AdminAuthorization.hasValidBearer(headers: HTTPHeaders([("authorization", "bearer \(token)")]), token: token))
         #expect(!AdminAuthorization.hasValidBearer(headers: HTTPHeaders([("authorization", "Bearer \(token)")]), token: nil))
+        #expect(AdminAuthorization.actionsRefusal(enforcingAuthorization: false, token: nil) == nil)
+        #expect(AdminAuthorization.actionsRefusal(enforcingAuthorization: true, token: token) == nil)
+        #expect(AdminAuthorization.actionsRefusal(enforcingAuthorization: true, token: nil) != nil,
+                "a node that checks roles on its API must not let the admin port act without a token")
         #expect(AdminAuthorization.constantTimeEquals([], []))
         #expect(!AdminAuthorization.constantTimeEquals([1], [1, 0]))
         #expect(!AdminAuthorization.constantTimeEquals([1, 2], [1, 3]))

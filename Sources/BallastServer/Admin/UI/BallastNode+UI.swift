@@ -165,7 +165,9 @@ extension BallastNode {
             try engine.describe(namespace: "", execution: execution)
         }
         var page = UIDetailPage(description: description, events: [], eventsTruncated: false, historyError: nil,
-                                csrfToken: UIRequests.csrfToken, tokenRequired: !(configuration.adminToken ?? "").isEmpty)
+                                csrfToken: UIRequests.csrfToken, tokenRequired: !(configuration.adminToken ?? "").isEmpty,
+                                actionsRefusal: AdminAuthorization.actionsRefusal(
+                                    enforcingAuthorization: configuration.security.enforceAuthorization, token: configuration.adminToken))
         do {
             let target = HistoryTarget(execution: description.info.execution, length: description.info.historyLength,
                                        status: description.info.status)
@@ -210,8 +212,11 @@ extension BallastNode {
     private func uiAction(_ request: AdminRequest, execution: Ballast_V1_WorkflowExecution, name: String,
                           banner: UIBanner) async -> AdminResponse {
         do {
-            let form = try UIRequests.form(request.body, contentType: request.headers.first(name: "content-type"))
             let token = configuration.adminToken
+            if let refusal = AdminAuthorization.actionsRefusal(enforcingAuthorization: configuration.security.enforceAuthorization, token: token) {
+                throw UIRequestError(status: .forbidden, message: refusal)
+            }
+            let form = try UIRequests.form(request.body, contentType: request.headers.first(name: "content-type"))
             if !AdminAuthorization.hasValidBearer(headers: request.headers, token: token) {
                 try UIRequests.checkSameOrigin(headers: request.headers, form: form)
             }

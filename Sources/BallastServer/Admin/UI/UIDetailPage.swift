@@ -14,6 +14,8 @@ struct UIDetailPage: Sendable {
     var csrfToken: String
     /// Whether the actions need the admin token.
     var tokenRequired: Bool
+    /// Why actions are refused on this node, if they are (shown instead of the forms).
+    var actionsRefusal: String? = nil
 
     var info: Ballast_V1_WorkflowExecutionInfo { description.info }
     var path: String { HTML.workflowPath(info.execution.workflowID, info.execution.runID) }
@@ -173,6 +175,7 @@ struct UIDetailPage: Sendable {
     // MARK: actions
 
     func actions() -> String {
+        if let actionsRefusal { return "<h2>Actions</h2>" + UIPages.notice(UINotice(kind: .info, text: "Actions are off: " + actionsRefusal + ".")) }
         func form(_ action: String, title: String, button: String, danger: Bool, extra: String, confirm: String) -> String {
             let token = tokenRequired
                 ? "<label for=\"\(action)-token\">Admin token</label><input type=\"password\" id=\"\(action)-token\" name=\"admin_token\" required autocomplete=\"off\">"

@@ -1,3 +1,4 @@
+import BallastEngine
 import BallastProto
 import BallastWire
 import Foundation
@@ -136,9 +137,11 @@ enum UIRequests {
         }
     }
 
-    /// The identity an operator action is recorded with: `web-ui[:name]@address`.
+    /// The identity an operator action is recorded with: `web-ui[:name]@address (unverified)` —
+    /// the name is what the operator typed, so it is marked like any claimed identity
+    /// (docs/security.md) until admin tokens are bound to identities.
     static func operatorIdentity(name: String, remoteAddress: String?) -> String {
-        "web-ui" + (name.isEmpty ? "" : ":" + name) + "@" + (remoteAddress ?? "unknown")
+        CallerIdentity.unverified("web-ui" + (name.isEmpty ? "" : ":" + name) + "@" + (remoteAddress ?? "unknown"))
     }
 
     /// A JSON text as one payload with `json/plain` encoding (what the SDK's converter writes).
@@ -178,6 +181,14 @@ public enum AdminAuthorization {
             difference |= UInt64(a ^ b)
         }
         return difference == 0
+    }
+
+    /// Why the UI refuses every action, if it does: a node that enforces authorization on its API
+    /// (verified certificates and roles) must not let the admin port act without a token, since
+    /// UI actions are proposed by the node itself and bypass the API's role check.
+    public static func actionsRefusal(enforcingAuthorization: Bool, token configured: String?) -> String? {
+        guard enforcingAuthorization, (configured ?? "").isEmpty else { return nil }
+        return "this node enforces authorization on its API; actions from the web UI need --admin-token"
     }
 
     /// Whether the request presents a valid bearer token (such callers are scripts, not browsers: no CSRF token needed).
