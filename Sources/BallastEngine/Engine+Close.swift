@@ -42,6 +42,7 @@ extension WorkflowEngine {
     /// Keeps a closed run's summary until retention, evicting the oldest beyond the limit.
     private mutating func rememberClosed(_ summary: ClosedRun, _ context: inout ApplyContext) {
         closed[summary.key.runId] = summary
+        indexClosed(summary)
         closedOrder.append(summary.key.runId)
         var request = Ballast_V1_RetentionExpiredRequest()
         request.namespace = summary.key.namespace

@@ -119,7 +119,7 @@ extension WorkflowEngine {
         return DueTimer(dueTimeUnixNanos: timer.fireTime, run: key, payload: .timerFired(request))
     }
 
-    private func upsertSearchAttributes(
+    private mutating func upsertSearchAttributes(
         _ attributes: Ballast_V1_SearchAttributes, run: inout RunState, completedEventId: Int64, _ context: inout ApplyContext
     ) {
         var event = Ballast_V1_UpsertWorkflowSearchAttributesEventAttributes()
@@ -133,6 +133,7 @@ extension WorkflowEngine {
                 run.searchAttributes.indexedFields[name] = value
             }
         }
+        indexAttributes(run)
     }
 
     private func continueAsNew(

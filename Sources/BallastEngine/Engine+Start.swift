@@ -162,6 +162,7 @@ extension WorkflowEngine {
         if let timer = executionTimeoutTimer(run) { context.arm(timer) }
         currentRuns[WorkflowKey(namespace: key.namespace, workflowId: key.workflowId)] = key.runId
         runs[key.runId] = run
+        indexStarted(run)
         return key
     }
 

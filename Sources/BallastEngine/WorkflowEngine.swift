@@ -4,8 +4,8 @@ import BallastProto
 public struct WorkflowEngine: Sendable {
     /// The name of the namespace that always exists.
     public static let defaultNamespace = "default"
-    /// Retention of closed runs when a namespace does not set one (72 hours).
-    public static let defaultRetentionNanos: Int64 = 72 * 3_600 * 1_000_000_000
+    /// Retention of closed runs (their visibility rows and histories) when a namespace does not set one (7 days).
+    public static let defaultRetentionNanos: Int64 = 7 * 24 * 3_600 * 1_000_000_000
     /// Workflow task start-to-close when the start request does not set one (10 seconds).
     public static let defaultWorkflowTaskTimeoutNanos: Int64 = 10 * 1_000_000_000
     /// Upper bound of a workflow task timeout (120 seconds, as Temporal).
@@ -28,6 +28,8 @@ public struct WorkflowEngine: Sendable {
     /// Role bindings and the audit log (Security/).
     var security = SecurityState()
     var securityRevision: UInt64 = 0
+    /// List/Count indexes over open and remembered closed runs (Visibility/).
+    var visibility = VisibilityIndex()
 
     /// Creates an empty engine holding only the `default` namespace.
     public init(limits: EngineLimits = EngineLimits()) {

@@ -198,7 +198,7 @@ struct HistoryAPITests {
         await single.stop()
     }
 
-    @Test func listAndCountFilterPageAndRejectWhatTheyCannotHonour() async throws {
+    @Test func listAndCountFilterPageAndRejectBadQueries() async throws {
         let single = try await SingleNode()
         let client = try await single.client()
         for number in 0..<5 {
@@ -235,8 +235,16 @@ struct HistoryAPITests {
         let one: Ballast_V1_CountWorkflowExecutionsResponse = try await client.unary(BallastMethod.Workflow.count, request: count)
         #expect(one.count == 1)
 
-        for query in ["WorkflowType = 'Transfer' OR WorkflowType = 'Refund'", "WorkflowType != 'x'", "(WorkflowType = 'x')",
-                      "ExecutionStatus = 'Sleeping'", "StartTime > 'yesterday'", "WorkflowType = 'unterminated"] {
+        count.query = "(WorkflowType = 'Transfer' OR WorkflowType = 'Refund') AND NOT ExecutionStatus = 'Terminated'"
+        let grouped: Ballast_V1_CountWorkflowExecutionsResponse = try await client.unary(BallastMethod.Workflow.count, request: count)
+        #expect(grouped.count == 4)
+        #expect(grouped.statusCounts.map(\.status) == [.running] && grouped.statusCounts.map(\.count) == [4])
+        count.query = ""
+        let all: Ballast_V1_CountWorkflowExecutionsResponse = try await client.unary(BallastMethod.Workflow.count, request: count)
+        #expect(all.statusCounts.map(\.status) == [.running, .terminated] && all.statusCounts.map(\.count) == [4, 1])
+
+        for (query, column) in [("ExecutionStatus = 'Sleeping'", 19), ("StartTime > 'yesterday'", 13),
+                                ("WorkflowType = 'unterminated", 16), ("WorkflowType = 'x' OR", 22), ("NoSuchAttribute = 1", 1)] {
             var bad = Ballast_V1_CountWorkflowExecutionsRequest()
             bad.query = query
             do {
@@ -244,7 +252,16 @@ struct HistoryAPITests {
                 Issue.record("query \(query) must be refused")
             } catch let status as GRPCStatus {
                 #expect(status.code == .invalidArgument, "\(query)")
+                #expect(status.message.contains("column \(column)"), "\(query): \(status.message)")
             }
+        }
+        var badToken = Ballast_V1_ListWorkflowExecutionsRequest()
+        badToken.nextPageToken = Data([1, 2, 3])
+        do {
+            let _: Ballast_V1_ListWorkflowExecutionsResponse = try await client.unary(BallastMethod.Workflow.list, request: badToken)
+            Issue.record("a garbage page token must be refused")
+        } catch let status as GRPCStatus {
+            #expect(status.code == .invalidArgument)
         }
         await client.close()
         await single.stop()

@@ -1022,7 +1022,7 @@ public nonisolated struct Ballast_V1_RegisterNamespaceRequest: Sendable {
 
   public var description_p: String = String()
 
-  /// How long closed runs' histories are kept (0: 72 h).
+  /// How long closed runs (visibility rows and histories) are kept (0: 7 days).
   public var workflowExecutionRetentionNanos: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -2245,6 +2245,10 @@ public nonisolated struct Ballast_V1_EngineSnapshot: Sendable {
   public var hasSecurity: Bool {self._security != nil}
   /// Clears the value of `security`. Subsequent reads from it will return its default value.
   public mutating func clearSecurity() {self._security = nil}
+
+  /// Hash of the visibility index (rebuilt from runs and closed_runs on restore and checked
+  /// against this; 0 in snapshots written before the index existed).
+  public var visibilityIndexHash: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -6071,7 +6075,7 @@ nonisolated extension Ballast_V1_SnapshotCurrentRun: SwiftProtobuf.Message, Swif
 
 nonisolated extension Ballast_V1_EngineSnapshot: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EngineSnapshot"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{3}last_applied_index\0\u{3}clock_unix_nanos\0\u{3}next_task_sequence\0\u{1}namespaces\0\u{1}runs\0\u{3}closed_runs\0\u{3}current_runs\0\u{2}\u{c}security\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{3}last_applied_index\0\u{3}clock_unix_nanos\0\u{3}next_task_sequence\0\u{1}namespaces\0\u{1}runs\0\u{3}closed_runs\0\u{3}current_runs\0\u{3}visibility_index_hash\0\u{2}\u{b}security\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6087,6 +6091,7 @@ nonisolated extension Ballast_V1_EngineSnapshot: SwiftProtobuf.Message, SwiftPro
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.runs) }()
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.closedRuns) }()
       case 8: try { try decoder.decodeRepeatedMessageField(value: &self.currentRuns) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.visibilityIndexHash) }()
       case 20: try { try decoder.decodeSingularMessageField(value: &self._security) }()
       default: break
       }
@@ -6122,6 +6127,9 @@ nonisolated extension Ballast_V1_EngineSnapshot: SwiftProtobuf.Message, SwiftPro
     if !self.currentRuns.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.currentRuns, fieldNumber: 8)
     }
+    if self.visibilityIndexHash != 0 {
+      try visitor.visitSingularUInt64Field(value: self.visibilityIndexHash, fieldNumber: 9)
+    }
     try { if let v = self._security {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
     } }()
@@ -6138,6 +6146,7 @@ nonisolated extension Ballast_V1_EngineSnapshot: SwiftProtobuf.Message, SwiftPro
     if lhs.closedRuns != rhs.closedRuns {return false}
     if lhs.currentRuns != rhs.currentRuns {return false}
     if lhs._security != rhs._security {return false}
+    if lhs.visibilityIndexHash != rhs.visibilityIndexHash {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -182,8 +182,9 @@ public nonisolated struct Ballast_V1_ListWorkflowExecutionsRequest: Sendable {
   /// Clears the value of `filter`. Subsequent reads from it will return its default value.
   public mutating func clearFilter() {self._filter = nil}
 
-  /// Optional Temporal-style visibility query (e.g. "WorkflowType = 'Transfer' AND
-  /// ExecutionStatus = 'Running'"), ANDed with `filter`; INVALID_ARGUMENT if it cannot be parsed.
+  /// Optional visibility query (e.g. "WorkflowType = 'Transfer' AND ExecutionStatus = 'Running'
+  /// ORDER BY StartTime DESC", see docs/protocol.md), ANDed with `filter`; INVALID_ARGUMENT naming
+  /// the column if it cannot be parsed or typed.
   public var query: String = String()
 
   /// Default 100, at most 1000.
@@ -203,7 +204,7 @@ public nonisolated struct Ballast_V1_ListWorkflowExecutionsResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Most recently started first.
+  /// In the query's order (default: most recently started first).
   public var executions: [Ballast_V1_WorkflowExecutionInfo] = []
 
   public var nextPageToken: Data = Data()
@@ -242,6 +243,24 @@ public nonisolated struct Ballast_V1_CountWorkflowExecutionsResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  public var count: Int64 = 0
+
+  /// The matching runs per status (statuses without runs left out), by status number.
+  public var statusCounts: [Ballast_V1_WorkflowStatusCount] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// How many runs of one status a Count matched.
+public nonisolated struct Ballast_V1_WorkflowStatusCount: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var status: Ballast_V1_WorkflowExecutionStatus = .unspecified
 
   public var count: Int64 = 0
 
@@ -705,7 +724,7 @@ nonisolated extension Ballast_V1_CountWorkflowExecutionsRequest: SwiftProtobuf.M
 
 nonisolated extension Ballast_V1_CountWorkflowExecutionsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CountWorkflowExecutionsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}count\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}count\0\u{3}status_counts\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -714,6 +733,7 @@ nonisolated extension Ballast_V1_CountWorkflowExecutionsResponse: SwiftProtobuf.
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularInt64Field(value: &self.count) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.statusCounts) }()
       default: break
       }
     }
@@ -723,10 +743,49 @@ nonisolated extension Ballast_V1_CountWorkflowExecutionsResponse: SwiftProtobuf.
     if self.count != 0 {
       try visitor.visitSingularInt64Field(value: self.count, fieldNumber: 1)
     }
+    if !self.statusCounts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.statusCounts, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ballast_V1_CountWorkflowExecutionsResponse, rhs: Ballast_V1_CountWorkflowExecutionsResponse) -> Bool {
+    if lhs.count != rhs.count {return false}
+    if lhs.statusCounts != rhs.statusCounts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballast_V1_WorkflowStatusCount: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WorkflowStatusCount"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.status) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.count) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.status != .unspecified {
+      try visitor.visitSingularEnumField(value: self.status, fieldNumber: 1)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularInt64Field(value: self.count, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballast_V1_WorkflowStatusCount, rhs: Ballast_V1_WorkflowStatusCount) -> Bool {
+    if lhs.status != rhs.status {return false}
     if lhs.count != rhs.count {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

@@ -46,52 +46,6 @@ enum HistoryPages {
         }
     }
 
-    /// A List token: the sort key (start time, run id) of the last run returned.
-    static func listToken(after info: Ballast_V1_WorkflowExecutionInfo) -> [UInt8] {
-        var bytes: [UInt8] = [1]
-        let start = UInt64(bitPattern: info.startTimeUnixNanos)
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: start >> UInt64(shift))) }
-        bytes.append(contentsOf: info.execution.runID.utf8)
-        return bytes
-    }
-
-    /// The sort key in a List token.
-    static func listPosition(_ token: [UInt8]) throws(GRPCStatusError) -> (start: Int64, runId: String)? {
-        guard !token.isEmpty else { return nil }
-        guard token.count >= 9, token[0] == 1, token.count <= 9 + 1_024 else {
-            throw .invalid("next_page_token does not decode; pass back the token the server returned")
-        }
-        let start = token[1..<9].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        return (Int64(bitPattern: start), String(decoding: token[9...], as: UTF8.self))
-    }
-
-    /// One List page out of the engine's runs (newest start first, then by run id).
-    static func listPage(engine: WorkflowEngine, namespace: String, filter: VisibilityFilter, pageSize: Int,
-                         after position: (start: Int64, runId: String)?) -> Ballast_V1_ListWorkflowExecutionsResponse {
-        var engineFilter = filter.listFilter(namespace: namespace)
-        if let position {
-            let upper = min(engineFilter.startTimeRange?.upperBound ?? Int64.max, position.start)
-            let lower = engineFilter.startTimeRange?.lowerBound ?? Int64.min
-            guard lower <= upper else { return Ballast_V1_ListWorkflowExecutionsResponse() }
-            engineFilter.startTimeRange = lower...upper
-        }
-        var response = Ballast_V1_ListWorkflowExecutionsResponse()
-        for info in engine.list(engineFilter) where filter.matches(info) {
-            if let position, info.startTimeUnixNanos == position.start, info.execution.runID <= position.runId { continue }
-            if response.executions.count == pageSize {
-                response.nextPageToken = Data(listToken(after: response.executions[pageSize - 1]))
-                break
-            }
-            response.executions.append(info)
-        }
-        return response
-    }
-
-    /// How many of the engine's runs match.
-    static func count(engine: WorkflowEngine, namespace: String, filter: VisibilityFilter) -> Int64 {
-        Int64(engine.list(filter.listFilter(namespace: namespace)).lazy.filter(filter.matches).count)
-    }
-
     /// The run that continues `event`'s run (continue-as-new, or a retry), if any.
     static func nextRunId(after event: Ballast_V1_HistoryEvent) -> String? {
         let next: String

@@ -68,31 +68,20 @@ extension BallastNode {
         }
     }
 
-    /// ListWorkflowExecutions (the API's handler and the web UI's list both call this).
+    /// ListWorkflowExecutions (the API's handler and the web UI's list both call this): the
+    /// query is parsed here, typed, planned and paged by the engine at the read point.
     func listWorkflows(_ request: Ballast_V1_ListWorkflowExecutionsRequest, stale: Bool) async throws -> Ballast_V1_ListWorkflowExecutionsResponse {
-        let (filter, position, pageSize) = try Self.invalidArgument { () throws(GRPCStatusError) in
-            guard request.pageSize >= 0 else { throw .invalid("page_size must not be negative") }
-            let size = request.pageSize == 0 ? HistoryPages.defaultListPage : min(Int(request.pageSize), HistoryPages.maxListPage)
-            return (try VisibilityFilter(filter: request.filter, query: request.query),
-                    try HistoryPages.listPosition(Array(request.nextPageToken)), size)
-        }
-        let namespace = request.namespace
-        return try await read(stale: stale) { engine throws(EngineRejection) in
-            HistoryPages.listPage(engine: engine, namespace: namespace, filter: filter, pageSize: pageSize, after: position)
-        }
+        let visibility = try Self.invalidArgument { () throws(GRPCStatusError) in try VisibilityRequest(list: request) }
+        let result = try await read(stale: stale) { engine throws(EngineRejection) in visibility.page(engine) }
+        return try Self.invalidArgument { () throws(GRPCStatusError) in try result.get() }
     }
 
-    /// CountWorkflowExecutions (the API's handler and the web UI's status counts both call this).
+    /// CountWorkflowExecutions (the API's handler and the web UI's status counts both call
+    /// this): the total and the per-status counts.
     func countWorkflows(_ request: Ballast_V1_CountWorkflowExecutionsRequest, stale: Bool) async throws -> Ballast_V1_CountWorkflowExecutionsResponse {
-        let filter = try Self.invalidArgument { () throws(GRPCStatusError) in
-            try VisibilityFilter(filter: request.filter, query: request.query)
-        }
-        let namespace = request.namespace
-        var response = Ballast_V1_CountWorkflowExecutionsResponse()
-        response.count = try await read(stale: stale) { engine throws(EngineRejection) in
-            HistoryPages.count(engine: engine, namespace: namespace, filter: filter)
-        }
-        return response
+        let visibility = try Self.invalidArgument { () throws(GRPCStatusError) in try VisibilityRequest(count: request) }
+        let result = try await read(stale: stale) { engine throws(EngineRejection) in visibility.count(engine) }
+        return try Self.invalidArgument { () throws(GRPCStatusError) in try result.get() }
     }
 
     /// Resolves the run (its id, history length and status) at the read point.
