@@ -6,7 +6,8 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a benchmark (use a release build: swift build -c release).",
-        subcommands: [RaftBenchCommand.self, EngineBenchCommand.self, WireBenchCommand.self, ClusterBenchCommand.self])
+        subcommands: [RaftBenchCommand.self, EngineBenchCommand.self, WireBenchCommand.self, ClusterBenchCommand.self,
+                      VisibilityBenchCommand.self])
 }
 
 /// Options every benchmark takes.

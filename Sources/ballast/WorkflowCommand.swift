@@ -181,30 +181,42 @@ struct WorkflowShowCommand: AsyncParsableCommand {
 }
 
 struct WorkflowListCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "Runs matching a visibility query, newest first.")
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "Runs matching a visibility query, newest first unless it says ORDER BY.",
+        discussion: """
+            The query language (docs/protocol.md): comparisons =, !=, <, <=, >, >=, IN (…), BETWEEN … AND …, \
+            STARTS_WITH, IS [NOT] NULL, joined by AND, OR, NOT and parentheses, over WorkflowId, RunId, \
+            WorkflowType, ExecutionStatus, TaskQueue, StartTime, CloseTime, ExecutionDuration and the \
+            namespace's search attributes; then ORDER BY StartTime|CloseTime [ASC|DESC]. Example: \
+            "WorkflowType = 'Transfer' AND ExecutionStatus = 'Running' AND StartTime > '2026-11-24T00:00:00Z'".
+            """)
     @OptionGroup var client: WorkflowClientOptions
     @Option(name: [.customLong("query"), .customShort("q")], help: "Visibility query, e.g. \"WorkflowType = 'Transfer' AND ExecutionStatus = 'Running'\".")
     var query = ""
-    @Option(help: "At most this many runs.") var limit = 100
+    @Option(help: "Runs asked per call (1-1000).") var pageSize = 100
+    @Option(help: "At most this many runs in all.") var limit = 100
 
     func run() async throws {
         guard (1 ... 100_000).contains(limit) else { throw ValidationError("--limit must be 1-100000") }
+        guard (1 ... 1_000).contains(pageSize) else { throw ValidationError("--page-size must be 1-1000") }
         try await withWorkflowClient(client) { client in
-            let runs = try await client.list(query: query, pageSize: Int32(min(limit, 1000)), limit: limit)
+            let runs = try await client.list(query: query, pageSize: Int32(pageSize), limit: limit)
             print(try WorkflowText.list(runs, json: self.client.json))
         }
     }
 }
 
 struct WorkflowCountCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "count", abstract: "How many runs match a visibility query.")
+    static let configuration = CommandConfiguration(
+        commandName: "count", abstract: "How many runs match a visibility query (--json adds the count per status).")
     @OptionGroup var client: WorkflowClientOptions
-    @Option(name: [.customLong("query"), .customShort("q")], help: "Visibility query.") var query = ""
+    @Option(name: [.customLong("query"), .customShort("q")], help: "Visibility query (ORDER BY is ignored).") var query = ""
+    @Flag(help: "Also print the count of each status.") var byStatus = false
 
     func run() async throws {
         try await withWorkflowClient(client) { client in
-            let count = try await client.count(query: query)
-            print(self.client.json ? JSONLine.object(["count": .int(count)]) : "\(count)")
+            let response = try await client.countByStatus(query: query)
+            print(WorkflowText.count(response, json: self.client.json, byStatus: byStatus))
         }
     }
 }

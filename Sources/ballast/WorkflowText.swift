@@ -104,6 +104,18 @@ enum WorkflowText {
         return lines.joined(separator: "\n")
     }
 
+    /// Count's answer: the number (and each status on its own line with `byStatus`); JSON
+    /// `{"count": N, "statuses": {"Running": n, …}}`.
+    static func count(_ response: Ballast_V1_CountWorkflowExecutionsResponse, json: Bool, byStatus: Bool) -> String {
+        let groups = response.statusCounts.map { (WorkflowStatusName.text($0.status), $0.count) }
+        if json {
+            let statuses = JSONLine.object(Dictionary(groups.map { ($0.0, JSONLine.Value.int($0.1)) }, uniquingKeysWith: { first, _ in first }))
+            return JSONLine.object(["count": .int(response.count), "statuses": .raw(statuses)])
+        }
+        guard byStatus else { return "\(response.count)" }
+        return (["\(response.count)"] + groups.map { "\($0.0.padding(toLength: 17, withPad: " ", startingAt: 0)) \($0.1)" }).joined(separator: "\n")
+    }
+
     static func result(_ closed: Ballast_V1_WaitWorkflowExecutionClosedResponse, json: Bool) -> String {
         let status = WorkflowStatusName.text(closed.status)
         var value = ""

@@ -47,7 +47,12 @@ extension BallastClient {
         while runs.count < limit {
             let page = try await call(BallastMethod.Workflow.list, request, as: Ballast_V1_ListWorkflowExecutionsResponse.self)
             runs.append(contentsOf: page.executions.prefix(limit - runs.count))
-            if page.nextPageToken.isEmpty || page.executions.isEmpty { break }
+            // A page may be short or empty and still have a token: the server bounds the rows
+            // one call reads, so a query no index serves continues on the next call.
+            if page.nextPageToken.isEmpty { break }
+            guard page.nextPageToken != request.nextPageToken else {
+                throw .malformedResponse("the server repeated a list page token")
+            }
             request.nextPageToken = page.nextPageToken
         }
         return runs
@@ -61,6 +66,16 @@ extension BallastClient {
         request.filter = filter
         request.query = query
         return try await call(BallastMethod.Workflow.count, request, as: Ballast_V1_CountWorkflowExecutionsResponse.self).count
+    }
+
+    /// How many runs match, in total and per status (`status_counts`).
+    public func countByStatus(filter: Ballast_V1_WorkflowExecutionFilter = Ballast_V1_WorkflowExecutionFilter(),
+                              query: String = "") async throws(BallastClientError) -> Ballast_V1_CountWorkflowExecutionsResponse {
+        var request = Ballast_V1_CountWorkflowExecutionsRequest()
+        request.namespace = options.namespace
+        request.filter = filter
+        request.query = query
+        return try await call(BallastMethod.Workflow.count, request, as: Ballast_V1_CountWorkflowExecutionsResponse.self)
     }
 
     /// Runs query `queryType` on a worker against the run's state; the encoded answer.
