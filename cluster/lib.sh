@@ -23,6 +23,8 @@ tls_init() {
   { echo "# identity  role  namespace  [task queue]"
     echo "operator admin *"
     echo "worker worker *"
+    # The transfers worker registers the example's search attributes when it starts.
+    echo "worker admin default"
     echo "reader reader *"
     # Nodes forward web UI actions to the leader under their own certificate.
     for n in 1 2 3 4 5 6 7 8 9; do echo "node/$n writer *"; done
