@@ -34,11 +34,14 @@ struct ChaosCommand: AsyncParsableCommand {
     var quiescence = "90s"
     @Option(help: "Log level of the nodes.") var logLevel = "info"
     @Option(help: "Transfers in flight in the main load.") var concurrency = 8
+    @Option(help: "The nodes' --snapshot-threshold-bytes (small, so restarts replay little and snapshots are sent).")
+    var snapshotThresholdBytes = 4 << 20
 
     func validate() throws {
         guard nodes == 3 || nodes == 5 else { throw ValidationError("--nodes must be 3 or 5") }
         guard (1 ... 16).contains(workers) else { throw ValidationError("--workers must be 1…16") }
         guard (1 ... 1000).contains(concurrency) else { throw ValidationError("--concurrency must be 1…1000") }
+        guard snapshotThresholdBytes >= 64 * 1024 else { throw ValidationError("--snapshot-threshold-bytes must be at least 65536") }
         _ = try Self.parseDuration(duration, flag: "--duration")
         _ = try Self.parseDuration(quiescence, flag: "--quiescence")
         if let faults, case .failure(let error) = FaultKind.parseList(faults) { throw ValidationError("--faults: \(error)") }
@@ -82,6 +85,7 @@ struct ChaosCommand: AsyncParsableCommand {
         configuration.quiescenceDeadline = try Self.parseDuration(quiescence, flag: "--quiescence")
         configuration.nodeLogLevel = logLevel
         configuration.load.concurrency = concurrency
+        configuration.snapshotThresholdBytes = snapshotThresholdBytes
         if let faults { configuration.faults = try FaultKind.parseList(faults).get() }
         return configuration
     }

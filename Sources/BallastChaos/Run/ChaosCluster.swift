@@ -112,6 +112,29 @@ public final class ChaosCluster: Sendable {
         return try? decoder.decode(Probe.self, from: Data(body))
     }
 
+    /// Whether node `node` answers `/readyz` with 200: it knows a leader and has applied what it
+    /// knows is committed (a restarted node replaying its log is not ready).
+    public func isReady(_ node: Int, timeout: Duration = .milliseconds(500)) async -> Bool {
+        guard isRunning(node), let port = ports[node]?.admin,
+              let (code, _) = try? await AdminHTTPClient.get(host: "127.0.0.1", port: port, path: "/readyz",
+                                                             timeout: timeout, group: group) else { return false }
+        return code == 200
+    }
+
+    /// Waits until every node outside `excluding` is ready; returns those still not ready at the deadline.
+    public func waitUntilReady(excluding: Set<Int>, timeout: Duration) async -> [Int] {
+        let deadline = ContinuousClock.now + timeout
+        var pending = nodes.filter { !excluding.contains($0) }
+        repeat {
+            var still: [Int] = []
+            for node in pending where !(await isReady(node)) { still.append(node) }
+            pending = still
+            if pending.isEmpty { return [] }
+            try? await Task.sleep(for: .milliseconds(200))
+        } while ContinuousClock.now < deadline
+        return pending
+    }
+
     /// The leader as the nodes outside `excluding` see it: the node among them that reports itself
     /// leader in the highest term. Nil if none does within `timeout`.
     public func leader(excluding: Set<Int> = [], timeout: Duration) async -> Int? {

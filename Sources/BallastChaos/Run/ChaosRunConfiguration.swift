@@ -17,6 +17,12 @@ public struct ChaosRunConfiguration: Sendable {
     public var startupTimeout: Duration = .seconds(60)
     /// After healing: how long the load may take to close its transfers, and the checker's deadline.
     public var quiescenceDeadline = ChaosDefaults.quiescenceDeadline
+    /// The nodes' `--snapshot-threshold-bytes`: a restarted node replays the log written since its
+    /// last snapshot, so the default 64 MiB would make each restart late in a run take minutes
+    /// (debug build, loaded machine) and would rarely exercise snapshot catch-up.
+    public var snapshotThresholdBytes = 4 << 20
+    /// How long a node fault waits for earlier faults' nodes to be ready before it is skipped.
+    public var recoveryWait: Duration = .seconds(30)
     public var load = ChaosWorkload.LoadOptions()
 
     /// A configuration with the defaults above.

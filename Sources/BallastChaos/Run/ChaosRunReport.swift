@@ -14,6 +14,10 @@ public struct ChaosRunReport: Sendable {
     public var check: ChaosCheckReport?
     /// What went wrong outside the invariants (each makes the run fail).
     public var problems: [String]
+    /// Node faults skipped because a node had not recovered from earlier ones, by kind.
+    public var skippedByKind: [FaultKind: Int] = [:]
+    /// What happened that is worth knowing but breaks nothing (a worker that gave up and was restarted).
+    public var notes: [String] = []
 
     /// A report with every field given.
     public init(seed: UInt64, nodes: Int, durationSeconds: Double, workers: Int, directory: String,
@@ -43,6 +47,10 @@ public struct ChaosRunReport: Sendable {
             row("  " + kind.rawValue, String(faultsByKind[kind] ?? 0))
         }
         row("  total", String(faultsByKind.values.reduce(0, +)))
+        if !skippedByKind.isEmpty {
+            let skipped = skippedByKind.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue) \($0.value)" }
+            row("  skipped (node recovering)", skipped.joined(separator: ", "))
+        }
         if let check {
             row("workflows", "\(check.workflows) (completed \(check.completed), compensated \(check.compensated))")
             row("history events", String(check.events))
@@ -58,6 +66,10 @@ public struct ChaosRunReport: Sendable {
         } else {
             row("invariants", "NOT CHECKED (the checker did not run)")
         }
+        if !notes.isEmpty {
+            row("notes", String(notes.count))
+            for note in notes.prefix(20) { lines.append("    \(note)") }
+        }
         row("problems", String(problems.count))
         for problem in problems { lines.append("    \(problem)") }
         lines.append("result: \(passed ? "PASS" : "FAIL") — reproduce the schedule with --seed \(seed) --nodes \(nodes) "
@@ -70,7 +82,8 @@ public struct ChaosRunReport: Sendable {
         var object: [String: Any] = [
             "seed": seed, "nodes": nodes, "duration_s": durationSeconds, "workers": workers, "directory": directory,
             "faults": Dictionary(uniqueKeysWithValues: FaultKind.allCases.map { ($0.rawValue, faultsByKind[$0] ?? 0) }),
-            "problems": problems, "passed": passed,
+            "problems": problems, "passed": passed, "notes": notes,
+            "skipped": Dictionary(uniqueKeysWithValues: skippedByKind.map { ($0.key.rawValue, $0.value) }),
         ]
         if let check {
             object["workflows"] = check.workflows

@@ -18,9 +18,13 @@ public final class ChaosRunner: Sendable {
         var faults: FaultState
         var appliedLinks: [Link: LinkFaults] = [:]
         var injected: [FaultKind: Int] = [:]
+        var skipped: [FaultKind: Int] = [:]
+        var notes: [String] = []
         var problems: [String] = []
         var reportedExits: Set<String> = []
         var start: ContinuousClock.Instant = .now
+        /// How much later than scheduled the rest of the schedule runs (recovery waits).
+        var delay: Duration = .zero
     }
 
     /// A run of `configuration` (whose schedule parameters must be valid).
@@ -75,7 +79,9 @@ public final class ChaosRunner: Sendable {
                                              logger: logger)
         let peerAddresses = Dictionary(uniqueKeysWithValues: ports.keys.map { ($0, mesh.peerAddressArgument(for: $0)) })
         let cluster = ChaosCluster(binary: configuration.ballastBinary, directory: configuration.directory, ports: ports,
-                                   peerAddresses: peerAddresses, logLevel: configuration.nodeLogLevel, group: group)
+                                   peerAddresses: peerAddresses, logLevel: configuration.nodeLogLevel,
+                                   extraServerArguments: ["--snapshot-threshold-bytes", String(configuration.snapshotThresholdBytes)],
+                                   group: group)
         let setup = Setup(mesh: mesh, cluster: cluster,
                           workload: ChaosWorkload(binary: configuration.transfersBinary, directory: configuration.directory,
                                                   apiEndpoints: cluster.apiEndpoints, logLevel: configuration.clientLogLevel))
@@ -97,18 +103,20 @@ public final class ChaosRunner: Sendable {
         let start = ContinuousClock.now
         state.withLock { $0.start = start }
         for action in schedule.actions {
-            try await Task.sleep(until: start + .milliseconds(action.atMilliseconds), clock: .continuous)
+            let delay = state.withLock { $0.delay }
+            try await Task.sleep(until: start + .milliseconds(action.atMilliseconds) + delay, clock: .continuous)
             noteUnexpectedExits(setup)
             switch action.step {
             case .inject: await inject(action.fault, setup)
             case .heal: await heal(action.fault.id, setup)
             }
         }
-        try await Task.sleep(until: start + configuration.duration, clock: .continuous)
+        try await Task.sleep(until: start + configuration.duration + state.withLock { $0.delay }, clock: .continuous)
         noteUnexpectedExits(setup)
     }
 
     private func inject(_ fault: ScheduledFault, _ setup: Setup) async {
+        if fault.disruptsNodes, !(await nodesRecovered(before: fault, setup)) { return }
         var leader: Int?
         if fault.kind == .killLeader || fault.kind == .isolateLeader {
             let disrupted = state.withLock { $0.faults.disrupted }
@@ -130,6 +138,34 @@ public final class ChaosRunner: Sendable {
         case .links: await applyLinks(setup)
         case .killWorker(let worker): await setup.workload.killWorker(worker)
         }
+    }
+
+    /// A node still replaying its log after a restart is as good as down: a node fault injected
+    /// now could leave no quorum. So a node fault first waits (up to `recoveryWait`) for every node
+    /// that no fault in force disrupts to be ready, and is skipped (logged, counted) if one is not.
+    private func nodesRecovered(before fault: ScheduledFault, _ setup: Setup) async -> Bool {
+        let (disrupted, delay) = state.withLock { ($0.faults.disrupted, $0.delay) }
+        // The schedule may run late by at most a quarter of its duration (then faults are skipped
+        // instead), so a run's length stays bounded.
+        let wait = min(configuration.recoveryWait, max(.zero, configuration.duration / 4 - delay))
+        let waitStart = ContinuousClock.now
+        let lagging = await setup.cluster.waitUntilReady(excluding: disrupted, timeout: wait)
+        let waited = ContinuousClock.now - waitStart
+        if waited > .milliseconds(500) {
+            state.withLock { $0.delay += waited }
+            log("#\(fault.id) \(fault.kind.rawValue) waited \(Self.seconds(waited)) for the nodes to recover; "
+                + "the rest of the schedule runs that much later")
+        }
+        if lagging.isEmpty { return true }
+        state.withLock { $0.skipped[fault.kind, default: 0] += 1 }
+        log("skip #\(fault.id) \(fault.kind.rawValue): node\(lagging.count == 1 ? "" : "s") "
+            + "\(lagging.map(String.init).joined(separator: ",")) not ready after earlier faults "
+            + "(a node still recovering counts as down)")
+        return false
+    }
+
+    static func seconds(_ duration: Duration) -> String {
+        ChaosSchedule.seconds(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
     }
 
     private func heal(_ id: Int, _ setup: Setup) async {
@@ -189,10 +225,12 @@ public final class ChaosRunner: Sendable {
         for worker in 0 ..< configuration.workerCount {
             do { try setup.workload.startWorker(worker) } catch { problem("could not restart worker \(worker): \(error)") }
         }
-        if let leader = await setup.cluster.waitForAgreedLeader(timeout: .seconds(30)) {
+        let deadline = configuration.quiescenceDeadline
+        if let leader = await setup.cluster.waitForAgreedLeader(timeout: deadline) {
             log("healed: every node follows node \(leader)")
         } else {
-            problem("after healing, the nodes did not agree on a leader within 30 s (logs: \(configuration.directory)/node-*/log)")
+            problem("after healing, the nodes did not agree on a leader within \(Self.seconds(deadline)) "
+                + "(logs: \(configuration.directory)/node-*/log)")
         }
     }
 
@@ -232,10 +270,15 @@ public final class ChaosRunner: Sendable {
             guard state.withLock({ $0.reportedExits.insert(key).inserted }) else { continue }
             problem("node \(node) exited on its own with status \(status); see \(setup.cluster.logPath(node))")
         }
-        for (worker, status, log) in setup.workload.unexpectedWorkerExits {
-            let key = "worker \(worker) \(log)"
+        // A worker that gives up (e.g. its start-up call found no leader before its deadline) is
+        // restarted and noted: the workload's resilience, not a broken invariant.
+        for (worker, status, logPath) in setup.workload.unexpectedWorkerExits {
+            let key = "worker \(worker) \(logPath)"
             guard state.withLock({ $0.reportedExits.insert(key).inserted }) else { continue }
-            problem("worker \(worker) exited on its own with status \(status); see \(log)")
+            let reason = (try? String(contentsOfFile: logPath, encoding: .utf8))?
+                .split(separator: "\n").last { $0.hasPrefix("error:") }.map(String.init) ?? "no error line"
+            note("worker \(worker) exited on its own with status \(status) (\(reason)); see \(logPath); started again")
+            do { try setup.workload.startWorker(worker) } catch { problem("could not restart worker \(worker): \(error)") }
         }
     }
 
@@ -245,17 +288,25 @@ public final class ChaosRunner: Sendable {
         emit("[\(ChaosSchedule.seconds(milliseconds).leftPadded(to: 7))] \(message)")
     }
 
+    private func note(_ message: String) {
+        state.withLock { $0.notes.append(message) }
+        log("note: \(message)")
+    }
+
     private func problem(_ message: String) {
         state.withLock { $0.problems.append(message) }
         log("PROBLEM: \(message)")
     }
 
     private func report(check: ChaosCheckReport?) -> ChaosRunReport {
-        let (injected, problems) = state.withLock { ($0.injected, $0.problems) }
-        return ChaosRunReport(seed: configuration.seed, nodes: configuration.nodeCount,
-                              durationSeconds: Double(configuration.duration.components.seconds),
-                              workers: configuration.workerCount, directory: configuration.directory,
-                              faultsByKind: injected, check: check, problems: problems)
+        let (injected, skipped, notes, problems) = state.withLock { ($0.injected, $0.skipped, $0.notes, $0.problems) }
+        var report = ChaosRunReport(seed: configuration.seed, nodes: configuration.nodeCount,
+                                    durationSeconds: Double(configuration.duration.components.seconds),
+                                    workers: configuration.workerCount, directory: configuration.directory,
+                                    faultsByKind: injected, check: check, problems: problems)
+        report.skippedByKind = skipped
+        report.notes = notes
+        return report
     }
 }
 
