@@ -55,4 +55,20 @@ import Testing
                                    logPath: NSTemporaryDirectory() + "chaos-missing-\(getpid()).log")
         }
     }
+
+    /// The first soak's checker gave up on the ack log of a worker that exited before opening it.
+    @Test func onlyAckLogsThatExistAreChecked() async throws {
+        let directory = NSTemporaryDirectory() + "chaos-acks-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // `/bin/false` stands in for a worker that fails at start, before it opens its ack log.
+        let workload = ChaosWorkload(binary: "/bin/false", directory: directory, apiEndpoints: ["127.0.0.1:1"], logLevel: "warning")
+        try workload.startWorker(0)
+        #expect(await proxyEventually { workload.unexpectedWorkerExits.count == 1 })
+        try Data().write(to: URL(fileURLWithPath: directory + "/worker-1-0.acks.jsonl"))
+        try workload.startWorker(1)
+        #expect(workload.ackLogPaths.count == 2)
+        #expect(workload.existingAckLogPaths == [directory + "/worker-1-0.acks.jsonl"])
+        await workload.killWorkers()
+    }
 }

@@ -250,9 +250,10 @@ public final class ChaosRunner: Sendable {
     private func runChecker(_ setup: Setup) async -> ChaosCheckReport? {
         let check = ChaosCheckConfiguration(apiEndpoints: setup.cluster.apiEndpoints, adminEndpoints: setup.cluster.adminEndpoints,
                                             namespace: "default", ledgerPath: setup.workload.ledgerPath,
-                                            ackLogPaths: setup.workload.ackLogPaths,
+                                            ackLogPaths: setup.workload.existingAckLogPaths,
                                             quiescenceDeadline: configuration.quiescenceDeadline)
-        log("checking the invariants")
+        let missing = setup.workload.ackLogPaths.count - check.ackLogPaths.count
+        log("checking the invariants (\(check.ackLogPaths.count) ack logs\(missing > 0 ? "; \(missing) processes ended before opening theirs" : ""))")
         do {
             return try await ChaosChecker.check(check, logger: logger)
         } catch {

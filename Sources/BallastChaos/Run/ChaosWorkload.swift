@@ -43,8 +43,12 @@ public final class ChaosWorkload: Sendable {
         self.ledgerPath = directory + "/ledger.sqlite"
     }
 
-    /// Every ack log written so far (workers' incarnations and the loads).
+    /// Every ack log of a process started so far (workers' incarnations and the loads).
     public var ackLogPaths: [String] { ackLogs.withLock { $0 } }
+
+    /// The ack logs that exist: a process killed or failed before it opened its ack log leaves
+    /// none, and acknowledged nothing.
+    public var existingAckLogPaths: [String] { ackLogPaths.filter { FileManager.default.fileExists(atPath: $0) } }
 
     /// Starts worker `index` (a new incarnation with its own ack log if it ran before).
     public func startWorker(_ index: Int) throws {
