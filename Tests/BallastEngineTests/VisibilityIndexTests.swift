@@ -223,6 +223,9 @@ struct VisibilityIndexTests {
         #expect(try ids("CloseTime IS NOT NULL ORDER BY CloseTime ASC") == names)
         #expect(try ids("ExecutionStatus = 'Terminated' ORDER BY CloseTime DESC") == Array(names.reversed()))
         #expect(try ids("WorkflowType = 'A' AND CloseTime IS NOT NULL ORDER BY CloseTime ASC") == ["c-5", "c-0", "c-3", "c-1"])
+        let newestClosed = try h.engine.listWorkflows(namespace: "", query: ParsedVisibilityQuery(parsing: "CloseTime IS NOT NULL ORDER BY CloseTime DESC"),
+                                                      pageSize: 2)
+        #expect(newestClosed.examinedRows == 3, "the walk starts below the six open runs")
         let everything = try ids("ORDER BY CloseTime DESC")
         #expect(everything.count == 12)
         #expect(Array(everything.suffix(6)) == Array(names.reversed()), "open runs first in DESC, as if closing later")

@@ -121,10 +121,21 @@ struct VisibilityPlanner {
             case .notEqual: return
             }
             if field == .startTime { plan.startRange = intersect(plan.startRange, range) } else { plan.closeRange = intersect(plan.closeRange, range) }
+        case .exists(.closeTime):
+            plan.closeRange = intersect(plan.closeRange, closedOnly)
+        case let .compare(.executionStatus, .equal, value) where value != running:
+            plan.closeRange = intersect(plan.closeRange, closedOnly)
+        case let .oneOf(.executionStatus, values) where !values.contains(running):
+            plan.closeRange = intersect(plan.closeRange, closedOnly)
         default:
             return
         }
     }
+
+    /// Open runs sit at `Int64.max` in the close order: a predicate that only closed runs can
+    /// pass starts a descending close-order walk below them instead of skipping them all.
+    private static let closedOnly: ClosedRange<Int64> = Int64.min...(Int64.max - 1)
+    private static let running = VisibilityValue.int(Int64(Ballast_V1_WorkflowExecutionStatus.running.rawValue))
 
     private static func intersect(_ a: ClosedRange<Int64>, _ b: ClosedRange<Int64>) -> ClosedRange<Int64> {
         let lower = max(a.lowerBound, b.lowerBound), upper = min(a.upperBound, b.upperBound)
