@@ -58,6 +58,8 @@ public enum BallastMethod {
         public static let revokeRole = prefix + "RevokeRole"
         /// ReadAuditLogRequest → ReadAuditLogResponse.
         public static let readAuditLog = prefix + "ReadAuditLog"
+        /// RecordAuditEventsRequest → RecordAuditEventsResponse (node to leader).
+        public static let recordAuditEvents = prefix + "RecordAuditEvents"
     }
 
     /// WorkerService methods (workers).

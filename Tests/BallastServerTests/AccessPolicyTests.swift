@@ -155,3 +155,47 @@ struct AccessPolicyTests {
         #expect(aggregator.isEmpty)
     }
 }
+
+@Suite("Calls from member nodes")
+struct MemberNodeCallTests {
+    private func context(_ peer: String) -> GRPCServerContext {
+        GRPCServerContext(path: "", metadata: GRPCMetadata(), deadline: nil,
+                          peer: PeerIdentity(name: peer, subject: "CN=\(peer)", alternativeNames: []))
+    }
+
+    @Test("a member node's forwarded call passes and keeps its identity; a non-member node id and RecordAuditEvents from a person do not")
+    func memberNodes() throws {
+        var engine = WorkflowEngine()
+        var bootstrap = Ballast_V1_BootstrapRolesRequest()
+        bootstrap.bindings = [RoleGrant(identity: "root", role: .admin, namespace: "*").proto]
+        var entry = Ballast_V1_EngineEntry()
+        entry.formatVersion = engineFormatVersion
+        entry.bootstrapRoles = bootstrap
+        _ = try engine.apply(entry, index: 1)
+        let publisher = RoleTablePublisher()
+        publisher.publish(engine)
+        let authorizer = Authorizer(enforce: true, publisher: publisher, nodeID: 1, logger: Logger(label: "test"),
+                                    isMemberNode: { $0 == 2 })
+        var terminate = Ballast_V1_TerminateWorkflowRequest()
+        terminate.identity = "web-ui:ops@10.0.0.7"
+        let bytes: [UInt8] = try terminate.serializedBytes()
+        let path = BallastMethod.Workflow.terminate
+        #expect(authorizer.decide(path: path, access: AccessPolicy.table[path], request: bytes, context: context("node/2")) == .proceed(bytes))
+        guard case .refuse(let status) = authorizer.decide(path: path, access: AccessPolicy.table[path], request: bytes,
+                                                           context: context("node/9")) else {
+            Issue.record("a non-member node id was let through")
+            return
+        }
+        #expect(status.code == .permissionDenied)
+        let record = BallastMethod.Admin.recordAuditEvents
+        let request: [UInt8] = try Ballast_V1_RecordAuditEventsRequest().serializedBytes()
+        guard case .refuse(let refused) = authorizer.decide(path: record, access: AccessPolicy.table[record], request: request,
+                                                            context: context("root")) else {
+            Issue.record("an admin person may not inject audit records")
+            return
+        }
+        #expect(refused.message.contains("only a member node"))
+        #expect(authorizer.decide(path: record, access: AccessPolicy.table[record], request: request, context: context("node/2"))
+            == .proceed(request))
+    }
+}

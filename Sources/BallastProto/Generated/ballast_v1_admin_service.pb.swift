@@ -9,7 +9,7 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// AdminService: role bindings and the audit log (docs/protocol.md, docs/security.md). Every
-/// method needs the `admin` role in namespace "*" when authorization is on. Grant and revoke go
+/// method but RecordAuditEvents needs the `admin` role in namespace "*" when authorization is on. Grant and revoke go
 /// through Raft (leader only); the reads are linearizable on the leader, or answered by any node
 /// with `ballast-read-consistency: stale`.
 
@@ -81,6 +81,16 @@ public nonisolated struct Ballast_V1_ReadAuditLogResponse: Sendable {
 
   /// The sequence number the next record will get.
   public var nextSequence: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ballast_V1_RecordAuditEventsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -226,6 +236,25 @@ nonisolated extension Ballast_V1_ReadAuditLogResponse: SwiftProtobuf.Message, Sw
   public static func ==(lhs: Ballast_V1_ReadAuditLogResponse, rhs: Ballast_V1_ReadAuditLogResponse) -> Bool {
     if lhs.records != rhs.records {return false}
     if lhs.nextSequence != rhs.nextSequence {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballast_V1_RecordAuditEventsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RecordAuditEventsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballast_V1_RecordAuditEventsResponse, rhs: Ballast_V1_RecordAuditEventsResponse) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

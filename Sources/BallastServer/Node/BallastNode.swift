@@ -42,8 +42,6 @@ public final class BallastNode: @unchecked Sendable {
         var securitySettings = configuration.security
         // A node that verifies every caller's certificate enforces roles (docs/security.md).
         if let tls = configuration.tls, !tls.allowCleartext { securitySettings.enforceAuthorization = true }
-        security = NodeSecurity(settings: securitySettings, publisher: stateMachine.rolePublisher,
-                                nodeID: configuration.id.rawValue, logger: logger)
         group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         info = NodeInfo(id: configuration.id.rawValue, raft: configuration.raftAddress.description,
                         api: configuration.apiAddress.description, admin: configuration.adminAddress.description)
@@ -64,6 +62,10 @@ public final class BallastNode: @unchecked Sendable {
         }
         let raftTLS = tlsStores.map { RaftTLS(server: $0.raft, client: configuration.tls!.clientOptions) }
         transport = Self.makeTransport(configuration, info: info, book: book, group: group, logger: logger, tls: raftTLS)
+        let transport = self.transport
+        security = NodeSecurity(settings: securitySettings, publisher: stateMachine.rolePublisher,
+                                nodeID: configuration.id.rawValue, logger: logger,
+                                isMemberNode: { transport.knownNodes[$0] != nil })
         let metrics = NodeMetrics()
         self.metrics = metrics
         let dispatcher = Dispatcher(logger: logger, metrics: metrics, stateMachine: stateMachine, history: StoreHistorySource(stateMachine: stateMachine))

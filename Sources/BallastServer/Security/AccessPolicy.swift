@@ -31,6 +31,8 @@ public struct AccessScope: Sendable, Equatable {
 public enum AccessRequirement: Sendable, Equatable {
     /// Any caller with a verified identity (leader discovery).
     case anyVerifiedCaller
+    /// Only a member node of this cluster (its certificate names `node/<id>`).
+    case clusterNode
     /// `role` in the call's scope; `alsoWorker` also admits a worker of any queue of the
     /// namespace (workers page through the history of their tasks).
     case role(AccessRole, alsoWorker: Bool = false)
@@ -156,6 +158,7 @@ public enum AccessPolicy {
         table[admin.grantRole] = .rule(Ballast_V1_GrantRoleRequest.self, .role(.admin), identity: \.actor) { _ in .cluster }
         table[admin.revokeRole] = .rule(Ballast_V1_RevokeRoleRequest.self, .role(.admin), identity: \.actor) { _ in .cluster }
         table[admin.readAuditLog] = .rule(Ballast_V1_ReadAuditLogRequest.self, .role(.admin)) { _ in .cluster }
+        table[admin.recordAuditEvents] = .rule(Ballast_V1_RecordAuditEventsRequest.self, .clusterNode) { _ in .cluster }
     }
 
     /// A task token's namespace and queue (the engine refuses a token whose queue is not the task's).
@@ -172,6 +175,8 @@ public enum AccessPolicy {
         switch requirement {
         case .anyVerifiedCaller:
             return true
+        case .clusterNode:
+            return false  // a member node passes before the table is consulted (Authorizer.decide)
         case .role(let role, let alsoWorker):
             if roles.allows(identity, role, namespace: scope.namespace, taskQueue: scope.taskQueue) { return true }
             return alsoWorker && roles.allows(identity, .worker, namespace: scope.namespace, anyQueue: true)

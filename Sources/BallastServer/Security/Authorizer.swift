@@ -45,10 +45,14 @@ public final class Authorizer: Sendable {
     let publisher: RoleTablePublisher
     let nodeID: UInt64
     let logger: Logger
+    /// Whether an id is a current member of the cluster (for node-to-node calls).
+    let isMemberNode: @Sendable (UInt64) -> Bool
     private let denials = Mutex(DenialAggregator())
 
     /// Creates the authorizer; `enforce` refuses calls that carry no verified identity.
-    public init(enforce: Bool, publisher: RoleTablePublisher, nodeID: UInt64, logger: Logger) {
+    public init(enforce: Bool, publisher: RoleTablePublisher, nodeID: UInt64, logger: Logger,
+                isMemberNode: @escaping @Sendable (UInt64) -> Bool = { _ in false }) {
+        self.isMemberNode = isMemberNode
         self.enforce = enforce
         self.publisher = publisher
         self.nodeID = nodeID
@@ -89,6 +93,9 @@ public final class Authorizer: Sendable {
             deny(identity: "", verified: false, path: path, role: nil, scope: nil, why: "no verified client certificate")
             return .refuse(GRPCStatus(.unauthenticated, "this node requires a verified client certificate (mutual TLS)"))
         }
+        // A member node forwards what it was asked (a UI action, its audit events): it is as
+        // trusted as the leader itself, and the identity it carries was recorded by it.
+        if let id = Self.memberNodeID(identity), isMemberNode(id), access != nil { return .proceed(request) }
         guard let access else {
             deny(identity: identity, verified: true, path: path, role: nil, scope: nil, why: "method not in the access policy")
             return .refuse(GRPCStatus(.permissionDenied, "\(path) is not in the access policy: nobody may call it"))
@@ -111,6 +118,13 @@ public final class Authorizer: Sendable {
         return .refuse(GRPCStatus(.permissionDenied, message))
     }
 
+    /// The node id a verified identity names (`node/<id>`, the rule of docs/security.md,
+    /// "Certificates"), if any.
+    static func memberNodeID(_ identity: String) -> UInt64? {
+        guard identity.hasPrefix("node/"), let id = UInt64(identity.dropFirst(5)), id > 0 else { return nil }
+        return id
+    }
+
     /// Cleartext: the call proceeds; a claimed identity is recorded marked as unverified.
     private func markUnverified(access: MethodAccess?, request: [UInt8]) -> Decision {
         guard let access, access.carriesIdentity else { return .proceed(request) }
@@ -123,7 +137,9 @@ public final class Authorizer: Sendable {
 
     /// "identity bob lacks role writer in namespace default (TerminateWorkflowExecution)".
     static func deniedMessage(identity: String, _ requirement: AccessRequirement, _ scope: AccessScope, path: String) -> String {
-        guard case .role(let role, let alsoWorker) = requirement else { return "identity \(identity) may not call \(path)" }
+        guard case .role(let role, let alsoWorker) = requirement else {
+            return "identity \(identity) may not call \(path): only a member node of this cluster may"
+        }
         let method = path.split(separator: "/").last.map(String.init) ?? path
         let place: String
         switch scope.namespace {

@@ -5,8 +5,8 @@ import Logging
 
 extension BallastNode {
     /// Reports a security event (certificate reload, membership change) to the replicated audit
-    /// log. Queued (bounded) and proposed within about a second while this node leads; a
-    /// follower keeps its events until it leads or the outbox overflows (docs/security.md).
+    /// log. Queued (bounded) and proposed within about a second by the leader; a follower hands
+    /// them to the leader over the API port (docs/security.md, "Audit").
     public func recordSecurityEvent(_ kind: SecurityEventKind, identity: String = "", detail: String) {
         security.record(kind, identity: identity, detail: detail)
     }
@@ -24,7 +24,7 @@ extension BallastNode {
 
     private func securityStep(flushAudit: Bool) async {
         guard dispatcher.isLeading else {
-            if flushAudit { security.putBack(security.takeRecords()) }
+            if flushAudit { await forwardToLeader(security.takeRecords()) }
             return
         }
         if security.needsBootstrap { await proposeBootstrap() }
@@ -37,6 +37,32 @@ extension BallastNode {
             _ = try await submit(.recordAuditEvents(request), requestID: "")
         } catch {
             logger.warning("cannot propose audit records; retrying", metadata: ["error": "\(error)", "records": "\(records.count)"])
+            security.putBack(records)
+        }
+    }
+
+    /// A follower hands its records to the leader (AdminService.RecordAuditEvents), which
+    /// proposes them; on failure they are kept (events) or logged (denials).
+    private func forwardToLeader(_ records: [Ballast_V1_AuditRecord]) async {
+        guard !records.isEmpty else { return }
+        let status = await raftStatus()
+        guard let leader = status.leader, leader != configuration.id, let info = transport.knownNodes[leader.rawValue],
+              let api = try? HostPort(parsing: info.api) else {
+            security.putBack(records)
+            return
+        }
+        var request = Ballast_V1_RecordAuditEventsRequest()
+        request.records = records
+        do {
+            var clientConfiguration = GRPCClientConfiguration()
+            clientConfiguration.tls = clientTLS
+            let client = try await GRPCClient.connect(host: api.host, port: api.port, configuration: clientConfiguration,
+                                                      group: group, logger: logger)
+            defer { Task { await client.close() } }
+            let _: Ballast_V1_RecordAuditEventsResponse = try await client.unary(
+                BallastMethod.Admin.recordAuditEvents, request: request, timeout: .seconds(5))
+        } catch {
+            logger.info("cannot hand audit records to the leader; keeping them", metadata: ["error": "\(error)"])
             security.putBack(records)
         }
     }
@@ -81,6 +107,11 @@ extension BallastNode {
             var response = Ballast_V1_RevokeRoleResponse()
             response.changed = try await submit(.revokeRole(request), requestID: "") == .roleChanged(true)
             return response
+        }
+        registry.unary(admin.recordAuditEvents) { [self] (request: Ballast_V1_RecordAuditEventsRequest, _) in
+            guard dispatcher.isLeading else { throw await notLeaderStatus(waitForLeader: .zero) }
+            _ = try await submit(.recordAuditEvents(request), requestID: "")
+            return Ballast_V1_RecordAuditEventsResponse()
         }
         registry.unary(admin.readAuditLog) { [self] (request: Ballast_V1_ReadAuditLogRequest, context) in
             guard (0 ... 10_000).contains(request.limit) else { throw GRPCStatus(.invalidArgument, "limit must be 0...10000 (0: 100)") }

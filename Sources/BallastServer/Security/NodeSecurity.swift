@@ -40,12 +40,14 @@ final class NodeSecurity: Sendable {
     private let bootstrapDone = Atomic<Bool>(false)
     private let loop = Mutex<Task<Void, Never>?>(nil)
 
-    init(settings: SecuritySettings, publisher: RoleTablePublisher, nodeID: UInt64, logger: Logger) {
+    init(settings: SecuritySettings, publisher: RoleTablePublisher, nodeID: UInt64, logger: Logger,
+         isMemberNode: @escaping @Sendable (UInt64) -> Bool) {
         self.settings = settings
         self.publisher = publisher
         self.nodeID = nodeID
         self.logger = logger
-        authorizer = Authorizer(enforce: settings.enforceAuthorization, publisher: publisher, nodeID: nodeID, logger: logger)
+        authorizer = Authorizer(enforce: settings.enforceAuthorization, publisher: publisher, nodeID: nodeID, logger: logger,
+                                isMemberNode: isMemberNode)
         if settings.bootstrapRoles.isEmpty { bootstrapDone.store(true, ordering: .relaxed) }
     }
 
