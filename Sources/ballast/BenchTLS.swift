@@ -18,6 +18,8 @@ struct BenchTLS: Sendable {
         for (name, identity) in nodes.map({ ("node-\($0)", "node/\($0)") }) + [("client", "bench-client")] {
             try issue(name, identity: identity)
         }
+        // A TLS node enforces roles: the benchmark's client may do everything.
+        try "bench-client admin *\n".write(toFile: path("roles"), atomically: true, encoding: .utf8)
     }
 
     private func issue(_ name: String, identity: String) throws {
@@ -36,7 +38,8 @@ struct BenchTLS: Sendable {
 
     /// `ballast server` flags for node `id`.
     func serverFlags(_ id: Int) -> [String] {
-        ["--tls-cert", path("node-\(id).crt"), "--tls-key", path("node-\(id).key"), "--tls-ca", path("ca.crt")]
+        ["--tls-cert", path("node-\(id).crt"), "--tls-key", path("node-\(id).key"), "--tls-ca", path("ca.crt"),
+         "--roles", path("roles")]
     }
 
     /// What the benchmark's own connections present.
