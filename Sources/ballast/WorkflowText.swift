@@ -105,7 +105,7 @@ enum WorkflowText {
     }
 
     /// Count's answer: the number (and each status on its own line with `byStatus`); JSON
-    /// `{"count": N, "statuses": {"Running": n, …}}`.
+    /// `{"count": N, "statuses": {"running": n, …}}`.
     static func count(_ response: Ballast_V1_CountWorkflowExecutionsResponse, json: Bool, byStatus: Bool) -> String {
         let groups = response.statusCounts.map { (WorkflowStatusName.text($0.status), $0.count) }
         if json {

@@ -104,7 +104,7 @@ struct ClientProcessTests {
         let (listStatus, listOutput) = try cluster.runCLI(["workflow", "list", "--address", address, "--query", "WorkflowType = 'Transfer'"])
         #expect(listStatus == 0 && listOutput.contains("cli-1") && listOutput.contains("terminated"), "\(listOutput)")
         let (_, countOutput) = try cluster.runCLI(["workflow", "count", "--address", address, "--query", "WorkflowType = 'Transfer'", "--json"])
-        #expect(countOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "{\"count\":1}", "\(countOutput)")
+        #expect(countOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "{\"count\":1,\"statuses\":{\"terminated\":1}}", "\(countOutput)")
         let (_, noneOutput) = try cluster.runCLI(["workflow", "count", "--address", address, "--query", "WorkflowType = 'Other'"])
         #expect(noneOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "\(noneOutput)")
 
