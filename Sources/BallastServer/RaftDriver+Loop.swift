@@ -1,4 +1,5 @@
 import BallastRaft
+import BallastStorage
 
 extension RaftDriver {
     /// The loop thread: take every queued event, feed the core, then carry out its Ready.
@@ -6,6 +7,7 @@ extension RaftDriver {
         while let batch = events.popAll() {
             for event in batch { handle(event) }
             processReady()
+            isLeaderNow.store(node.currentRole == .leader, ordering: .relaxed)
         }
         failEverything(with: .stopped)
         if announcedLeaderTerm != nil {
@@ -17,7 +19,9 @@ extension RaftDriver {
     func handle(_ event: Event) {
         switch event {
         case .message(let message): node.step(message)
-        case .tick: node.tick()
+        case .tick:
+            node.tick()
+            handOverIfDiskFull()
         case .propose(let data, let completion): handlePropose(data, completion)
         case .read(let completion): startRead(completion)
         case .configChange(let change, let context, let completion): proposeChange(change, context, completion)
@@ -36,6 +40,7 @@ extension RaftDriver {
 
     func handlePropose(_ data: [UInt8], _ completion: @escaping ProposalCompletion) {
         if let failure = storageFailure { return completion(.failure(.storageFailed(failure))) }
+        if node.currentRole == .leader, let why = diskFullReason?() { return completion(.failure(.diskFull(why))) }
         do {
             let index = try node.propose(data)
             pendingProposals[index] = (node.currentTerm, completion)
@@ -46,11 +51,36 @@ extension RaftDriver {
 
     func proposeChange(_ change: ConfigChange, _ context: [UInt8], _ completion: @escaping ProposalCompletion) {
         if let failure = storageFailure { return completion(.failure(.storageFailed(failure))) }
+        if node.currentRole == .leader, let why = diskFullReason?() { return completion(.failure(.diskFull(why))) }
         do {
             let index = try node.proposeConfigChange(change, context: context)
             pendingProposals[index] = (node.currentTerm, completion)
         } catch {
             completion(.failure(.refused(error)))
+        }
+    }
+
+    /// A leader whose disk is full hands leadership to its most caught-up voter (asking again
+    /// every election timeout until someone takes it), so the cluster keeps serving through
+    /// nodes whose disks are fine. It cannot win an election while its writes stall (its own
+    /// vote must be durable before it asks for others'), and it can still vote and replicate
+    /// within the space left.
+    func handOverIfDiskFull() {
+        guard node.currentRole == .leader, diskFullReason?() != nil else {
+            ticksSinceDiskHandover = .max
+            return
+        }
+        if ticksSinceDiskHandover < handoverIntervalTicks {
+            ticksSinceDiskHandover += 1
+            return
+        }
+        let status = node.status
+        let candidates = status.progress.filter { $0.key != status.id && status.membership.isVoter($0.key) }
+        guard let target = candidates.max(by: { $0.value.match < $1.value.match })?.key else { return }
+        ticksSinceDiskHandover = 0
+        logger.warning("disk full: handing leadership over", metadata: ["target": "\(target)"])
+        do { try node.transferLeadership(to: target) } catch {
+            logger.warning("leadership handover refused", metadata: ["target": "\(target)", "error": "\(error)"])
         }
     }
 
@@ -126,10 +156,20 @@ extension RaftDriver {
         guard let metadata = node.snapshotMetadata(at: applied) else { return }
         let snapshot = Snapshot(metadata: metadata, data: stateMachine.takeSnapshot())
         node.snapshotTaken(snapshot)
+        let report = reportFailure
+        let logger = self.logger
         writer.submit(perform: { log in
             try log.saveSnapshot(snapshot)
             try log.compact(through: snapshot.metadata.index)
-        }, completion: reportFailure)
+        }, completion: { result in
+            // A local snapshot is an optimisation: without room for it the log keeps every entry.
+            if case .failure(let error as StorageError) = result, error.isNoSpace {
+                logger.warning("snapshot not saved for lack of space; the log keeps its entries",
+                               metadata: ["index": "\(snapshot.metadata.index)", "error": "\(error)"])
+                return
+            }
+            report(result)
+        })
     }
 
     /// Hands a Ready's writes to the log writer in the documented order: a received snapshot
@@ -139,7 +179,8 @@ extension RaftDriver {
     /// waiting on the writer, and the writer must never wait on the loop.
     func persist(_ ready: Ready) {
         if let snapshot = ready.snapshot {
-            writer.submit(perform: { try $0.installSnapshot(snapshot) }, completion: reportFailure)
+            // A snapshot from the leader is already applied: it must land, so a full disk stalls it.
+            writer.submit(perform: { try $0.installSnapshot(snapshot) }, retryingOnNoSpace: true, completion: reportFailure)
         }
         guard ready.hardState != nil || !ready.entries.isEmpty || ready.snapshot != nil || !ready.messagesAfterPersist.isEmpty
         else { return }

@@ -54,6 +54,9 @@ public enum RaftDriverError: Error, Sendable, Equatable, CustomStringConvertible
     case stopped
     /// Writing to the log failed; the node stops taking proposals.
     case storageFailed(String)
+    /// The disk is full (free space below the reserve, or a write stalled for lack of space):
+    /// the node refuses new proposals until space is freed. Nothing was written.
+    case diskFull(String)
 
     public var description: String {
         switch self {
@@ -62,6 +65,7 @@ public enum RaftDriverError: Error, Sendable, Equatable, CustomStringConvertible
         case .readDropped: "leadership changed before the read was confirmed; retry on the leader"
         case .stopped: "the node is stopping"
         case .storageFailed(let why): "the log could not be written: \(why)"
+        case .diskFull(let why): "disk full: \(why)"
         }
     }
 }
@@ -108,15 +112,26 @@ public final class RaftDriver: @unchecked Sendable {
     let leadershipObserver: (@Sendable (LeadershipEvent) -> Void)?
     /// The term this node last announced as `.leading`, if it still leads it.
     var announcedLeaderTerm: Term?
+    /// Why the disk is full right now (nil when writes are welcome); checked on every proposal.
+    let diskFullReason: (@Sendable () -> String?)?
+    /// Ticks since a leader on a full disk last asked a peer to take over.
+    var ticksSinceDiskHandover = Int.max
+    /// Whether the core was leader after the loop's last turn (read by callers on any thread).
+    let isLeaderNow = Atomic<Bool>(false)
+    /// How often (in ticks) a leader on a full disk asks again: one election timeout.
+    let handoverIntervalTicks: Int
 
     /// Restores the core from `log`, hands the log to a `LogWriter` and starts the loop thread.
     public init(
         configuration: RaftConfiguration, log: sending WriteAheadLog, bootstrap: Membership?,
         stateMachine: any RaftStateMachine, transport: any RaftTransport, randomSeed: UInt64, logger: Logger,
         maxQueuedEvents: Int = 1 << 16, writerOptions: LogWriter.Options = LogWriter.Options(),
-        leadershipObserver: (@Sendable (LeadershipEvent) -> Void)? = nil
+        leadershipObserver: (@Sendable (LeadershipEvent) -> Void)? = nil,
+        diskFullReason: (@Sendable () -> String?)? = nil
     ) throws {
         self.leadershipObserver = leadershipObserver
+        self.diskFullReason = diskFullReason
+        self.handoverIntervalTicks = configuration.electionTimeoutTicks
         let restored = try log.restore()
         if let snapshot = restored.snapshot { stateMachine.restore(from: snapshot) }
         self.node = RaftNode(configuration: configuration, restored: restored, bootstrap: bootstrap, randomSeed: randomSeed)
@@ -145,6 +160,9 @@ public final class RaftDriver: @unchecked Sendable {
     public func tick() { post(.tick) }
     /// Proposes `data`; `completion` runs once it is committed and applied (or failed).
     public func propose(_ data: [UInt8], completion: @escaping ProposalCompletion) {
+        // Checked here too (on a leader: followers redirect), so a loop busy retrying a write on
+        // a full disk still answers at once.
+        if isLeaderNow.load(ordering: .relaxed), let why = diskFullReason?() { return completion(.failure(.diskFull(why))) }
         if !post(.propose(data, completion)) { completion(.failure(.stopped)) }
     }
     /// Starts a linearizable read; `completion` runs once this node has applied the read point.

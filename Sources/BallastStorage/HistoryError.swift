@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Everything that can go wrong in the history store, with the run, file or offset involved.
 public enum HistoryError: Error, Sendable, Equatable, CustomStringConvertible {
     /// An append would leave a gap in the run's history.
@@ -24,6 +30,13 @@ public enum HistoryError: Error, Sendable, Equatable, CustomStringConvertible {
     case failed(reason: String)
     /// The store was closed.
     case closed
+
+    /// Whether a system call failed for lack of space (ENOSPC or EDQUOT): the store is still
+    /// usable and the same call may be retried once space is freed.
+    public var isNoSpace: Bool {
+        if case let .io(_, _, code) = self { return code == ENOSPC || code == EDQUOT }
+        return false
+    }
 
     public var description: String {
         switch self {

@@ -216,14 +216,23 @@ extension HistoryState {
     }
 
     /// Writes `bytes` at the end of the active segment; a failure makes the store unusable
-    /// (what reached the file is unknown until it is reopened and scanned).
+    /// (what reached the file is unknown until it is reopened and scanned), except a lack of
+    /// space: then the file is cut back to the last whole record, the index is unchanged and
+    /// the same append can be retried once space is freed.
     mutating func writeAtEnd(_ bytes: [UInt8]) throws(HistoryError) {
         let active = self.active
         do {
             try bytes.withUnsafeBytes { try Posix.pwriteAll(active.fd, $0, offset: activeEnd, path: active.path) }
         } catch {
-            failure = "write to \(active.name) failed: \(error)"
-            throw HistoryError.wrap(error)
+            let wrapped = HistoryError.wrap(error)
+            // Cut what part of the write reached the file (segments are not preallocated, so
+            // the file ends at `activeEnd`): a shorter record written there later must not be
+            // followed by whole records of this failed write, which recovery would take for
+            // corruption. Cutting frees space, so it works on a full disk.
+            if !wrapped.isNoSpace || (try? Posix.truncate(active.fd, size: activeEnd, path: active.path)) == nil {
+                failure = "write to \(active.name) failed: \(error)"
+            }
+            throw wrapped
         }
         activeEnd += bytes.count
     }
@@ -242,8 +251,11 @@ extension HistoryState {
             activeSequence = next
             activeEnd = HistoryFormat.segmentHeaderSize
         } catch {
-            failure = "starting a new history segment failed: \(error)"
-            throw HistoryError.wrap(error)
+            // Lack of space leaves the full segment active (the records are written and indexed,
+            // so a retried append finds them stored); the next write tries to rotate again.
+            let wrapped = HistoryError.wrap(error)
+            if !wrapped.isNoSpace { failure = "starting a new history segment failed: \(error)" }
+            throw wrapped
         }
     }
 }

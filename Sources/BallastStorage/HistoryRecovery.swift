@@ -131,6 +131,7 @@ enum HistoryRecovery {
             try Posix.rename(temporary, directory + "/" + name)
             try Posix.syncDirectory(directory)
         } catch {
+            _ = try? Posix.unlink(temporary)
             throw HistoryError.wrap(error)
         }
     }

@@ -7,6 +7,12 @@ import Foundation
 /// A caller's completion runs (on the writer thread, so keep it short) only after its batch is
 /// durable. Batches are applied in submission order. The queue is bounded by
 /// `Options.maxQueuedBytes`: `submit` blocks the calling thread while the queue is full.
+///
+/// A full disk stalls the writer instead of failing it: a batch that fails for lack of space
+/// while the log stays usable (`WriteAheadLog.prepareRoom`: nothing of it was written) is
+/// retried every `noSpaceRetryInterval`, with every later batch waiting behind it in order,
+/// until it succeeds or the writer shuts down. `onDiskPressure` hears when a stall starts and
+/// ends. Any other failure completes the batch with the error (the log is then unusable).
 public final class LogWriter: @unchecked Sendable {
     // @unchecked: `queue`, `queuedBytes`, `stopping`, `finished` and `counters` are guarded by
     // `condition`; `log` is touched only by the writer thread after `init`.
@@ -20,12 +26,24 @@ public final class LogWriter: @unchecked Sendable {
         /// the number of batches it made durable (for metrics; keep it cheap).
         public var onGroupCommitted: (@Sendable (_ syncDuration: Duration, _ batches: Int) -> Void)?
 
-        /// Creates options (64 MiB of queued writes).
+        /// How long a write stalled for lack of space waits before it is tried again.
+        public var noSpaceRetryInterval: Duration
+
+        /// Called on the writer thread when a write stalls for lack of space (with the error) and
+        /// again with nil when the stall ends (the write succeeded, or failed for another reason).
+        public var onDiskPressure: (@Sendable (_ noSpaceError: String?) -> Void)?
+
+        /// Creates options (64 MiB of queued writes, a stalled write retried every 100 ms).
         public init(maxQueuedBytes: Int = 64 << 20,
-                    onGroupCommitted: (@Sendable (_ syncDuration: Duration, _ batches: Int) -> Void)? = nil) {
+                    onGroupCommitted: (@Sendable (_ syncDuration: Duration, _ batches: Int) -> Void)? = nil,
+                    noSpaceRetryInterval: Duration = .milliseconds(100),
+                    onDiskPressure: (@Sendable (_ noSpaceError: String?) -> Void)? = nil) {
             precondition(maxQueuedBytes > 0, "maxQueuedBytes must be positive")
+            precondition(noSpaceRetryInterval > .zero, "noSpaceRetryInterval must be positive")
             self.maxQueuedBytes = maxQueuedBytes
             self.onGroupCommitted = onGroupCommitted
+            self.noSpaceRetryInterval = noSpaceRetryInterval
+            self.onDiskPressure = onDiskPressure
         }
     }
 
@@ -39,14 +57,19 @@ public final class LogWriter: @unchecked Sendable {
         public var dataSyncs = 0
         /// The highest index known durable.
         public var durableIndex = LogIndex.zero
+        /// Times a write stalled for lack of space.
+        public var noSpaceStalls = 0
+        /// Retries made while stalled.
+        public var noSpaceRetries = 0
     }
 
     /// Called once a batch is durable (with the durable last index), or failed.
     public typealias Completion = @Sendable (Result<LogIndex, any Error>) -> Void
 
     private enum Request {
-        case write(entries: [Entry], hardState: HardState?, completion: Completion)
-        case perform(@Sendable (WriteAheadLog) -> Void)
+        case write(entries: [Entry], hardState: HardState?, bytes: Int, completion: Completion)
+        /// `body` delivers its own success; `failed` hears a final error.
+        case perform(retryOnNoSpace: Bool, body: @Sendable (WriteAheadLog) throws -> Void, failed: @Sendable (any Error) -> Void)
     }
 
     private let options: Options
@@ -85,7 +108,7 @@ public final class LogWriter: @unchecked Sendable {
             completion(.failure(StorageError.closed))
             return
         }
-        queue.append(.write(entries: entries, hardState: hardState, completion: completion))
+        queue.append(.write(entries: entries, hardState: hardState, bytes: bytes, completion: completion))
         queuedBytes += bytes
         condition.signal()
         condition.unlock()
@@ -100,9 +123,13 @@ public final class LogWriter: @unchecked Sendable {
     }
 
     /// Runs `body` on the writer thread after every earlier batch is durable (snapshots, compaction, restore).
-    public func perform<T: Sendable>(_ body: @escaping @Sendable (WriteAheadLog) throws -> T) async throws -> T {
+    /// With `retryingOnNoSpace`, a body that fails for lack of space (log still usable) stalls the
+    /// writer and is run again until it succeeds, like a write.
+    public func perform<T: Sendable>(retryingOnNoSpace: Bool = false,
+                                     _ body: @escaping @Sendable (WriteAheadLog) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            enqueue(.perform { log in continuation.resume(with: Result { try body(log) }) }) {
+            enqueue(.perform(retryOnNoSpace: retryingOnNoSpace, body: { log in continuation.resume(returning: try body(log)) },
+                             failed: { continuation.resume(throwing: $0) })) {
                 continuation.resume(throwing: StorageError.closed)
             }
         }
@@ -110,9 +137,10 @@ public final class LogWriter: @unchecked Sendable {
 
     /// Like `perform`, for callers on a thread of their own: `completion` runs on the writer
     /// thread with the outcome once `body` has run, after every earlier batch is durable.
-    public func submit(perform body: @escaping @Sendable (WriteAheadLog) throws -> Void,
+    public func submit(perform body: @escaping @Sendable (WriteAheadLog) throws -> Void, retryingOnNoSpace: Bool = false,
                        completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
-        enqueue(.perform { log in completion(Result { try body(log) }) }) { completion(.failure(StorageError.closed)) }
+        enqueue(.perform(retryOnNoSpace: retryingOnNoSpace, body: { log in try body(log); completion(.success(())) },
+                         failed: { completion(.failure($0)) })) { completion(.failure(StorageError.closed)) }
     }
 
     /// Queues `request`, or calls `refused` if the writer is stopping.
@@ -166,21 +194,70 @@ public final class LogWriter: @unchecked Sendable {
         var waiting: [Completion] = []
         for request in group {
             switch request {
-            case let .write(entries, hardState, completion):
-                do {
-                    // Entries first: a hard state must never be durable without the entries it commits.
-                    try log.append(entries)
-                    if let hardState { try log.setHardState(hardState) }
-                    waiting.append(completion)
-                } catch {
-                    completion(.failure(error))
+            case let .write(entries, hardState, bytes, completion):
+                var result = attemptWrite(entries, hardState, bytes: bytes)
+                if case .failure(let error) = result, isRetryable(error) {
+                    commit(&waiting)  // what is already written is durable and acknowledged first
+                    result = stall(after: error) { attemptWrite(entries, hardState, bytes: bytes) }
                 }
-            case let .perform(body):
+                switch result {
+                case .success: waiting.append(completion)
+                case .failure(let error): completion(.failure(error))
+                }
+            case let .perform(retryOnNoSpace, body, failed):
                 commit(&waiting)
-                body(log)
+                var result = Result { try body(log) }
+                if retryOnNoSpace, case .failure(let error) = result, isRetryable(error) {
+                    result = stall(after: error) { Result { try body(log) } }
+                }
+                if case .failure(let error) = result { failed(error) }
             }
         }
         commit(&waiting)
+    }
+
+    /// Writes one batch: room first (where a full disk is met before anything is written), then
+    /// the entries, then the hard state (never durable without the entries it commits).
+    private func attemptWrite(_ entries: [Entry], _ hardState: HardState?, bytes: Int) -> Result<Void, any Error> {
+        Result {
+            try log.prepareRoom(forBytes: bytes)
+            try log.append(entries)
+            if let hardState { try log.setHardState(hardState) }
+        }
+    }
+
+    /// Whether `error` is a lack of space that left the log usable, so the same call may be retried.
+    private func isRetryable(_ error: any Error) -> Bool {
+        (error as? StorageError)?.isNoSpace == true && log.isUsable
+    }
+
+    /// Retries `attempt` every `noSpaceRetryInterval` while it fails for lack of space, until it
+    /// succeeds, fails otherwise, or the writer shuts down (then the last error stands).
+    private func stall(after error: any Error, _ attempt: () -> Result<Void, any Error>) -> Result<Void, any Error> {
+        condition.lock()
+        counters.noSpaceStalls += 1
+        condition.unlock()
+        options.onDiskPressure?("\(error)")
+        var result: Result<Void, any Error> = .failure(error)
+        while case .failure(let last) = result, isRetryable(last), waitBeforeRetry() {
+            result = attempt()
+        }
+        options.onDiskPressure?(nil)
+        return result
+    }
+
+    /// Waits one retry interval; false if the writer is shutting down.
+    private func waitBeforeRetry() -> Bool {
+        let deadline = ContinuousClock.now + options.noSpaceRetryInterval
+        condition.lock()
+        defer { condition.unlock() }
+        while !stopping, ContinuousClock.now < deadline {
+            let left = deadline - ContinuousClock.now
+            let seconds = Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18
+            _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
+        }
+        if !stopping { counters.noSpaceRetries += 1 }
+        return !stopping
     }
 
     /// Syncs the log and completes `waiting`.

@@ -19,6 +19,11 @@ enum Posix {
     static func pwriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, offset: Int, path: String) throws {
         guard let base = bytes.baseAddress else { return }
         var done = 0
+        if let rule = StorageFaultInjection.check(.write, path: path) {
+            let partial = min(rule.bytesWrittenFirst, bytes.count)
+            if partial > 0 { _ = pwrite(fd, base, partial, off_t(offset)) }
+            throw StorageError.io(operation: "pwrite", path: path, errno: rule.errno)
+        }
         while done < bytes.count {
             let written = pwrite(fd, base + done, bytes.count - done, off_t(offset + done))
             if written < 0 {
@@ -56,6 +61,9 @@ enum Posix {
 
     /// Flushes file data (and the metadata needed to read it back) to stable storage.
     static func dataSync(_ fd: Int32, path: String) throws {
+        if let rule = StorageFaultInjection.check(.sync, path: path) {
+            throw StorageError.io(operation: "fdatasync", path: path, errno: rule.errno)
+        }
         #if os(Linux)
         let result = fdatasync(fd)
         #else
@@ -66,6 +74,9 @@ enum Posix {
 
     /// Flushes file data and all metadata to stable storage.
     static func fullSync(_ fd: Int32, path: String) throws {
+        if let rule = StorageFaultInjection.check(.sync, path: path) {
+            throw StorageError.io(operation: "fsync", path: path, errno: rule.errno)
+        }
         if fsync(fd) != 0 { throw StorageError.io(operation: "fsync", path: path, errno: errno) }
     }
 
@@ -78,6 +89,9 @@ enum Posix {
 
     /// Reserves `size` bytes for the file so later writes need no allocation.
     static func preallocate(_ fd: Int32, size: Int, path: String) throws {
+        if let rule = StorageFaultInjection.check(.allocate, path: path) {
+            throw StorageError.io(operation: "posix_fallocate", path: path, errno: rule.errno)
+        }
         #if os(Linux)
         let result = posix_fallocate(fd, 0, off_t(size))
         if result != 0 { throw StorageError.io(operation: "posix_fallocate", path: path, errno: result) }

@@ -57,11 +57,17 @@ enum SnapshotFile {
         checksum.update(snapshot.data)
         var trailer: [UInt8] = []
         trailer.appendLittleEndian(checksum.value)
-        try head.withUnsafeBytes { try Posix.pwriteAll(fd, $0, offset: 0, path: temporary) }
-        try snapshot.data.withUnsafeBytes { try Posix.pwriteAll(fd, $0, offset: head.count, path: temporary) }
-        try trailer.withUnsafeBytes { try Posix.pwriteAll(fd, $0, offset: head.count + snapshot.data.count, path: temporary) }
-        try Posix.fullSync(fd, path: temporary)
-        try Posix.rename(temporary, directory + "/" + finalName)
+        do {
+            try head.withUnsafeBytes { try Posix.pwriteAll(fd, $0, offset: 0, path: temporary) }
+            try snapshot.data.withUnsafeBytes { try Posix.pwriteAll(fd, $0, offset: head.count, path: temporary) }
+            try trailer.withUnsafeBytes { try Posix.pwriteAll(fd, $0, offset: head.count + snapshot.data.count, path: temporary) }
+            try Posix.fullSync(fd, path: temporary)
+            try Posix.rename(temporary, directory + "/" + finalName)
+        } catch {
+            // A half-written snapshot never counts (only renamed files do); free its space now.
+            _ = try? Posix.unlink(temporary)
+            throw error
+        }
         try Posix.syncDirectory(directory)
         return finalName
     }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import BallastRaft
 
 /// Everything that can go wrong in the durable log, with the file, offset and expectation involved.
@@ -29,10 +34,17 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The log was closed.
     case closed
 
+    /// Whether this is a system call that failed for lack of space (ENOSPC, or EDQUOT for a quota):
+    /// a condition that can pass once space is freed.
+    public var isNoSpace: Bool {
+        if case let .io(_, _, code) = self { return code == ENOSPC || code == EDQUOT }
+        return false
+    }
+
     public var description: String {
         switch self {
         case let .corruptRecord(file, offset, reason):
-            return "corrupt WAL record in \(file) at byte offset \(offset): \(reason); the data before the tail is damaged, refusing to start (restore this node from a peer)"
+            return "corrupt WAL record in \(file) at byte offset \(offset): \(reason); the data before the tail is damaged, refusing to start (replace this member: remove it, wipe its data directory and add it back under a new id, docs/operations.md \"Recovering a node\")"
         case let .indexGap(file, offset, expected, found):
             return "WAL index gap in \(file) at byte offset \(offset): expected \(expected), found \(found); refusing to start"
         case let .missingSegment(expected, found):
@@ -51,6 +63,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
             return "snapshot at \(offered) is older than the stored snapshot at \(stored)"
         case let .directoryLocked(path):
             return "data directory \(path) is locked by another open log"
+        case let .io(operation, path, code) where code == ENOSPC || code == EDQUOT:
+            return "\(operation) failed on \(path): no space left on the device (errno \(code)); free space to resume"
         case let .io(operation, path, errno):
             return "\(operation) failed on \(path): errno \(errno)"
         case let .failed(reason):

@@ -5,10 +5,24 @@ extension WriteAheadLog {
     public func saveSnapshot(_ snapshot: Snapshot) throws {
         try checkUsable()
         try checkNotStale(snapshot)
+        // A snapshot file that cannot be written for lack of space is removed and changes
+        // nothing: the log keeps every entry, so the log stays usable.
+        let name = try writeSnapshotFile(snapshot)
         try poisoningOnFailure {
-            let name = try SnapshotFile.write(snapshot, directory: directory)
             snapshotMetadata = snapshot.metadata
             try removeSnapshots(except: name)
+        }
+    }
+
+    /// Writes a snapshot file; poisons the log on any failure but lack of space before the rename.
+    private func writeSnapshotFile(_ snapshot: Snapshot) throws -> String {
+        do {
+            return try SnapshotFile.write(snapshot, directory: directory)
+        } catch let error as StorageError where error.isNoSpace {
+            throw error
+        } catch {
+            failure = "\(error)"
+            throw error
         }
     }
 
@@ -20,11 +34,13 @@ extension WriteAheadLog {
     public func installSnapshot(_ snapshot: Snapshot) throws {
         try checkUsable()
         try checkNotStale(snapshot)
+        let name = try writeSnapshotFile(snapshot)
+        pending.removeAll(keepingCapacity: true)  // unwritten records are superseded by the snapshot
+        // A new segment that cannot be created for lack of space leaves the old log in place
+        // and usable (a crash here recovers as after an interrupted install): retry the install.
+        try rollSegment()
         try poisoningOnFailure {
-            let name = try SnapshotFile.write(snapshot, directory: directory)
             snapshotMetadata = snapshot.metadata
-            pending.removeAll(keepingCapacity: true)  // unwritten records are superseded by the snapshot
-            try rollSegment()
             encode(.reset(index: snapshot.metadata.index, term: snapshot.metadata.term))
             lastIndex = snapshot.metadata.index
             try sync()

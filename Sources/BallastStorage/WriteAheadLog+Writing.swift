@@ -65,7 +65,7 @@ extension WriteAheadLog {
         try poisoningOnFailure {
             try flushPending()
             if needsDataSync {
-                try Posix.dataSync(active.descriptor, path: active.info.name)
+                try Posix.dataSync(active.descriptor, path: directory + "/" + active.info.name)
                 statistics.dataSyncs += 1
                 needsDataSync = false
             }
@@ -105,7 +105,7 @@ extension WriteAheadLog {
     func flushPending() throws {
         guard !pending.isEmpty else { return }
         try pending.withUnsafeBytes {
-            try Posix.pwriteAll(active.descriptor, $0, offset: active.writtenEnd, path: active.info.name)
+            try Posix.pwriteAll(active.descriptor, $0, offset: active.writtenEnd, path: directory + "/" + active.info.name)
         }
         active.writtenEnd += pending.count
         statistics.bytesWritten += pending.count
@@ -113,15 +113,44 @@ extension WriteAheadLog {
         needsDataSync = true
     }
 
+    /// Whether the log still takes calls: not closed, and no write or fsync failed in a way
+    /// that leaves the file's state unknown. (A failure for lack of space while creating a
+    /// segment leaves it usable: nothing of the new segment was believed.)
+    public var isUsable: Bool { !isClosed && failure == nil }
+
+    /// Makes sure `bytes` of records fit in the active segment, rolling to a new segment now if
+    /// they do not (and would fit in a fresh one). Call it before a batch so that a full disk
+    /// is met here, before any record of the batch is written: a segment that cannot be created
+    /// for lack of space throws an `isNoSpace` error and leaves the log usable and unchanged,
+    /// and the same call can be retried once space is freed.
+    public func prepareRoom(forBytes bytes: Int) throws {
+        try checkUsable()
+        guard active.writtenEnd + pending.count + bytes > active.sizeBytes else { return }
+        guard bytes <= options.segmentSizeBytes - WALFormat.segmentHeaderSize - WALFormat.hardStateRecordSize else { return }
+        try rollSegment()
+    }
+
     /// Closes the full active segment (synced, so only the last segment can ever hold a torn tail) and starts the next.
+    ///
+    /// A failure to write or sync the old segment poisons the log; a new segment that cannot be
+    /// created for lack of space does not (its temporary file is removed, the old segment stays
+    /// active and durable), so the caller may retry.
     func rollSegment() throws {
-        try flushPending()
-        if needsDataSync {
-            try Posix.dataSync(active.descriptor, path: active.info.name)
-            statistics.dataSyncs += 1
-            needsDataSync = false
+        try poisoningOnFailure {
+            try flushPending()
+            if needsDataSync {
+                try Posix.dataSync(active.descriptor, path: directory + "/" + active.info.name)
+                statistics.dataSyncs += 1
+                needsDataSync = false
+            }
         }
-        let next = try Self.createSegment(active.info.sequence + 1, directory: directory, options: options)
+        let next: ActiveSegment
+        do {
+            next = try Self.createSegment(active.info.sequence + 1, directory: directory, options: options)
+        } catch {
+            if (error as? StorageError)?.isNoSpace != true { failure = "\(error)" }
+            throw error
+        }
         _ = systemClose(active.descriptor)
         segments.append(active.info)
         active = next
@@ -145,6 +174,9 @@ extension WriteAheadLog {
             try Posix.syncDirectory(directory)
         } catch {
             _ = systemClose(descriptor)
+            // A segment that could not be made whole is not left to take space (the rename is
+            // the last step that can fail before the file counts).
+            _ = try? Posix.unlink(temporary)
             throw error
         }
         return ActiveSegment(info: SegmentInfo(sequence: sequence, name: name, maxEntryIndex: .zero),

@@ -30,6 +30,8 @@ struct ServerCommand: AsyncParsableCommand {
     var join: String?
     @Option(help: "Take a state-machine snapshot after this many bytes of applied log (default 64 MiB).") var snapshotThresholdBytes: Int?
     @Option(help: "Log entries kept behind a snapshot for slightly lagging followers (default 1024).") var compactionSlackEntries: Int?
+    @Option(help: "Free bytes in the data directory's file system below which new writes are refused with RESOURCE_EXHAUSTED (default 256 MiB; 0 turns the check off).")
+    var diskReserveBytes: UInt64?
     @Option(help: "Raft tick in milliseconds.") var tickMs: Int?
     @Option(help: "Election timeout in ticks.") var electionTicks: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
@@ -91,6 +93,7 @@ struct ServerCommand: AsyncParsableCommand {
         values["snapshot-threshold-bytes"] = snapshotThresholdBytes.map { String($0) }
         values["compaction-slack-entries"] = compactionSlackEntries.map { String($0) }
         values["tick-ms"] = tickMs.map { String($0) }
+        values["disk-reserve-bytes"] = diskReserveBytes.map { String($0) }
         values["election-ticks"] = electionTicks.map { String($0) }
         values["log-level"] = logLevel
         values["admin-token"] = adminToken
@@ -112,7 +115,7 @@ struct ServerSettings {
                                     "election-ticks", "log-level", "join", "snapshot-threshold-bytes", "compaction-slack-entries",
                                     "admin-token", "roles",
                                     "tls-cert", "tls-key", "tls-ca", "tls-min-version", "tls-required", "tls-allow-cleartext",
-                                    "tls-reload-interval-ms"]
+                                    "tls-reload-interval-ms", "disk-reserve-bytes"]
     private var values: [String: String] = [:]
 
     subscript(key: String) -> String? { values[key] }
@@ -183,6 +186,10 @@ struct ServerSettings {
         if let path = values["roles"], !path.isEmpty {
             do { configuration.security.bootstrapRoles = try RolesFile.load(path: path) } catch { throw ValidationError("--roles: \(error)") }
             configuration.security.rolesSource = path
+        }
+        if let bytes = values["disk-reserve-bytes"] {
+            guard let count = UInt64(bytes) else { throw ValidationError("--disk-reserve-bytes must be a byte count, 0 or more") }
+            configuration.diskReserveBytes = count
         }
         configuration.tls = try tlsConfiguration()
         try configuration.validate()

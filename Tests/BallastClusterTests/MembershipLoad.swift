@@ -15,6 +15,8 @@ final class StartLoad: Sendable {
         var acknowledged: [String: String] = [:]
         var failures: [String] = []
         var retriedStarts = 0
+        /// RESOURCE_EXHAUSTED answers (a node whose disk is full), retried like UNAVAILABLE.
+        var resourceExhausted = 0
         var longestRetry: Duration = .zero
         var paused = false
         var stopped = false
@@ -119,6 +121,9 @@ final class StartLoad: Sendable {
                     preferred = port
                     continue
                 }
+            } catch let status as GRPCStatus where status.code == .resourceExhausted {
+                firstFailure = firstFailure ?? .now
+                state.withLock { $0.resourceExhausted += 1 }
             } catch let status as GRPCStatus {
                 firstFailure = firstFailure ?? .now
                 state.withLock { $0.failures.append("\(workflowID): \(status)") }

@@ -27,8 +27,10 @@ final class ProcessCluster: @unchecked Sendable {
     /// TLS for the test's own admin requests (a TLS cluster's admin port requires it).
     let adminTLS: TLSClientOptions?
 
+    /// `prepareDataDirectory` runs for each node's data directory before the node first starts
+    /// (e.g. to mount a small file system there).
     init(size: Int, extraArguments: [String] = [], nodeArguments: @escaping @Sendable (Int) -> [String] = { _ in [] },
-         adminTLS: TLSClientOptions? = nil) throws {
+         adminTLS: TLSClientOptions? = nil, prepareDataDirectory: ((String) throws -> Void)? = nil) throws {
         self.nodeArguments = nodeArguments
         self.adminTLS = adminTLS
         binary = try Self.locateBinary()
@@ -37,6 +39,7 @@ final class ProcessCluster: @unchecked Sendable {
         for id in 1 ... size {
             nodes[id] = Node(id: id, raftPort: try Self.freePort(), apiPort: try Self.freePort(), adminPort: try Self.freePort(),
                              extraArguments: extraArguments)
+            try prepareDataDirectory?(directory + "/node-\(id)")
         }
         for id in 1 ... size { try start(id) }
     }

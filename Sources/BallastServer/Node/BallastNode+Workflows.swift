@@ -155,6 +155,8 @@ extension BallastNode {
             return GRPCStatus(.unavailable, "this node is stopping; retry on another node")
         case .storageFailed:
             return GRPCStatus(.unavailable, "\(error); this node refuses writes until restarted")
+        case .diskFull(let why):
+            return GRPCStatus(.resourceExhausted, diskGuard.clientMessage(why))
         case .refused:
             return GRPCStatus(.failedPrecondition, "\(error)")
         }

@@ -18,6 +18,8 @@ public final class BallastNode: @unchecked Sendable {
     let dispatcher: Dispatcher
     /// Authorization, the roles bootstrap and the audit outbox (Security/).
     let security: NodeSecurity
+    /// Whether the disk is too full for new writes (free space, stalled writes).
+    public let diskGuard: DiskSpaceGuard
     private var ticker: RepeatedTask?
     private var metricsRefresher: RepeatedTask?
     private var timerTicker: RepeatedTask?
@@ -47,6 +49,11 @@ public final class BallastNode: @unchecked Sendable {
                         api: configuration.apiAddress.description, admin: configuration.adminAddress.description)
         let raftDirectory = configuration.dataDirectory + "/raft"
         try FileManager.default.createDirectory(atPath: raftDirectory, withIntermediateDirectories: true)
+        let diskGuard = DiskSpaceGuard(directory: configuration.dataDirectory, reserveBytes: configuration.diskReserveBytes,
+                                       nodeID: configuration.id.rawValue, logger: logger)
+        diskGuard.refresh()
+        self.diskGuard = diskGuard
+        stateMachine.onHistoryNoSpace = { diskGuard.noteWriteStalled("history", $0) }
         let (book, bootstrap) = try Self.openAddressBook(configuration, logger: logger)
         if let tls = configuration.tls {
             let options = tls.serverOptions
@@ -80,8 +87,11 @@ public final class BallastNode: @unchecked Sendable {
             stateMachine: MembershipTracker(inner: stateMachine, transport: transport, localID: configuration.id, logger: logger),
             transport: transport,
             randomSeed: configuration.id.rawValue ^ UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue),
-            logger: logger, writerOptions: LogWriter.Options(onGroupCommitted: metrics.recordGroupCommit),
-            leadershipObserver: { dispatcher.leadershipChanged($0) })
+            logger: logger,
+            writerOptions: LogWriter.Options(onGroupCommitted: metrics.recordGroupCommit,
+                                             onDiskPressure: { diskGuard.noteWriteStalled("wal", $0) }),
+            leadershipObserver: { dispatcher.leadershipChanged($0) },
+            diskFullReason: { diskGuard.fullReason })
         dispatcher.driver = driver
         dispatcher.notLeaderStatus = { [weak self] in
             await self?.notLeaderStatus(waitForLeader: .seconds(2)) ?? GRPCStatus.notLeader(leaderAddress: nil)
@@ -100,7 +110,9 @@ public final class BallastNode: @unchecked Sendable {
         }
         let metrics = self.metrics
         let dispatcher = self.dispatcher
+        let diskGuard = self.diskGuard
         metricsRefresher = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { _ in
+            diskGuard.refresh()
             driver.inspect { metrics.update(from: $0) }
             let (streams, pending) = dispatcher.metricsSnapshot()
             metrics.updateDispatch(streams: streams, pending: pending)

@@ -4,6 +4,9 @@ import BallastRaft
 import BallastStorage
 import Logging
 import SwiftProtobuf
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The workflow engine as the node's replicated state machine: decodes each committed entry,
 /// applies it, and appends the events it produced to the node's history store. An entry this
@@ -28,6 +31,10 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
     var onRestored: (() -> Void)?
     /// The role bindings as last applied, for the authorization check on any thread.
     public let rolePublisher = RoleTablePublisher()
+    /// Told when recording history stalls for lack of space (the error) and when it goes on (nil).
+    var onHistoryNoSpace: (@Sendable (String?) -> Void)?
+    /// How long a history write that failed for lack of space waits before it is tried again.
+    var historyNoSpaceRetryInterval: Duration = .milliseconds(100)
 
     /// Creates an empty engine over `history` (in memory unless given).
     public init(logger: Logger, history: any HistoryBytesStore = MemoryHistoryBytesStore(),
@@ -54,17 +61,39 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
             onFatal("cannot apply committed entry \(entry.index): \(error); this node stops rather than diverge")
             return nil
         }
-        do {
-            // Before anyone hears of the entry: a dispatched task's history must be readable.
-            try HistoryRecorder.record(result, into: history)
-        } catch {
-            onFatal("cannot record the history of committed entry \(entry.index): \(error); this node stops")
-            return nil
-        }
+        // Before anyone hears of the entry: a dispatched task's history must be readable.
+        guard recordHistory(result, index: entry.index) else { return nil }
         closeSignals.closed(result.closedRuns.map(\.runId))
         rolePublisher.publish(engine)
         onApplied?(entry.index.rawValue, result)
         return result
+    }
+
+    /// Records `result`'s events. A store that fails for lack of space is retried (appends are
+    /// idempotent by event id) until it succeeds: the entry is committed and must be recorded,
+    /// so the loop waits for space rather than skip it or stop the node. Any other failure stops
+    /// the node. Returns false after `onFatal`.
+    private func recordHistory(_ result: ApplyResult, index: LogIndex) -> Bool {
+        var stalled = false
+        defer { if stalled { onHistoryNoSpace?(nil) } }
+        while true {
+            do {
+                try HistoryRecorder.record(result, into: history)
+                return true
+            } catch let error as HistoryError where error.isNoSpace {
+                if !stalled {
+                    stalled = true
+                    logger.error("history store full: applying waits until space is freed",
+                                 metadata: ["index": "\(index)", "error": "\(error)"])
+                    onHistoryNoSpace?("\(error)")
+                }
+                let (seconds, attoseconds) = historyNoSpaceRetryInterval.components
+                usleep(UInt32(clamping: seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+            } catch {
+                onFatal("cannot record the history of committed entry \(index): \(error); this node stops")
+                return false
+            }
+        }
     }
 
     /// Runs `body` against the engine; call only on the driver's loop thread (e.g. after a read).

@@ -84,6 +84,10 @@ public struct NodeConfiguration: Sendable {
     /// `--join`: API addresses of an existing cluster this brand-new node joins (as a learner,
     /// added by `ballast cluster add-node`) instead of bootstrapping a cluster of its own.
     public var joinAddresses: [HostPort] = []
+    /// Free bytes in the data directory's file system below which the node refuses new
+    /// proposals with RESOURCE_EXHAUSTED (0 turns the check off; writes that fail for lack of
+    /// space are still retried). See docs/reliability.md, "Disk faults".
+    public var diskReserveBytes: UInt64 = 256 << 20
     /// The joined cluster's initial voters, fetched from `joinAddresses` before the node starts
     /// (`BallastNode.prepareJoin`); ignored once the data directory has a members file.
     public var joinInitialVoters: [NodeID]?
