@@ -1,0 +1,90 @@
+// Seeded random inputs for the decoder fuzz tests (issue 8 §3). The same file is in each test
+// target that fuzzes a decoder (the targets are separate modules); keep the copies identical.
+import Foundation
+
+/// SplitMix64: a tiny seeded generator, so every fuzz case is reproducible from its seed.
+struct FuzzRandom: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A value in `0..<bound` (bound > 0).
+    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
+
+    /// `count` random bytes.
+    mutating func bytes(_ count: Int) -> [UInt8] { (0 ..< count).map { _ in UInt8(truncatingIfNeeded: next()) } }
+}
+
+/// How inputs are damaged: the ways a hostile peer or a bad disk changes valid bytes.
+enum FuzzMutation: CaseIterable {
+    case flipBits, randomByte, truncate, extend, hugeLength, zeroRun, duplicateSlice, noise
+
+    /// Applies one to three mutations to `input`.
+    static func mutate(_ input: [UInt8], _ random: inout FuzzRandom) -> [UInt8] {
+        var bytes = input
+        for _ in 0 ... random.below(3) {
+            let mutation = allCases[random.below(allCases.count)]
+            bytes = mutation.apply(bytes, &random)
+        }
+        return bytes
+    }
+
+    func apply(_ input: [UInt8], _ random: inout FuzzRandom) -> [UInt8] {
+        var bytes = input
+        switch self {
+        case .flipBits:
+            guard !bytes.isEmpty else { return bytes }
+            for _ in 0 ... random.below(4) { bytes[random.below(bytes.count)] ^= UInt8(1) << UInt8(random.below(8)) }
+        case .randomByte:
+            guard !bytes.isEmpty else { return bytes }
+            bytes[random.below(bytes.count)] = UInt8(truncatingIfNeeded: random.next())
+        case .truncate:
+            bytes = Array(bytes.prefix(random.below(bytes.count + 1)))
+        case .extend:
+            bytes += random.bytes(1 + random.below(64))
+        case .hugeLength:
+            // A length or count field set to a huge value (either byte order).
+            guard bytes.count >= 4 else { return bytes }
+            let at = random.below(bytes.count - 3)
+            let huge: [[UInt8]] = [[0xFF, 0xFF, 0xFF, 0xFF], [0x7F, 0xFF, 0xFF, 0xFF], [0xFF, 0xFF, 0xFF, 0x7F], [0, 0, 0, 0x80]]
+            bytes.replaceSubrange(at ..< at + 4, with: huge[random.below(huge.count)])
+        case .zeroRun:
+            guard !bytes.isEmpty else { return bytes }
+            let at = random.below(bytes.count)
+            let end = min(bytes.count, at + 1 + random.below(16))
+            for position in at ..< end { bytes[position] = 0 }
+        case .duplicateSlice:
+            guard !bytes.isEmpty else { return bytes }
+            let at = random.below(bytes.count)
+            let slice = bytes[at ..< min(bytes.count, at + 1 + random.below(32))]
+            bytes.insert(contentsOf: slice, at: random.below(bytes.count + 1))
+        case .noise:
+            bytes = random.bytes(random.below(512))
+        }
+        return bytes
+    }
+}
+
+/// Inputs per fuzz test: `BALLAST_FUZZ_ITERATIONS` (default `standard`), so a soak can run more.
+func fuzzIterations(_ standard: Int) -> Int {
+    ProcessInfo.processInfo.environment["BALLAST_FUZZ_ITERATIONS"].flatMap(Int.init) ?? standard
+}
+
+/// Runs `body` for `count` seeded inputs derived from `seed`; a failure names the case's seed
+/// (reproduce one case with `FuzzRandom(seed:)` of that value).
+func forEachFuzzCase(seed: UInt64, count: Int, _ body: (inout FuzzRandom, UInt64) throws -> Void) rethrows {
+    var seeds = FuzzRandom(seed: seed)
+    for _ in 0 ..< count {
+        let caseSeed = seeds.next()
+        var random = FuzzRandom(seed: caseSeed)
+        try body(&random, caseSeed)
+    }
+}
