@@ -125,10 +125,22 @@ let package = Package(
             name: "ballast",
             dependencies: [
                 "BallastChaos", "BallastRaft", "BallastStorage", "BallastSimulation", "BallastServer", "BallastWire", "BallastProto",
-                "BallastEngine", "BallastSDK",
+                "BallastEngine", "BallastSDK", "BallastHTTP2",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        // libFuzzer harness for the network-facing decoders (scripts/fuzz builds it with
+        // -sanitize=fuzzer); an ordinary build replays input files through the same decoders.
+        .executableTarget(
+            name: "BallastFuzz",
+            dependencies: [
+                "BallastServer", "BallastWire", "BallastProto", "BallastRaft",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
 
         .testTarget(name: "BallastRaftTests", dependencies: ["BallastRaft"]),

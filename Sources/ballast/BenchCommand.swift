@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Run a benchmark (use a release build: swift build -c release).",
         subcommands: [RaftBenchCommand.self, EngineBenchCommand.self, WireBenchCommand.self, ClusterBenchCommand.self,
-                      VisibilityBenchCommand.self])
+                      VisibilityBenchCommand.self, HostileBenchCommand.self])
 }
 
 /// Options every benchmark takes.
