@@ -143,12 +143,15 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
 
+        // Seeded input mutation shared by the decoder fuzz tests of several test targets.
+        .target(name: "BallastFuzzSupport", path: "Tests/FuzzSupport"),
+
         .testTarget(name: "BallastRaftTests", dependencies: ["BallastRaft"]),
         .testTarget(name: "BallastEngineTests", dependencies: ["BallastEngine", "BallastProto"]),
         .testTarget(
             name: "BallastWireTests",
             dependencies: [
-                "BallastWire", "BallastProto", "BallastHTTP2",
+                "BallastWire", "BallastProto", "BallastHTTP2", "BallastFuzzSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -159,18 +162,19 @@ let package = Package(
         .testTarget(
             name: "BallastHTTP2Tests",
             dependencies: [
-                "BallastHTTP2", "CNghttp2",
+                "BallastHTTP2", "CNghttp2", "BallastFuzzSupport",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
-        .testTarget(name: "BallastStorageTests", dependencies: ["BallastStorage", "BallastRaft"]),
+        .testTarget(name: "BallastStorageTests", dependencies: ["BallastStorage", "BallastRaft", "BallastFuzzSupport"]),
         .testTarget(name: "BallastSimulationTests", dependencies: ["BallastSimulation", "BallastRaft"]),
         .testTarget(
             name: "BallastServerTests",
             dependencies: [
                 "BallastServer", "BallastRaft", "BallastStorage", "BallastEngine", "BallastProto", "BallastWire",
+                "BallastFuzzSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import BallastFuzzSupport
 import BallastHTTP2
 import NIOCore
 import NIOEmbedded

@@ -1,3 +1,4 @@
+import BallastFuzzSupport
 import BallastRaft
 @testable import BallastServer
 import Foundation

@@ -1,3 +1,4 @@
+import BallastFuzzSupport
 import BallastRaft
 import Foundation
 import Testing

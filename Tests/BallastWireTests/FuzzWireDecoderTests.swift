@@ -1,3 +1,4 @@
+import BallastFuzzSupport
 import BallastProto
 import BallastWire
 import Foundation

@@ -1,14 +1,14 @@
-// Seeded random inputs for the decoder fuzz tests (issue 8 §3). The same file is in each test
-// target that fuzzes a decoder (the targets are separate modules); keep the copies identical.
+// Seeded random inputs for the decoder fuzz tests (issue 8 §3), shared by every test target that
+// fuzzes a decoder.
 import Foundation
 
 /// SplitMix64: a tiny seeded generator, so every fuzz case is reproducible from its seed.
-struct FuzzRandom: RandomNumberGenerator {
+public struct FuzzRandom: RandomNumberGenerator {
     private var state: UInt64
 
-    init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -17,18 +17,18 @@ struct FuzzRandom: RandomNumberGenerator {
     }
 
     /// A value in `0..<bound` (bound > 0).
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
+    public mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
 
     /// `count` random bytes.
-    mutating func bytes(_ count: Int) -> [UInt8] { (0 ..< count).map { _ in UInt8(truncatingIfNeeded: next()) } }
+    public mutating func bytes(_ count: Int) -> [UInt8] { (0 ..< count).map { _ in UInt8(truncatingIfNeeded: next()) } }
 }
 
 /// How inputs are damaged: the ways a hostile peer or a bad disk changes valid bytes.
-enum FuzzMutation: CaseIterable {
+public enum FuzzMutation: CaseIterable {
     case flipBits, randomByte, truncate, extend, hugeLength, zeroRun, duplicateSlice, noise
 
     /// Applies one to three mutations to `input`.
-    static func mutate(_ input: [UInt8], _ random: inout FuzzRandom) -> [UInt8] {
+    public static func mutate(_ input: [UInt8], _ random: inout FuzzRandom) -> [UInt8] {
         var bytes = input
         for _ in 0 ... random.below(3) {
             let mutation = allCases[random.below(allCases.count)]
@@ -37,7 +37,7 @@ enum FuzzMutation: CaseIterable {
         return bytes
     }
 
-    func apply(_ input: [UInt8], _ random: inout FuzzRandom) -> [UInt8] {
+    public func apply(_ input: [UInt8], _ random: inout FuzzRandom) -> [UInt8] {
         var bytes = input
         switch self {
         case .flipBits:
@@ -74,13 +74,13 @@ enum FuzzMutation: CaseIterable {
 }
 
 /// Inputs per fuzz test: `BALLAST_FUZZ_ITERATIONS` (default `standard`), so a soak can run more.
-func fuzzIterations(_ standard: Int) -> Int {
+public func fuzzIterations(_ standard: Int) -> Int {
     ProcessInfo.processInfo.environment["BALLAST_FUZZ_ITERATIONS"].flatMap(Int.init) ?? standard
 }
 
 /// Runs `body` for `count` seeded inputs derived from `seed`; a failure names the case's seed
 /// (reproduce one case with `FuzzRandom(seed:)` of that value).
-func forEachFuzzCase(seed: UInt64, count: Int, _ body: (inout FuzzRandom, UInt64) throws -> Void) rethrows {
+public func forEachFuzzCase(seed: UInt64, count: Int, _ body: (inout FuzzRandom, UInt64) throws -> Void) rethrows {
     var seeds = FuzzRandom(seed: seed)
     for _ in 0 ..< count {
         let caseSeed = seeds.next()
