@@ -51,7 +51,15 @@ extension RunState {
         var event = HistoryEvent()
         event.eventID = nextEventId
         event.eventTimeUnixNanos = context.now
-        event.attributes = linkEventIds(attributes, eventId: nextEventId)
+        switch attributes {
+        case .activityTaskCompleted, .activityTaskFailed, .activityTaskCanceled, .activityTaskTimedOut,
+             .childWorkflowExecutionStarted, .childWorkflowExecutionCompleted, .childWorkflowExecutionFailed,
+             .childWorkflowExecutionCanceled, .childWorkflowExecutionTimedOut, .childWorkflowExecutionTerminated:
+            event.attributes = linkEventIds(attributes, eventId: nextEventId)
+        default:
+            // Nothing to link: skip copying the attributes through linkEventIds.
+            event.attributes = attributes
+        }
         nextEventId += 1
         historyHash = HashingVisitor.combine(historyHash, event)
         context.emit(key, event)

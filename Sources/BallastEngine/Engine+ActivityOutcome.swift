@@ -28,7 +28,7 @@ extension WorkflowEngine {
     /// What the worker is told about a started activity attempt.
     func activityTaskInfo(_ run: RunState, _ activity: PendingActivity) -> Ballast_V1_ActivityTaskInfo {
         var info = Ballast_V1_ActivityTaskInfo()
-        info.taskToken = (try? readyTask(run.key, activity).taskToken.serializedData()) ?? info.taskToken
+        info.taskToken = readyTask(run.key, activity).taskTokenData
         info.namespace = run.key.namespace
         info.workflowExecution = run.key.execution
         info.workflowType.name = run.workflowType

@@ -65,7 +65,7 @@ extension WorkflowEngine {
         if request.hasMemo { started.memo = request.memo }
         if request.hasSearchAttributes { started.searchAttributes = request.searchAttributes }
         if request.hasHeader { started.header = request.header }
-        startRun(NewRun(namespace: namespace.name, workflowId: request.workflowID, runId: runId, started: started), &context)
+        startRun(NewRun(namespace: namespace.name, workflowId: request.workflowID, runId: runId, started: consume started), &context)
         response.runID = runId
         response.started = true
         return response
@@ -112,10 +112,12 @@ extension WorkflowEngine {
 
     /// Creates the run, writes WorkflowExecutionStarted and schedules the first workflow task.
     @discardableResult
-    mutating func startRun(_ newRun: NewRun, _ context: inout ApplyContext) -> RunKey {
+    mutating func startRun(_ newRun: consuming NewRun, _ context: inout ApplyContext) -> RunKey {
         let now = context.now
         let key = RunKey(namespace: newRun.namespace, workflowId: newRun.workflowId, runId: newRun.runId)
+        // Take the attributes out so that they are uniquely referenced: no copy-on-write below.
         var started = newRun.started
+        newRun.started = Ballast_V1_WorkflowExecutionStartedEventAttributes()
         if started.firstExecutionRunID.isEmpty { started.firstExecutionRunID = newRun.runId }
         if started.originalExecutionRunID.isEmpty { started.originalExecutionRunID = newRun.runId }
         if started.attempt == 0 { started.attempt = 1 }

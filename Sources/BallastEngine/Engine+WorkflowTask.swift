@@ -127,7 +127,7 @@ extension WorkflowEngine {
         var info = Ballast_V1_WorkflowTaskInfo()
         let ready = ReadyTask(kind: .workflow, taskQueue: run.taskQueue, run: run.key, scheduledEventId: task.scheduledEventId,
                               attempt: task.attempt, activityId: "", sequence: task.sequence)
-        info.taskToken = (try? ready.taskToken.serializedData()) ?? info.taskToken
+        info.taskToken = ready.taskTokenData
         info.namespace = run.key.namespace
         info.workflowExecution = run.key.execution
         info.workflowType.name = run.workflowType

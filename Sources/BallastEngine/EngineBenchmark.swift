@@ -116,12 +116,12 @@ public enum EngineBenchmark {
             for task in tasks {
                 if task.kind == .workflow {
                     var request = Ballast_V1_RecordWorkflowTaskStartedRequest()
-                    request.taskToken = (try? task.taskToken.serializedData()) ?? request.taskToken
+                    request.taskToken = task.taskTokenData
                     request.identity = "bench-worker"
                     _ = apply(&engine, .workflowTaskStarted(request), &report)
                 } else {
                     var request = Ballast_V1_RecordActivityTaskStartedRequest()
-                    request.taskToken = (try? task.taskToken.serializedData()) ?? request.taskToken
+                    request.taskToken = task.taskTokenData
                     request.identity = "bench-worker"
                     _ = apply(&engine, .activityTaskStarted(request), &report)
                 }
@@ -134,7 +134,7 @@ public enum EngineBenchmark {
             var next: [ReadyTask] = []
             for task in tasks {
                 var request = Ballast_V1_RespondWorkflowTaskCompletedRequest()
-                request.taskToken = (try? task.taskToken.serializedData()) ?? request.taskToken
+                request.taskToken = task.taskTokenData
                 request.commands = [command]
                 request.identity = "bench-worker"
                 next += apply(&engine, .workflowTaskCompleted(request), &report).newTasks
@@ -146,7 +146,7 @@ public enum EngineBenchmark {
             var next: [ReadyTask] = []
             for task in tasks {
                 var request = Ballast_V1_RespondActivityTaskCompletedRequest()
-                request.taskToken = (try? task.taskToken.serializedData()) ?? request.taskToken
+                request.taskToken = task.taskTokenData
                 request.result.payloads = [EngineBenchmark.payload("{\"ok\":true}")]
                 next += apply(&engine, .activityTaskCompleted(request), &report).newTasks
             }

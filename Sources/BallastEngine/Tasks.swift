@@ -36,9 +36,13 @@ public struct ReadyTask: Sendable, Equatable {
     }
 
     /// The serialized task token.
-    public var taskTokenBytes: [UInt8] {
-        // A TaskToken has only scalar fields, so serialization cannot fail.
-        (try? taskToken.serializedBytes()) ?? []
+    public var taskTokenBytes: [UInt8] { Array(taskTokenData) }
+
+    /// The serialized task token as protobuf bytes (the same bytes as `taskToken.serializedBytes()`).
+    var taskTokenData: ProtoBytes {
+        TaskTokenCodec.encode(
+            namespace: run.namespace, workflowId: run.workflowId, runId: run.runId, scheduledEventId: scheduledEventId,
+            attempt: attempt, activityId: activityId, isActivity: kind == .activity, taskQueue: taskQueue)
     }
 }
 
@@ -73,9 +77,5 @@ public struct DueTimer: Sendable, Equatable {
 
 /// Decodes a task token from request bytes.
 func decodeTaskToken<Bytes: SwiftProtobufContiguousBytes>(_ bytes: Bytes) throws(EngineRejection) -> Ballast_V1_TaskToken {
-    do {
-        return try Ballast_V1_TaskToken(serializedBytes: bytes)
-    } catch {
-        throw .malformedTaskToken
-    }
+    try TaskTokenCodec.decode(bytes)
 }

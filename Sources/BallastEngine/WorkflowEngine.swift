@@ -148,20 +148,22 @@ public struct WorkflowEngine: Sendable {
         let high = context.index
         let low = (nameHash & 0xffff_ffff_ffff_0000) | (context.nextRunSalt & 0xffff)
         context.nextRunSalt += 1
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for position in 0..<8 {
-            bytes[position] = UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64(position)))
-            bytes[8 + position] = UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64(position)))
+        return String(unsafeUninitializedCapacity: 36) { text in
+            let digits: StaticString = "0123456789abcdef"
+            var written = 0
+            for position in 0..<16 {
+                if position == 4 || position == 6 || position == 8 || position == 10 {
+                    text[written] = UInt8(ascii: "-")
+                    written += 1
+                }
+                let word = position < 8 ? high : low
+                let byte = UInt8(truncatingIfNeeded: word >> (56 - 8 * UInt64(position % 8)))
+                text[written] = digits.utf8Start[Int(byte >> 4)]
+                text[written + 1] = digits.utf8Start[Int(byte & 0x0f)]
+                written += 2
+            }
+            return written
         }
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(36)
-        for (position, byte) in bytes.enumerated() {
-            if position == 4 || position == 6 || position == 8 || position == 10 { text.append(UInt8(ascii: "-")) }
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: text, as: UTF8.self)
     }
 }
 
