@@ -15,10 +15,10 @@ private struct Scenario {
     }
 
     mutating func task(_ kind: ReadyTask.Kind = .workflow, run: String, event: Int64 = 2, queue: String = "payments",
-                       namespace: String = "default") -> ReadyTask {
+                       namespace: String = "default", attempt: Int32 = 1) -> ReadyTask {
         sequence += 1
         return ReadyTask(kind: kind, taskQueue: queue, run: RunKey(namespace: namespace, workflowId: "wf-\(run)", runId: run),
-                         scheduledEventId: event, attempt: 1, activityId: kind == .activity ? "a\(event)" : "",
+                         scheduledEventId: event, attempt: attempt, activityId: kind == .activity ? "a\(event)" : "",
                          sequence: sequence)
     }
 
@@ -294,5 +294,70 @@ struct ReadyListTests {
         var order: [UInt64] = []
         while let next = list.removeFirst() { order.append(next.task.sequence) }
         #expect(order == [1, 2, 5])
+    }
+
+    @Test("workflow-task retries from the third attempt wait 1 s, 2 s, 4 s … at most 60 s; earlier attempts and activities go at once")
+    func retryBackoff() throws {
+        let second: Int64 = 1_000_000_000
+        let limits = DispatchLimits()
+        var scenario = Scenario()
+        #expect(limits.backoffNanos(scenario.task(run: "a", attempt: 1)) == 0)
+        #expect(limits.backoffNanos(scenario.task(run: "a", attempt: 2)) == 0)
+        #expect(limits.backoffNanos(scenario.task(.activity, run: "a", attempt: 9)) == 0)
+        #expect(limits.backoffNanos(scenario.task(run: "a", attempt: 3)) == second)
+        #expect(limits.backoffNanos(scenario.task(run: "a", attempt: 4)) == 2 * second)
+        #expect(limits.backoffNanos(scenario.task(run: "a", attempt: 9)) == 60 * second)
+        #expect(limits.backoffNanos(scenario.task(run: "a", attempt: .max)) == 60 * second)
+
+        _ = try scenario.stream(workflow: 10)
+        scenario.core.taskReady(scenario.task(run: "r2", attempt: 2), nowNanos: 0)
+        scenario.core.taskReady(scenario.task(run: "r4", attempt: 4), nowNanos: 0)
+        scenario.core.taskReady(scenario.task(run: "r3", attempt: 3), nowNanos: 0)
+        let started1 = scenario.starts()
+        #expect(started1.map(\.1) == ["r2"], "the second attempt goes at once; later ones wait")
+        #expect(scenario.core.heldCount == 2 && scenario.core.pendingTasks[scenario.queue] == 2)
+        let released2 = scenario.core.releaseHeld(nowNanos: second - 1)
+        #expect(!released2)
+        let started3 = scenario.starts()
+        #expect(started3.isEmpty)
+        let released4 = scenario.core.releaseHeld(nowNanos: second)
+        #expect(released4)
+        let started5 = scenario.starts()
+        #expect(started5.map(\.1) == ["r3"])
+        let released6 = scenario.core.releaseHeld(nowNanos: 2 * second - 1)
+        #expect(!released6)
+        let released7 = scenario.core.releaseHeld(nowNanos: 2 * second)
+        #expect(released7)
+        let started8 = scenario.starts()
+        #expect(started8.map(\.1) == ["r4"])
+        #expect(scenario.core.heldCount == 0)
+    }
+
+    @Test("a held retry is not dispatched early by a re-read of the engine's ready tasks, and leadership's end forgets it")
+    func heldRetryAcrossLoadAndReset() throws {
+        let second: Int64 = 1_000_000_000
+        var scenario = Scenario()
+        _ = try scenario.stream(workflow: 10)
+        let retry = scenario.task(run: "r", attempt: 5)
+        scenario.core.taskReady(retry, nowNanos: 0)
+        scenario.core.load(scenario.queue, readyTasks: [retry], nowNanos: second)
+        let early = scenario.starts()
+        #expect(early.isEmpty && scenario.core.heldCount == 1, "held once, from the first sight of it")
+        let released9 = scenario.core.releaseHeld(nowNanos: 4 * second)
+        #expect(released9)
+        let started10 = scenario.starts()
+        #expect(started10.map(\.1) == ["r"])
+
+        var limits = DispatchLimits()
+        limits.maxHeldTasks = 1
+        var full = Scenario(limits: limits)
+        _ = try full.stream(workflow: 10)
+        full.core.taskReady(full.task(run: "x", attempt: 3), nowNanos: 0)
+        full.core.taskReady(full.task(run: "y", attempt: 3), nowNanos: 0)
+        let started11 = full.starts()
+        #expect(started11.map(\.1) == ["y"], "beyond maxHeldTasks a retry is queued without waiting")
+        _ = full.core.reset(leading: true)
+        let releasedAfterReset = full.core.releaseHeld(nowNanos: 10 * second)
+        #expect(full.core.heldCount == 0 && !releasedAfterReset)
     }
 }

@@ -57,6 +57,11 @@ struct DispatchCore: Sendable {
     private var dirty: Set<TaskQueueKey> = []
     /// Queues not yet loaded or overflowed: the only ones `takeLoadRequests` looks at.
     private var loadCandidates: Set<TaskQueueKey> = []
+    /// Workflow-task retries waiting out their backoff (`DispatchLimits.backoffNanos`), with
+    /// the monotonic time they may go; `releaseHeld` moves the due ones to their queue.
+    private var held: [ReadyTaskKey: (queue: TaskQueueKey, queued: QueuedTask, dueNanos: Int64)] = [:]
+    /// The earliest due time in `held` (nil when empty), so most ticks cost nothing.
+    private var heldEarliestNanos: Int64?
 
     init(limits: DispatchLimits = DispatchLimits()) {
         self.limits = limits
@@ -78,6 +83,8 @@ struct DispatchCore: Sendable {
         lastStream = [:]
         dirty = []
         loadCandidates = []
+        held = [:]
+        heldEarliestNanos = nil
         isLeading = leading
         return open
     }
@@ -156,8 +163,43 @@ struct DispatchCore: Sendable {
         guard isLeading else { return }
         let key = TaskQueueKey(namespace: task.run.namespace, taskQueue: task.taskQueue)
         guard queues[key] != nil, startsInFlight[ReadyTaskKey(task)] == nil else { return }
-        insert(QueuedTask(task: task, readyAtNanos: nowNanos), into: key)
+        queueOrHold(QueuedTask(task: task, readyAtNanos: nowNanos), into: key)
     }
+
+    /// Queues a task, or holds it back when it is a workflow-task retry that must wait.
+    private mutating func queueOrHold(_ queued: QueuedTask, into key: TaskQueueKey) {
+        let backoff = limits.backoffNanos(queued.task)
+        guard backoff > 0 else { return insert(queued, into: key) }
+        let taskKey = ReadyTaskKey(queued.task)
+        guard held[taskKey] == nil, queues[key]?.workflow.contains(taskKey) != true else { return }
+        guard held.count < limits.maxHeldTasks else { return insert(queued, into: key) }
+        let due = queued.readyAtNanos &+ backoff
+        held[taskKey] = (key, queued, due)
+        heldEarliestNanos = min(heldEarliestNanos ?? due, due)
+    }
+
+    /// Moves the held retries whose backoff has passed at `nowNanos` (monotonic) to their
+    /// queues; returns whether any moved (then `match` has work).
+    mutating func releaseHeld(nowNanos: Int64) -> Bool {
+        guard let earliest = heldEarliestNanos, earliest <= nowNanos else { return false }
+        var next: Int64?
+        var released: [(TaskQueueKey, QueuedTask)] = []
+        for (taskKey, entry) in held {
+            if entry.dueNanos <= nowNanos {
+                held[taskKey] = nil
+                released.append((entry.queue, entry.queued))
+            } else {
+                next = min(next ?? entry.dueNanos, entry.dueNanos)
+            }
+        }
+        heldEarliestNanos = next
+        // A queue dropped meanwhile reads its tasks from the engine when a worker comes back.
+        for (key, queued) in released.sorted(by: { $0.1.task.sequence < $1.1.task.sequence }) { insert(queued, into: key) }
+        return !released.isEmpty
+    }
+
+    /// Workflow-task retries waiting out their backoff.
+    var heldCount: Int { held.count }
 
     private mutating func insert(_ queued: QueuedTask, into key: TaskQueueKey) {
         guard var queue = queues[key] else { return }
@@ -202,13 +244,15 @@ struct DispatchCore: Sendable {
         queues[key] = queue
         loadCandidates.remove(key)
         for task in readyTasks where task.run.namespace == key.namespace && startsInFlight[ReadyTaskKey(task)] == nil {
-            insert(QueuedTask(task: task, readyAtNanos: nowNanos), into: key)
+            queueOrHold(QueuedTask(task: task, readyAtNanos: nowNanos), into: key)
         }
     }
 
-    /// Ready tasks waiting per queue (both kinds).
+    /// Ready tasks waiting per queue (both kinds, held retries included).
     var pendingTasks: [TaskQueueKey: Int] {
-        queues.mapValues { $0.workflow.count + $0.activity.count }
+        var pending = queues.mapValues { $0.workflow.count + $0.activity.count }
+        for entry in held.values where pending[entry.queue] != nil { pending[entry.queue]! += 1 }
+        return pending
     }
 
     /// A run closed: forget its sticky stream.

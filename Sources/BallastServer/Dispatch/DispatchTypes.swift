@@ -53,6 +53,23 @@ struct DispatchLimits: Sendable, Equatable {
     var maxPendingQueries = 1_000
     /// Runs whose last workflow-task stream is remembered (sticky / eager preference).
     var maxRememberedRuns = 100_000
+    /// Workflow-task attempts from this one on wait before they are dispatched (a workflow
+    /// whose task keeps failing — unknown type, a bug, a non-deterministic change — must not
+    /// spin worker and log in a loop): `retryBackoffBaseNanos × 2^(attempt − this)`, at most
+    /// `retryBackoffCapNanos`. Earlier attempts go at once (a first retry is often transient).
+    var retryBackoffFromAttempt: Int32 = 3
+    var retryBackoffBaseNanos: Int64 = 1_000_000_000
+    var retryBackoffCapNanos: Int64 = 60_000_000_000
+    /// Workflow tasks held back at once; beyond it a retry is queued without waiting.
+    var maxHeldTasks = 10_000
+
+    /// How long a ready task waits before dispatch (0: at once).
+    func backoffNanos(_ task: ReadyTask) -> Int64 {
+        guard task.kind == .workflow, task.attempt >= retryBackoffFromAttempt else { return 0 }
+        let doublings = Int64(task.attempt - retryBackoffFromAttempt)
+        guard doublings < 32, retryBackoffBaseNanos <= retryBackoffCapNanos >> doublings else { return retryBackoffCapNanos }
+        return retryBackoffBaseNanos << doublings
+    }
 
     init() {}
 }

@@ -3,8 +3,9 @@ import BallastProto
 
 extension Dispatcher {
     /// Fires the deadlines due by the leader's wall clock: one proposal each, all in flight at
-    /// once (Raft's group commit batches them), at most `maxTimerProposalsInFlight`. Called
-    /// every few milliseconds by the node's timer; does nothing unless leading.
+    /// once (Raft's group commit batches them), at most `maxTimerProposalsInFlight`, and
+    /// releases the workflow-task retries whose backoff has passed. Called every few
+    /// milliseconds by the node's timer; does nothing unless leading.
     func tick() {
         let now = Self.wallNanos()
         let (due, rebuild, epoch) = state.withLock { state -> ([DueTimer], Bool, UInt64) in
@@ -16,6 +17,13 @@ extension Dispatcher {
         }
         for timer in due { fire(timer, nowNanos: now, epoch: epoch) }
         if rebuild { rebuildTimers(epoch: epoch) }
+        // Workflow-task retries whose backoff has passed go to their queues.
+        let monotonic = monotonicNanos()
+        let work = state.withLock { state -> Dispatcher.Work? in
+            guard state.core.isLeading, state.core.releaseHeld(nowNanos: monotonic) else { return nil }
+            return collectWork(&state)
+        }
+        if let work { perform(work) }
     }
 
     private func fire(_ timer: DueTimer, nowNanos: Int64, epoch: UInt64) {
