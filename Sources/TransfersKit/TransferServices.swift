@@ -12,6 +12,30 @@ public enum TransferServices {
         try await client.addSearchAttributes([TransferDefaults.outcomeAttribute: .keyword])
     }
 
+    /// Runs `body` until it succeeds, retrying UNAVAILABLE and DEADLINE_EXCEEDED (the client's
+    /// own retries exhausted: no leader answered) after a pause that doubles from 200 ms to at
+    /// most `maxPause`; any other error is final. A worker outlives cluster outages this way —
+    /// a restart, an election on a starved machine — rather than exiting at start-up.
+    public static func retryingWhileUnavailable<Value>(
+        logger: Logger, maxPause: Duration = .seconds(5),
+        sleep: (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
+        _ body: () async throws(BallastClientError) -> Value
+    ) async throws -> Value {
+        var pause = Duration.milliseconds(200)
+        while true {
+            let failure: BallastClientError
+            do {
+                return try await body()
+            } catch {
+                failure = error
+            }
+            guard failure.code == .unavailable || failure.code == .deadlineExceeded else { throw failure }
+            logger.warning("no leader answered yet; retrying", metadata: ["error": "\(failure)", "pause": "\(pause)"])
+            try await sleep(pause)
+            pause = min(pause * 2, maxPause)
+        }
+    }
+
     /// Opens the plan's accounts that do not exist yet with `balance` each; returns how many
     /// were created now.
     @discardableResult

@@ -34,7 +34,9 @@ struct WorkerCommand: AsyncParsableCommand {
             // The engine refuses upserts of unregistered attributes: make sure it is registered.
             // A worker outlives cluster outages: while no leader answers (a restart, an election
             // on a starved machine) it keeps trying rather than exiting.
-            try await Self.registerSearchAttributes(client, logger: logger)
+            try await TransferServices.retryingWhileUnavailable(logger: logger) { () async throws(BallastClientError) in
+                try await TransferServices.registerSearchAttributes(client)
+            }
             let onAcknowledged = ackWriter.map { Self.acknowledgementHandler($0, logger: logger) }
             let worker = try TransferServices.makeWorker(client: client, ledger: ledger, taskQueue: taskQueue, identity: name,
                                                          maxConcurrentActivities: maxConcurrentActivities, logger: logger,
@@ -48,25 +50,6 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     /// Appends each acknowledged response to `writer`; a line that cannot be written is logged.
-    /// Registers the example's search attributes, retrying UNAVAILABLE and DEADLINE_EXCEEDED
-    /// (the client's own retries exhausted) with a growing pause of at most 5 s; any other
-    /// error is final.
-    static func registerSearchAttributes(_ client: BallastClient, logger: Logger) async throws {
-        var pause = Duration.milliseconds(200)
-        while true {
-            let failure: BallastClientError
-            do {
-                return try await TransferServices.registerSearchAttributes(client)
-            } catch {
-                failure = error
-            }
-            guard failure.code == .unavailable || failure.code == .deadlineExceeded else { throw failure }
-            logger.warning("no leader answered yet; retrying", metadata: ["error": "\(failure)", "pause": "\(pause)"])
-            try await Task.sleep(for: pause)
-            pause = min(pause * 2, .seconds(5))
-        }
-    }
-
     static func acknowledgementHandler(_ writer: AckLogWriter, logger: Logger) -> @Sendable (WorkerAcknowledgement) -> Void {
         { acknowledgement in
             if !writer.append(AckRecord(acknowledgement)) {
