@@ -20,6 +20,11 @@ public struct RaftConfiguration: Sendable {
     public var snapshotChunkBytes: Int = 1 << 20
     /// Proposed bytes not yet committed above which `propose` fails with `proposalBacklogFull`.
     public var maxUncommittedBytes: Int = 64 << 20
+    /// Payload bytes of committed entries one `Ready` hands out to apply (at least one entry):
+    /// after a restart the whole log since the last snapshot is committed at once, and a shell
+    /// that applies it in one go cannot tick, vote or answer meanwhile. With a bound, the rest
+    /// comes in the next `Ready`s (`hasCommittedToApply` says some is waiting).
+    public var maxCommittedBytesPerReady: Int = .max
     /// Applied log bytes since the last snapshot after which `Ready.snapshotSuggested` is set.
     public var snapshotThresholdBytes: Int = 64 << 20
     /// Entries kept behind a snapshot so slightly lagging followers still catch up from the log.

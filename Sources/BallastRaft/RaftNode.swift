@@ -127,8 +127,10 @@ public struct RaftNode: Sendable {
         }
         if commit > applied {
             precondition(applied >= log.baseIndex, "applied \(applied) behind the compaction point \(log.baseIndex)")
-            output.committed = Array(log.entries(from: applied.next, through: commit))
-            applied = commit
+            let waiting = commit.rawValue - applied.rawValue
+            output.committed = log.entries(from: applied.next, maxCount: Int(clamping: waiting),
+                                           maxBytes: configuration.maxCommittedBytesPerReady)
+            applied = output.committed.last?.index ?? applied
             appliedBytesSinceSnapshot += output.committed.reduce(0) { $0 + $1.sizeBytes }
         }
         if appliedBytesSinceSnapshot > configuration.snapshotThresholdBytes && !snapshotSuggestionReported {
@@ -137,6 +139,10 @@ public struct RaftNode: Sendable {
         }
         return output
     }
+
+    /// Whether committed entries are waiting to be handed out by `takeReady` (more than
+    /// `maxCommittedBytesPerReady` were committed at once).
+    public var hasCommittedToApply: Bool { commit > applied }
 
     /// A read-only picture of this member.
     public var status: RaftStatus {

@@ -8,6 +8,7 @@ extension RaftDriver {
             for event in batch { handle(event) }
             processReady()
             isLeaderNow.store(node.currentRole == .leader, ordering: .relaxed)
+            if node.hasCommittedToApply { _ = post(.continueApplying) }
         }
         failEverything(with: .stopped)
         if announcedLeaderTerm != nil {
@@ -35,6 +36,7 @@ extension RaftDriver {
             storageFailure = why
             failEverything(with: .storageFailed(why))
         case .inspect(let body): body(node.status)
+        case .continueApplying: break
         }
     }
 

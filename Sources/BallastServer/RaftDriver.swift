@@ -91,6 +91,9 @@ public final class RaftDriver: @unchecked Sendable {
         case persisted(LogIndex, Term)
         case storageFailed(String)
         case inspect(@Sendable (RaftStatus) -> Void)
+        /// More committed entries wait to be applied: process the next Ready (the loop posts
+        /// this to itself, so ticks, messages and inspections interleave with a long apply).
+        case continueApplying
     }
 
     let events: BlockingQueue<Event>

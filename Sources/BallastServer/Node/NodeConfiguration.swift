@@ -113,6 +113,9 @@ public struct NodeConfiguration: Sendable {
         self.peers = peers
         var raft = RaftConfiguration(id: id)
         raft.electionTimeoutTicks = 15
+        // A restarted node applies its log since the last snapshot (up to the snapshot
+        // threshold, 64 MiB) a MiB at a time, ticking, voting and answering /status between.
+        raft.maxCommittedBytesPerReady = 1 << 20
         self.raft = raft
     }
 
