@@ -149,7 +149,7 @@ let package = Package(
             ]),
 
         // Seeded input mutation shared by the decoder fuzz tests of several test targets.
-        .target(name: "BallastFuzzSupport", path: "Tests/FuzzSupport"),
+        .target(name: "BallastFuzzSupport", dependencies: ["BallastRaft"], path: "Tests/FuzzSupport"),
 
         .testTarget(name: "BallastRaftTests", dependencies: ["BallastRaft"]),
         .testTarget(name: "BallastEngineTests", dependencies: ["BallastEngine", "BallastProto"]),

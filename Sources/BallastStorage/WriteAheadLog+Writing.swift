@@ -63,12 +63,7 @@ extension WriteAheadLog {
     public func sync() throws {
         try checkUsable()
         try poisoningOnFailure {
-            try flushPending()
-            if needsDataSync {
-                try Posix.dataSync(active.descriptor, path: directory + "/" + active.info.name)
-                statistics.dataSyncs += 1
-                needsDataSync = false
-            }
+            try flushAndSyncActive()
             durableIndex = lastIndex
         }
     }
@@ -130,20 +125,22 @@ extension WriteAheadLog {
         try rollSegment()
     }
 
+    /// Writes out buffered records and `fdatasync`s the active segment if anything was written.
+    private func flushAndSyncActive() throws {
+        try flushPending()
+        guard needsDataSync else { return }
+        try Posix.dataSync(active.descriptor, path: directory + "/" + active.info.name)
+        statistics.dataSyncs += 1
+        needsDataSync = false
+    }
+
     /// Closes the full active segment (synced, so only the last segment can ever hold a torn tail) and starts the next.
     ///
     /// A failure to write or sync the old segment poisons the log; a new segment that cannot be
     /// created for lack of space does not (its temporary file is removed, the old segment stays
     /// active and durable), so the caller may retry.
     func rollSegment() throws {
-        try poisoningOnFailure {
-            try flushPending()
-            if needsDataSync {
-                try Posix.dataSync(active.descriptor, path: directory + "/" + active.info.name)
-                statistics.dataSyncs += 1
-                needsDataSync = false
-            }
-        }
+        try poisoningOnFailure { try flushAndSyncActive() }
         let next: ActiveSegment
         do {
             next = try Self.createSegment(active.info.sequence + 1, directory: directory, options: options)

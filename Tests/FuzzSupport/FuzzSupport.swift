@@ -1,20 +1,15 @@
 // Seeded random inputs for the decoder fuzz tests (issue 8 §3), shared by every test target that
 // fuzzes a decoder.
+import BallastRaft
 import Foundation
 
-/// SplitMix64: a tiny seeded generator, so every fuzz case is reproducible from its seed.
+/// A seeded generator (Raft's SplitMix64), so every fuzz case is reproducible from its seed.
 public struct FuzzRandom: RandomNumberGenerator {
-    private var state: UInt64
+    private var source: DeterministicRandom
 
-    public init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { source = DeterministicRandom(seed: seed) }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { source.next() }
 
     /// A value in `0..<bound` (bound > 0).
     public mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
