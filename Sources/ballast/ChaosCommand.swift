@@ -36,6 +36,9 @@ struct ChaosCommand: AsyncParsableCommand {
     @Option(help: "Transfers in flight in the main load.") var concurrency = 8
     @Option(help: "The nodes' --snapshot-threshold-bytes (small, so restarts replay little and snapshots are sent).")
     var snapshotThresholdBytes = 4 << 20
+    @Flag(help: ArgumentHelp("Mutual TLS on every port: a throwaway CA and certificates in DIR/tls, roles enforced, the workers, the load and the checker with client certificates.",
+                             discussion: "Needs the openssl command. The fault proxies forward the TLS bytes unchanged."))
+    var tls = false
 
     func validate() throws {
         guard nodes == 3 || nodes == 5 else { throw ValidationError("--nodes must be 3 or 5") }
@@ -86,6 +89,7 @@ struct ChaosCommand: AsyncParsableCommand {
         configuration.nodeLogLevel = logLevel
         configuration.load.concurrency = concurrency
         configuration.snapshotThresholdBytes = snapshotThresholdBytes
+        configuration.tls = tls
         if let faults { configuration.faults = try FaultKind.parseList(faults).get() }
         return configuration
     }

@@ -95,4 +95,24 @@ struct CheckHistoryInvariantsTests {
         let summary = HistoryInvariants.analyze(workflowID: "wf", runID: "run-1", events: history.events).summary
         #expect(summary.nextRunID == "run-2" && summary.closed)
     }
+
+    @Test("the caller identities a history records are counted: who started, signaled, and took its tasks")
+    func identities() {
+        var history = TestHistory(started: false)
+        var started = Ballast_V1_WorkflowExecutionStartedEventAttributes()
+        started.identity = "chaos-load"
+        history.add(.workflowExecutionStarted(started))
+        var task = Ballast_V1_WorkflowTaskStartedEventAttributes()
+        task.identity = "chaos-worker"
+        history.add(.workflowTaskStarted(task))
+        var activity = Ballast_V1_ActivityTaskStartedEventAttributes()
+        activity.identity = "chaos-worker"
+        history.add(.activityTaskStarted(activity))
+        var signaled = Ballast_V1_WorkflowExecutionSignaledEventAttributes()
+        signaled.identity = "web-ui@127.0.0.1 (unverified)"
+        history.add(.workflowExecutionSignaled(signaled))
+        history.add(.workflowTaskScheduled(Ballast_V1_WorkflowTaskScheduledEventAttributes()))
+        let summary = HistoryInvariants.analyze(workflowID: "wf", runID: "run-1", events: history.events).summary
+        #expect(summary.identities == ["chaos-load": 1, "chaos-worker": 2, "web-ui@127.0.0.1 (unverified)": 1])
+    }
 }

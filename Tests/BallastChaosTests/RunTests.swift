@@ -34,6 +34,48 @@ import Testing
         #expect((json["violations"] as? [[String: Any]])?.first?["workflow_id"] as? String == "w-1")
     }
 
+    @Test func aTLSRunSaysSoInItsSummaryAndItsJSON() throws {
+        var tls = report(check: check())
+        tls.tls = true
+        var checked = check()
+        checked.identities = ["chaos-load": 30, "chaos-worker": 400]
+        tls.check = checked
+        let table = tls.table.joined(separator: "\n")
+        #expect(table.contains("mutual TLS") && table.contains("--duration 40s --tls"))
+        #expect(table.contains("caller identities           chaos-worker 400, chaos-load 30"), "\(table)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(tls.json.utf8)) as? [String: Any])
+        #expect(json["tls"] as? Bool == true)
+        #expect(json["identities"] as? [String: Int] == ["chaos-load": 30, "chaos-worker": 400])
+    }
+
+    @Test func theTLSRunMakesACertificatePerNodeAndClientAndGrantsEachOnlyItsRoles() throws {
+        let directory = NSTemporaryDirectory() + "chaos-tls-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let tls = try ChaosTLS(directory: directory, nodes: [1, 2, 3])
+        for name in ["ca", "node-1", "node-2", "node-3", ChaosTLS.workerIdentity, ChaosTLS.loadIdentity, ChaosTLS.checkerIdentity] {
+            #expect(FileManager.default.fileExists(atPath: directory + "/\(name).crt"), "\(name).crt")
+            let mode = try FileManager.default.attributesOfItem(atPath: directory + "/\(name).key")[.posixPermissions] as? NSNumber
+            #expect(mode?.intValue == 0o600, "\(name).key is private")
+        }
+        #expect(tls.serverFlags(2) == ["--tls-cert", directory + "/node-2.crt", "--tls-key", directory + "/node-2.key",
+                                       "--tls-ca", directory + "/ca.crt", "--roles", directory + "/roles"])
+        #expect(tls.workerFlags.contains(directory + "/chaos-worker.crt") && tls.loadFlags.contains(directory + "/chaos-load.key"))
+        let roles = try String(contentsOfFile: tls.rolesPath, encoding: .utf8)
+        #expect(roles.contains("chaos-load     admin   default") && roles.contains("chaos-checker  reader  default"))
+        #expect(!roles.contains(" * ") && !roles.contains("admin   *"), "no identity of the run holds a cluster-wide role")
+        // The leaf names its identity the way nodes read it (docs/security.md, "Certificates").
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        openssl.arguments = ["openssl", "x509", "-in", directory + "/node-3.crt", "-noout", "-ext", "subjectAltName,extendedKeyUsage"]
+        let pipe = Pipe()
+        openssl.standardOutput = pipe
+        try openssl.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        openssl.waitUntilExit()
+        #expect(text.contains("URI:ballast://node/3") && text.contains("IP Address:127.0.0.1"), "\(text)")
+        #expect(text.contains("TLS Web Server Authentication") && text.contains("TLS Web Client Authentication"), "\(text)")
+    }
+
     @Test func killAllLeavesNoChildRunning() async throws {
         let directory = NSTemporaryDirectory() + "chaos-children-\(getpid())-\(UInt32.random(in: 0 ... .max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

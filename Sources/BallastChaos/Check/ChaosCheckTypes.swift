@@ -1,3 +1,4 @@
+import BallastWire
 import Foundation
 
 /// What `ChaosChecker.check` looks at: the cluster (API and admin ports), the transfers'
@@ -19,6 +20,8 @@ public struct ChaosCheckConfiguration: Sendable {
     public var historyConcurrency = 8
     /// Deadline of one history or list read, retries across leader changes included.
     public var readTimeout: Duration = .seconds(60)
+    /// What the checker presents on a TLS cluster (API and admin ports); nil: cleartext.
+    public var tls: TLSClientOptions?
 
     /// A configuration; the tuning fields keep their defaults.
     public init(apiEndpoints: [String], adminEndpoints: [String], namespace: String, ledgerPath: String,
@@ -98,6 +101,10 @@ public struct ChaosCheckReport: Sendable, Codable {
     public var digestIndex: UInt64?
     /// That digest.
     public var stateDigest: String?
+    /// History events per recorded caller identity (started, signaled, task started), over every
+    /// run: on a TLS cluster only the certificates' identities, in cleartext claims marked
+    /// `(unverified)`.
+    public var identities: [String: Int] = [:]
 
     /// A report.
     public init(workflows: Int, completed: Int, compensated: Int, events: Int, acknowledgedChecked: Int, violations: [ChaosViolation]) {

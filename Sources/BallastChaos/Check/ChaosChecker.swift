@@ -1,6 +1,7 @@
 import BallastProto
 import BallastSDK
 import BallastServer
+import BallastWire
 import Foundation
 import Logging
 import NIOPosix
@@ -34,6 +35,7 @@ public enum ChaosChecker {
         options.namespace = configuration.namespace
         options.identity = "chaos-check-\(ProcessInfo.processInfo.processIdentifier)"
         options.callTimeout = .seconds(20)
+        options.tls = configuration.tls
         let client = BallastClient(endpoints: endpoints, options: options, logger: logger)
         do {
             let report = try await check(configuration, client: client, acks: acks, logger: logger)
@@ -50,7 +52,7 @@ public enum ChaosChecker {
         var violations: [ChaosViolation] = []
         let deadline = ContinuousClock.now + configuration.quiescenceDeadline
         violations += try await waitForTransfersToClose(client, until: deadline, readTimeout: configuration.readTimeout, logger: logger)
-        let digests = await waitForDigests(configuration.adminEndpoints, until: deadline, logger: logger)
+        let digests = await waitForDigests(configuration.adminEndpoints, tls: configuration.tls, until: deadline, logger: logger)
         violations += digests.violations
 
         let runs = try await Reads.retrying(for: configuration.readTimeout) {
@@ -83,6 +85,7 @@ public enum ChaosChecker {
         report.missingAckLogs = acks.missingFiles
         report.digestIndex = digests.agreed?.index
         report.stateDigest = digests.agreed?.digest
+        report.identities = histories.identities
         return report
     }
 
@@ -116,7 +119,7 @@ public enum ChaosChecker {
 
     /// quiescence, second half, and digest: polls every node's `/status?digest=1` until all show
     /// the same digest at the same index (or two differ at the same index) or the deadline.
-    static func waitForDigests(_ adminEndpoints: [String], until deadline: ContinuousClock.Instant,
+    static func waitForDigests(_ adminEndpoints: [String], tls: TLSClientOptions?, until deadline: ContinuousClock.Instant,
                                logger: Logger) async -> (violations: [ChaosViolation], agreed: (index: UInt64, digest: String)?) {
         guard !adminEndpoints.isEmpty else {
             return ([ChaosViolation(invariant: ChaosInvariant.quiescence, workflowID: nil, detail: "no admin endpoint to compare digests on")], nil)
@@ -127,7 +130,7 @@ public enum ChaosChecker {
             var readings: [NodeDigestReading] = []
             var unreachable: [String: String] = [:]
             await withTaskGroup(of: (String, Result<NodeDigestReading, NodeDigestReading.ParseError>).self) { group in
-                for endpoint in adminEndpoints { group.addTask { (endpoint, await readDigest(endpoint)) } }
+                for endpoint in adminEndpoints { group.addTask { (endpoint, await readDigest(endpoint, tls: tls)) } }
                 for await (endpoint, result) in group {
                     switch result {
                     case .success(let reading): readings.append(reading)
@@ -152,7 +155,7 @@ public enum ChaosChecker {
     }
 
     /// One node's digest reading.
-    static func readDigest(_ endpoint: String) async -> Result<NodeDigestReading, NodeDigestReading.ParseError> {
+    static func readDigest(_ endpoint: String, tls: TLSClientOptions?) async -> Result<NodeDigestReading, NodeDigestReading.ParseError> {
         guard let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...]), (1 ... 65535).contains(port) else {
             return .failure(.init(description: "\(endpoint) is not HOST:PORT"))
         }
@@ -160,7 +163,8 @@ public enum ChaosChecker {
         do {
             // A digest walks the whole engine state: about a second per 100,000 open runs.
             let (status, body) = try await AdminHTTPClient.get(host: host, port: port, path: "/status?digest=1", timeout: .seconds(30),
-                                                               group: MultiThreadedEventLoopGroup.singleton, maxBodyBytes: 4 << 20)
+                                                               group: MultiThreadedEventLoopGroup.singleton, maxBodyBytes: 4 << 20,
+                                                               tls: tls)
             guard status == 200 else { return .failure(.init(description: "\(endpoint) answered HTTP \(status)")) }
             return Result { () throws(NodeDigestReading.ParseError) in try NodeDigestReading.parse(body, endpoint: endpoint) }
         } catch {
@@ -173,6 +177,7 @@ public enum ChaosChecker {
         var summaries: [String: [RunHistorySummary]] = [:]
         var violations: [ChaosViolation] = []
         var events = 0
+        var identities: [String: Int] = [:]
     }
 
     /// Reads and analyzes every run's history, `historyConcurrency` at a time; keeps only the summaries.
@@ -186,6 +191,7 @@ public enum ChaosChecker {
                 histories.summaries[summary.workflowID, default: []].append(summary)
                 histories.violations += violations
                 histories.events += summary.events
+                histories.identities.merge(summary.identities, uniquingKeysWith: +)
             }
             func launch(_ run: Ballast_V1_WorkflowExecutionInfo) {
                 group.addTask { try await readHistory(run.execution, client: client, readTimeout: configuration.readTimeout) }

@@ -48,6 +48,9 @@ public struct RunHistorySummary: Sendable, Equatable {
     public var activityOutcomes: [Int64: ActivityOutcome] = [:]
     /// The closing event of each workflow task, by its started event id.
     public var workflowTaskCloses: [Int64: WorkflowTaskClose] = [:]
+    /// Events per caller identity the history records (started, signaled, task started): who
+    /// started the run, who signaled it, which workers took its tasks.
+    public var identities: [String: Int] = [:]
 
     /// An empty summary of a run.
     public init(workflowID: String, runID: String) {
@@ -110,8 +113,20 @@ public enum HistoryInvariants {
                 break
             }
             noteClose(event, &summary)
+            if let identity = callerIdentity(event) { summary.identities[identity, default: 0] += 1 }
         }
         return (summary, violations)
+    }
+
+    /// The caller identity an event records, for the events a client or a worker causes.
+    static func callerIdentity(_ event: Ballast_V1_HistoryEvent) -> String? {
+        switch event.attributes {
+        case .workflowExecutionStarted(let started)?: started.identity
+        case .workflowExecutionSignaled(let signaled)?: signaled.identity
+        case .workflowTaskStarted(let started)?: started.identity
+        case .activityTaskStarted(let started)?: started.identity
+        default: nil
+        }
     }
 
     /// Records the run's close event and the next run it names.

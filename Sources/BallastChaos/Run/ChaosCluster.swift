@@ -1,4 +1,5 @@
 import BallastServer
+import BallastWire
 import Foundation
 import NIOCore
 import Synchronization
@@ -28,15 +29,20 @@ public final class ChaosCluster: Sendable {
     let directory: String
     let logLevel: String
     let extraServerArguments: [String]
+    /// Flags only node N gets (its TLS certificate).
+    let nodeArguments: [Int: [String]]
+    /// What the probes of the admin ports present (a TLS node's admin port requires a certificate).
+    let adminTLS: TLSClientOptions?
     let group: any EventLoopGroup
     private let processes = Mutex<[Int: ChildProcess]>([:])
     private let frozen = Mutex<Set<Int>>([])
     private let peerAddresses: [Int: String]
 
     /// A cluster of `ports.count` nodes (not started yet); `peerAddresses` is each node's
-    /// `--peer-address` value.
+    /// `--peer-address` value; `nodeArguments[N]` are flags for node N alone.
     public init(binary: String, directory: String, ports: [Int: Ports], peerAddresses: [Int: String], logLevel: String,
-                extraServerArguments: [String] = [], group: any EventLoopGroup) {
+                extraServerArguments: [String] = [], nodeArguments: [Int: [String]] = [:], adminTLS: TLSClientOptions? = nil,
+                group: any EventLoopGroup) {
         self.nodes = ports.keys.sorted()
         self.ports = ports
         self.binary = binary
@@ -44,6 +50,8 @@ public final class ChaosCluster: Sendable {
         self.peerAddresses = peerAddresses
         self.logLevel = logLevel
         self.extraServerArguments = extraServerArguments
+        self.nodeArguments = nodeArguments
+        self.adminTLS = adminTLS
         self.group = group
     }
 
@@ -65,7 +73,7 @@ public final class ChaosCluster: Sendable {
             "--peers", peers, "--log-level", logLevel,
         ]
         if let override = peerAddresses[node], !override.isEmpty { arguments += ["--peer-address", override] }
-        arguments += extraServerArguments
+        arguments += extraServerArguments + (nodeArguments[node] ?? [])
         let child = try ChildProcesses.shared.spawn(name: "node \(node)", executable: binary, arguments: arguments,
                                                     logPath: logPath(node))
         processes.withLock { $0[node] = child }
@@ -105,7 +113,7 @@ public final class ChaosCluster: Sendable {
     public func probe(_ node: Int, timeout: Duration = .milliseconds(500)) async -> Probe? {
         guard let port = ports[node]?.admin,
               let (code, body) = try? await AdminHTTPClient.get(host: "127.0.0.1", port: port, path: "/status",
-                                                                timeout: timeout, group: group),
+                                                                timeout: timeout, group: group, tls: adminTLS),
               code == 200 else { return nil }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
@@ -117,7 +125,7 @@ public final class ChaosCluster: Sendable {
     public func isReady(_ node: Int, timeout: Duration = .milliseconds(500)) async -> Bool {
         guard isRunning(node), let port = ports[node]?.admin,
               let (code, _) = try? await AdminHTTPClient.get(host: "127.0.0.1", port: port, path: "/readyz",
-                                                             timeout: timeout, group: group) else { return false }
+                                                             timeout: timeout, group: group, tls: adminTLS) else { return false }
         return code == 200
     }
 

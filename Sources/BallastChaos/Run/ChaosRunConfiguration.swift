@@ -24,6 +24,9 @@ public struct ChaosRunConfiguration: Sendable {
     /// How long a node fault waits for earlier faults' nodes to be ready before it is skipped.
     public var recoveryWait: Duration = .seconds(30)
     public var load = ChaosWorkload.LoadOptions()
+    /// Mutual TLS on every node port, the clients with certificates and roles enforced
+    /// (`ballast chaos --tls`, see `ChaosTLS`); false: cleartext.
+    public var tls = false
 
     /// A configuration with the defaults above.
     public init(directory: String, ballastBinary: String, transfersBinary: String) {

@@ -18,6 +18,13 @@ public struct ChaosRunReport: Sendable {
     public var skippedByKind: [FaultKind: Int] = [:]
     /// What happened that is worth knowing but breaks nothing (a worker that gave up and was restarted).
     public var notes: [String] = []
+    /// Whether the run had mutual TLS on every port (`--tls`).
+    public var tls = false
+    /// What the fault proxies did on the Raft links, over the whole run: connections accepted,
+    /// connections reset by a dropped chunk, bytes forwarded.
+    public var proxyConnections = 0
+    public var proxyResets = 0
+    public var proxyForwardedBytes = 0
 
     /// A report with every field given.
     public init(seed: UInt64, nodes: Int, durationSeconds: Double, workers: Int, directory: String,
@@ -40,7 +47,8 @@ public struct ChaosRunReport: Sendable {
 
     /// The summary table printed at the end of a run.
     public var table: [String] {
-        var lines = ["", "chaos run summary (seed \(seed), \(nodes) nodes, \(workers) workers, \(Int(durationSeconds)) s of faults)"]
+        var lines = ["", "chaos run summary (seed \(seed), \(nodes) nodes, \(workers) workers, \(Int(durationSeconds)) s of faults"
+            + (tls ? ", mutual TLS)" : ")")]
         func row(_ name: String, _ value: String) { lines.append("  " + name.padding(toLength: 28, withPad: " ", startingAt: 0) + value) }
         lines.append("  faults injected:")
         for kind in FaultKind.allCases.sorted(by: { $0.rawValue < $1.rawValue }) {
@@ -51,10 +59,15 @@ public struct ChaosRunReport: Sendable {
             let skipped = skippedByKind.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue) \($0.value)" }
             row("  skipped (node recovering)", skipped.joined(separator: ", "))
         }
+        row("proxied raft links", "\(proxyConnections) connections, \(proxyResets) reset by packet-drop, "
+            + "\(proxyForwardedBytes / 1024) KiB forwarded")
         if let check {
             row("workflows", "\(check.workflows) (completed \(check.completed), compensated \(check.compensated))")
             row("history events", String(check.events))
             row("acknowledged events checked", String(check.acknowledgedChecked))
+            let identities = check.identities.sorted { $0.value > $1.value }
+            row("caller identities", identities.prefix(8).map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                + (identities.count > 8 ? ", … (\(identities.count) in all)" : ""))
             if let index = check.digestIndex, let digest = check.stateDigest {
                 row("state digests", "every node equal at applied index \(index) (\(digest.prefix(16))…)")
             }
@@ -73,7 +86,7 @@ public struct ChaosRunReport: Sendable {
         row("problems", String(problems.count))
         for problem in problems { lines.append("    \(problem)") }
         lines.append("result: \(passed ? "PASS" : "FAIL") — reproduce the schedule with --seed \(seed) --nodes \(nodes) "
-            + "--duration \(Int(durationSeconds))s; logs in \(directory)")
+            + "--duration \(Int(durationSeconds))s\(tls ? " --tls" : ""); logs in \(directory)")
         return lines
     }
 
@@ -82,7 +95,8 @@ public struct ChaosRunReport: Sendable {
         var object: [String: Any] = [
             "seed": seed, "nodes": nodes, "duration_s": durationSeconds, "workers": workers, "directory": directory,
             "faults": Dictionary(uniqueKeysWithValues: FaultKind.allCases.map { ($0.rawValue, faultsByKind[$0] ?? 0) }),
-            "problems": problems, "passed": passed, "notes": notes,
+            "problems": problems, "passed": passed, "notes": notes, "tls": tls,
+            "proxy_connections": proxyConnections, "proxy_resets": proxyResets, "proxy_forwarded_bytes": proxyForwardedBytes,
             "skipped": Dictionary(uniqueKeysWithValues: skippedByKind.map { ($0.key.rawValue, $0.value) }),
         ]
         if let check {
@@ -91,6 +105,7 @@ public struct ChaosRunReport: Sendable {
             object["compensated"] = check.compensated
             object["events"] = check.events
             object["acknowledged_checked"] = check.acknowledgedChecked
+            object["identities"] = check.identities
             if let index = check.digestIndex { object["digest_index"] = index }
             object["violations"] = check.violations.map { violation -> [String: Any] in
                 var entry: [String: Any] = ["invariant": violation.invariant, "detail": violation.detail]

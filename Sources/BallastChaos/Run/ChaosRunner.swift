@@ -1,3 +1,4 @@
+import BallastSDK
 import Foundation
 import Logging
 import NIOCore
@@ -52,9 +53,14 @@ public final class ChaosRunner: Sendable {
             problem("the run stopped: \(error)")
         }
         await ChildProcesses.shared.killAll()
+        let links = await mesh?.statistics() ?? [:]
         await mesh?.stop()
         try? await group.shutdownGracefully()
-        return report(check: check)
+        var result = report(check: check)
+        result.proxyConnections = links.values.reduce(0) { $0 + $1.accepted }
+        result.proxyResets = links.values.reduce(0) { $0 + $1.resets }
+        result.proxyForwardedBytes = links.values.reduce(0) { $0 + $1.forwardedBytes }
+        return result
     }
 
     // MARK: - Setting up
@@ -63,6 +69,8 @@ public final class ChaosRunner: Sendable {
         var mesh: ProxyMesh
         var cluster: ChaosCluster
         var workload: ChaosWorkload
+        /// The run's certificates with `--tls`.
+        var tls: ChaosTLS?
     }
 
     private func setUp(group: MultiThreadedEventLoopGroup) async throws -> Setup {
@@ -78,23 +86,52 @@ public final class ChaosRunner: Sendable {
         let mesh = try await ProxyMesh.start(raftPorts: ports.mapValues(\.raft), loop: group.next(), seed: configuration.seed,
                                              logger: logger)
         let peerAddresses = Dictionary(uniqueKeysWithValues: ports.keys.map { ($0, mesh.peerAddressArgument(for: $0)) })
+        let tls = try configuration.tls ? ChaosTLS(directory: configuration.directory + "/tls", nodes: ports.keys.sorted()) : nil
         let cluster = ChaosCluster(binary: configuration.ballastBinary, directory: configuration.directory, ports: ports,
                                    peerAddresses: peerAddresses, logLevel: configuration.nodeLogLevel,
                                    extraServerArguments: ["--snapshot-threshold-bytes", String(configuration.snapshotThresholdBytes)],
-                                   group: group)
-        let setup = Setup(mesh: mesh, cluster: cluster,
-                          workload: ChaosWorkload(binary: configuration.transfersBinary, directory: configuration.directory,
-                                                  apiEndpoints: cluster.apiEndpoints, logLevel: configuration.clientLogLevel))
+                                   nodeArguments: tls.map { tls in Dictionary(uniqueKeysWithValues: ports.keys.map { ($0, tls.serverFlags($0)) }) } ?? [:],
+                                   adminTLS: tls?.checker, group: group)
+        let workload = ChaosWorkload(binary: configuration.transfersBinary, directory: configuration.directory,
+                                     apiEndpoints: cluster.apiEndpoints, logLevel: configuration.clientLogLevel,
+                                     workerArguments: tls?.workerFlags ?? [], loadArguments: tls?.loadFlags ?? [])
+        let setup = Setup(mesh: mesh, cluster: cluster, workload: workload, tls: tls)
         for node in cluster.nodes { try cluster.start(node) }
-        emit("started \(configuration.nodeCount) nodes in \(configuration.directory) (each dials its peers through a fault proxy)")
+        emit("started \(configuration.nodeCount) nodes in \(configuration.directory) (each dials its peers through a fault proxy)"
+            + (tls.map { " with mutual TLS on every port and roles enforced; certificates in \($0.certificates.directory)" } ?? ""))
         guard let leader = await cluster.waitForAgreedLeader(timeout: configuration.startupTimeout) else {
             throw ChaosRunError.noLeader(configuration.startupTimeout, configuration.directory)
         }
+        if let tls { try await waitForRoles(cluster, tls: tls) }
         for worker in 0 ..< configuration.workerCount { try setup.workload.startWorker(worker) }
         try setup.workload.startLoad(duration: configuration.duration, closeTimeout: configuration.quiescenceDeadline,
                                      seed: configuration.seed, options: configuration.load)
         emit("leader is node \(leader); \(configuration.workerCount) workers and the load started; faults for \(configuration.duration)")
         return setup
+    }
+
+    /// A TLS node enforces roles, and the first leader bootstraps them from the roles file a
+    /// moment after it is elected: wait until they are in force (the checker's reader role
+    /// answers), so the workers and the load do not start into PERMISSION_DENIED.
+    private func waitForRoles(_ cluster: ChaosCluster, tls: ChaosTLS) async throws {
+        var options = BallastClientOptions()
+        options.tls = tls.checker
+        options.callTimeout = .seconds(2)
+        let endpoints = try BallastEndpoint.parseList(cluster.apiEndpoints.joined(separator: ","))
+        let client = BallastClient(endpoints: endpoints, options: options, logger: logger)
+        defer { Task { await client.close() } }
+        let deadline = ContinuousClock.now + configuration.startupTimeout
+        var lastError = ""
+        while ContinuousClock.now < deadline {
+            do {
+                _ = try await client.count()
+                return
+            } catch {
+                lastError = "\(error)"
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ChaosRunError.cannotStart("the load", "the roles file was not in force within \(configuration.startupTimeout): \(lastError)")
     }
 
     // MARK: - Playing the schedule
@@ -248,10 +285,11 @@ public final class ChaosRunner: Sendable {
     }
 
     private func runChecker(_ setup: Setup) async -> ChaosCheckReport? {
-        let check = ChaosCheckConfiguration(apiEndpoints: setup.cluster.apiEndpoints, adminEndpoints: setup.cluster.adminEndpoints,
+        var check = ChaosCheckConfiguration(apiEndpoints: setup.cluster.apiEndpoints, adminEndpoints: setup.cluster.adminEndpoints,
                                             namespace: "default", ledgerPath: setup.workload.ledgerPath,
                                             ackLogPaths: setup.workload.existingAckLogPaths,
                                             quiescenceDeadline: configuration.quiescenceDeadline)
+        check.tls = setup.tls?.checker
         let missing = setup.workload.ackLogPaths.count - check.ackLogPaths.count
         log("checking the invariants (\(check.ackLogPaths.count) ack logs\(missing > 0 ? "; \(missing) processes ended before opening theirs" : ""))")
         do {
@@ -307,6 +345,7 @@ public final class ChaosRunner: Sendable {
                                     faultsByKind: injected, check: check, problems: problems)
         report.skippedByKind = skipped
         report.notes = notes
+        report.tls = configuration.tls
         return report
     }
 }

@@ -28,18 +28,25 @@ public final class ChaosWorkload: Sendable {
     let directory: String
     let apiList: String
     let logLevel: String
+    /// Extra flags of the workers and of the load generators (their TLS certificates).
+    let workerArguments: [String]
+    let loadArguments: [String]
     public let ledgerPath: String
     private let workers = Mutex<[Int: ChildProcess]>([:])
     private let generations = Mutex<[Int: Int]>([:])
     private let ackLogs = Mutex<[String]>([])
     private let loads = Mutex<[ChildProcess]>([])
 
-    /// Workers and load against the API addresses `apiEndpoints`, files under `directory`.
-    public init(binary: String, directory: String, apiEndpoints: [String], logLevel: String) {
+    /// Workers and load against the API addresses `apiEndpoints`, files under `directory`;
+    /// `workerArguments` and `loadArguments` are added to their `transfers` command lines.
+    public init(binary: String, directory: String, apiEndpoints: [String], logLevel: String,
+                workerArguments: [String] = [], loadArguments: [String] = []) {
         self.binary = binary
         self.directory = directory
         self.apiList = apiEndpoints.joined(separator: ",")
         self.logLevel = logLevel
+        self.workerArguments = workerArguments
+        self.loadArguments = loadArguments
         self.ledgerPath = directory + "/ledger.sqlite"
     }
 
@@ -61,9 +68,9 @@ public final class ChaosWorkload: Sendable {
         let arguments = [
             "worker", "--address", apiList, "--ledger", ledgerPath, "--identity", "chaos-worker-\(index)-\(generation)",
             "--ack-log", stem + ".acks.jsonl", "--log-level", logLevel,
-        ]
+        ] + workerArguments
         let child = try ChildProcesses.shared.spawn(name: "worker \(index)", executable: binary, arguments: arguments,
-                                                    logPath: stem + ".log")
+                                                    logPath: stem + ".log", environment: Self.childEnvironment)
         ackLogs.withLock { $0.append(stem + ".acks.jsonl") }
         workers.withLock { $0[index] = child }
     }
@@ -85,17 +92,17 @@ public final class ChaosWorkload: Sendable {
     public func startLoad(duration: Duration, closeTimeout: Duration, seed: UInt64, options: LoadOptions) throws {
         let common = ["--address", apiList, "--ledger", ledgerPath, "--for", Self.flag(duration), "--timeout", Self.flag(closeTimeout),
                       "--fail-rate", String(options.failRate), "--transient-rate", String(options.transientRate),
-                      "--approval-timeout", options.approvalTimeout, "--log-level", logLevel]
+                      "--approval-timeout", options.approvalTimeout, "--log-level", logLevel] + loadArguments
         let approved = ["start", "--seed", String(seed), "--concurrency", String(options.concurrency),
                         "--large-fraction", String(options.largeFraction), "--ack-log", directory + "/load-approved.acks.jsonl"]
         let timers = ["start", "--seed", String(seed &+ 1), "--concurrency", String(options.timerConcurrency),
                       "--large-fraction", "0.5", "--no-approve", "--ack-log", directory + "/load-timers.acks.jsonl"]
         let main = try ChildProcesses.shared.spawn(name: "load (approved)", executable: binary, arguments: approved + common,
-                                                   logPath: directory + "/load-approved.log")
+                                                   logPath: directory + "/load-approved.log", environment: Self.childEnvironment)
         loads.withLock { $0.append(main) }
         ackLogs.withLock { $0.append(directory + "/load-approved.acks.jsonl") }
         let timer = try ChildProcesses.shared.spawn(name: "load (timers)", executable: binary, arguments: timers + common,
-                                                    logPath: directory + "/load-timers.log")
+                                                    logPath: directory + "/load-timers.log", environment: Self.childEnvironment)
         loads.withLock { $0.append(timer) }
         ackLogs.withLock { $0.append(directory + "/load-timers.acks.jsonl") }
     }
@@ -106,6 +113,12 @@ public final class ChaosWorkload: Sendable {
     /// Kills every worker.
     public func killWorkers() async {
         for index in workers.withLock({ Array($0.keys) }) { await killWorker(index) }
+    }
+
+    /// This process's environment without `BALLAST_TLS_*`: the run alone decides whether its
+    /// clients speak TLS and with which certificate (`cluster/` scripts export an operator's).
+    static var childEnvironment: [String: String] {
+        ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("BALLAST_TLS_") }
     }
 
     /// `1500ms`: a duration as `transfers` flags take it.
