@@ -40,6 +40,20 @@ public struct HTTP2Configuration: Sendable {
     public var automaticInboundWindowUpdates = true
     /// Bytes of encoded frames collected before they are written to the channel in one go.
     public var maxWriteChunkBytes: Int = 64 << 10
+    /// Server: the client's connection preface and first SETTINGS must arrive within this time,
+    /// or the connection is closed (a peer that connects and sends nothing, or drips bytes,
+    /// holds no connection slot for long); nil waits forever.
+    public var handshakeTimeout: TimeAmount? = .seconds(10)
+    /// Server: DATA the application queued on all streams of the connection and nghttp2 has not
+    /// sent yet. A peer that leaves more than this unread gets GOAWAY(ENHANCE_YOUR_CALM) and the
+    /// connection is closed. (Streaming writers wait at their own per-stream mark long before;
+    /// what crosses this is unary responses piling up for a client that does not read.)
+    public var maxPendingOutboundBytes: Int = 16 << 20
+    /// Server: stop reading from the socket while the channel is not writable (the peer is not
+    /// reading what we already owe it), and resume when it drains. A client that never reads then
+    /// costs no CPU and its requests wait in its own socket buffer. Only the server side does this,
+    /// so two peers of this bridge can never both stop reading.
+    public var pauseReadsWhileUnwritable = true
 
     /// Creates the default configuration.
     public init() {}

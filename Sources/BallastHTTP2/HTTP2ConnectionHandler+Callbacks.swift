@@ -94,6 +94,8 @@ extension HTTP2ConnectionHandler {
             var marker = Self.shutdownPingData
             let isShutdownPing = withUnsafeBytes(of: &opaque) { a in withUnsafeBytes(of: &marker) { b in a.elementsEqual(b) } }
             if isShutdownPing { sendFinalGoAway() } else { receivedPingAck() }
+        case NGHTTP2_SETTINGS.rawValue where header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0:
+            receivedPeerSettings()
         case NGHTTP2_GOAWAY.rawValue:
             goAwayReceived = true
             delegate.http2(self, receivedGoAway: frame.pointee.goaway.last_stream_id,
@@ -108,6 +110,7 @@ extension HTTP2ConnectionHandler {
             delegate.http2(self, streamClosed: streamID, errorCode: errorCode)
             return
         }
+        pendingOutboundBytes -= stream.pendingBytes
         stream.failWaiters(HTTP2Error(operation: "write", code: Int32(bitPattern: errorCode),
                                       detail: "stream \(streamID) closed with HTTP/2 error \(errorCode)"))
         delegate.http2(self, streamClosed: streamID, errorCode: errorCode)
@@ -117,6 +120,7 @@ extension HTTP2ConnectionHandler {
                       flags: UnsafeMutablePointer<UInt32>) -> Int {
         guard let stream = streams[streamID] else { return Int(Self.temporalFailure) }
         let copied = stream.take(into: UnsafeMutableRawPointer(buffer), length: length)
+        pendingOutboundBytes -= copied
         guard stream.pending.isEmpty else { return copied }
         if stream.endRequested {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue

@@ -48,12 +48,14 @@ extension HTTP2ConnectionHandler {
         closeIfFinished(context: context, session: session, lastWrite: lastWrite)
     }
 
+    /// Closes once the last frames are written; at once if the peer is not reading them (they
+    /// would never leave, and the connection would never close).
     private func closeIfFinished(context: ChannelHandlerContext, session: OpaquePointer, lastWrite: EventLoopFuture<Void>?) {
         let done = closeAfterFlush || (nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0)
         guard done else { return }
         closeAfterFlush = false
         let channel = context.channel
-        if let lastWrite {
+        if let lastWrite, channel.isWritable {
             lastWrite.whenComplete { _ in channel.close(promise: nil) }
         } else {
             context.close(promise: nil)
@@ -115,6 +117,13 @@ extension HTTP2ConnectionHandler {
             stream.pending.append(buffer)
             stream.pendingBytes += count
             stream.queuedBytes += count
+            pendingOutboundBytes += count
+            peakPendingOutboundBytes = max(peakPendingOutboundBytes, pendingOutboundBytes)
+            if role == .server, pendingOutboundBytes > configuration.maxPendingOutboundBytes, !closeAfterFlush {
+                logger.debug("closing HTTP/2 connection: the peer leaves too much output unread",
+                             metadata: ["pendingBytes": "\(pendingOutboundBytes)"])
+                terminate(.enhanceYourCalm)
+            }
         }
         if let promise {
             stream.waiters.append((stream.queuedBytes, promise))

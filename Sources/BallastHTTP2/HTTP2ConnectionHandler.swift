@@ -51,6 +51,13 @@ public final class HTTP2ConnectionHandler: ChannelDuplexHandler {
     var pingTimer: Scheduled<Void>?
     var pingDeadline: Scheduled<Void>?
     var shutdownDeadline: Scheduled<Void>?
+    var handshakeDeadline: Scheduled<Void>?
+    /// A `read` held back while the channel was not writable (server, `pauseReadsWhileUnwritable`).
+    var readPending = false
+    /// DATA queued on all streams and not yet taken by nghttp2 (bounded by `maxPendingOutboundBytes`).
+    public internal(set) var pendingOutboundBytes = 0
+    /// The largest `pendingOutboundBytes` seen on this connection.
+    public internal(set) var peakPendingOutboundBytes = 0
 
     /// Creates a handler for `role` that reports stream events to `delegate`.
     public init(role: Role, configuration: HTTP2Configuration = HTTP2Configuration(),
@@ -117,10 +124,26 @@ public final class HTTP2ConnectionHandler: ChannelDuplexHandler {
         context.fireChannelReadComplete()
     }
 
-    /// Resumes writing frames once the channel drains.
+    /// Resumes writing frames once the channel drains, and reading if a read was held back.
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { flushOutput() }
+        if context.channel.isWritable {
+            flushOutput()
+            if readPending, context.channel.isWritable {
+                readPending = false
+                context.read()
+            }
+        }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// Server: holds a read back while the peer leaves our output unread (see
+    /// `HTTP2Configuration.pauseReadsWhileUnwritable`).
+    public func read(context: ChannelHandlerContext) {
+        if role == .server, configuration.pauseReadsWhileUnwritable, !context.channel.isWritable {
+            readPending = true
+            return
+        }
+        context.read()
     }
 
     /// Closes the connection on a channel error.
@@ -152,7 +175,22 @@ public final class HTTP2ConnectionHandler: ChannelDuplexHandler {
         }
         submitInitialSettings()
         schedulePing()
+        scheduleHandshakeDeadline(context: context)
         flushOutput()
+    }
+
+    private func scheduleHandshakeDeadline(context: ChannelHandlerContext) {
+        guard role == .server, let timeout = configuration.handshakeTimeout else { return }
+        handshakeDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            self.logger.debug("closing HTTP/2 connection: no connection preface and SETTINGS in time")
+            self.context?.close(promise: nil)
+        }
+    }
+
+    /// The peer's first SETTINGS frame arrived: the handshake is complete.
+    func receivedPeerSettings() {
+        handshakeDeadline?.cancel()
+        handshakeDeadline = nil
     }
 
     private func makeSession() throws -> OpaquePointer {
@@ -212,6 +250,8 @@ public final class HTTP2ConnectionHandler: ChannelDuplexHandler {
         pingTimer?.cancel()
         pingDeadline?.cancel()
         shutdownDeadline?.cancel()
+        handshakeDeadline?.cancel()
+        pendingOutboundBytes = 0
         let open = streams
         streams = [:]
         for (id, stream) in open.sorted(by: { $0.key < $1.key }) {
@@ -236,8 +276,13 @@ public final class HTTP2ConnectionHandler: ChannelDuplexHandler {
     func failConnection(code: Int32, operation: String) {
         let error = HTTP2Error(operation: operation, code: code, detail: String(cString: nghttp2_strerror(code)))
         logger.debug("HTTP/2 connection error", metadata: ["error": "\(error)"])
+        terminate(HTTP2ErrorCode.protocolError)
+    }
+
+    /// Ends the connection with GOAWAY(`code`), written as soon as the channel takes it, then closes.
+    func terminate(_ code: HTTP2ErrorCode) {
         if let session {
-            _ = nghttp2_session_terminate_session(session, HTTP2ErrorCode.protocolError.rawValue)
+            _ = nghttp2_session_terminate_session(session, code.rawValue)
         }
         closeAfterFlush = true
     }

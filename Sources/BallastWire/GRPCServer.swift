@@ -12,6 +12,10 @@ public struct GRPCServerConfiguration: Sendable {
     public var maxReceiveMessageBytes = 4 << 20
     /// Largest response message sent (RESOURCE_EXHAUSTED above it).
     public var maxSendMessageBytes = 4 << 20
+    /// Open connections this server keeps at once (across all clients). A connection accepted
+    /// beyond it is closed at once, before any HTTP/2 work, and counted in
+    /// `GRPCServer.refusedConnectionCount`; connections already open are not affected.
+    public var maxConnections = 1024
     /// Request bytes all calls of one connection may buffer together; the call whose data crosses
     /// it fails with RESOURCE_EXHAUSTED (bounds memory to this, not streams × message size).
     public var maxBufferedRequestBytesPerConnection = 32 << 20
@@ -32,6 +36,12 @@ public struct GRPCServerConfiguration: Sendable {
     public init() {}
 }
 
+/// Why a connection was closed at accept: the server already had `limit` connections open.
+public struct ConnectionLimitReached: Error, Sendable {
+    /// `GRPCServerConfiguration.maxConnections`.
+    public var limit: Int
+}
+
 /// A gRPC server on HTTP/2 over nghttp2: cleartext (prior knowledge), or mutual TLS with ALPN
 /// `h2` when `GRPCServerConfiguration.tls` is set; each call's context then carries the
 /// client's verified identity (`GRPCServerContext.peer`).
@@ -39,11 +49,19 @@ public final class GRPCServer: Sendable {
     /// The server's listening channel.
     public let channel: Channel
     private let connections: NIOLockedValueBox<[ObjectIdentifier: Channel]>
+    private let refused: NIOLockedValueBox<Int>
 
-    private init(channel: Channel, connections: NIOLockedValueBox<[ObjectIdentifier: Channel]>) {
+    private init(channel: Channel, connections: NIOLockedValueBox<[ObjectIdentifier: Channel]>, refused: NIOLockedValueBox<Int>) {
         self.channel = channel
         self.connections = connections
+        self.refused = refused
     }
+
+    /// Connections open now.
+    public var connectionCount: Int { connections.withLockedValue { $0.count } }
+
+    /// Connections closed at accept because `maxConnections` were already open.
+    public var refusedConnectionCount: Int { refused.withLockedValue { $0 } }
 
     /// The bound port (useful after binding port 0).
     public var port: Int? { channel.localAddress?.port }
@@ -54,13 +72,25 @@ public final class GRPCServer: Sendable {
                              group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                              logger: Logger = Logger(label: "ballast.grpc.server")) async throws -> GRPCServer {
         let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
+        let refused = NIOLockedValueBox(0)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { child in
                 let key = ObjectIdentifier(child)
-                connections.withLockedValue { $0[key] = child }
+                let admitted = connections.withLockedValue { open in
+                    guard open.count < configuration.maxConnections else { return false }
+                    open[key] = child
+                    return true
+                }
+                guard admitted else {
+                    refused.withLockedValue { $0 += 1 }
+                    logger.debug("refusing a connection: the server is at its connection limit",
+                                 metadata: ["limit": "\(configuration.maxConnections)"])
+                    // A failed initializer makes NIO close the accepted socket before registering it.
+                    return child.eventLoop.makeFailedFuture(ConnectionLimitReached(limit: configuration.maxConnections))
+                }
                 child.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: key) } }
                 return child.eventLoop.makeCompletedFuture {
                     let delegate = GRPCServerConnection(registry: registry, configuration: configuration,
@@ -80,7 +110,7 @@ public final class GRPCServer: Sendable {
                 }
             }
             .bind(host: host, port: port).get()
-        return GRPCServer(channel: channel, connections: connections)
+        return GRPCServer(channel: channel, connections: connections, refused: refused)
     }
 
     /// Stops accepting, sends GOAWAY on every connection and waits for them to drain and close.

@@ -35,10 +35,16 @@ struct HostileBenchCommand: AsyncParsableCommand {
     var floodStreams: Int = 1000
     @Option(help: "The server binary (default: this executable).")
     var serverBinary: String?
+    @Option(help: "Comma-separated kinds of hostile clients to run: flood, never-read, hang-up, oversized, or all.")
+    var kinds: String = "all"
+    @Option(help: "Nice value (0…19) of the hostile clients' threads. On one machine the attackers also take CPU from the node and the good client; 19 approximates attackers on other machines (measures the node, not the shared cores).")
+    var hostileNice: Int32 = 0
 
     func validate() throws {
         guard (1 ... 256).contains(hostileConnections) else { throw ValidationError("--hostile-connections must be 1…256") }
         guard (1 ... 100_000).contains(floodStreams) else { throw ValidationError("--flood-streams must be 1…100000") }
+        _ = try HostileKind.parse(kinds)
+        guard (0 ... 19).contains(hostileNice) else { throw ValidationError("--hostile-nice must be 0…19") }
     }
 
     func run() async throws {
@@ -64,18 +70,28 @@ struct HostileBenchCommand: AsyncParsableCommand {
     private func measure(target: HostPort, pids: [Int32]) async throws {
         let duration = Duration.milliseconds(Int(options.duration * 1000))
         let group = MultiThreadedEventLoopGroup.singleton
+        let baselineCPU = PhaseCPU.start(pids: pids)
         let baseline = try await GoodClient.run(target: target, concurrency: options.concurrency, duration: duration, group: group)
-        let crowd = HostileCrowd(target: target, connectionsPerKind: hostileConnections, floodStreams: floodStreams, group: group)
+        let baselineUsage = PhaseCPU(baselineCPU)
+        // The hostile gRPC clients get an event loop of their own: on the good client's loops their
+        // 5 MiB messages would delay the good calls inside this process, not in the node.
+        let hostileGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let crowd = HostileCrowd(target: target, kinds: try HostileKind.parse(kinds), connectionsPerKind: hostileConnections,
+                                 floodStreams: floodStreams, nice: hostileNice, group: hostileGroup)
         crowd.start()
         // Let the crowd get going before measuring.
         try await Task.sleep(for: .milliseconds(500))
+        let attackCPU = PhaseCPU.start(pids: pids)
         let underAttack = try await GoodClient.run(target: target, concurrency: options.concurrency, duration: duration, group: group)
+        let attackUsage = PhaseCPU(attackCPU)
         let outcome = await crowd.stop()
+        try? await hostileGroup.shutdownGracefully()
         for pid in pids where kill(pid, 0) != 0 { throw ValidationError("the node (pid \(pid)) died during the benchmark") }
-        report(baseline: baseline, underAttack: underAttack, outcome: outcome)
+        report(baseline: baseline, underAttack: underAttack, outcome: outcome, cpu: (baselineUsage, attackUsage))
     }
 
-    private func report(baseline: GoodClient.Results, underAttack: GoodClient.Results, outcome: HostileCrowd.Outcome) {
+    private func report(baseline: GoodClient.Results, underAttack: GoodClient.Results, outcome: HostileCrowd.Outcome,
+                        cpu: (baseline: PhaseCPU, attack: PhaseCPU)) {
         let seconds = options.duration
         let ratio = baseline.latency.percentileMilliseconds(0.99) > 0
             ? underAttack.latency.percentileMilliseconds(0.99) / baseline.latency.percentileMilliseconds(0.99) : 0
@@ -100,6 +116,14 @@ struct HostileBenchCommand: AsyncParsableCommand {
             ("oversized_calls", "\(outcome.oversizedCalls)"),
             ("oversized_resource_exhausted", "\(outcome.oversizedRefused)"),
             ("midcall_disconnects", "\(outcome.midCallDisconnects)"),
+            ("kinds", "\"\(kinds)\""),
+            ("hostile_nice", "\(hostileNice)"),
+            ("baseline_node_cpu_pct", String(format: "%.0f", cpu.baseline.nodePercent)),
+            ("baseline_bench_cpu_pct", String(format: "%.0f", cpu.baseline.benchPercent)),
+            ("node_cpu_pct", String(format: "%.0f", cpu.attack.nodePercent)),
+            ("bench_cpu_pct", String(format: "%.0f", cpu.attack.benchPercent)),
+            ("baseline_machine_busy_cores", String(format: "%.2f", cpu.baseline.machineBusyCores)),
+            ("machine_busy_cores", String(format: "%.2f", cpu.attack.machineBusyCores)),
         ]
         if options.json {
             print("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
@@ -162,6 +186,48 @@ enum GoodClient {
     }
 }
 
+/// The kinds of hostile client `ballast bench hostile` can run (`--kinds`).
+enum HostileKind: String, CaseIterable, Sendable {
+    case flood, neverRead = "never-read", hangUp = "hang-up", oversized
+
+    /// Parses `all` or a comma-separated list of kind names.
+    static func parse(_ text: String) throws -> Set<HostileKind> {
+        if text == "all" { return Set(allCases) }
+        var kinds: Set<HostileKind> = []
+        for name in text.split(separator: ",") {
+            guard let kind = HostileKind(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("unknown hostile kind '\(name)' (flood, never-read, hang-up, oversized, all)")
+            }
+            kinds.insert(kind)
+        }
+        guard !kinds.isEmpty else { throw ValidationError("--kinds names no kind") }
+        return kinds
+    }
+}
+
+/// CPU of the node(s), of this benchmark process and of the whole machine over one phase.
+struct PhaseCPU {
+    var nodePercent: Double
+    var benchPercent: Double
+    var machineBusyCores: Double
+
+    /// Starts measuring `pids` (the nodes) and this process.
+    static func start(pids: [Int32]) -> (meter: CPUMeter, started: ContinuousClock.Instant) {
+        let named = pids.enumerated().map { ("node\($0.offset)", $0.element) } + [("bench", getpid())]
+        return (CPUMeter(pids: named), ContinuousClock.now)
+    }
+
+    /// What the meter saw since `start`, in % of one core.
+    init(_ started: (meter: CPUMeter, started: ContinuousClock.Instant)) {
+        let elapsed = ContinuousClock.now - started.started
+        let wall = max(1e-9, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        let (used, busy) = started.meter.finish()
+        nodePercent = 100 * used.filter { $0.0 != "bench" }.map(\.1).reduce(0, +) / wall
+        benchPercent = 100 * (used.first { $0.0 == "bench" }?.1 ?? 0) / wall
+        machineBusyCores = busy ?? 0
+    }
+}
+
 /// Raw connections that misbehave, each kind on threads of its own, until `stop()`.
 final class HostileCrowd: Sendable {
     struct Outcome: Sendable {
@@ -177,15 +243,20 @@ final class HostileCrowd: Sendable {
     }
 
     let target: HostPort
+    let kinds: Set<HostileKind>
     let connectionsPerKind: Int
     let floodStreams: Int
+    let nice: Int32
     let group: any EventLoopGroup
     private let outcome = Mutex(Outcome())
     private let stopping = Atomic<Bool>(false)
     private let running = Atomic<Int>(0)
 
-    init(target: HostPort, connectionsPerKind: Int, floodStreams: Int, group: any EventLoopGroup) {
+    init(target: HostPort, kinds: Set<HostileKind>, connectionsPerKind: Int, floodStreams: Int, nice: Int32,
+         group: any EventLoopGroup) {
+        self.nice = nice
         self.target = target
+        self.kinds = kinds
         self.connectionsPerKind = connectionsPerKind
         self.floodStreams = floodStreams
         self.group = group
@@ -195,12 +266,17 @@ final class HostileCrowd: Sendable {
         let flood = HTTP2Bytes.clientStream(requests: floodStreams, finish: false)
         let complete = HTTP2Bytes.clientStream(requests: 100, finish: true)
         let partial = HTTP2Bytes.clientStream(requests: 1, finish: true, bodyBytes: 4096)
-        for _ in 0 ..< connectionsPerKind {
-            spawn { self.floodOnce(flood) }
-            spawn { self.neverReadOnce(complete) }
-            spawn { self.disconnectMidCallOnce(Array(partial.prefix(partial.count - 2048))) }
+        if nice > 0 {
+            // Linux applies nice() to the calling thread only: lower the hostile event loop's.
+            let nice = self.nice
+            for loop in group.makeIterator() { loop.execute { _ = Glibc.nice(nice) } }
         }
-        for _ in 0 ..< max(1, connectionsPerKind / 4) {
+        for _ in 0 ..< connectionsPerKind {
+            if kinds.contains(.flood) { spawn { self.floodOnce(flood) } }
+            if kinds.contains(.neverRead) { spawn { self.neverReadOnce(complete) } }
+            if kinds.contains(.hangUp) { spawn { self.disconnectMidCallOnce(Array(partial.prefix(partial.count - 2048))) } }
+        }
+        for _ in 0 ..< (kinds.contains(.oversized) ? max(1, connectionsPerKind / 4) : 0) {
             running.add(1, ordering: .relaxed)
             Task { await self.oversizedLoop(); self.running.subtract(1, ordering: .relaxed) }
         }
@@ -215,7 +291,9 @@ final class HostileCrowd: Sendable {
 
     private func spawn(_ once: @escaping @Sendable () -> Void) {
         running.add(1, ordering: .relaxed)
+        let nice = self.nice
         Thread {
+            if nice > 0 { _ = Glibc.nice(nice) }
             while !self.stopping.load(ordering: .relaxed) { once() }
             self.running.subtract(1, ordering: .relaxed)
         }.start()

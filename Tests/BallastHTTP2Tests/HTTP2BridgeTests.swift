@@ -10,6 +10,7 @@ final class RecordingDelegate: HTTP2StreamDelegate {
     var ended: Set<HTTP2StreamID> = []
     var closed: [HTTP2StreamID: UInt32] = [:]
     var goAways: [HTTP2StreamID] = []
+    var goAwayCodes: [UInt32] = []
     var connectionClosed = false
     var answerRequests = false
     var closeChannelOnHeaders: Channel?
@@ -40,6 +41,7 @@ final class RecordingDelegate: HTTP2StreamDelegate {
 
     func http2(_ connection: HTTP2ConnectionHandler, receivedGoAway lastStreamID: HTTP2StreamID, errorCode: UInt32) {
         goAways.append(lastStreamID)
+        goAwayCodes.append(errorCode)
     }
 
     func http2ConnectionClosed(_ connection: HTTP2ConnectionHandler) { connectionClosed = true }

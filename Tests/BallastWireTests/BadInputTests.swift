@@ -72,6 +72,50 @@ struct BadInputTests {
         }
     }
 
+    @Test("connections beyond the server's limit are closed at accept; the open ones keep working; a freed slot is reused")
+    func connectionLimit() async throws {
+        var configuration = GRPCServerConfiguration()
+        configuration.maxConnections = 2
+        try await EchoService.withServer(configuration: configuration) { server, port in
+            var held: [RawHTTP2Client] = []
+            for _ in 0..<2 {
+                let raw = try await RawHTTP2Client(port: port)
+                try await raw.send(RawHTTP2Client.handshake)
+                try await raw.waitUntil("server SETTINGS") { frames, _ in frames.contains { $0.type == RawFrame.settings } }
+                held.append(raw)
+            }
+            let refused = try await RawHTTP2Client(port: port)
+            try await refused.waitUntil("the third connection closed") { _, closed in closed }
+            #expect(server.refusedConnectionCount == 1)
+            #expect(server.connectionCount == 2)
+            // The held connections still work: a full call on one of them.
+            try await held[0].send(RawHTTP2Client.frame(type: RawFrame.headers, flags: 0x4, streamID: 1,
+                                                        payload: RawHTTP2Client.grpcRequestHeaders(path: EchoService.echo, port: port))
+                                   + RawHTTP2Client.frame(type: RawFrame.data, flags: 0x1, streamID: 1, payload: Self.framed([])))
+            try await held[0].waitUntil("grpc-status on stream 1") { frames, _ in
+                frames.contains { $0.type == RawFrame.headers && $0.streamID == 1 && $0.flags & 0x1 == 1 }
+            }
+            await held[1].close()
+            let deadline = ContinuousClock.now + .seconds(10)
+            while server.connectionCount > 1, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            try await Self.assertOtherConnectionsWork(port: port)
+            await held[0].close()
+            await refused.close()
+        }
+    }
+
+    @Test("a connection that never sends the HTTP/2 preface is closed after the handshake timeout")
+    func silentConnection() async throws {
+        var configuration = GRPCServerConfiguration()
+        configuration.http2.handshakeTimeout = .milliseconds(300)
+        try await EchoService.withServer(configuration: configuration) { _, port in
+            let silent = try await RawHTTP2Client(port: port)
+            try await silent.waitUntil(timeout: .seconds(10), "closed by the server") { _, closed in closed }
+            try await Self.assertOtherConnectionsWork(port: port)
+            await silent.close()
+        }
+    }
+
     @Test("a client that respects the limit gets all 40 concurrent calls served, 4 at a time")
     func limitRespected() async throws {
         var configuration = GRPCServerConfiguration()
