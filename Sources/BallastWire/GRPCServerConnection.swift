@@ -16,6 +16,10 @@ final class GRPCServerCall {
     var finished = false
     var requestComplete = false
     var deadline: NIODeadline?
+    /// The request must be complete by then (`requestReceiveTimeout`); checked by the
+    /// connection's one sweep timer, not a timer per call.
+    var receiveLimit: NIODeadline?
+    /// Fires at `deadline` (the client's grpc-timeout) only.
     var timer: Scheduled<Void>?
     var cancel: (@Sendable () -> Void)?
     /// Request bytes of this call counted in the connection's buffered total.
@@ -43,6 +47,10 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
     /// Request bytes buffered by all calls of this connection (bounded by
     /// `maxBufferedRequestBytesPerConnection`).
     var bufferedRequestBytes = 0
+    /// The one timer that cancels calls whose request did not complete within the receive timeout.
+    /// One per connection: a timer per call would put every unfinished stream of a stream flood in
+    /// the event loop's timer heap, which each cancellation then has to search.
+    var receiveSweep: Scheduled<Void>?
 
     init(registry: GRPCMethodRegistry, configuration: GRPCServerConfiguration, eventLoop: EventLoop, logger: Logger) {
         self.registry = registry
@@ -124,14 +132,45 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
 
     func http2ReadBurstComplete(_ connection: HTTP2ConnectionHandler) {
         guard !untimedCalls.isEmpty else { return }
-        let now = NIODeadline.now()
+        let limit = NIODeadline.now() + configuration.requestReceiveTimeout
+        var waiting = false
         for call in untimedCalls where !call.finished {
-            armTimer(call, limit: call.requestComplete ? nil : now + configuration.requestReceiveTimeout)
+            armTimer(call)
+            if !call.requestComplete {
+                call.receiveLimit = limit
+                waiting = true
+            }
         }
         untimedCalls.removeAll(keepingCapacity: true)
+        if waiting, receiveSweep == nil { scheduleReceiveSweep(at: limit) }
+    }
+
+    /// Limits only grow (now + a constant), so a sweep already scheduled is never too late.
+    private func scheduleReceiveSweep(at when: NIODeadline) {
+        receiveSweep = eventLoop.assumeIsolated().scheduleTask(deadline: when) {
+            self.receiveSweep = nil
+            self.sweepReceiveLimits()
+        }
+    }
+
+    /// Cancels the calls whose request is overdue; re-arms for the next one.
+    private func sweepReceiveLimits() {
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        for call in Array(calls.values) where !call.finished && !call.requestComplete {
+            guard let limit = call.receiveLimit else { continue }
+            if limit <= now {
+                finish(streamID: call.streamID, status: GRPCStatus(.cancelled, "request not completed within the server's receive timeout"))
+            } else {
+                next = min(next ?? limit, limit)
+            }
+        }
+        if let next { scheduleReceiveSweep(at: next) }
     }
 
     func http2ConnectionClosed(_ connection: HTTP2ConnectionHandler) {
+        receiveSweep?.cancel()
+        receiveSweep = nil
         untimedCalls.removeAll()
         bufferedRequestBytes = 0
         let open = calls
@@ -198,17 +237,9 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
         }
     }
 
-    /// Arms the one timer of a call: the earlier of its deadline and `limit`.
-    private func armTimer(_ call: GRPCServerCall, limit: NIODeadline?) {
-        call.timer?.cancel()
-        call.timer = nil
-        let fireAt: NIODeadline
-        switch (call.deadline, limit) {
-        case let (deadline?, limit?): fireAt = min(deadline, limit)
-        case let (deadline?, nil): fireAt = deadline
-        case let (nil, limit?): fireAt = limit
-        case (nil, nil): return
-        }
+    /// Arms the call's deadline timer (the client's grpc-timeout), if it has one.
+    private func armTimer(_ call: GRPCServerCall) {
+        guard call.timer == nil, let fireAt = call.deadline else { return }
         let streamID = call.streamID
         call.timer = eventLoop.assumeIsolated().scheduleTask(deadline: fireAt) {
             self.timerFired(streamID: streamID)
@@ -217,12 +248,8 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
 
     private func timerFired(streamID: HTTP2StreamID) {
         guard let call = calls[streamID], !call.finished else { return }
-        if let deadline = call.deadline, deadline <= .now() {
-            call.cancel?()
-            finish(streamID: streamID, status: GRPCStatus(.deadlineExceeded, "deadline exceeded on the server"))
-        } else {
-            finish(streamID: streamID, status: GRPCStatus(.cancelled, "request not completed within the server's receive timeout"))
-        }
+        call.cancel?()
+        finish(streamID: streamID, status: GRPCStatus(.deadlineExceeded, "deadline exceeded on the server"))
     }
 
     private func requestEnded(_ call: GRPCServerCall) {
@@ -245,7 +272,7 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
             finish(streamID: call.streamID, status: error)
             return
         }
-        if call.timer != nil { armTimer(call, limit: nil) }
+        call.receiveLimit = nil
         let context = GRPCServerContext(path: call.path, metadata: call.metadata, deadline: call.deadline, peer: peer)
         let responder = GRPCServerResponder(eventLoop: eventLoop, connection: NIOLoopBound(self, eventLoop: eventLoop),
                                             streamID: call.streamID)
