@@ -37,6 +37,8 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
     @Option(help: "Require this token for the web UI's actions (signal, cancel, terminate); prefer the config file's `admin-token` key, which `ps` does not show.")
     var adminToken: String?
+    @Option(help: "Web UI tokens bound to identities: `IDENTITY TOKEN` lines (tokens of 32+ characters; keep the file mode 600). A UI action is recorded as, and checked as, the identity of the token it presents. Reloaded on SIGHUP and when the file changes.")
+    var adminTokens: String?
     @Option(help: "Roles file (`IDENTITY ROLE NAMESPACE [TASK_QUEUE]` lines), applied once when the cluster's roles were never set (docs/security.md).")
     var roles: String?
     @Option(help: "TLS: this node's certificate chain, PEM (naming ballast://node/<id>). With --tls-key and --tls-ca, every port uses mutual TLS.")
@@ -70,7 +72,10 @@ struct ServerCommand: AsyncParsableCommand {
         }
         let node = try BallastNode(configuration: configuration, stateMachine: machine, logger: logger)
         try await node.start()
-        ReloadSignal.onHangUp { node.reloadTLS(reason: "SIGHUP") }
+        ReloadSignal.onHangUp {
+            node.reloadTLS(reason: "SIGHUP")
+            node.reloadAdminTokens(reason: "SIGHUP")
+        }
         let maintenance = HistoryMaintenance.start(history, logger: logger)
         await ShutdownSignal.wait()
         logger.info("shutting down: handing over leadership and draining")
@@ -97,6 +102,7 @@ struct ServerCommand: AsyncParsableCommand {
         values["election-ticks"] = electionTicks.map { String($0) }
         values["log-level"] = logLevel
         values["admin-token"] = adminToken
+        values["admin-tokens"] = adminTokens
         values["roles"] = roles
         values["tls-cert"] = tlsCert
         values["tls-key"] = tlsKey
@@ -113,7 +119,7 @@ struct ServerCommand: AsyncParsableCommand {
 struct ServerSettings {
     static let keys: Set<String> = ["id", "data-dir", "raft", "api", "admin", "peers", "peer-address", "tick-ms",
                                     "election-ticks", "log-level", "join", "snapshot-threshold-bytes", "compaction-slack-entries",
-                                    "admin-token", "roles",
+                                    "admin-token", "admin-tokens", "roles",
                                     "tls-cert", "tls-key", "tls-ca", "tls-min-version", "tls-required", "tls-allow-cleartext",
                                     "tls-reload-interval-ms", "disk-reserve-bytes"]
     private var values: [String: String] = [:]
@@ -182,6 +188,13 @@ struct ServerSettings {
                 throw ValidationError("--admin-token must be 16-1024 printable ASCII characters without spaces")
             }
             configuration.adminToken = token
+        }
+        if let path = values["admin-tokens"] {
+            guard !path.isEmpty else { throw ValidationError("--admin-tokens must name a file") }
+            // Validated here so that a bad file stops the start with the line named; the node
+            // loads it again (and warns about its mode).
+            do { _ = try AdminTokens.load(path: path) } catch { throw ValidationError("--admin-tokens: \(error)") }
+            configuration.adminTokensPath = path
         }
         if let path = values["roles"], !path.isEmpty {
             do { configuration.security.bootstrapRoles = try RolesFile.load(path: path) } catch { throw ValidationError("--roles: \(error)") }

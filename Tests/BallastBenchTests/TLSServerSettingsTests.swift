@@ -62,4 +62,19 @@ struct TLSServerSettingsTests {
         #expect(Self.error(["tls-min-version": "1.3"])?.contains("needs --tls-cert") == true)
         #expect(Self.error(["tls-allow-cleartext": "yes"])?.contains("needs --tls-cert") == true)
     }
+
+    @Test("--admin-tokens: a valid file is taken, a bad line stops the start naming the line")
+    func adminTokens() throws {
+        let directory = NSTemporaryDirectory() + "ballast-admin-tokens-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let good = directory + "/good", bad = directory + "/bad"
+        try "alice 0123456789abcdef0123456789abcdef\n".write(toFile: good, atomically: true, encoding: .utf8)
+        try "# ok\nalice too-short\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        #expect(try Self.settings(["admin-tokens": good]).nodeConfiguration().adminTokensPath == good)
+        #expect(Self.error(["admin-tokens": bad])?.contains("--admin-tokens: \(bad):2: the token of alice is 9 characters") == true,
+                "\(Self.error(["admin-tokens": bad]) ?? "accepted")")
+        #expect(Self.error(["admin-tokens": directory + "/missing"])?.contains("cannot read the file") == true)
+        #expect(Self.error(["admin-tokens": ""])?.contains("--admin-tokens must name a file") == true)
+    }
 }

@@ -34,7 +34,8 @@ final class AuthorizedNode: Sendable {
         worker-1    worker  default    payments
         """
 
-    init(enforce: Bool = true, roles: String = AuthorizedNode.roles) async throws {
+    /// `adminTokens`: the text of an `--admin-tokens` file for the node (mode 600).
+    init(enforce: Bool = true, roles: String = AuthorizedNode.roles, adminTokens: String? = nil) async throws {
         directory = try temporaryDirectory()
         store = try HistoryFileStore(directory: directory + "/history")
         machine = EngineStateMachine(logger: Logger(label: "test.authz"), history: store) { why in Issue.record("fatal: \(why)") }
@@ -47,6 +48,12 @@ final class AuthorizedNode: Sendable {
         configuration.security.enforceAuthorization = enforce
         configuration.security.bootstrapRoles = try RolesFile.parse(roles, path: "test-roles")
         configuration.security.rolesSource = "test-roles"
+        if let adminTokens {
+            let path = directory + "/admin-tokens"
+            try adminTokens.write(toFile: path, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+            configuration.adminTokensPath = path
+        }
         node = try BallastNode(configuration: configuration, stateMachine: machine, logger: Logger(label: "test.authz"))
         try await node.start()
         var injecting = GRPCMethodRegistry()

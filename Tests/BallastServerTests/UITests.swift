@@ -1,5 +1,6 @@
 import BallastEngine
 import BallastProto
+import BallastWire
 @testable import BallastServer
 import Foundation
 import NIOHTTP1
@@ -72,7 +73,7 @@ struct UITests {
         signal.input.payloads = [encrypted]
         signaled.workflowExecutionSignaled = signal
         let page = UIDetailPage(description: description, events: [started, signaled], eventsTruncated: false, historyError: nil,
-                                csrfToken: "tok\"en", tokenRequired: true)
+                                csrfToken: "tok\"en", actionMode: .token)
         let html = page.render()
         for markup in ["<script>", "<img", "<svg", "<i>"] { #expect(!html.contains(markup), "\(markup) rendered") }
         #expect(html.contains("&quot;a&quot; : [\n    1,\n    2\n  ],"), "pretty JSON with sorted keys")
@@ -80,10 +81,19 @@ struct UITests {
         #expect(html.contains("<binary/encrypted: AQID>") == false && html.contains("&lt;binary/encrypted: AQID&gt;"))
         #expect(html.contains("value=\"tok&quot;en\""))
         #expect(html.contains("name=\"admin_token\""), "the token field shows when a token is configured")
+        #expect(!html.contains("name=\"operator\""), "no typed name when a token says who acts")
         #expect(html.contains("action=\"/workflows/%3Cscript%3Ealert%281%29%3C%2Fscript%3E%22%27%3E%3Cimg%20src%3Dx%20onerror%3Dalert%282%29%3E%26amp%3B%00/run-1/cancel\""))
         var refused = page
-        refused.actionsRefusal = "this node enforces authorization"
+        refused.actionMode = .refused("this node enforces authorization")
         #expect(!refused.render().contains("<form class=\"card\"") && refused.render().contains("Actions are off"))
+        var certified = page
+        certified.actionMode = .certificate("<b>ops</b>")
+        let certifiedHTML = certified.render()
+        #expect(certifiedHTML.contains("recorded as <strong>&lt;b&gt;ops&lt;/b&gt;</strong>"))
+        #expect(!certifiedHTML.contains("name=\"admin_token\"") && !certifiedHTML.contains("name=\"operator\""))
+        var open = page
+        open.actionMode = .open
+        #expect(open.render().contains("name=\"operator\"") && !open.render().contains("name=\"admin_token\""))
         var input = Ballast_V1_Payloads()
         input.payloads = [encrypted]
         #expect(UIPages.payloadBlock(input, id: "x").contains("encoded (binary/encrypted, 3 bytes)"))
@@ -138,21 +148,43 @@ struct UITests {
         try UIRequests.checkSameOrigin(headers: referer, form: good)
     }
 
-    @Test("the admin token: anyone without one configured; with one, the bearer header or the form field, exactly")
-    func adminToken() {
-        let token = "s3cret-token-0123456789"
-        #expect(AdminAuthorization.isAuthorized(headers: HTTPHeaders(), form: [:], token: nil))
-        #expect(!AdminAuthorization.isAuthorized(headers: HTTPHeaders(), form: [:], token: token))
-        #expect(AdminAuthorization.isAuthorized(headers: HTTPHeaders([("authorization", "Bearer \(token)")]), form: [:], token: token))
-        #expect(!AdminAuthorization.isAuthorized(headers: HTTPHeaders([("authorization", "Bearer \(token)x")]), form: [:], token: token))
-        #expect(AdminAuthorization.isAuthorized(headers: HTTPHeaders(), form: ["admin_token": token], token: token))
-        #expect(!AdminAuthorization.isAuthorized(headers: HTTPHeaders(), form: ["admin_token": String(token.dropLast())], token: token))
-        #expect(AdminAuthorization.hasValidBearer(headers: HTTPHeaders([("authorization", "bearer \(token)")]), token: token))
-        #expect(!AdminAuthorization.hasValidBearer(headers: HTTPHeaders([("authorization", "Bearer \(token)")]), token: nil))
-        #expect(AdminAuthorization.actionsRefusal(enforcingAuthorization: false, token: nil) == nil)
-        #expect(AdminAuthorization.actionsRefusal(enforcingAuthorization: true, token: token) == nil)
-        #expect(AdminAuthorization.actionsRefusal(enforcingAuthorization: true, token: nil) != nil,
-                "a node that checks roles on its API must not let the admin port act without a token")
+    @Test("who acts: the certificate, else the token's identity (bound or shared), else a typed name marked unverified; never a claim over a credential")
+    func actorIdentity() throws {
+        let shared = "s3cret-token-0123456789"
+        let aliceToken = String(repeating: "a", count: 32), bobToken = String(repeating: "b", count: 40)
+        let tokens = try AdminTokens.parse("alice \(aliceToken)\nbob \(bobToken)\n", path: "t")
+        func actor(_ credentials: AdminCredentials, peer: PeerIdentity? = nil, bearer: String? = nil, form: [String: String] = [:],
+                   typed: String = "mallory") throws -> UIActor {
+            let headers = HTTPHeaders(bearer.map { [("authorization", "Bearer \($0)")] } ?? [])
+            return try AdminAuthorization.actor(peer: peer, headers: headers, form: form, credentials: credentials,
+                                                typedName: typed, remoteAddress: "10.0.0.9")
+        }
+        // Nothing configured, authorization off: anyone, as what they typed, marked.
+        #expect(try actor(AdminCredentials()) == UIActor(identity: "web-ui:mallory@10.0.0.9 (unverified)", source: .claim))
+        // Bound tokens: the header or the form field names the identity; the typed name is ignored.
+        let bound = AdminCredentials(sharedToken: shared, tokens: tokens)
+        #expect(try actor(bound, bearer: aliceToken) == UIActor(identity: "alice", source: .token))
+        #expect(try actor(bound, form: ["admin_token": bobToken]) == UIActor(identity: "bob", source: .token))
+        #expect(try actor(bound, bearer: shared) == UIActor(identity: "admin-token", source: .sharedToken))
+        for wrong in [nil, "", aliceToken + "x", String(aliceToken.dropLast())] {
+            #expect(throws: UIRequestError.self) { try actor(bound, bearer: wrong) }
+        }
+        #expect((try? actor(bound, bearer: "nope"))?.identity == nil)
+        // A verified client certificate wins over any token or typed name.
+        let peer = PeerIdentity(name: "ops", subject: "CN=ops", alternativeNames: ["ballast://ops"])
+        #expect(try actor(bound, peer: peer, bearer: bobToken) == UIActor(identity: "ops", source: .certificate))
+        #expect(AdminAuthorization.actionMode(peer: peer, credentials: bound) == .certificate("ops"))
+        // Enforcing authorization without a certificate or any token: actions are refused.
+        let enforcing = AdminCredentials(enforceAuthorization: true)
+        #expect(throws: UIRequestError.self) { try actor(enforcing) }
+        if case .refused = AdminAuthorization.actionMode(peer: nil, credentials: enforcing) {} else { Issue.record("not refused") }
+        #expect(try actor(AdminCredentials(tokens: tokens, enforceAuthorization: true), bearer: aliceToken).identity == "alice")
+        // Scripts sending a bearer header skip the CSRF check (and are then judged by the token);
+        // form posts, and any request to a node without tokens, do not.
+        #expect(AdminAuthorization.usesBearer(headers: HTTPHeaders([("authorization", "bearer \(aliceToken)")]), credentials: bound))
+        #expect(!AdminAuthorization.usesBearer(headers: HTTPHeaders(), credentials: bound))
+        #expect(!AdminAuthorization.usesBearer(headers: HTTPHeaders([("authorization", "Basic eDp5")]), credentials: bound))
+        #expect(!AdminAuthorization.usesBearer(headers: HTTPHeaders([("authorization", "Bearer \(shared)")]), credentials: AdminCredentials()))
         #expect(AdminAuthorization.constantTimeEquals([], []))
         #expect(!AdminAuthorization.constantTimeEquals([1], [1, 0]))
         #expect(!AdminAuthorization.constantTimeEquals([1, 2], [1, 3]))
@@ -184,7 +216,7 @@ struct UITests {
         let banner = UIBanner(nodeID: "2", role: "follower", leaderID: "1", leaderAdmin: "127.0.0.1:1", localReads: true)
         let bodies = [
             UIDetailPage(description: description, events: [], eventsTruncated: false, historyError: nil, csrfToken: "t",
-                         tokenRequired: false).render(),
+                         actionMode: .open).render(),
             UIPages.workflows(UIPages.WorkflowList(query: "", runs: [], total: 0, counts: [], nextPage: "", isLaterPage: false)),
             UIPages.failing([], moreThan: 3, truncated: false, workflowTaskErrors: [:]),
             UIPages.cluster(ClusterView(leader: nil, members: [])),
@@ -233,7 +265,7 @@ struct UITests {
         pending.initiatedEventID = 12
         description.pendingChildren = [pending]
         let html = UIDetailPage(description: description, events: [started, initiated, childStarted, completed], eventsTruncated: false,
-                                historyError: nil, csrfToken: "t", tokenRequired: false).children()
+                                historyError: nil, csrfToken: "t", actionMode: .open).children()
         #expect(html.contains("<a href=\"/workflows/child%2F1/c1\">child/1</a>"))
         #expect(html.contains("<td>completed</td>"))
         #expect(html.contains("<a href=\"/workflows/child-2/c2\">child-2</a>"))

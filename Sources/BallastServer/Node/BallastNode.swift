@@ -32,6 +32,8 @@ public final class BallastNode: @unchecked Sendable {
     /// The TLS contexts of the API, Raft and admin ports (nil in cleartext), and their reloader.
     let tlsStores: (api: TLSContextStore, raft: TLSContextStore, admin: TLSContextStore)?
     private let tlsReloader: TLSReloader?
+    /// The web UI's identity-bound tokens (`--admin-tokens`), reloaded on SIGHUP and file change.
+    let adminTokens: AdminTokenStore?
     /// What this node presents when it dials a member's API or admin port (nil in cleartext).
     var clientTLS: TLSClientOptions? { configuration.tls?.clientOptions }
 
@@ -54,6 +56,7 @@ public final class BallastNode: @unchecked Sendable {
         diskGuard.refresh()
         self.diskGuard = diskGuard
         stateMachine.onHistoryNoSpace = { diskGuard.noteWriteStalled("history", $0) }
+        adminTokens = try configuration.adminTokensPath.map { try AdminTokenStore(path: $0, logger: logger) }
         let (book, bootstrap) = try Self.openAddressBook(configuration, logger: logger)
         if let tls = configuration.tls {
             let options = tls.serverOptions
@@ -165,6 +168,24 @@ public final class BallastNode: @unchecked Sendable {
             return false
         }
         return tlsReloader.reloadAll(reason: reason).allSatisfy { $0 == .reloaded }
+    }
+
+    /// Reads `--admin-tokens FILE` again (SIGHUP, or the file changed when `onlyIfChanged`); a
+    /// file that does not load is refused and the previous tokens stay. Each reload or refusal
+    /// is recorded in the audit log. Returns false without a tokens file or when refused.
+    @discardableResult
+    public func reloadAdminTokens(reason: String, onlyIfChanged: Bool = false) -> Bool {
+        guard let adminTokens else { return false }
+        switch adminTokens.reload(reason: reason, onlyIfChanged: onlyIfChanged) {
+        case .unchanged:
+            return true
+        case .reloaded(let count):
+            recordSecurityEvent(.adminTokensReloaded, detail: "admin tokens reloaded (\(reason)): \(count) tokens from \(adminTokens.path)")
+            return true
+        case .refused(let why):
+            recordSecurityEvent(.adminTokensReloaded, detail: "admin tokens reload refused (\(reason)); the previous tokens stay: \(why)")
+            return false
+        }
     }
 
     /// The core's status, read on the driver's loop thread.

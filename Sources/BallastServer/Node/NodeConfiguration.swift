@@ -91,8 +91,13 @@ public struct NodeConfiguration: Sendable {
     /// The joined cluster's initial voters, fetched from `joinAddresses` before the node starts
     /// (`BallastNode.prepareJoin`); ignored once the data directory has a members file.
     public var joinInitialVoters: [NodeID]?
-    /// When set, the web UI's mutating actions (signal, cancel, terminate) require this token.
+    /// When set, the web UI's mutating actions (signal, cancel, terminate) require this token;
+    /// they are recorded under the identity `admin-token`.
     public var adminToken: String?
+    /// `--admin-tokens FILE`: `IDENTITY TOKEN` lines; a UI action presenting one of these tokens
+    /// is recorded under (and, when roles are enforced, checked as) the identity bound to it.
+    /// Reloaded on SIGHUP and when the file changes (docs/security.md, "Admin UI tokens").
+    public var adminTokensPath: String?
     /// Length of one Raft tick.
     public var tickInterval: Duration = .milliseconds(10)
     /// Raft tunables (election timeout in ticks, batching, snapshots).

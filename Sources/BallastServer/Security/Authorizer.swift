@@ -118,6 +118,23 @@ public final class Authorizer: Sendable {
         return .refuse(GRPCStatus(.permissionDenied, message))
     }
 
+    /// The policy check for a call the node makes itself on behalf of `identity`, which it
+    /// authenticated another way (a web UI action: a client certificate on the admin port, or an
+    /// admin token bound to the identity). Nil when allowed; else PERMISSION_DENIED naming the
+    /// missing role, counted and audited like a refused API call.
+    func check(identity: String, path: String, scope: AccessScope) -> GRPCStatus? {
+        guard let access = AccessPolicy.table[path] else {
+            deny(identity: identity, verified: true, path: path, role: nil, scope: nil, why: "method not in the access policy")
+            return GRPCStatus(.permissionDenied, "\(path) is not in the access policy: nobody may call it")
+        }
+        if AccessPolicy.allows(publisher.roles, identity: identity, access.requirement, in: scope) { return nil }
+        let message = Self.deniedMessage(identity: identity, access.requirement, scope, path: path)
+        if case .role(let role, _) = access.requirement {
+            deny(identity: identity, verified: true, path: path, role: role, scope: scope, why: message)
+        }
+        return GRPCStatus(.permissionDenied, message)
+    }
+
     /// The node id a verified identity names (`node/<id>`, the rule of docs/security.md,
     /// "Certificates"), if any.
     static func memberNodeID(_ identity: String) -> UInt64? {

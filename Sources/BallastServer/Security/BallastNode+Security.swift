@@ -23,6 +23,8 @@ extension BallastNode {
     }
 
     private func securityStep(flushAudit: Bool) async {
+        // Once a second: the admin tokens file, if it changed (SIGHUP reloads it at once).
+        if flushAudit { reloadAdminTokens(reason: "file changed", onlyIfChanged: true) }
         guard dispatcher.isLeading else {
             if flushAudit { await forwardToLeader(security.takeRecords()) }
             return

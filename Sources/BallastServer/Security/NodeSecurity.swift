@@ -10,6 +10,10 @@ public enum SecurityEventKind: Sendable, Equatable {
     case certificateReloaded
     /// A member was added, promoted or removed.
     case membershipChanged
+    /// An operator acted through the web UI (signal, cancel, terminate); recorded as `OTHER`.
+    case operatorAction
+    /// The admin UI's tokens file was reloaded (or a reload refused); recorded as `OTHER`.
+    case adminTokensReloaded
     /// Anything else security-relevant.
     case other
 
@@ -17,7 +21,7 @@ public enum SecurityEventKind: Sendable, Equatable {
         switch self {
         case .certificateReloaded: .certificateReloaded
         case .membershipChanged: .membershipChanged
-        case .other: .other
+        case .other, .operatorAction, .adminTokensReloaded: .other
         }
     }
 }

@@ -74,7 +74,7 @@ extension BallastNode {
             if let done = request.query["done"], ["signal", "cancel", "terminate"].contains(done) {
                 notices.append(UINotice(kind: .ok, text: "\(done) recorded in the history with your identity and reason."))
             }
-            return try await uiDetail(execution, banner: banner, notices: notices)
+            return try await uiDetail(execution, banner: banner, notices: notices, peer: request.peer)
         } catch let error as UIRequestError {
             return uiPage(title: "Error", active: "/workflows", banner: banner, body: UIPages.errorPage(error.message), status: error.status)
         } catch {
@@ -156,16 +156,15 @@ extension BallastNode {
         return nil
     }
 
-    private func uiDetail(_ execution: Ballast_V1_WorkflowExecution, banner: UIBanner, notices: [UINotice],
+    private func uiDetail(_ execution: Ballast_V1_WorkflowExecution, banner: UIBanner, notices: [UINotice], peer: PeerIdentity?,
                           status: HTTPResponseStatus = .ok) async throws -> AdminResponse {
         let stale = banner.localReads
         let description = try await read(stale: stale) { engine throws(EngineRejection) in
             try engine.describe(namespace: "", execution: execution)
         }
         var page = UIDetailPage(description: description, events: [], eventsTruncated: false, historyError: nil,
-                                csrfToken: UIRequests.csrfToken, tokenRequired: !(configuration.adminToken ?? "").isEmpty,
-                                actionsRefusal: AdminAuthorization.actionsRefusal(
-                                    enforcingAuthorization: configuration.security.enforceAuthorization, token: configuration.adminToken))
+                                csrfToken: UIRequests.csrfToken,
+                                actionMode: AdminAuthorization.actionMode(peer: peer, credentials: adminCredentials))
         do {
             let target = HistoryTarget(execution: description.info.execution, length: description.info.historyLength,
                                        status: description.info.status)
@@ -210,34 +209,58 @@ extension BallastNode {
     private func uiAction(_ request: AdminRequest, execution: Ballast_V1_WorkflowExecution, name: String,
                           banner: UIBanner) async -> AdminResponse {
         do {
-            let token = configuration.adminToken
-            if let refusal = AdminAuthorization.actionsRefusal(enforcingAuthorization: configuration.security.enforceAuthorization, token: token) {
-                throw UIRequestError(status: .forbidden, message: refusal)
+            let credentials = adminCredentials
+            if case .refused(let why) = AdminAuthorization.actionMode(peer: request.peer, credentials: credentials) {
+                throw UIRequestError(status: .forbidden, message: why)
             }
             let form = try UIRequests.form(request.body, contentType: request.headers.first(name: "content-type"))
-            if !AdminAuthorization.hasValidBearer(headers: request.headers, token: token) {
+            if !AdminAuthorization.usesBearer(headers: request.headers, credentials: credentials) {
                 try UIRequests.checkSameOrigin(headers: request.headers, form: form)
             }
-            guard AdminAuthorization.isAuthorized(headers: request.headers, form: form, token: token) else {
-                throw UIRequestError(status: .unauthorized, message: "this node requires the admin token for actions; the token given is missing or wrong")
-            }
+            let actor = try AdminAuthorization.actor(peer: request.peer, headers: request.headers, form: form, credentials: credentials,
+                                                     typedName: (form["operator"] ?? "").trimmingCharacters(in: .whitespaces),
+                                                     remoteAddress: request.remoteAddress)
             guard !execution.runID.isEmpty else { throw UIRequestError.bad("an action names the run id") }
             let action = try UIRequests.action(name, form: form)
-            let identity = UIRequests.operatorIdentity(name: action.operatorName, remoteAddress: request.remoteAddress)
-            try await uiPerform(action, on: execution, identity: identity)
+            try uiAuthorize(action, actor: actor)
+            try await uiPerform(action, on: execution, identity: actor.identity)
             logger.notice("operator action from the web UI", metadata: [
                 "action": "\(action.name)", "workflowId": "\(execution.workflowID)", "runId": "\(execution.runID)",
-                "identity": "\(identity)", "reason": "\(action.reason)",
+                "identity": "\(actor.identity)", "by": "\(actor.source.rawValue)", "reason": "\(action.reason)",
             ])
+            security.record(.operatorAction, identity: actor.identity,
+                            detail: "web UI \(action.name) of workflow \(execution.workflowID) run \(execution.runID) "
+                                + "(\(actor.source.rawValue), node \(configuration.id.rawValue)); reason: \(action.reason)")
             let location = HTML.workflowPath(execution.workflowID, execution.runID) + "?done=" + action.name
             return AdminResponse(status: .seeOther, contentType: "text/plain; charset=utf-8", body: Array("done\n".utf8),
                                  headers: [("location", location)])
         } catch {
             let status = (error as? UIRequestError)?.status ?? Self.uiHTTPStatus(error)
             let notice = UINotice(kind: .error, text: "\(name) not done: " + Self.uiMessage(error))
-            if let page = try? await uiDetail(execution, banner: banner, notices: [notice], status: status) { return page }
+            if let page = try? await uiDetail(execution, banner: banner, notices: [notice], peer: request.peer, status: status) { return page }
             return uiPage(title: "Error", active: "/workflows", banner: banner, body: UIPages.errorPage(notice.text), status: status)
         }
+    }
+
+    /// What authenticates UI actions on this node: the shared token, the bound tokens as last
+    /// (re)loaded, and whether the node enforces authorization.
+    var adminCredentials: AdminCredentials {
+        AdminCredentials(sharedToken: configuration.adminToken, tokens: adminTokens?.tokens ?? AdminTokens(),
+                         enforceAuthorization: security.authorizer.enforce)
+    }
+
+    /// The API's role check for a UI action (writer in the run's namespace), with the actor's
+    /// identity: on a node that enforces authorization, and for any caller with a verified
+    /// certificate (as on the API port). A token holder on a node that does not enforce is not
+    /// checked: there, the API lets anyone act too.
+    private func uiAuthorize(_ action: UIAction, actor: UIActor) throws {
+        guard security.authorizer.enforce || actor.source == .certificate else { return }
+        let path = switch action.kind {
+        case .signal: BallastMethod.Workflow.signal
+        case .cancel: BallastMethod.Workflow.requestCancel
+        case .terminate: BallastMethod.Workflow.terminate
+        }
+        if let refusal = security.authorizer.check(identity: actor.identity, path: path, scope: .namespace("")) { throw refusal }
     }
 
     /// Proposes the action on the leader, or forwards it to the leader's API when this node follows.

@@ -12,10 +12,9 @@ struct UIDetailPage: Sendable {
     var historyError: String?
     /// The CSRF token the action forms carry.
     var csrfToken: String
-    /// Whether the actions need the admin token.
-    var tokenRequired: Bool
-    /// Why actions are refused on this node, if they are (shown instead of the forms).
-    var actionsRefusal: String? = nil
+    /// How the action forms authenticate (a token field, the certificate's identity, a typed
+    /// name), or why actions are refused on this node (shown instead of the forms).
+    var actionMode: UIActionMode
 
     var info: Ballast_V1_WorkflowExecutionInfo { description.info }
     var path: String { HTML.workflowPath(info.execution.workflowID, info.execution.runID) }
@@ -175,19 +174,36 @@ struct UIDetailPage: Sendable {
     // MARK: actions
 
     func actions() -> String {
-        if let actionsRefusal { return "<h2>Actions</h2>" + UIPages.notice(UINotice(kind: .info, text: "Actions are off: " + actionsRefusal + ".")) }
+        var who = ""
+        switch actionMode {
+        case .refused(let why):
+            return "<h2>Actions</h2>" + UIPages.notice(UINotice(kind: .info, text: "Actions are off: " + why + "."))
+        case .certificate(let identity):
+            who = "<p class=\"muted\" id=\"acting-as\">Actions are recorded as <strong>\(HTML.escape(identity))</strong>, "
+                + "the identity of your client certificate.</p>"
+        case .token:
+            who = "<p class=\"muted\" id=\"acting-as\">Actions are recorded as the identity your admin token is bound to.</p>"
+        case .open:
+            break
+        }
         func form(_ action: String, title: String, button: String, danger: Bool, extra: String, confirm: String) -> String {
-            let token = tokenRequired
-                ? "<label for=\"\(action)-token\">Admin token</label><input type=\"password\" id=\"\(action)-token\" name=\"admin_token\" required autocomplete=\"off\">"
-                : ""
+            var identityFields = ""
+            switch actionMode {
+            case .token:
+                identityFields = "<label for=\"\(action)-token\">Admin token</label><input type=\"password\" id=\"\(action)-token\" "
+                    + "name=\"admin_token\" required autocomplete=\"off\">"
+            case .open:
+                identityFields = "<label for=\"\(action)-operator\">Your name (optional, recorded with your address, unverified)</label>"
+                    + "<input type=\"text\" id=\"\(action)-operator\" name=\"operator\" maxlength=\"\(UIRequests.maxOperatorBytes)\">"
+            case .certificate, .refused:
+                break
+            }
             return """
                 <form class="card" id="\(action)-form" method="post" action="\(HTML.escape(path))/\(action)">
                 <h2 class="first">\(title)</h2>
                 <input type="hidden" name="csrf" value="\(HTML.escape(csrfToken))">\(extra)
                 <label for="\(action)-reason">Reason (recorded in the history)</label>
-                <input type="text" id="\(action)-reason" name="reason" required maxlength="\(UIRequests.maxReasonBytes)">
-                <label for="\(action)-operator">Your name (optional, recorded with your address)</label>
-                <input type="text" id="\(action)-operator" name="operator" maxlength="\(UIRequests.maxOperatorBytes)">\(token)
+                <input type="text" id="\(action)-reason" name="reason" required maxlength="\(UIRequests.maxReasonBytes)">\(identityFields)
                 <label class="confirm"><input type="checkbox" id="\(action)-confirm" name="confirm" value="yes" required> \(confirm)</label>
                 <button type="submit" id="\(action)-submit"\(danger ? " class=\"danger\"" : "")>\(button)</button></form>
                 """
@@ -196,7 +212,7 @@ struct UIDetailPage: Sendable {
             <label for="signal-name">Signal name</label><input type="text" id="signal-name" name="name" required maxlength="\(UIRequests.maxNameBytes)">
             <label for="signal-input">Input (JSON, optional)</label><textarea id="signal-input" name="input"></textarea>
             """
-        return "<h2>Actions</h2><div class=\"actions\">"
+        return "<h2>Actions</h2>" + who + "<div class=\"actions\">"
             + form("signal", title: "Signal", button: "Send signal", danger: false, extra: signalFields,
                    confirm: "Yes, send this signal")
             + form("cancel", title: "Cancel", button: "Request cancel", danger: true, extra: "",

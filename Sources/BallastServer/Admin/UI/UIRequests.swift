@@ -137,9 +137,9 @@ enum UIRequests {
         }
     }
 
-    /// The identity an operator action is recorded with: `web-ui[:name]@address (unverified)` —
-    /// the name is what the operator typed, so it is marked like any claimed identity
-    /// (docs/security.md) until admin tokens are bound to identities.
+    /// The identity an action is recorded with when nothing authenticates the caller (no
+    /// certificate, no token configured): `web-ui[:name]@address (unverified)` — the name is
+    /// what the operator typed, so it is marked like any claimed identity (docs/security.md).
     static func operatorIdentity(name: String, remoteAddress: String?) -> String {
         CallerIdentity.unverified("web-ui" + (name.isEmpty ? "" : ":" + name) + "@" + (remoteAddress ?? "unknown"))
     }
@@ -156,21 +156,104 @@ enum UIRequests {
     }
 }
 
-/// The admin token check for mutating UI actions, in one place (the security work binds tokens
-/// to identities here later). Without a configured token every caller is allowed.
+/// Who performs a web UI action, and how the node knows it (docs/security.md, "Admin UI tokens").
+struct UIActor: Sendable, Equatable {
+    enum Source: String, Sendable, Equatable {
+        /// The admin connection's verified TLS client certificate.
+        case certificate = "client certificate"
+        /// A token of `--admin-tokens`, bound to the identity.
+        case token = "admin token"
+        /// The single shared `--admin-token` (identity `admin-token`).
+        case sharedToken = "shared admin token"
+        /// Nothing authenticates the caller: a name typed in the form, marked unverified.
+        case claim = "unverified"
+    }
+
+    /// The identity recorded in history and in the audit log.
+    var identity: String
+    var source: Source
+}
+
+/// How the detail page's action forms authenticate, decided per request.
+enum UIActionMode: Sendable, Equatable {
+    /// Acting as the verified client certificate's identity: no token, no name field.
+    case certificate(String)
+    /// A token is required; the identity is the one it is bound to.
+    case token
+    /// Anyone may act; an optional typed name is recorded, marked unverified (development).
+    case open
+    /// Actions are refused on this node, for this reason.
+    case refused(String)
+}
+
+/// What authenticates UI actions on a node: the shared token, the identity-bound tokens, and
+/// whether the node enforces authorization.
+public struct AdminCredentials: Sendable {
+    /// `--admin-token`: one shared secret (identity `admin-token`).
+    public var sharedToken: String?
+    /// `--admin-tokens FILE`: tokens bound to identities.
+    public var tokens: AdminTokens
+    /// Whether the node refuses unauthenticated callers and checks roles on its API.
+    public var enforceAuthorization: Bool
+
+    /// Credentials as configured.
+    public init(sharedToken: String? = nil, tokens: AdminTokens = AdminTokens(), enforceAuthorization: Bool = false) {
+        self.sharedToken = sharedToken
+        self.tokens = tokens
+        self.enforceAuthorization = enforceAuthorization
+    }
+
+    /// Whether any token is configured (then a cleartext caller must present one).
+    public var requiresToken: Bool { !(sharedToken ?? "").isEmpty || !tokens.isEmpty }
+}
+
+/// The authentication of mutating UI actions, in one place: certificate, bound token, shared
+/// token or (development only) nothing.
 public enum AdminAuthorization {
-    /// Whether the request carries the configured token, as `Authorization: Bearer TOKEN` or the
-    /// form field `admin_token`; compared in constant time.
-    public static func isAuthorized(headers: HTTPHeaders, form: [String: String], token configured: String?) -> Bool {
-        guard let configured, !configured.isEmpty else { return true }
-        var presented: String?
-        if let header = headers.first(name: "authorization"), header.lowercased().hasPrefix("bearer ") {
-            presented = String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
-        } else {
-            presented = form["admin_token"]
+    /// The forms' mode for a request on a connection that verified `peer` (nil: no certificate).
+    static func actionMode(peer: PeerIdentity?, credentials: AdminCredentials) -> UIActionMode {
+        if let peer { return .certificate(peer.name) }
+        if credentials.requiresToken { return .token }
+        // A node that checks roles on its API must not let an anonymous admin caller act: UI
+        // actions are proposed by the node itself.
+        if credentials.enforceAuthorization {
+            return .refused("this node enforces authorization on its API; actions from the web UI need a client certificate "
+                + "or a token of --admin-tokens")
         }
-        guard let presented else { return false }
-        return constantTimeEquals(Array(presented.utf8), Array(configured.utf8))
+        return .open
+    }
+
+    /// The token the request presents: `Authorization: Bearer TOKEN`, else the form field `admin_token`.
+    static func presentedToken(headers: HTTPHeaders, form: [String: String]) -> String? {
+        if let header = headers.first(name: "authorization"), header.lowercased().hasPrefix("bearer ") {
+            return String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+        }
+        return form["admin_token"]
+    }
+
+    /// Who acts: the certificate's identity, else the identity bound to the presented token, else
+    /// (no token configured, authorization off) the typed name marked unverified. A name typed in
+    /// the form never overrides a certificate or a token.
+    static func actor(peer: PeerIdentity?, headers: HTTPHeaders, form: [String: String], credentials: AdminCredentials,
+                      typedName: String, remoteAddress: String?) throws(UIRequestError) -> UIActor {
+        switch actionMode(peer: peer, credentials: credentials) {
+        case .certificate(let identity):
+            return UIActor(identity: identity, source: .certificate)
+        case .refused(let why):
+            throw UIRequestError(status: .forbidden, message: why)
+        case .open:
+            return UIActor(identity: UIRequests.operatorIdentity(name: typedName, remoteAddress: remoteAddress), source: .claim)
+        case .token:
+            guard let presented = presentedToken(headers: headers, form: form), !presented.isEmpty else {
+                throw UIRequestError(status: .unauthorized, message: "this node requires an admin token for actions; none was given")
+            }
+            if let identity = credentials.tokens.identity(for: presented) { return UIActor(identity: identity, source: .token) }
+            if let shared = credentials.sharedToken, !shared.isEmpty,
+               constantTimeEquals(Array(presented.utf8), Array(shared.utf8)) {
+                return UIActor(identity: AdminTokens.sharedTokenIdentity, source: .sharedToken)
+            }
+            throw UIRequestError(status: .unauthorized, message: "this node requires an admin token for actions; the token given is wrong")
+        }
     }
 
     /// Compares without an early exit, so the time taken does not reveal how much of a guess is right.
@@ -183,18 +266,12 @@ public enum AdminAuthorization {
         return difference == 0
     }
 
-    /// Why the UI refuses every action, if it does: a node that enforces authorization on its API
-    /// (verified certificates and roles) must not let the admin port act without a token, since
-    /// UI actions are proposed by the node itself and bypass the API's role check.
-    public static func actionsRefusal(enforcingAuthorization: Bool, token configured: String?) -> String? {
-        guard enforcingAuthorization, (configured ?? "").isEmpty else { return nil }
-        return "this node enforces authorization on its API; actions from the web UI need --admin-token"
-    }
-
-    /// Whether the request presents a valid bearer token (such callers are scripts, not browsers: no CSRF token needed).
-    static func hasValidBearer(headers: HTTPHeaders, token configured: String?) -> Bool {
-        guard let configured, !configured.isEmpty, let header = headers.first(name: "authorization"),
-              header.lowercased().hasPrefix("bearer ") else { return false }
-        return isAuthorized(headers: headers, form: [:], token: configured)
+    /// Whether the request authenticates with an `Authorization: Bearer` header on a node that
+    /// takes tokens. Such callers are scripts: a browser never sends that header with a form
+    /// another site makes it post, so no CSRF token is needed; a wrong token is then refused as
+    /// unauthorized (401), not as a missing CSRF token.
+    static func usesBearer(headers: HTTPHeaders, credentials: AdminCredentials) -> Bool {
+        guard credentials.requiresToken, let header = headers.first(name: "authorization") else { return false }
+        return header.lowercased().hasPrefix("bearer ")
     }
 }
