@@ -1,6 +1,7 @@
 import ArgumentParser
 import BallastSDK
 import Foundation
+import Synchronization
 import TransfersKit
 
 /// `transfers bench`: completed workflows per second and start-to-close latency, closed loop.
@@ -77,7 +78,7 @@ struct BenchCommand: AsyncParsableCommand {
         let running = try (1 ... workers).map { number in try startWorker(number, queue: queue, ledger: ledger, cleartext: cleartext) }
         let load = WorkflowLoad(count: count, warmup: warmup, concurrency: concurrency)
         let kind = workflow
-        let figures = await load.run { index in
+        let loadTask = Task { await load.run { index in
             switch kind {
             case .transfer:
                 var input = plan.items[index].input
@@ -86,7 +87,10 @@ struct BenchCommand: AsyncParsableCommand {
             case .oneActivity:
                 return try await client.start(OneActivityWorkflow.name, id: "bench-\(tag)-\(index)", taskQueue: queue, input: "x")
             }
-        }
+        } }
+        // A worker that stops (its task stream refused: a missing role, a wrong namespace) would
+        // leave every run waiting for a task that never comes: stop the measurement with its error.
+        let figures = try await BenchRace.figures(of: loadTask, unlessOneOf: running.map(\.1))
         for (worker, task, workerClient) in running {
             await worker.shutdown(gracePeriod: .seconds(2))
             _ = await task.result
@@ -124,4 +128,37 @@ struct BenchCommand: AsyncParsableCommand {
         }
         for sample in figures.errorSamples { FileHandle.standardError.write(Data("error: \(sample)\n".utf8)) }
     }
+}
+
+/// Waits for a load, or for the first of its workers to fail, whichever comes first.
+enum BenchRace {
+    private final class Outcome: Sendable {
+        let continuation: CheckedContinuation<WorkflowLoad.Figures, any Error>
+        let finished = Mutex(false)
+
+        init(_ continuation: CheckedContinuation<WorkflowLoad.Figures, any Error>) { self.continuation = continuation }
+
+        func finish(_ result: Result<WorkflowLoad.Figures, any Error>) {
+            guard finished.withLock({ done in defer { done = true }; return !done }) else { return }
+            continuation.resume(with: result)
+        }
+    }
+
+    static func figures(of load: Task<WorkflowLoad.Figures, Never>, unlessOneOf workers: [Task<Void, any Error>]) async throws -> WorkflowLoad.Figures {
+        try await withCheckedThrowingContinuation { continuation in
+            let outcome = Outcome(continuation)
+            Task { outcome.finish(.success(await load.value)) }
+            for worker in workers {
+                Task {
+                    if case .failure(let error) = await worker.result { outcome.finish(.failure(BenchWorkerStopped(reason: "\(error)"))) }
+                }
+            }
+        }
+    }
+}
+
+/// A benchmark's worker stopped before the load finished.
+struct BenchWorkerStopped: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { "a benchmark worker stopped: \(reason)" }
 }
