@@ -16,6 +16,10 @@ public struct GRPCServerConfiguration: Sendable {
     /// beyond it is closed at once, before any HTTP/2 work, and counted in
     /// `GRPCServer.refusedConnectionCount`; connections already open are not affected.
     public var maxConnections = 1024
+    /// New connections accepted per second (a token bucket with as many tokens as this); over it,
+    /// accepting pauses and new connections wait in the kernel's backlog (256). Bounds what
+    /// clients that reconnect in a loop (stream floods, hang-ups) can cost the node; 0: no limit.
+    public var maxNewConnectionsPerSecond = 500
     /// Request bytes all calls of one connection may buffer together; the call whose data crosses
     /// it fails with RESOURCE_EXHAUSTED (bounds memory to this, not streams × message size).
     public var maxBufferedRequestBytesPerConnection = 32 << 20
@@ -76,6 +80,13 @@ public final class GRPCServer: Sendable {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { server in
+                let rate = configuration.maxNewConnectionsPerSecond
+                guard rate > 0 else { return server.eventLoop.makeSucceededVoidFuture() }
+                return server.eventLoop.makeCompletedFuture {
+                    try server.pipeline.syncOperations.addHandler(AcceptRateLimiter(perSecond: rate, burst: rate))
+                }
+            }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { child in
                 let key = ObjectIdentifier(child)

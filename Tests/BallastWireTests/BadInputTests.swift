@@ -104,6 +104,32 @@ struct BadInputTests {
         }
     }
 
+    @Test("connections opened in a burst are accepted no faster than the server's rate; all are served in the end")
+    func acceptRate() async throws {
+        var configuration = GRPCServerConfiguration()
+        configuration.maxNewConnectionsPerSecond = 4
+        try await EchoService.withServer(configuration: configuration) { _, port in
+            let started = ContinuousClock.now
+            var clients: [RawHTTP2Client] = []
+            for _ in 0..<12 {
+                let raw = try await RawHTTP2Client(port: port)
+                try await raw.send(RawHTTP2Client.handshake)
+                clients.append(raw)
+            }
+            for raw in clients {
+                try await raw.waitUntil(timeout: .seconds(30), "server SETTINGS") { frames, _ in
+                    frames.contains { $0.type == RawFrame.settings }
+                }
+            }
+            // 4 at once, then 4 per second (NIO may accept up to 4 more in the read that spends
+            // the last token): 12 connections cannot all be accepted in under one second.
+            let elapsed = ContinuousClock.now - started
+            #expect(elapsed >= .seconds(1), "12 connections accepted in \(elapsed) at 4 per second")
+            for raw in clients { await raw.close() }
+            try await Self.assertOtherConnectionsWork(port: port)
+        }
+    }
+
     @Test("a connection that never sends the HTTP/2 preface is closed after the handshake timeout")
     func silentConnection() async throws {
         var configuration = GRPCServerConfiguration()
