@@ -15,10 +15,12 @@ import Testing
 struct AdminTokenNodeTests {
     static let aliceToken = "alice-0123456789abcdef0123456789abcdef"
     static let readerToken = "reader-0123456789abcdef0123456789abcdef"
+    static let nobodyToken = "nobody-0123456789abcdef0123456789abcdef"
     static let tokens = """
         # identity  token
         alice       \(aliceToken)
         reader-1    \(readerToken)
+        nobody      \(nobodyToken)
 
         """
 
@@ -90,6 +92,39 @@ struct AdminTokenNodeTests {
         let audit = try await cluster.waitForAudit { $0.contains { $0.kind == .accessDenied && $0.identity == "reader-1" } }
         let denial = try #require(audit.first { $0.kind == .accessDenied && $0.identity == "reader-1" })
         #expect(denial.method == BallastMethod.Workflow.terminate && denial.role == .writer && denial.namespace == "default")
+    }
+
+    /// GETs a UI page from the node's admin router as `peer`.
+    func get(_ cluster: AuthorizedNode, _ path: String, peer: String?) async -> AdminResponse {
+        let request = AdminRequest(method: .GET, path: path, query: [:], body: [], headers: HTTPHeaders([("host", "127.0.0.1:8233")]),
+                                   remoteAddress: "10.1.2.3",
+                                   peer: peer.map { PeerIdentity(name: $0, subject: "CN=\($0)", alternativeNames: ["ballast://\($0)"]) })
+        return await cluster.node.route(request)
+    }
+
+    @Test("the workflow pages need the reader role like the API; a refused action shows the refusal, not the run")
+    func pagesNeedReader() async throws {
+        let cluster = try await AuthorizedNode(adminTokens: Self.tokens)
+        defer { Task { await cluster.stop() } }
+        let runID = try await start(cluster, "wf-ui-4")
+        let detail = "/workflows/wf-ui-4/\(runID)"
+        for path in [detail, "/workflows", "/failing", detail + "/history.json"] {
+            let reader = await get(cluster, path, peer: "reader-1")
+            #expect(reader.status == .ok, "\(path) for a reader")
+            let worker = await get(cluster, path, peer: "worker-1")
+            let page = String(decoding: worker.body, as: UTF8.self)
+            #expect(worker.status == .forbidden && page.contains("identity worker-1 lacks role reader"), "\(path): \(page.suffix(400))")
+            #expect(!page.contains("wf-ui-4") || path != "/workflows", "the list does not leak to a worker")
+            let anonymous = await get(cluster, path, peer: nil)
+            #expect(anonymous.status == .forbidden, "\(path) without a certificate")
+        }
+        let detailPage = String(decoding: (await get(cluster, detail, peer: "reader-1")).body, as: UTF8.self)
+        #expect(detailPage.contains("id=\"timeline\""))
+        let refused = await post(cluster, detail + "/terminate", "reason=x&confirm=yes", bearer: Self.nobodyToken)
+        let refusal = String(decoding: refused.body, as: UTF8.self)
+        #expect(refused.status == .forbidden && refusal.contains("identity nobody lacks role writer"), "\(refusal.suffix(400))")
+        #expect(!refusal.contains("id=\"timeline\""), "a caller without a role sees no history")
+        #expect(try await status(cluster, "wf-ui-4") == .running)
     }
 
     @Test("a verified client certificate on the admin port names the actor; a reload swaps the tokens")

@@ -33,14 +33,37 @@ extension BallastNode {
             return uiPage(title: "Cluster", active: "/cluster", banner: await uiBanner(), body: UIPages.cluster(view))
         case "/", "/workflows":
             guard request.method == .GET || request.method == .HEAD else { return Self.uiMethodNotAllowed() }
+            if let refusal = await uiReadRefusal(request, BallastMethod.Workflow.list) { return refusal }
             return await uiWorkflowList(request)
         case "/failing":
             guard request.method == .GET || request.method == .HEAD else { return Self.uiMethodNotAllowed() }
+            if let refusal = await uiReadRefusal(request, BallastMethod.Workflow.list) { return refusal }
             return await uiFailing(request)
         default:
             guard path.hasPrefix("/workflows/") else { return nil }
+            if let refusal = await uiReadRefusal(request, BallastMethod.Workflow.describe) { return refusal }
             return await uiWorkflowRoute(request)
         }
+    }
+
+    /// The workflow pages show what the API's reader role shows, so on a node that enforces
+    /// authorization they need it too (in the UI's namespace, `default`), for the identity of the
+    /// caller's client certificate: a worker's or a stranger's certificate of the same CA reads
+    /// no history here either. Refused: 403 naming the missing role, audited like a refused call.
+    /// An action (POST) needs writer, which implies reader, so it is checked here first as well.
+    private func uiReadRefusal(_ request: AdminRequest, _ method: String) async -> AdminResponse? {
+        guard security.authorizer.enforce else { return nil }
+        let message: String
+        if let peer = request.peer {
+            guard let refusal = security.authorizer.check(identity: peer.name, path: method, scope: .namespace("")) else { return nil }
+            message = refusal.message
+        } else if request.method == .POST, adminCredentials.requiresToken {
+            return nil  // a token holder acting: the action's own check (writer) decides
+        } else {
+            message = "this node enforces authorization: the workflow pages need a client certificate with the reader role"
+        }
+        return uiPage(title: "Not allowed", active: "/workflows", banner: await uiBanner(), body: UIPages.errorPage(message),
+                      status: .forbidden)
     }
 
     static func uiMethodNotAllowed() -> AdminResponse {
@@ -237,6 +260,12 @@ extension BallastNode {
         } catch {
             let status = (error as? UIRequestError)?.status ?? Self.uiHTTPStatus(error)
             let notice = UINotice(kind: .error, text: "\(name) not done: " + Self.uiMessage(error))
+            // A caller refused for who they are sees the refusal only, not the run (its reads
+            // need a role this caller may lack).
+            let refusedCaller = status == .forbidden || status == .unauthorized
+            if refusedCaller && security.authorizer.enforce {
+                return uiPage(title: "Error", active: "/workflows", banner: banner, body: UIPages.errorPage(notice.text), status: status)
+            }
             if let page = try? await uiDetail(execution, banner: banner, notices: [notice], peer: request.peer, status: status) { return page }
             return uiPage(title: "Error", active: "/workflows", banner: banner, body: UIPages.errorPage(notice.text), status: status)
         }
