@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@Suite("cluster/add-node and cluster/remove-node", .serialized)
+@Suite("the cluster/ scripts: add-node, remove-node, demo --tls", .serialized)
 struct MembershipScriptTests {
     private static var root: URL {
         var root = URL(fileURLWithPath: #filePath)
@@ -48,6 +48,27 @@ struct MembershipScriptTests {
         posix_spawn_file_actions_destroy(&actions)
         // WEXITSTATUS: the exit code sits in bits 8…15 of a normal exit.
         return spawned == 0 ? (status >> 8) & 0xFF : 127
+    }
+
+    @Test("cluster/demo --tls: transfers over mutual TLS on every port survive the leader's SIGKILL and pass verify")
+    func demoOverTLS() async throws {
+        let directory = NSTemporaryDirectory() + "ballast-demo-\(UUID().uuidString)"
+        let base = (try ProcessCluster.freePort() / 100) * 100
+        let ballast = try ProcessCluster.locateBinary()
+        let transfers = URL(fileURLWithPath: ballast).deletingLastPathComponent().appendingPathComponent("transfers").path
+        let environment = ["BALLAST_BIN": ballast, "TRANSFERS_BIN": transfers, "BALLAST_CLUSTER_DIR": directory,
+                           "BALLAST_BASE_PORT": String(base)]
+        defer {
+            let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
+            _ = Self.spawnAndWait([Self.root.appendingPathComponent("cluster/down").path, "--wipe"], env, output: "/dev/null")
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        let (code, output) = try await script("demo", ["--tls", "--count", "40", "--seed", "11", "--concurrency", "8"],
+                                              environment: environment)
+        #expect(code == 0, "\(output)")
+        #expect(output.contains("mutual TLS"), "the cluster came up over TLS: \(output)")
+        #expect(output.contains("SIGKILL of the leader") && output.contains("demo passed"), "\(output)")
+        #expect(FileManager.default.fileExists(atPath: directory + "/tls/ca.crt"))
     }
 
     @Test("scale out and in with the scripts, and a node with a wiped disk is refused under its old id")
