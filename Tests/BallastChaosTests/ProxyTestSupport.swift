@@ -81,7 +81,7 @@ final class ProxyTestTarget: Sendable {
             .childChannelInitializer { child in
                 child.eventLoop.makeCompletedFuture {
                     let sink = ProxyTestSink()
-                    recorder.add(sink)
+                    recorder.add(sink, channel: child)
                     try child.pipeline.syncOperations.addHandler(ProxyTestRecorder(sink: sink, echo: echo))
                 }
             }
@@ -95,12 +95,24 @@ final class ProxyTestTarget: Sendable {
     var allBytes: [UInt8] { connections.flatMap(\.bytes) }
 
     func close() async { try? await channel.close() }
+
+    /// Starts reading on every accepted connection (of a target made with `reads` false).
+    func resumeReading() {
+        for child in recorder.channels {
+            child.setOption(.autoRead, value: true).whenSuccess { child.read() }
+        }
+    }
 }
 
 final class ProxyTestAccepts: Sendable {
     private let sinks = Mutex<[ProxyTestSink]>([])
-    func add(_ sink: ProxyTestSink) { sinks.withLock { $0.append(sink) } }
+    private let children = Mutex<[any Channel]>([])
+    func add(_ sink: ProxyTestSink, channel: any Channel) {
+        sinks.withLock { $0.append(sink) }
+        children.withLock { $0.append(channel) }
+    }
     var all: [ProxyTestSink] { sinks.withLock { $0 } }
+    var channels: [any Channel] { children.withLock { $0 } }
 }
 
 /// A client connection to the proxy, recording what comes back.

@@ -2,6 +2,7 @@ import BallastChaos
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 
 /// The fault proxy with real sockets on 127.0.0.1: a client dials the proxy, the proxy dials a
@@ -125,6 +126,29 @@ import Testing
             let client = try await ProxyTestClient.connect(group: group, port: port)
             #expect(await writeUntilPushedBack(client))
             #expect(await proxy.currentStatistics().peakBufferedBytes <= 2 * 64 * 1024)
+            await client.close()
+        }
+    }
+
+    /// Found by the 2026-11-26 09:00 soak: once the target's side had written its whole delay
+    /// line and then turned writable again, nothing resumed reading from the sender, so the link
+    /// stayed stuck (a follower cut off for good) although no fault was in force.
+    @Test func aReceiverThatResumesReadingGetsEveryByte() async throws {
+        try await withProxy(echo: false, targetReads: false, maxBufferedBytes: 64 * 1024) { proxy, port, target in
+            let client = try await ProxyTestClient.connect(group: group, port: port)
+            let chunk = proxyPayload(64 * 1024, seed: 5)
+            let sent = Mutex(0)
+            let pushedBack = await proxyEventually(.seconds(20)) {
+                if !client.channel.isWritable { return true }
+                client.channel.writeAndFlush(client.channel.allocator.buffer(bytes: chunk), promise: nil)
+                sent.withLock { $0 += chunk.count }
+                return false
+            }
+            #expect(pushedBack)
+            target.resumeReading()
+            let expected = sent.withLock { $0 }
+            let arrived = await proxyEventually(.seconds(20)) { target.allBytes.count >= expected }
+            #expect(arrived, "\(target.allBytes.count) of \(expected) bytes reached the target")
             await client.close()
         }
     }

@@ -42,7 +42,7 @@ final class ProxyConnection: @unchecked Sendable {
         proxy.statistics.peakBufferedBytes = max(proxy.statistics.peakBufferedBytes, sink.lineBytes)
     }
 
-    /// `sink` wrote some of its delay line: the side feeding it may read again.
+    /// `sink` wrote some of its delay line, or can take more: the side feeding it may read again.
     func drained(_ sink: ProxyHalf) {
         other(sink).readIfDeferred()
     }
@@ -196,7 +196,10 @@ final class ProxyHalf: ChannelDuplexHandler, @unchecked Sendable {
             context.close(promise: nil)
             return
         }
-        if wrote > 0 { connection.drained(self) }
+        // Room again (bytes left, or the channel turned writable with the line already empty):
+        // the side feeding this one may read. Without the second case a line that emptied just
+        // before the channel stopped being writable left the other side's read deferred for good.
+        if wrote > 0 || context.channel.isWritable { connection.drained(self) }
     }
 
     /// Closes once the delay line is empty (the other side closed normally).
