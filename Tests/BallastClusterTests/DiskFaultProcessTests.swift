@@ -64,17 +64,8 @@ extension DiskFaultProcessTests {
     @Test("a leader whose disk fills up hands leadership over; the load goes on through the other nodes; it recovers when space returns",
           .enabled(if: Tmpfs.canMount, "needs root and mount -t tmpfs"))
     func leaderOnFullDiskHandsOverAndRecovers() async throws {
-        var mounts: [String] = []
-        let cluster = try ProcessCluster(size: 3, extraArguments: ["--disk-reserve-bytes", String(Tmpfs.reserveBytes)],
-                                     prepareDataDirectory: { path in
-            try Tmpfs.mount(at: path, megabytes: Tmpfs.sizeMegabytes)
-            mounts.append(path)
-        })
-        defer {
-            cluster.shutdown()
-            for path in mounts { Tmpfs.unmount(path) }
-            try? FileManager.default.removeItem(atPath: cluster.directory)
-        }
+        let (cluster, mounts) = try Tmpfs.cluster(size: 3, reserveBytes: Tmpfs.reserveBytes)
+        defer { Tmpfs.tearDown(cluster, mounts) }
         let leader = try await cluster.waitForLeader()
         let load = StartLoad(ports: DiskFaultSupport.livePorts(cluster), group: cluster.group)
         let loadTask = Task { await load.run(workers: 4) }
@@ -109,18 +100,9 @@ extension DiskFaultProcessTests {
     @Test("a lone node on a disk that is really full answers RESOURCE_EXHAUSTED, stays up, and takes writes again once space returns, without a restart",
           .enabled(if: Tmpfs.canMount, "needs root and mount -t tmpfs"))
     func loneNodeOnFullDiskRecoversWithoutRestart() async throws {
-        var mounts: [String] = []
         // No reserve: the writes themselves meet ENOSPC (the backstop under the reserve).
-        let cluster = try ProcessCluster(size: 1, extraArguments: ["--disk-reserve-bytes", "0"],
-                                     prepareDataDirectory: { path in
-            try Tmpfs.mount(at: path, megabytes: Tmpfs.sizeMegabytes)
-            mounts.append(path)
-        })
-        defer {
-            cluster.shutdown()
-            for path in mounts { Tmpfs.unmount(path) }
-            try? FileManager.default.removeItem(atPath: cluster.directory)
-        }
+        let (cluster, mounts) = try Tmpfs.cluster(size: 1, reserveBytes: 0)
+        defer { Tmpfs.tearDown(cluster, mounts) }
         _ = try await cluster.waitForLeader()
         let client = try await GRPCClient.connect(host: "127.0.0.1", port: cluster.nodes[1]!.apiPort, group: cluster.group)
         var acknowledged: [String: String] = [:]
@@ -189,6 +171,29 @@ extension DiskFaultProcessTests {
 enum Tmpfs {
     static let sizeMegabytes = 96
     static let reserveBytes: UInt64 = 8 << 20
+
+    /// A cluster whose nodes' data directories are tmpfs mounts of `sizeMegabytes`, and the mounts.
+    static func cluster(size: Int, reserveBytes: UInt64) throws -> (ProcessCluster, [String]) {
+        var mounts: [String] = []
+        do {
+            let cluster = try ProcessCluster(size: size, extraArguments: ["--disk-reserve-bytes", String(reserveBytes)],
+                                             prepareDataDirectory: { path in
+                try mount(at: path, megabytes: sizeMegabytes)
+                mounts.append(path)
+            })
+            return (cluster, mounts)
+        } catch {
+            for path in mounts { unmount(path) }
+            throw error
+        }
+    }
+
+    /// Stops the cluster, unmounts its tmpfs mounts and removes its directory.
+    static func tearDown(_ cluster: ProcessCluster, _ mounts: [String]) {
+        cluster.shutdown()
+        for path in mounts { unmount(path) }
+        try? FileManager.default.removeItem(atPath: cluster.directory)
+    }
 
     /// Whether this process may mount a tmpfs (tried once, on a scratch directory).
     static let canMount: Bool = {

@@ -61,11 +61,7 @@ extension BallastClient {
     /// How many runs match `filter` and `query`.
     public func count(filter: Ballast_V1_WorkflowExecutionFilter = Ballast_V1_WorkflowExecutionFilter(),
                       query: String = "") async throws(BallastClientError) -> Int64 {
-        var request = Ballast_V1_CountWorkflowExecutionsRequest()
-        request.namespace = options.namespace
-        request.filter = filter
-        request.query = query
-        return try await call(BallastMethod.Workflow.count, request, as: Ballast_V1_CountWorkflowExecutionsResponse.self).count
+        try await countByStatus(filter: filter, query: query).count
     }
 
     /// How many runs match, in total and per status (`status_counts`).
