@@ -201,7 +201,7 @@ let package = Package(
         .testTarget(
             name: "BallastChaosTests",
             dependencies: [
-                "BallastChaos", "BallastProto", "BallastSDK", "TransfersKit",
+                "BallastChaos", "BallastProto", "BallastSDK", "BallastServer", "TransfersKit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -152,7 +152,8 @@ public final class ChaosRunner: Sendable {
         noteUnexpectedExits(setup)
     }
 
-    private func inject(_ fault: ScheduledFault, _ setup: Setup) async {
+    /// Injects `fault` now (internal for `RecoveringNodeTests`).
+    func inject(_ fault: ScheduledFault, _ setup: Setup) async {
         if fault.disruptsNodes, !(await nodesRecovered(before: fault, setup)) { return }
         var leader: Int?
         if fault.kind == .killLeader || fault.kind == .isolateLeader {
@@ -337,7 +338,7 @@ public final class ChaosRunner: Sendable {
         log("PROBLEM: \(message)")
     }
 
-    private func report(check: ChaosCheckReport?) -> ChaosRunReport {
+    func report(check: ChaosCheckReport?) -> ChaosRunReport {
         let (injected, skipped, notes, problems) = state.withLock { ($0.injected, $0.skipped, $0.notes, $0.problems) }
         var report = ChaosRunReport(seed: configuration.seed, nodes: configuration.nodeCount,
                                     durationSeconds: Double(configuration.duration.components.seconds),
