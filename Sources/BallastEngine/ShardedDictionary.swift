@@ -29,6 +29,18 @@ struct ShardedDictionary<Key: Hashable, Value>: ExpressibleByDictionaryLiteral {
         _modify { yield &shards[Self.shard(key)][key] }
     }
 
+    /// Runs `body` on the entry for `key` in place (nil when absent; leaving nil removes it):
+    /// one lookup where a read, a check and a write would take three.
+    mutating func withValue<Result>(forKey key: Key, _ body: (inout Value?) -> Result) -> Result {
+        body(&shards[Self.shard(key)][key])
+    }
+
+    /// Sets the value for `key` and returns the one it replaced (one lookup).
+    @discardableResult
+    mutating func updateValue(_ value: Value, forKey key: Key) -> Value? {
+        shards[Self.shard(key)].updateValue(value, forKey: key)
+    }
+
     /// Removes and returns the value for `key`.
     @discardableResult
     mutating func removeValue(forKey key: Key) -> Value? {

@@ -136,7 +136,7 @@ extension WorkflowEngine {
         var perStatus = [Int64](repeating: 0, count: 16)
         if predicate == .and([]) {
             for status in 0..<perStatus.count {
-                perStatus[status] = Int64(space.postings[VisibilityPostingKey(field: "ExecutionStatus", value: String(status))]?.count ?? 0)
+                perStatus[status] = Int64(space.statusCount(status))
             }
         } else {
             let plan = VisibilityPlanner(space: space, index: visibility).plan(predicate)

@@ -68,7 +68,7 @@ struct VisibilityPlanner {
             guard let name = Self.postingField(field) else { return nil }
             for value in values {
                 guard let text = Self.postingValue(value) else { return nil }
-                if let list = space.postings[VisibilityPostingKey(field: name, value: text)] { result.append(list) }
+                if let list = space.postingList(VisibilityPostingKey(field: name, value: text)) { result.append(list) }
             }
             return (result, "\(name) index")
         }

@@ -48,9 +48,15 @@ struct VisibilityRow: Equatable, Sendable {
     /// The (field, value) pairs this row is posted under: type, status, task queue, and its
     /// keyword, keyword-list and bool search attributes.
     var postings: [VisibilityPostingKey] {
-        var keys = [VisibilityPostingKey(field: "WorkflowType", value: workflowType),
-                    VisibilityPostingKey(field: "ExecutionStatus", value: String(status.rawValue)),
-                    VisibilityPostingKey(field: "TaskQueue", value: taskQueue)]
+        [VisibilityPostingKey(field: "WorkflowType", value: workflowType),
+         VisibilityPostingKey(field: NamespaceVisibility.statusField, value: String(status.rawValue)),
+         VisibilityPostingKey(field: "TaskQueue", value: taskQueue)] + attributePostings
+    }
+
+    /// The postings of its keyword, keyword-list and bool search attributes.
+    var attributePostings: [VisibilityPostingKey] {
+        var keys: [VisibilityPostingKey] = []
+        guard !attributes.isEmpty else { return keys }
         for name in attributes.keys.sorted() {
             switch attributes[name]?.value {
             case .keywordValue(let text)?: keys.append(VisibilityPostingKey(field: name, value: text))
