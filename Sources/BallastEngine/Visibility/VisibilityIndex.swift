@@ -13,7 +13,7 @@ struct NamespaceVisibility: Sendable {
     /// (Sharded: a posting per unique keyword value must not rehash all at once.)
     private(set) var postings: ShardedDictionary<VisibilityPostingKey, SortedChunks<VisibilityRowKey>> = [:]
     /// Slots of the runs of each workflow id (a few per id).
-    var byWorkflowId: ShardedDictionary<String, [Int32]> = [:]
+    private(set) var byWorkflowId: ShardedDictionary<String, WorkflowSlots> = [:]
 
     /// Status numbers with a list in `byStatus`; any other status (none exists) is posted by key.
     static var statusLists: Int { 16 }
@@ -84,6 +84,59 @@ struct NamespaceVisibility: Sendable {
         }
     }
 
+    /// Files a new row everywhere.
+    mutating func add(_ row: VisibilityRow, slot: Int32) {
+        let key = row.key(slot: slot)
+        byStart.insert(key)
+        byClose.insert(row.closeOrderKey(slot: slot))
+        post(status: row.status, key)
+        post(VisibilityPostingKey(field: "WorkflowType", value: row.workflowType), key)
+        post(VisibilityPostingKey(field: "TaskQueue", value: row.taskQueue), key)
+        // (A key already posted above, from an attribute of the same name, is not posted twice.)
+        for posting in row.attributePostings { post(posting, key) }
+        byWorkflowId.withValue(forKey: row.workflowId) { slots in
+            if slots == nil { slots = WorkflowSlots(slot) } else { slots?.append(slot) }
+        }
+    }
+
+    /// Moves a row whose status, close time or attributes changed.
+    mutating func change(from old: VisibilityRow, to row: VisibilityRow, slot: Int32) {
+        if row.closeKey != old.closeKey {
+            byClose.remove(old.closeOrderKey(slot: slot))
+            byClose.insert(row.closeOrderKey(slot: slot))
+        }
+        let key = row.key(slot: slot)
+        if row.workflowType == old.workflowType, row.taskQueue == old.taskQueue, row.attributes == old.attributes,
+           row.attributes.isEmpty || row.attributes[Self.statusField] == nil {
+            // Only the status posting can differ (the common close): move the row between two
+            // status lists. (An attribute named ExecutionStatus could hold the same posting, so
+            // such rows take the general path.)
+            if row.status != old.status {
+                unpost(status: old.status, key)
+                post(status: row.status, key)
+            }
+        } else {
+            let before = Set(old.postings), after = Set(row.postings)
+            for posting in before.subtracting(after) { unpost(posting, key) }
+            for posting in after.subtracting(before) { post(posting, key) }
+        }
+    }
+
+    /// Takes a row out of everything.
+    mutating func drop(_ row: VisibilityRow, slot: Int32) {
+        let key = row.key(slot: slot)
+        byStart.remove(key)
+        byClose.remove(row.closeOrderKey(slot: slot))
+        for posting in row.postings { unpost(posting, key) }
+        byWorkflowId.withValue(forKey: row.workflowId) { slots in
+            slots?.remove(slot)
+            if slots?.isEmpty == true { slots = nil }
+        }
+    }
+
+    /// The slots of a workflow id's runs, in the order they were added.
+    func slots(ofWorkflow workflowId: String) -> [Int32] { byWorkflowId[workflowId]?.all ?? [] }
+
     /// Every non-empty posting list with its (field, value), ordered by field then value.
     func sortedPostings() -> [(key: VisibilityPostingKey, list: SortedChunks<VisibilityRowKey>)] {
         var all: [(key: VisibilityPostingKey, list: SortedChunks<VisibilityRowKey>)] = []
@@ -91,6 +144,32 @@ struct NamespaceVisibility: Sendable {
         for posting in postings.keys { if let list = postings[posting] { all.append((posting, list)) } }
         return all.sorted { $0.key < $1.key }
     }
+}
+
+/// The slots of one workflow id's runs: the first inline (most ids have one run, and an array
+/// per id would be an allocation per start), later ones in an array.
+struct WorkflowSlots: Sendable {
+    private var first: Int32
+    private var more: [Int32] = []
+
+    init(_ slot: Int32) { first = slot }
+
+    var isEmpty: Bool { first < 0 && more.isEmpty }
+
+    mutating func append(_ slot: Int32) {
+        if first < 0 { first = slot } else { more.append(slot) }
+    }
+
+    /// Removes `slot`, keeping the others in order.
+    mutating func remove(_ slot: Int32) {
+        var remaining = all
+        remaining.removeAll { $0 == slot }
+        first = remaining.first ?? -1
+        more = Array(remaining.dropFirst())
+    }
+
+    /// Every slot, in the order added.
+    var all: [Int32] { first < 0 ? more : [first] + more }
 }
 
 /// The visibility index: every run the engine remembers (open, and closed until its
@@ -115,20 +194,8 @@ struct VisibilityIndex: Sendable {
         let slot = rows.add(row)
         let previous = slots.updateValue(slot, forKey: row.runId)
         precondition(previous == nil, "run \(row.runId) is already in the visibility index")
-        // Taken out while changed, so that its collections are uniquely referenced (no copy).
-        var space = namespaces.removeValue(forKey: row.namespace) ?? NamespaceVisibility()
-        let key = row.key(slot: slot)
-        space.byStart.insert(key)
-        space.byClose.insert(row.closeOrderKey(slot: slot))
-        space.post(status: row.status, key)
-        space.post(VisibilityPostingKey(field: "WorkflowType", value: row.workflowType), key)
-        space.post(VisibilityPostingKey(field: "TaskQueue", value: row.taskQueue), key)
-        // (A key already posted above, from an attribute of the same name, is not posted twice.)
-        for posting in row.attributePostings { space.post(posting, key) }
-        space.byWorkflowId.withValue(forKey: row.workflowId) { slots in
-            if slots == nil { slots = [slot] } else { slots?.append(slot) }
-        }
-        namespaces[row.namespace] = space
+        // Changed in place (one lookup; the collections stay uniquely referenced, no copy).
+        namespaces[row.namespace, default: NamespaceVisibility()].add(row, slot: slot)
     }
 
     /// Replaces a run's row (status, close time, search attributes); the run id, namespace,
@@ -139,48 +206,19 @@ struct VisibilityIndex: Sendable {
         change(&row)
         precondition(row.runId == old.runId && row.namespace == old.namespace && row.startTime == old.startTime,
                      "a visibility update may not move a row")
-        let sameAttributes = row.attributes == old.attributes
-        let sameStatus = row.status == old.status
-        guard !(sameAttributes && sameStatus && row.closeTime == old.closeTime && row.workflowType == old.workflowType
-                && row.taskQueue == old.taskQueue && row.workflowId == old.workflowId) else { return }
+        guard row.status != old.status || row.closeTime != old.closeTime || row.workflowType != old.workflowType
+                || row.taskQueue != old.taskQueue || row.workflowId != old.workflowId || row.attributes != old.attributes
+        else { return }
         rows[slot] = row
-        guard var space = namespaces.removeValue(forKey: row.namespace) else { return }
-        if row.closeKey != old.closeKey {
-            space.byClose.remove(old.closeOrderKey(slot: slot))
-            space.byClose.insert(row.closeOrderKey(slot: slot))
-        }
-        let key = row.key(slot: slot)
-        if sameAttributes, row.workflowType == old.workflowType, row.taskQueue == old.taskQueue,
-           row.attributes.isEmpty || row.attributes[NamespaceVisibility.statusField] == nil {
-            // Only the status posting can differ (the common close): move the row between two
-            // status lists. (An attribute named ExecutionStatus could hold the same posting, so
-            // such rows take the general path.)
-            if !sameStatus {
-                space.unpost(status: old.status, key)
-                space.post(status: row.status, key)
-            }
-        } else {
-            let before = Set(old.postings), after = Set(row.postings)
-            for posting in before.subtracting(after) { space.unpost(posting, key) }
-            for posting in after.subtracting(before) { space.post(posting, key) }
-        }
-        namespaces[row.namespace] = space
+        namespaces[row.namespace]?.change(from: old, to: row, slot: slot)
     }
 
     /// Forgets a run (its retention ended).
     mutating func remove(runId: String) {
         guard let slot = slots.removeValue(forKey: runId), let row = rows[slot] else { return }
         rows.remove(slot)
-        guard var space = namespaces.removeValue(forKey: row.namespace) else { return }
-        let key = row.key(slot: slot)
-        space.byStart.remove(key)
-        space.byClose.remove(row.closeOrderKey(slot: slot))
-        for posting in row.postings { space.unpost(posting, key) }
-        space.byWorkflowId.withValue(forKey: row.workflowId) { slots in
-            slots?.removeAll { $0 == slot }
-            if slots?.isEmpty == true { slots = nil }
-        }
-        if space.byStart.count > 0 { namespaces[row.namespace] = space }
+        namespaces[row.namespace]?.drop(row, slot: slot)
+        if namespaces[row.namespace]?.byStart.isEmpty == true { namespaces.removeValue(forKey: row.namespace) }
     }
 
     /// A 64-bit hash of the whole index in its canonical order (namespaces by name, rows by

@@ -58,7 +58,7 @@ struct VisibilityPlanner {
         case .workflowId, .runId:
             var explicit = SortedChunks<VisibilityRowKey>()
             for case .text(let text) in values {
-                let found = field == .workflowId ? (space.byWorkflowId[text] ?? []) : (index.slots[text].map { [$0] } ?? [])
+                let found = field == .workflowId ? space.slots(ofWorkflow: text) : (index.slots[text].map { [$0] } ?? [])
                 for slot in found {
                     if let row = index.rows[slot], space.byStart.contains(row.key(slot: slot)) { explicit.insert(row.key(slot: slot)) }
                 }
