@@ -95,7 +95,7 @@ extension WorkflowEngine {
         let predicate = try visibilityPredicate(namespace: namespace, query: query, filter: filter)
         let fingerprint = VisibilityPageToken.fingerprint(namespace: namespace, query: query, filter: filter)
         let position = try VisibilityPageToken.decode(pageToken, order: query.order, fingerprint: fingerprint)
-        guard let space = visibility.namespaces[namespace] else { return VisibilityPage(plan: "empty namespace") }
+        guard let space = visibility.space(namespace) else { return VisibilityPage(plan: "empty namespace") }
         let plan = VisibilityPlanner(space: space, index: visibility).plan(predicate)
         var page = VisibilityPage(plan: plan.description)
         var walk = VisibilityWalk(index: visibility, space: space, plan: plan, order: query.order, after: position,
@@ -132,7 +132,7 @@ extension WorkflowEngine {
                                filter: Ballast_V1_WorkflowExecutionFilter = Ballast_V1_WorkflowExecutionFilter()) throws(VisibilityQueryError) -> VisibilityCount {
         let namespace = requested.isEmpty ? Self.defaultNamespace : requested
         let predicate = try visibilityPredicate(namespace: namespace, query: query, filter: filter)
-        guard let space = visibility.namespaces[namespace] else { return VisibilityCount() }
+        guard let space = visibility.space(namespace) else { return VisibilityCount() }
         var perStatus = [Int64](repeating: 0, count: 16)
         if predicate == .and([]) {
             for status in 0..<perStatus.count {

@@ -9,9 +9,16 @@ struct NamespaceVisibility: Sendable {
     /// The `ExecutionStatus` posting lists, by status number (below `statusLists`): a start or a
     /// close files a row under its status without building a key string or hashing one.
     private(set) var byStatus: [SortedChunks<VisibilityRowKey>] = []
-    /// Every other posting list: rows by (start time, run id) for each indexed (field, value).
-    /// (Sharded: a posting per unique keyword value must not rehash all at once.)
-    private(set) var postings: ShardedDictionary<VisibilityPostingKey, SortedChunks<VisibilityRowKey>> = [:]
+    /// Every other posting list (rows by (start time, run id) for each indexed (field, value)),
+    /// by number; `postingNumbers` maps (field, value) to it (sharded: a posting per unique
+    /// keyword value must not rehash all at once). Numbers of emptied lists are reused.
+    private var postingNumbers: ShardedDictionary<VisibilityPostingKey, Int32> = [:]
+    private var lists: [SortedChunks<VisibilityRowKey>] = []
+    private var freeLists: [Int32] = []
+    /// The list numbers of the last workflow type and task queue posted: starts in a namespace
+    /// mostly repeat them, and then file the row without building or hashing a key.
+    private var recentType: (value: String, number: Int32)?
+    private var recentQueue: (value: String, number: Int32)?
     /// Slots of the runs of each workflow id (a few per id).
     private(set) var byWorkflowId: ShardedDictionary<String, WorkflowSlots> = [:]
 
@@ -32,7 +39,7 @@ struct NamespaceVisibility: Sendable {
         if let number = Self.statusNumber(key) {
             return number < byStatus.count && !byStatus[number].isEmpty ? byStatus[number] : nil
         }
-        return postings[key]
+        return postingNumbers[key].map { lists[Int($0)] }
     }
 
     /// Rows posted under a status number.
@@ -59,6 +66,20 @@ struct NamespaceVisibility: Sendable {
         byStatus[number].remove(key)
     }
 
+    /// The number of (field, value)'s list, made (empty) when it has none.
+    private mutating func listNumber(_ posting: VisibilityPostingKey) -> Int32 {
+        if let number = postingNumbers[posting] { return number }
+        let number: Int32
+        if let free = freeLists.popLast() {
+            number = free
+        } else {
+            number = Int32(lists.count)
+            lists.append(SortedChunks())
+        }
+        postingNumbers[posting] = number
+        return number
+    }
+
     /// Files `key` under (field, value) (one dictionary lookup).
     mutating func post(_ posting: VisibilityPostingKey, _ key: VisibilityRowKey) {
         if let number = Self.statusNumber(posting) {
@@ -66,22 +87,43 @@ struct NamespaceVisibility: Sendable {
             byStatus[number].insert(key)
             return
         }
-        postings.withValue(forKey: posting) { list in
-            if list == nil { list = SortedChunks() }
-            list?.insert(key)
-        }
+        lists[Int(listNumber(posting))].insert(key)
     }
 
-    /// Takes `key` out of (field, value)'s list; an emptied list is dropped (one dictionary lookup).
+    /// Files `key` under its workflow type, through the recent-list cache.
+    private mutating func post(workflowType value: String, _ key: VisibilityRowKey) {
+        if let cached = recentType, cached.value == value { return insert(key, list: cached.number) }
+        let number = listNumber(VisibilityPostingKey(field: "WorkflowType", value: value))
+        insert(key, list: number)
+        recentType = (value, number)
+    }
+
+    /// Files `key` under its task queue, through the recent-list cache.
+    private mutating func post(taskQueue value: String, _ key: VisibilityRowKey) {
+        if let cached = recentQueue, cached.value == value { return insert(key, list: cached.number) }
+        let number = listNumber(VisibilityPostingKey(field: "TaskQueue", value: value))
+        insert(key, list: number)
+        recentQueue = (value, number)
+    }
+
+    private mutating func insert(_ key: VisibilityRowKey, list number: Int32) {
+        lists[Int(number)].insert(key)
+    }
+
+    /// Takes `key` out of (field, value)'s list; an emptied list is dropped.
     mutating func unpost(_ posting: VisibilityPostingKey, _ key: VisibilityRowKey) {
         if let number = Self.statusNumber(posting) {
             if number < byStatus.count { byStatus[number].remove(key) }
             return
         }
-        postings.withValue(forKey: posting) { list in
-            list?.remove(key)
-            if list?.isEmpty == true { list = nil }
-        }
+        guard let number = postingNumbers[posting] else { return }
+        lists[Int(number)].remove(key)
+        guard lists[Int(number)].isEmpty else { return }
+        postingNumbers.removeValue(forKey: posting)
+        lists[Int(number)] = SortedChunks()
+        freeLists.append(number)
+        if recentType?.number == number { recentType = nil }
+        if recentQueue?.number == number { recentQueue = nil }
     }
 
     /// Files a new row everywhere.
@@ -90,8 +132,8 @@ struct NamespaceVisibility: Sendable {
         byStart.insert(key)
         byClose.insert(row.closeOrderKey(slot: slot))
         post(status: row.status, key)
-        post(VisibilityPostingKey(field: "WorkflowType", value: row.workflowType), key)
-        post(VisibilityPostingKey(field: "TaskQueue", value: row.taskQueue), key)
+        post(workflowType: row.workflowType, key)
+        post(taskQueue: row.taskQueue, key)
         // (A key already posted above, from an attribute of the same name, is not posted twice.)
         for posting in row.attributePostings { post(posting, key) }
         byWorkflowId.withValue(forKey: row.workflowId) { slots in
@@ -141,7 +183,9 @@ struct NamespaceVisibility: Sendable {
     func sortedPostings() -> [(key: VisibilityPostingKey, list: SortedChunks<VisibilityRowKey>)] {
         var all: [(key: VisibilityPostingKey, list: SortedChunks<VisibilityRowKey>)] = []
         for (number, list) in byStatus.enumerated() where !list.isEmpty { all.append((Self.statusKey(number), list)) }
-        for posting in postings.keys { if let list = postings[posting] { all.append((posting, list)) } }
+        for posting in postingNumbers.keys {
+            if let number = postingNumbers[posting] { all.append((posting, lists[Int(number)])) }
+        }
         return all.sorted { $0.key < $1.key }
     }
 }
@@ -184,18 +228,50 @@ struct WorkflowSlots: Sendable {
 struct VisibilityIndex: Sendable {
     var rows = VisibilityRowTable()
     var slots: ShardedDictionary<String, Int32> = [:]
-    var namespaces: [String: NamespaceVisibility] = [:]
+    /// Each namespace's indexes, by number; `spaceNumbers` maps names to numbers. A namespace
+    /// whose last row left holds an empty `NamespaceVisibility` and reads as absent.
+    private var spaces: [NamespaceVisibility] = []
+    private var spaceNumbers: [String: Int] = [:]
+    /// The namespace changed last: entries mostly touch one namespace after another of the same,
+    /// and then find it without hashing its name.
+    private var recentSpace: (name: String, number: Int)?
 
     /// Number of rows.
     var count: Int { rows.count }
+
+    /// The indexes of namespace `name`, nil when it has no rows.
+    func space(_ name: String) -> NamespaceVisibility? {
+        guard let number = spaceNumbers[name], !spaces[number].byStart.isEmpty else { return nil }
+        return spaces[number]
+    }
+
+    /// Names of the namespaces with rows.
+    var namespaceNames: [String] { spaceNumbers.keys.filter { space($0) != nil } }
+
+    /// The number of namespace `name`'s indexes, made (empty) when it has none and `create`.
+    private mutating func spaceNumber(_ name: String, create: Bool) -> Int? {
+        if let recent = recentSpace, recent.name == name { return recent.number }
+        let number: Int
+        if let known = spaceNumbers[name] {
+            number = known
+        } else {
+            guard create else { return nil }
+            number = spaces.count
+            spaces.append(NamespaceVisibility())
+            spaceNumbers[name] = number
+        }
+        recentSpace = (name, number)
+        return number
+    }
 
     /// Adds a run that started.
     mutating func insert(_ row: VisibilityRow) {
         let slot = rows.add(row)
         let previous = slots.updateValue(slot, forKey: row.runId)
         precondition(previous == nil, "run \(row.runId) is already in the visibility index")
-        // Changed in place (one lookup; the collections stay uniquely referenced, no copy).
-        namespaces[row.namespace, default: NamespaceVisibility()].add(row, slot: slot)
+        guard let number = spaceNumber(row.namespace, create: true) else { return }
+        // Changed in place: the collections stay uniquely referenced (no copy).
+        spaces[number].add(row, slot: slot)
     }
 
     /// Replaces a run's row (status, close time, search attributes); the run id, namespace,
@@ -210,15 +286,18 @@ struct VisibilityIndex: Sendable {
                 || row.taskQueue != old.taskQueue || row.workflowId != old.workflowId || row.attributes != old.attributes
         else { return }
         rows[slot] = row
-        namespaces[row.namespace]?.change(from: old, to: row, slot: slot)
+        guard let number = spaceNumber(row.namespace, create: false) else { return }
+        spaces[number].change(from: old, to: row, slot: slot)
     }
 
     /// Forgets a run (its retention ended).
     mutating func remove(runId: String) {
         guard let slot = slots.removeValue(forKey: runId), let row = rows[slot] else { return }
         rows.remove(slot)
-        namespaces[row.namespace]?.drop(row, slot: slot)
-        if namespaces[row.namespace]?.byStart.isEmpty == true { namespaces.removeValue(forKey: row.namespace) }
+        guard let number = spaceNumber(row.namespace, create: false) else { return }
+        spaces[number].drop(row, slot: slot)
+        // An emptied namespace lets its structures go (as if it had never had rows).
+        if spaces[number].byStart.isEmpty { spaces[number] = NamespaceVisibility() }
     }
 
     /// A 64-bit hash of the whole index in its canonical order (namespaces by name, rows by
@@ -231,8 +310,8 @@ struct VisibilityIndex: Sendable {
             add(Int64(text.utf8.count))
             hash = RollingHash.combine(hash, text.utf8)
         }
-        for name in namespaces.keys.sorted() {
-            guard let space = namespaces[name] else { continue }
+        for name in namespaceNames.sorted() {
+            guard let space = space(name) else { continue }
             add(name)
             for key in space.byStart.elements {
                 guard let row = rows[key.slot] else { continue }
