@@ -54,6 +54,13 @@ public struct HTTP2Configuration: Sendable {
     /// costs no CPU and its requests wait in its own socket buffer. Only the server side does this,
     /// so two peers of this bridge can never both stop reading.
     public var pauseReadsWhileUnwritable = true
+    /// Server: RST_STREAM frames a peer may send at once, and per second after that (a token
+    /// bucket). Past it the peer gets GOAWAY and the connection is closed: a client that opens
+    /// streams and resets them at once (the "rapid reset" attack, CVE-2023-44487) never holds
+    /// many streams, yet makes the server set up and tear down a call per frame pair. These are
+    /// nghttp2's defaults, set here so they do not depend on the library build.
+    public var maxPeerStreamResetBurst: UInt64 = 1000
+    public var peerStreamResetsPerSecond: UInt64 = 33
 
     /// Creates the default configuration.
     public init() {}

@@ -207,6 +207,10 @@ public final class HTTP2ConnectionHandler: ChannelDuplexHandler {
         defer { nghttp2_option_del(option) }
         nghttp2_option_set_max_send_header_block_length(option, Int(configuration.maxHeaderListSizeBytes) * 2)
         if !configuration.automaticInboundWindowUpdates { nghttp2_option_set_no_auto_window_update(option, 1) }
+        if role == .server {
+            nghttp2_option_set_stream_reset_rate_limit(option, configuration.maxPeerStreamResetBurst,
+                                                       configuration.peerStreamResetsPerSecond)
+        }
         var created: OpaquePointer?
         let userData = Unmanaged.passUnretained(self).toOpaque()
         let rv = role == .server

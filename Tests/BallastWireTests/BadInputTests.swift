@@ -72,6 +72,46 @@ struct BadInputTests {
         }
     }
 
+    @Test("a client that opens and resets streams faster than the reset budget gets GOAWAY and is closed (rapid reset)")
+    func rapidReset() async throws {
+        // CVE-2023-44487: HEADERS then RST_STREAM at once, never over the stream limit, each
+        // costing the server a call set-up. Small limits here so a few hundred frames cross them;
+        // the defaults (1,000 then 33 a second) are in docs/protocol.md.
+        var configuration = GRPCServerConfiguration()
+        configuration.http2.maxPeerStreamResetBurst = 20
+        configuration.http2.peerStreamResetsPerSecond = 1
+        try await EchoService.withServer(configuration: configuration) { _, port in
+            // Within the budget: a client that cancels a few calls is left alone.
+            let polite = try await RawHTTP2Client(port: port)
+            try await polite.send(RawHTTP2Client.handshake)
+            var cancels: [UInt8] = []
+            for index in 0..<10 { cancels += Self.headersThenReset(streamID: UInt32(2 * index + 1), port: port) }
+            try await polite.send(cancels + RawHTTP2Client.frame(type: RawFrame.ping, payload: Array(repeating: 7, count: 8)))
+            try await polite.waitUntil("PING ack after 10 resets") { frames, _ in
+                frames.contains { $0.type == RawFrame.ping && $0.flags & 1 == 1 }
+            }
+            #expect(!polite.frames.contains { $0.type == RawFrame.goAway })
+
+            let attacker = try await RawHTTP2Client(port: port)
+            try await attacker.send(RawHTTP2Client.handshake)
+            var burst: [UInt8] = []
+            for index in 0..<200 { burst += Self.headersThenReset(streamID: UInt32(2 * index + 1), port: port) }
+            try await attacker.send(burst)
+            try await attacker.waitUntil("GOAWAY and close") { frames, closed in
+                closed && frames.contains { $0.type == RawFrame.goAway }
+            }
+            #expect(attacker.frames.first { $0.type == RawFrame.goAway }?.errorCode == HTTP2ErrorCode.internalError.rawValue)
+            try await Self.assertOtherConnectionsWork(port: port)
+            await polite.close()
+        }
+    }
+
+    private static func headersThenReset(streamID: UInt32, port: Int) -> [UInt8] {
+        RawHTTP2Client.frame(type: RawFrame.headers, flags: 0x4, streamID: streamID,
+                             payload: RawHTTP2Client.grpcRequestHeaders(path: EchoService.sleep, port: port))
+            + RawHTTP2Client.frame(type: RawFrame.rstStream, streamID: streamID, payload: [0, 0, 0, 8])  // CANCEL
+    }
+
     @Test("connections beyond the server's limit are closed at accept; the open ones keep working; a freed slot is reused")
     func connectionLimit() async throws {
         var configuration = GRPCServerConfiguration()
