@@ -32,6 +32,12 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Log entries kept behind a snapshot for slightly lagging followers (default 1024).") var compactionSlackEntries: Int?
     @Option(help: "Free bytes in the data directory's file system below which new writes are refused with RESOURCE_EXHAUSTED (default 256 MiB; 0 turns the check off).")
     var diskReserveBytes: UInt64?
+    @Option(help: "Most client and worker connections the API port keeps open; more are closed at accept (default 1024).")
+    var maxConnections: Int?
+    @Option(help: "New API connections accepted per second and in a burst; over it accepting pauses (default 500).")
+    var maxNewConnectionsPerSecond: Int?
+    @Option(help: "Largest request message on the API port in bytes; larger ones get RESOURCE_EXHAUSTED (default 4 MiB).")
+    var maxMessageBytes: Int?
     @Option(help: "Raft tick in milliseconds.") var tickMs: Int?
     @Option(help: "Election timeout in ticks.") var electionTicks: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
@@ -100,6 +106,9 @@ struct ServerCommand: AsyncParsableCommand {
         values["tick-ms"] = tickMs.map { String($0) }
         values["disk-reserve-bytes"] = diskReserveBytes.map { String($0) }
         values["election-ticks"] = electionTicks.map { String($0) }
+        values["max-connections"] = maxConnections.map { String($0) }
+        values["max-new-connections-per-second"] = maxNewConnectionsPerSecond.map { String($0) }
+        values["max-message-bytes"] = maxMessageBytes.map { String($0) }
         values["log-level"] = logLevel
         values["admin-token"] = adminToken
         values["admin-tokens"] = adminTokens
@@ -121,7 +130,8 @@ struct ServerSettings {
                                     "election-ticks", "log-level", "join", "snapshot-threshold-bytes", "compaction-slack-entries",
                                     "admin-token", "admin-tokens", "roles",
                                     "tls-cert", "tls-key", "tls-ca", "tls-min-version", "tls-required", "tls-allow-cleartext",
-                                    "tls-reload-interval-ms", "disk-reserve-bytes"]
+                                    "tls-reload-interval-ms", "disk-reserve-bytes",
+                                    "max-connections", "max-new-connections-per-second", "max-message-bytes"]
     private var values: [String: String] = [:]
 
     subscript(key: String) -> String? { values[key] }
@@ -204,12 +214,35 @@ struct ServerSettings {
             guard let count = UInt64(bytes) else { throw ValidationError("--disk-reserve-bytes must be a byte count, 0 or more") }
             configuration.diskReserveBytes = count
         }
+        configuration.apiLimits = try apiLimits()
         configuration.tls = try tlsConfiguration()
         try configuration.validate()
         return configuration
     }
 
     /// `--tls-*`: all three files or none; the version and the flags only with them.
+    /// `--max-connections`, `--max-new-connections-per-second`, `--max-message-bytes`.
+    func apiLimits() throws -> APILimits {
+        var limits = APILimits()
+        func count(_ key: String, _ range: ClosedRange<Int>, _ what: String) throws -> Int? {
+            guard let text = values[key] else { return nil }
+            guard let value = Int(text), range.contains(value) else {
+                throw ValidationError("--\(key) must be \(what)")
+            }
+            return value
+        }
+        if let value = try count("max-connections", 1 ... 1_000_000, "1…1000000") { limits.maxConnections = value }
+        if let value = try count("max-new-connections-per-second", 1 ... 1_000_000, "1…1000000") {
+            limits.maxNewConnectionsPerSecond = value
+        }
+        let buffered = GRPCServerConfiguration().maxBufferedRequestBytesPerConnection
+        if let value = try count("max-message-bytes", 1024 ... buffered,
+                                 "1024…\(buffered) bytes (a connection buffers at most \(buffered >> 20) MiB of requests)") {
+            limits.maxReceiveMessageBytes = value
+        }
+        return limits
+    }
+
     func tlsConfiguration() throws -> NodeTLSConfiguration? {
         func flag(_ key: String) throws -> Bool {
             guard let value = values[key] else { return false }

@@ -17,7 +17,8 @@ final class SingleNode: Sendable {
     let directory: String
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
-    init() async throws {
+    /// `configure` adjusts the node's configuration before it starts.
+    init(configure: (inout NodeConfiguration) -> Void = { _ in }) async throws {
         directory = try temporaryDirectory()
         store = try HistoryFileStore(directory: directory + "/history")
         machine = EngineStateMachine(logger: Logger(label: "test.api"), history: store) { why in Issue.record("fatal: \(why)") }
@@ -27,6 +28,7 @@ final class SingleNode: Sendable {
             apiAddress: HostPort(host: "127.0.0.1", port: 0), adminAddress: HostPort(host: "127.0.0.1", port: 0),
             peers: [NodeID(1): HostPort(host: "127.0.0.1", port: raftPort)])
         configuration.raft.electionTimeoutTicks = 5
+        configure(&configuration)
         node = try BallastNode(configuration: configuration, stateMachine: machine, logger: Logger(label: "test.api"))
         try await node.start()
         let deadline = ContinuousClock.now + .seconds(10)

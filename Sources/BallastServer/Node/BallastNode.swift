@@ -128,7 +128,7 @@ public final class BallastNode: @unchecked Sendable {
             host: configuration.adminAddress.host, port: configuration.adminAddress.port, group: group, logger: logger,
             tls: tlsStores?.admin, router: router)
         admin = server
-        var apiConfiguration = GRPCServerConfiguration()
+        var apiConfiguration = configuration.apiLimits.applied(to: GRPCServerConfiguration())
         apiConfiguration.tls = tlsStores?.api
         let apiServer = try await GRPCServer.start(
             host: configuration.apiAddress.host, port: configuration.apiAddress.port, registry: makeRegistry(),

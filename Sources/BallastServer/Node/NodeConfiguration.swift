@@ -1,6 +1,29 @@
 import BallastRaft
 import BallastWire
 
+/// The API port's limits an operator may change; everything else about the port keeps
+/// `GRPCServerConfiguration`'s defaults.
+public struct APILimits: Sendable, Hashable {
+    /// Open client connections; more are closed at accept.
+    public var maxConnections = GRPCServerConfiguration().maxConnections
+    /// New connections accepted per second (and in a burst); over it accepting pauses.
+    public var maxNewConnectionsPerSecond = GRPCServerConfiguration().maxNewConnectionsPerSecond
+    /// Largest request message; larger ones get RESOURCE_EXHAUSTED.
+    public var maxReceiveMessageBytes = GRPCServerConfiguration().maxReceiveMessageBytes
+
+    /// The defaults.
+    public init() {}
+
+    /// `configuration` with these limits.
+    public func applied(to configuration: GRPCServerConfiguration) -> GRPCServerConfiguration {
+        var configuration = configuration
+        configuration.maxConnections = maxConnections
+        configuration.maxNewConnectionsPerSecond = maxNewConnectionsPerSecond
+        configuration.maxReceiveMessageBytes = maxReceiveMessageBytes
+        return configuration
+    }
+}
+
 /// Mutual TLS for a node's three ports (`--tls-cert`, `--tls-key`, `--tls-ca`, docs/security.md).
 public struct NodeTLSConfiguration: Sendable, Hashable {
     /// The node's certificate (naming `ballast://node/<id>`), key and CA bundle.
@@ -106,6 +129,10 @@ public struct NodeConfiguration: Sendable {
     public var security = SecuritySettings()
     /// Mutual TLS on the Raft, API and admin ports; nil serves them in cleartext.
     public var tls: NodeTLSConfiguration?
+    /// Limits of the API port against misbehaving clients (`--max-connections`,
+    /// `--max-new-connections-per-second`, `--max-message-bytes`; docs/protocol.md, "Limits
+    /// against hostile clients"). The defaults are `GRPCServerConfiguration`'s.
+    public var apiLimits = APILimits()
 
     /// Creates a configuration; call `validate()` before use.
     public init(id: NodeID, dataDirectory: String, raftAddress: HostPort, apiAddress: HostPort, adminAddress: HostPort,

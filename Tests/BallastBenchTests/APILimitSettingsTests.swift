@@ -1,0 +1,51 @@
+import BallastServer
+import BallastWire
+import Foundation
+import Testing
+@testable import ballast
+
+/// `ballast server --max-connections`, `--max-new-connections-per-second`, `--max-message-bytes`.
+@Suite("ballast server API limit flags")
+struct APILimitSettingsTests {
+    static func configuration(_ values: [String: String]) throws -> NodeConfiguration {
+        try ServerSettings(fileAt: nil).overridden(by: ["id": "1", "data-dir": "/tmp/unused", "raft": "127.0.0.1:7001"]
+            .merging(values) { $1 }).nodeConfiguration()
+    }
+
+    @Test("without the flags the API port keeps the server's defaults; with them, their values")
+    func values() throws {
+        let defaults = GRPCServerConfiguration()
+        let plain = try Self.configuration([:]).apiLimits
+        #expect(plain.maxConnections == defaults.maxConnections)
+        #expect(plain.maxNewConnectionsPerSecond == defaults.maxNewConnectionsPerSecond)
+        #expect(plain.maxReceiveMessageBytes == defaults.maxReceiveMessageBytes)
+        let set = try Self.configuration(["max-connections": "64", "max-new-connections-per-second": "20",
+                                          "max-message-bytes": "1048576"]).apiLimits
+        #expect(set.maxConnections == 64 && set.maxNewConnectionsPerSecond == 20 && set.maxReceiveMessageBytes == 1 << 20)
+        let applied = set.applied(to: GRPCServerConfiguration())
+        #expect(applied.maxConnections == 64 && applied.maxNewConnectionsPerSecond == 20 && applied.maxReceiveMessageBytes == 1 << 20)
+    }
+
+    @Test("a value out of range or not a number is refused, naming the flag", arguments: [
+        ("max-connections", "0"), ("max-connections", "many"), ("max-connections", "1000001"),
+        ("max-new-connections-per-second", "-1"), ("max-message-bytes", "100"), ("max-message-bytes", "33554433"),
+    ])
+    func refused(flag: String, value: String) {
+        do {
+            _ = try Self.configuration([flag: value])
+            Issue.record("--\(flag) \(value) was accepted")
+        } catch {
+            #expect("\(error)".contains("--\(flag)"), "\(error)")
+        }
+    }
+
+    @Test("the config file takes the same keys")
+    func configFile() throws {
+        let path = NSTemporaryDirectory() + "ballast-limits-\(UUID().uuidString.prefix(8)).conf"
+        try "id = 1\ndata-dir = /tmp/unused\nraft = 127.0.0.1:7001\nmax-connections = 10\nmax-message-bytes = 65536\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let limits = try ServerSettings(fileAt: path).nodeConfiguration().apiLimits
+        #expect(limits.maxConnections == 10 && limits.maxReceiveMessageBytes == 65536)
+    }
+}
