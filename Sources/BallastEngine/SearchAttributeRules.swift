@@ -8,6 +8,12 @@ let predefinedSearchAttributes: [String: Ballast_V1_IndexedValueType] = [
 ]
 
 extension WorkflowEngine {
+    /// The visibility query's built-in field names. A search attribute registered under one of
+    /// them could never be queried (the built-in wins) and would share the built-in's posting
+    /// lists, so the API refuses to register them. The engine itself still applies such an entry
+    /// (an older log may hold one; replaying it must give the same state).
+    public static var reservedSearchAttributeNames: Set<String> { Set(VisibilityField.builtIns.keys) }
+
     /// Why these search attributes are invalid for the namespace, or nil when they are valid.
     func searchAttributeProblem(_ attributes: Ballast_V1_SearchAttributes, namespace: NamespaceState) -> String? {
         for name in attributes.indexedFields.keys.sorted() {

@@ -216,9 +216,10 @@ struct VisibilityIndexPropertyTests {
                     let found = try h.listAll(query, pageSize: pageSize, namespace: namespace)
                     #expect(found.runIds == expected, "seed \(seed) step \(step) namespace '\(namespace)' page size \(pageSize): \(query)")
                 }
-                // Known (kept as it was): Count without a filter adds up the ExecutionStatus posting
-                // lists, and a search attribute registered as "ExecutionStatus" posts under the same
-                // keys, so with such attributes that total counts those rows twice.
+                // Count without a filter adds up the ExecutionStatus posting lists, and a search
+                // attribute registered as "ExecutionStatus" posts under the same keys, so with such
+                // attributes that total counts those rows twice. The API refuses that name
+                // (`SearchAttributeNameTests`); the engine still applies an old entry that has it.
                 if text.isEmpty, all.contains(where: { $0.searchAttributes.indexedFields["ExecutionStatus"] != nil }) { continue }
                 let count = try h.engine.countWorkflows(namespace: namespace, query: ParsedVisibilityQuery(parsing: text))
                 #expect(count.count == Int64(matching.count), "seed \(seed) step \(step): count of \(text)")

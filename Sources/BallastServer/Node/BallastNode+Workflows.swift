@@ -35,6 +35,12 @@ extension BallastNode {
             return Ballast_V1_TerminateWorkflowResponse()
         }
         registry.unary(BallastMethod.Workflow.addSearchAttributes) { [self] (request: Ballast_V1_AddSearchAttributesRequest, _) in
+            let reserved = request.searchAttributes.keys.filter(WorkflowEngine.reservedSearchAttributeNames.contains).sorted()
+            guard reserved.isEmpty else {
+                throw GRPCStatus(.invalidArgument, "search attribute name\(reserved.count == 1 ? "" : "s") "
+                                 + "\(reserved.joined(separator: ", ")) \(reserved.count == 1 ? "is" : "are") reserved for the built-in "
+                                 + "visibility field\(reserved.count == 1 ? "" : "s"); choose another name")
+            }
             _ = try await submit(.addSearchAttributes(request), requestID: "")
             return Ballast_V1_AddSearchAttributesResponse()
         }
