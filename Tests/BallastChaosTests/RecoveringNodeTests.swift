@@ -69,6 +69,23 @@ import Testing
         #expect(cluster.isRunning(1) && cluster.isRunning(2))
         #expect(runner.report(check: nil).faultsByKind[.killNode] == 1)
 
+        // While latency is on every link, a node fault does not wait out recoveryWait for a node
+        // that cannot get ready before that latency heals (its heal is queued behind the fault).
+        // (A second run with a long recovery wait, so the short one is told apart.)
+        ready.withLock { _ = $0.remove(1) }
+        var patient = configuration
+        patient.recoveryWait = .seconds(8)
+        let second = ChaosRunner(configuration: patient, logger: Logger(label: "test")) { line in lines.withLock { $0.append(line) } }
+        await second.inject(ScheduledFault(id: 3, kind: .latency, injectAtMilliseconds: 0, healAtMilliseconds: 1000,
+                                           latencyMilliseconds: 150), setup)
+        let waitStart = ContinuousClock.now
+        await second.inject(ScheduledFault(id: 4, kind: .killNode, injectAtMilliseconds: 0, healAtMilliseconds: 1000, nodes: [2]),
+                            setup)
+        let waited = ContinuousClock.now - waitStart
+        #expect(cluster.isRunning(2), "node 1 is not ready: the kill must be skipped")
+        #expect(waited < patient.recoveryWait / 2, "waited \(waited) of a \(patient.recoveryWait) recovery wait")
+        #expect(second.report(check: nil).skippedByKind == [.killNode: 1])
+
         for node in 1 ... 2 { await cluster.kill(node) }
         await mesh.stop()
         for admin in admins.values { await admin.close() }

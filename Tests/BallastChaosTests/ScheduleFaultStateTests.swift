@@ -59,6 +59,20 @@ import Testing
         #expect(faults == .cutOff)
     }
 
+    @Test func onlyLatencyOrDropOnEveryLinkDegradesEveryLink() {
+        var state = FaultState(nodes: [1, 2, 3])
+        for (id, kind, nodes) in [(1, FaultKind.splitMajority, [2]), (2, .oneWayLoss, [1, 3]), (3, .killNode, [1])] {
+            let (effect, disrupted) = state.resolve(fault(id, kind, nodes: nodes), leader: 1)
+            state.add(id: id, effect: effect, disrupted: disrupted)
+            #expect(!state.degradesEveryLink, "\(kind)")
+        }
+        let (effect, disrupted) = state.resolve(fault(4, .latency, latency: 120), leader: 1)
+        state.add(id: 4, effect: effect, disrupted: disrupted)
+        #expect(state.degradesEveryLink)
+        state.remove(id: 4)
+        #expect(!state.degradesEveryLink)
+    }
+
     @Test func theMeshGivesEachNodeAPeerAddressPerPeer() {
         #expect(Link.all(among: [1, 2, 3]).count == 6)
         #expect(Link.crossing([1], among: [1, 2, 3, 4, 5]).count == 8)

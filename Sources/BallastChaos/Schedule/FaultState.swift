@@ -44,6 +44,15 @@ public struct FaultState: Sendable {
     /// Nodes down, frozen or cut off by some fault in force.
     public var disrupted: Set<Int> { active.reduce(into: []) { $0.formUnion($1.disrupted) } }
 
+    /// Whether a fault in force slows or breaks every link without taking a node out (latency,
+    /// packet drop): nodes may not become ready while it lasts, however long one waits.
+    public var degradesEveryLink: Bool {
+        active.contains { fault in
+            guard case .links(let links, _) = fault.effect else { return false }
+            return fault.disrupted.isEmpty && Set(links) == Set(Link.all(among: nodes))
+        }
+    }
+
     /// Nodes killed by a fault in force (they must be restarted when it heals).
     public var down: Set<Int> {
         active.reduce(into: []) { result, fault in if case .killNodes(let nodes) = fault.effect { result.formUnion(nodes) } }
