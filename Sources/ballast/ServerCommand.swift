@@ -220,7 +220,6 @@ struct ServerSettings {
         return configuration
     }
 
-    /// `--tls-*`: all three files or none; the version and the flags only with them.
     /// `--max-connections`, `--max-new-connections-per-second`, `--max-message-bytes`.
     func apiLimits() throws -> APILimits {
         var limits = APILimits()
@@ -243,6 +242,7 @@ struct ServerSettings {
         return limits
     }
 
+    /// `--tls-*`: all three files or none; the version and the flags only with them.
     func tlsConfiguration() throws -> NodeTLSConfiguration? {
         func flag(_ key: String) throws -> Bool {
             guard let value = values[key] else { return false }
