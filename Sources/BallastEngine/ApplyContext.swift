@@ -48,22 +48,25 @@ extension RunState {
     /// Appends one event to the history: next id, engine time, rolling hash.
     @discardableResult
     mutating func append(_ attributes: EventAttributes, _ context: inout ApplyContext) -> Int64 {
+        let eventId = nextEventId
         var event = HistoryEvent()
-        event.eventID = nextEventId
+        event.eventID = eventId
         event.eventTimeUnixNanos = context.now
         switch attributes {
         case .activityTaskCompleted, .activityTaskFailed, .activityTaskCanceled, .activityTaskTimedOut,
              .childWorkflowExecutionStarted, .childWorkflowExecutionCompleted, .childWorkflowExecutionFailed,
              .childWorkflowExecutionCanceled, .childWorkflowExecutionTimedOut, .childWorkflowExecutionTerminated:
-            event.attributes = linkEventIds(attributes, eventId: nextEventId)
+            let linked = linkEventIds(attributes, eventId: eventId)
+            historyHash = HashingVisitor.combineEvent(historyHash, eventId: eventId, time: context.now, attributes: linked)
+            event.attributes = linked
         default:
             // Nothing to link: skip copying the attributes through linkEventIds.
+            historyHash = HashingVisitor.combineEvent(historyHash, eventId: eventId, time: context.now, attributes: attributes)
             event.attributes = attributes
         }
         nextEventId += 1
-        historyHash = HashingVisitor.combine(historyHash, event)
         context.emit(key, event)
-        return event.eventID
+        return eventId
     }
 
     /// Writes the event now, or buffers it while a workflow task is in flight.

@@ -21,7 +21,7 @@ extension WorkflowEngine {
         case let .scheduleActivityTask(attributes):
             return validateScheduleActivity(attributes, batch: &batch)
         case let .requestCancelActivityTask(attributes):
-            guard batch.run.activities[attributes.scheduledEventID] != nil,
+            guard batch.runActivities[attributes.scheduledEventID] != nil,
                   batch.canceledActivities.insert(attributes.scheduledEventID).inserted else {
                 return CommandFailure(cause: .badRequestCancelActivityAttributes,
                                       message: "no pending activity was scheduled by event \(attributes.scheduledEventID)")
@@ -52,7 +52,7 @@ extension WorkflowEngine {
             }
         case let .continueAsNewWorkflowExecution(attributes):
             batch.closed = true
-            return validateContinueAsNew(attributes, run: batch.run)
+            return validateContinueAsNew(attributes, namespace: batch.namespace)
         case let .startChildWorkflowExecution(attributes):
             return validateStartChild(attributes, batch: &batch)
         case let .signalExternalWorkflowExecution(attributes):
@@ -65,7 +65,7 @@ extension WorkflowEngine {
             guard !attributes.searchAttributes.indexedFields.isEmpty else {
                 return CommandFailure(cause: .badSearchAttributes, message: "no search attributes to upsert")
             }
-            return searchAttributesProblem(attributes.searchAttributes, namespace: batch.run.key.namespace)
+            return searchAttributesProblem(attributes.searchAttributes, namespace: batch.namespace)
         }
         return nil
     }
@@ -115,14 +115,14 @@ extension WorkflowEngine {
     }
 
     private func validateContinueAsNew(
-        _ attributes: Ballast_V1_ContinueAsNewWorkflowExecutionCommandAttributes, run: RunState
+        _ attributes: Ballast_V1_ContinueAsNewWorkflowExecutionCommandAttributes, namespace: String
     ) -> CommandFailure? {
         let cause = Ballast_V1_WorkflowTaskFailedCause.badContinueAsNewAttributes
         guard attributes.workflowRunTimeoutNanos >= 0, attributes.workflowTaskTimeoutNanos >= 0,
               attributes.backoffStartIntervalNanos >= 0 else {
             return CommandFailure(cause: cause, message: "timeouts must not be negative")
         }
-        if let problem = searchAttributesProblem(attributes.searchAttributes, namespace: run.key.namespace) {
+        if let problem = searchAttributesProblem(attributes.searchAttributes, namespace: namespace) {
             return CommandFailure(cause: cause, message: problem.message)
         }
         return payloadProblem(attributes.input, "input", cause: cause)
@@ -144,7 +144,7 @@ extension WorkflowEngine {
             return CommandFailure(cause: .pendingChildWorkflowsLimitExceeded,
                                   message: "more than \(limits.maxPendingChildren) pending child workflows")
         }
-        let namespace = attributes.namespace.isEmpty ? batch.run.key.namespace : attributes.namespace
+        let namespace = attributes.namespace.isEmpty ? batch.namespace : attributes.namespace
         if namespaces[namespace] != nil,
            let problem = searchAttributesProblem(attributes.searchAttributes, namespace: namespace) {
             return CommandFailure(cause: cause, message: problem.message)
@@ -171,8 +171,15 @@ extension WorkflowEngine {
 }
 
 /// What earlier commands of the same task already claimed, so later ones are checked against it.
+/// Holds the run's few collections it reads (one reference each), not a copy of the whole `RunState`
+/// (about 600 instructions of retains to copy and as many to release, per workflow task).
 struct CommandBatch {
-    let run: RunState
+    /// The run's namespace.
+    let namespace: String
+    /// The run's pending activities, activity ids and timers before this task.
+    let runActivities: [Int64: PendingActivity]
+    let runActivityIds: [String: Int64]
+    let runTimers: [String: PendingTimer]
     var activityIds: Set<String>
     var canceledActivities: Set<Int64> = []
     var timerIds: Set<String>
@@ -181,7 +188,10 @@ struct CommandBatch {
     var closed = false
 
     init(run: RunState) {
-        self.run = run
+        namespace = run.key.namespace
+        runActivities = run.activities
+        runActivityIds = run.activityIds
+        runTimers = run.timers
         activityIds = []
         timerIds = []
         children = run.children.count
@@ -189,17 +199,17 @@ struct CommandBatch {
 
     /// Claims an activity id; false if pending already or claimed earlier in this task.
     mutating func claimActivity(_ id: String) -> Bool {
-        run.activityIds[id] == nil && activityIds.insert(id).inserted
+        runActivityIds[id] == nil && activityIds.insert(id).inserted
     }
 
     /// Pending activities once this task's commands apply.
-    var pendingActivities: Int { run.activities.count + activityIds.count - canceledActivities.count }
+    var pendingActivities: Int { runActivities.count + activityIds.count - canceledActivities.count }
 
     /// Whether a timer id is pending (before this task or started by an earlier command of it).
     func timerPending(_ id: String) -> Bool {
-        (run.timers[id] != nil || timerIds.contains(id)) && !canceledTimers.contains(id)
+        (runTimers[id] != nil || timerIds.contains(id)) && !canceledTimers.contains(id)
     }
 
     /// Pending timers once this task's commands apply.
-    var pendingTimers: Int { run.timers.count + timerIds.count - canceledTimers.count }
+    var pendingTimers: Int { runTimers.count + timerIds.count - canceledTimers.count }
 }

@@ -46,7 +46,9 @@ extension WorkflowEngine {
             run.historyWarned = true
             context.result.warnings.append(.historyLengthWarning(run.key, length: run.historyLength))
         }
-        runs[run.key.runId] = run
+        // Moved, not copied, into the map (a plain assignment copied all of RunState's fields and released them).
+        let runId = run.key.runId
+        runs.updateValue(consume run, forKey: runId)
     }
 
     /// Takes out the open run a workflow-task token names (its pending task must match);

@@ -23,12 +23,12 @@ struct HashingVisitor: Visitor {
     }
 
     /// Word-wise FNV step with an extra shift so high bits reach low bits.
-    private mutating func mix(_ value: UInt64) {
+    fileprivate mutating func mix(_ value: UInt64) {
         hash = (hash ^ value) &* Self.prime
         hash ^= hash >> 29
     }
 
-    private mutating func field(_ number: Int, _ kind: UInt64) {
+    fileprivate mutating func field(_ number: Int, _ kind: UInt64) {
         mix(UInt64(truncatingIfNeeded: number) << 8 | kind)
     }
 
@@ -89,6 +89,14 @@ struct HashingVisitor: Visitor {
         mix(0xfeed_face)
     }
 
+    /// The same loop as swift-protobuf's default, declared here so that it is specialized for each
+    /// message type (the default went through witness tables: about 2,200 instructions per `Payloads`).
+    mutating func visitRepeatedMessageField<M: Message>(value: [M], fieldNumber: Int) throws {
+        for element in value {
+            try visitSingularMessageField(value: element, fieldNumber: fieldNumber)
+        }
+    }
+
     mutating func visitMapField<KeyType, ValueType: MapValueType>(
         fieldType: _ProtobufMap<KeyType, ValueType>.Type,
         value: _ProtobufMap<KeyType, ValueType>.BaseType, fieldNumber: Int
@@ -140,5 +148,69 @@ struct HashingVisitor: Visitor {
     mutating func visitUnknown(bytes unknown: ProtoBytes) throws {
         field(0, 12)
         unknown.withUnsafeBytes { bytes($0) }
+    }
+}
+
+extension HashingVisitor {
+    /// The rolling hash of the event `(eventId, time, attributes)` chained onto `previous`: exactly
+    /// `combine(previous, event)` for a `HistoryEvent` with these fields and no unknown fields,
+    /// without traversing the event (whose generated `traverse` copied and destroyed the `oneof`
+    /// enum several times per event). The field numbers are those of `Ballast_V1_HistoryEvent`
+    /// (1, 2 and the attribute cases); `HashingTests` compares this with `combine` for every case.
+    static func combineEvent(_ previous: UInt64, eventId: Int64, time: Int64, attributes: EventAttributes) -> UInt64 {
+        var visitor = HashingVisitor(seed: RollingHash.combine(previous, EmptyCollection<UInt8>()))
+        if eventId != 0 { visitor.int64(eventId, 1) }
+        if time != 0 { visitor.int64(time, 2) }
+        switch attributes {
+        case let .workflowExecutionStarted(value): visitor.message(value, 10)
+        case let .workflowExecutionCompleted(value): visitor.message(value, 11)
+        case let .workflowExecutionFailed(value): visitor.message(value, 12)
+        case let .workflowExecutionTimedOut(value): visitor.message(value, 13)
+        case let .workflowExecutionCanceled(value): visitor.message(value, 14)
+        case let .workflowExecutionTerminated(value): visitor.message(value, 15)
+        case let .workflowExecutionContinuedAsNew(value): visitor.message(value, 16)
+        case let .workflowTaskScheduled(value): visitor.message(value, 20)
+        case let .workflowTaskStarted(value): visitor.message(value, 21)
+        case let .workflowTaskCompleted(value): visitor.message(value, 22)
+        case let .workflowTaskTimedOut(value): visitor.message(value, 23)
+        case let .workflowTaskFailed(value): visitor.message(value, 24)
+        case let .activityTaskScheduled(value): visitor.message(value, 30)
+        case let .activityTaskStarted(value): visitor.message(value, 31)
+        case let .activityTaskCompleted(value): visitor.message(value, 32)
+        case let .activityTaskFailed(value): visitor.message(value, 33)
+        case let .activityTaskTimedOut(value): visitor.message(value, 34)
+        case let .activityTaskCancelRequested(value): visitor.message(value, 35)
+        case let .activityTaskCanceled(value): visitor.message(value, 36)
+        case let .timerStarted(value): visitor.message(value, 40)
+        case let .timerFired(value): visitor.message(value, 41)
+        case let .timerCanceled(value): visitor.message(value, 42)
+        case let .workflowExecutionSignaled(value): visitor.message(value, 50)
+        case let .workflowExecutionCancelRequested(value): visitor.message(value, 51)
+        case let .markerRecorded(value): visitor.message(value, 52)
+        case let .upsertWorkflowSearchAttributes(value): visitor.message(value, 53)
+        case let .startChildWorkflowExecutionInitiated(value): visitor.message(value, 60)
+        case let .startChildWorkflowExecutionFailed(value): visitor.message(value, 61)
+        case let .childWorkflowExecutionStarted(value): visitor.message(value, 62)
+        case let .childWorkflowExecutionCompleted(value): visitor.message(value, 63)
+        case let .childWorkflowExecutionFailed(value): visitor.message(value, 64)
+        case let .childWorkflowExecutionCanceled(value): visitor.message(value, 65)
+        case let .childWorkflowExecutionTimedOut(value): visitor.message(value, 66)
+        case let .childWorkflowExecutionTerminated(value): visitor.message(value, 67)
+        case let .signalExternalWorkflowExecutionInitiated(value): visitor.message(value, 70)
+        case let .signalExternalWorkflowExecutionFailed(value): visitor.message(value, 71)
+        case let .externalWorkflowExecutionSignaled(value): visitor.message(value, 72)
+        }
+        return visitor.hash
+    }
+
+    private mutating func int64(_ value: Int64, _ fieldNumber: Int) {
+        field(fieldNumber, 2)
+        mix(UInt64(bitPattern: value))
+    }
+
+    private mutating func message(_ value: some Message, _ fieldNumber: Int) {
+        field(fieldNumber, 8)
+        try? value.traverse(visitor: &self)
+        mix(0xfeed_face)
     }
 }

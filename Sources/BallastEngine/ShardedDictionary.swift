@@ -67,7 +67,7 @@ struct ShardedDictionary<Key: Hashable, Value>: ExpressibleByDictionaryLiteral {
 
     /// Sets the value for `key` and returns the one it replaced (one lookup).
     @discardableResult
-    mutating func updateValue(_ value: Value, forKey key: Key) -> Value? {
+    mutating func updateValue(_ value: consuming Value, forKey key: Key) -> Value? {
         let hashed = HashedKey(key)
         return shards[hashed.shard].updateValue(value, forKey: hashed)
     }

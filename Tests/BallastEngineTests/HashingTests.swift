@@ -1,6 +1,7 @@
-import BallastEngine
+@testable import BallastEngine
 import BallastProto
 import Foundation
+import SwiftProtobuf
 import Testing
 
 @Suite("Hashing")
@@ -38,5 +39,75 @@ struct HashingTests {
         let c = third.start("w") { $0.input = payloads("x") }
         let hashC = try? third.engine.describe(namespace: "default", execution: c.execution).info.historyHash
         #expect(hashA == hashC, "the same history gives the same hash")
+    }
+
+    /// Every attribute case of a history event, empty or carrying an unknown field (hashed as such).
+    static func everyAttributesCase(withUnknown: Bool) -> [Ballast_V1_HistoryEvent.OneOf_Attributes] {
+        [
+            .workflowExecutionStarted(variant(Ballast_V1_WorkflowExecutionStartedEventAttributes.self, withUnknown)),
+            .workflowExecutionCompleted(variant(Ballast_V1_WorkflowExecutionCompletedEventAttributes.self, withUnknown)),
+            .workflowExecutionFailed(variant(Ballast_V1_WorkflowExecutionFailedEventAttributes.self, withUnknown)),
+            .workflowExecutionTimedOut(variant(Ballast_V1_WorkflowExecutionTimedOutEventAttributes.self, withUnknown)),
+            .workflowExecutionCanceled(variant(Ballast_V1_WorkflowExecutionCanceledEventAttributes.self, withUnknown)),
+            .workflowExecutionTerminated(variant(Ballast_V1_WorkflowExecutionTerminatedEventAttributes.self, withUnknown)),
+            .workflowExecutionContinuedAsNew(variant(Ballast_V1_WorkflowExecutionContinuedAsNewEventAttributes.self, withUnknown)),
+            .workflowTaskScheduled(variant(Ballast_V1_WorkflowTaskScheduledEventAttributes.self, withUnknown)),
+            .workflowTaskStarted(variant(Ballast_V1_WorkflowTaskStartedEventAttributes.self, withUnknown)),
+            .workflowTaskCompleted(variant(Ballast_V1_WorkflowTaskCompletedEventAttributes.self, withUnknown)),
+            .workflowTaskTimedOut(variant(Ballast_V1_WorkflowTaskTimedOutEventAttributes.self, withUnknown)),
+            .workflowTaskFailed(variant(Ballast_V1_WorkflowTaskFailedEventAttributes.self, withUnknown)),
+            .activityTaskScheduled(variant(Ballast_V1_ActivityTaskScheduledEventAttributes.self, withUnknown)),
+            .activityTaskStarted(variant(Ballast_V1_ActivityTaskStartedEventAttributes.self, withUnknown)),
+            .activityTaskCompleted(variant(Ballast_V1_ActivityTaskCompletedEventAttributes.self, withUnknown)),
+            .activityTaskFailed(variant(Ballast_V1_ActivityTaskFailedEventAttributes.self, withUnknown)),
+            .activityTaskTimedOut(variant(Ballast_V1_ActivityTaskTimedOutEventAttributes.self, withUnknown)),
+            .activityTaskCancelRequested(variant(Ballast_V1_ActivityTaskCancelRequestedEventAttributes.self, withUnknown)),
+            .activityTaskCanceled(variant(Ballast_V1_ActivityTaskCanceledEventAttributes.self, withUnknown)),
+            .timerStarted(variant(Ballast_V1_TimerStartedEventAttributes.self, withUnknown)),
+            .timerFired(variant(Ballast_V1_TimerFiredEventAttributes.self, withUnknown)),
+            .timerCanceled(variant(Ballast_V1_TimerCanceledEventAttributes.self, withUnknown)),
+            .workflowExecutionSignaled(variant(Ballast_V1_WorkflowExecutionSignaledEventAttributes.self, withUnknown)),
+            .workflowExecutionCancelRequested(variant(Ballast_V1_WorkflowExecutionCancelRequestedEventAttributes.self, withUnknown)),
+            .markerRecorded(variant(Ballast_V1_MarkerRecordedEventAttributes.self, withUnknown)),
+            .upsertWorkflowSearchAttributes(variant(Ballast_V1_UpsertWorkflowSearchAttributesEventAttributes.self, withUnknown)),
+            .startChildWorkflowExecutionInitiated(variant(Ballast_V1_StartChildWorkflowExecutionInitiatedEventAttributes.self, withUnknown)),
+            .startChildWorkflowExecutionFailed(variant(Ballast_V1_StartChildWorkflowExecutionFailedEventAttributes.self, withUnknown)),
+            .childWorkflowExecutionStarted(variant(Ballast_V1_ChildWorkflowExecutionStartedEventAttributes.self, withUnknown)),
+            .childWorkflowExecutionCompleted(variant(Ballast_V1_ChildWorkflowExecutionCompletedEventAttributes.self, withUnknown)),
+            .childWorkflowExecutionFailed(variant(Ballast_V1_ChildWorkflowExecutionFailedEventAttributes.self, withUnknown)),
+            .childWorkflowExecutionCanceled(variant(Ballast_V1_ChildWorkflowExecutionCanceledEventAttributes.self, withUnknown)),
+            .childWorkflowExecutionTimedOut(variant(Ballast_V1_ChildWorkflowExecutionTimedOutEventAttributes.self, withUnknown)),
+            .childWorkflowExecutionTerminated(variant(Ballast_V1_ChildWorkflowExecutionTerminatedEventAttributes.self, withUnknown)),
+            .signalExternalWorkflowExecutionInitiated(variant(Ballast_V1_SignalExternalWorkflowExecutionInitiatedEventAttributes.self, withUnknown)),
+            .signalExternalWorkflowExecutionFailed(variant(Ballast_V1_SignalExternalWorkflowExecutionFailedEventAttributes.self, withUnknown)),
+            .externalWorkflowExecutionSignaled(variant(Ballast_V1_ExternalWorkflowExecutionSignaledEventAttributes.self, withUnknown)),
+        ]
+    }
+
+    /// An empty message, or one holding an unknown varint field 999 (so its own hash is not the empty one).
+    static func variant<M: SwiftProtobuf.Message>(_ type: M.Type, _ withUnknown: Bool) -> M {
+        guard withUnknown else { return M() }
+        return (try? M(serializedBytes: [UInt8]([0xb8, 0x3e, 0x07]))) ?? M()
+    }
+
+    @Test("hashing an event from its parts equals traversing the event, for every attribute case")
+    func eventHashFromParts() {
+        var seen: Set<UInt64> = []
+        for withUnknown in [false, true] {
+            for attributes in Self.everyAttributesCase(withUnknown: withUnknown) {
+                for (eventId, time) in [(Int64(0), Int64(0)), (1, 0), (0, 1_700_000_000_000_000_000), (42, -5)] {
+                    var event = Ballast_V1_HistoryEvent()
+                    event.eventID = eventId
+                    event.eventTimeUnixNanos = time
+                    event.attributes = attributes
+                    let previous: UInt64 = 0x1234_5678_9abc_def0
+                    let expected = HashingVisitor.combine(previous, event)
+                    #expect(HashingVisitor.combineEvent(previous, eventId: eventId, time: time, attributes: attributes) == expected,
+                            "\(attributes) id \(eventId) time \(time)")
+                    seen.insert(expected)
+                }
+            }
+        }
+        #expect(seen.count == 37 * 2 * 4, "every case, content and id/time gives its own hash")
     }
 }
