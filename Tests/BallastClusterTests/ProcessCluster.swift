@@ -178,7 +178,11 @@ final class ProcessCluster: @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             for (id, node) in nodes.sorted(by: { $0.key < $1.key }) where node.process?.isRunning == false {
-                throw ClusterTestFailure("node \(id) exited with status \(node.process?.terminationStatus ?? -1); see \(directory)/node-\(id).log")
+                // The directory is removed when the test ends: say what the node said.
+                let log = (try? String(contentsOfFile: directory + "/node-\(id).log", encoding: .utf8)) ?? ""
+                let tail = log.split(separator: "\n").suffix(8).joined(separator: "\n")
+                throw ClusterTestFailure("node \(id) exited with status \(node.process?.terminationStatus ?? -1); "
+                                         + "the end of its log:\n\(tail)")
             }
             for id in nodes.keys.sorted() where nodes[id]?.process != nil {
                 if let leader = await view(from: id)?.leader, let leaderID = Int(leader), leaderID != excluding,
