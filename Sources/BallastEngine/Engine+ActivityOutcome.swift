@@ -22,7 +22,7 @@ extension WorkflowEngine {
         run.activities[started.scheduledEventId] = started
         if let due = activityDeadline(run.key, started) { context.arm(due) }
         context.result.response = .activityTaskStarted(activityTaskInfo(run, started))
-        storeRun(run, &context)
+        storeRun(consume run, &context)
     }
 
     /// What the worker is told about a started activity attempt.
@@ -60,7 +60,7 @@ extension WorkflowEngine {
         completed.startedEventID = startedEventIdOfPreviousEvent
         completed.identity = request.identity
         resolveActivity(&run, activity, outcome: .activityTaskCompleted(completed), &context)
-        storeRun(run, &context)
+        storeRun(consume run, &context)
     }
 
     /// RespondActivityTaskFailed: retried per policy, or the final failure is written.

@@ -163,9 +163,16 @@ extension WorkflowEngine {
         }
         if let timer = executionTimeoutTimer(run) { context.arm(timer) }
         currentRuns[WorkflowKey(namespace: key.namespace, workflowId: key.workflowId)] = key.runId
-        runs[key.runId] = run
-        indexStarted(run)
+        insertOpenRun(run)
         return key
+    }
+
+    /// Files a new run in the visibility index and moves it into the open runs (a consuming
+    /// parameter: `consume` of `startRun`'s local `var` is refused by Swift 6.3, which copied it).
+    private mutating func insertOpenRun(_ run: consuming RunState) {
+        indexStarted(run)
+        let runId = run.key.runId
+        runs.updateValue(consume run, forKey: runId)
     }
 
     /// The run/execution timeout deadline of an open run, if it has one.

@@ -85,7 +85,15 @@ extension WorkflowEngine {
     /// RecordWorkflowTaskStarted: a worker took the task.
     mutating func workflowTaskStarted(_ request: Ballast_V1_RecordWorkflowTaskStartedRequest, _ context: inout ApplyContext) throws(EngineRejection) {
         let token = try decodeTaskToken(request.taskToken)
-        var run = try takeWorkflowTaskRun(token: token, mustBeStarted: false)
+        try recordWorkflowTaskStarted(takeWorkflowTaskRun(token: token, mustBeStarted: false), request, &context)
+    }
+
+    /// `workflowTaskStarted` for the run taken out of the map. The run is a consuming parameter so
+    /// that it is moved back into the map, not copied (Swift 6.3 refuses `consume` of the local
+    /// `var` the handler had, and copied all of `RunState` for `storeRun`).
+    private mutating func recordWorkflowTaskStarted(
+        _ run: consuming RunState, _ request: Ballast_V1_RecordWorkflowTaskStartedRequest, _ context: inout ApplyContext
+    ) throws(EngineRejection) {
         guard var task = run.workflowTask else { preconditionFailure("checked by takeWorkflowTaskRun") }
         if task.isStarted {
             runs[run.key.runId] = run
@@ -110,7 +118,7 @@ extension WorkflowEngine {
         run.workflowTask = task
         context.arm(workflowTaskTimeoutTimer(run, task))
         context.result.response = .workflowTaskStarted(workflowTaskInfo(run, task))
-        storeRun(run, &context)
+        storeRun(consume run, &context)
     }
 
     /// The start-to-close deadline of a started workflow task.

@@ -10,12 +10,19 @@ extension WorkflowEngine {
     /// RespondWorkflowTaskCompleted: validate every command, then write them (or fail the task).
     mutating func workflowTaskCompleted(_ request: Ballast_V1_RespondWorkflowTaskCompletedRequest, _ context: inout ApplyContext) throws(EngineRejection) {
         let token = try decodeTaskToken(request.taskToken)
-        var run = try takeWorkflowTaskRun(token: token, mustBeStarted: true)
+        completeWorkflowTask(try takeWorkflowTaskRun(token: token, mustBeStarted: true), request, &context)
+    }
+
+    /// `workflowTaskCompleted` for the run taken out of the map; a consuming parameter so that the
+    /// run is moved back into the map, not copied (as `recordWorkflowTaskStarted`).
+    private mutating func completeWorkflowTask(
+        _ run: consuming RunState, _ request: Ballast_V1_RespondWorkflowTaskCompletedRequest, _ context: inout ApplyContext
+    ) {
         guard let task = run.workflowTask else { preconditionFailure("checked by takeWorkflowTaskRun") }
         if let failure = validateCommands(request.commands, run: run) {
             failWorkflowTask(&run, task, cause: failure.cause, failure: serverFailure(failure.message, type: "BadCommand"),
                              identity: request.identity, timedOut: false, &context)
-            storeRun(run, &context)
+            storeRun(consume run, &context)
             return
         }
         if task.isTransient { writeTransientEvents(&run, task, &context) }
@@ -27,7 +34,7 @@ extension WorkflowEngine {
                                      identity: request.identity, &context)
             run.flushBuffered(&context)
             scheduleWorkflowTask(&run, attempt: 1, &context)
-            storeRun(run, &context)
+            storeRun(consume run, &context)
             return
         }
         var completed = Ballast_V1_WorkflowTaskCompletedEventAttributes()
@@ -44,7 +51,7 @@ extension WorkflowEngine {
         } else {
             let flushed = run.flushBuffered(&context)
             if flushed || outcome.needsWorkflowTask { ensureWorkflowTask(&run, &context) }
-            storeRun(run, &context)
+            storeRun(consume run, &context)
         }
     }
 

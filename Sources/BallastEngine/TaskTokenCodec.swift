@@ -53,7 +53,9 @@ enum TaskTokenCodec {
 
     /// Decodes a token, exactly as `Ballast_V1_TaskToken(serializedBytes:)` would.
     static func decode<Bytes: SwiftProtobufContiguousBytes>(_ bytes: Bytes) throws(EngineRejection) -> Ballast_V1_TaskToken {
-        if let token = bytes.withUnsafeBytes({ decodeCanonical($0) }) { return token }
+        var token = Ballast_V1_TaskToken()
+        // Decoded in place: returning the token through an optional from the closure copied it.
+        if bytes.withUnsafeBytes({ decodeCanonical($0, into: &token) }) { return token }
         do {
             return try Ballast_V1_TaskToken(serializedBytes: bytes)
         } catch {
@@ -65,24 +67,28 @@ enum TaskTokenCodec {
     /// once, in increasing field order, with ASCII strings; nil for anything else.
     static func decodeCanonical(_ buffer: UnsafeRawBufferPointer) -> Ballast_V1_TaskToken? {
         var token = Ballast_V1_TaskToken()
+        return decodeCanonical(buffer, into: &token) ? token : nil
+    }
+
+    /// Fills `token` (which must be empty) and returns true if `buffer` is canonical, as
+    /// `decodeCanonical(_:)`; on false, `token` holds a part of the fields and must be dropped.
+    static func decodeCanonical(_ buffer: UnsafeRawBufferPointer, into token: inout Ballast_V1_TaskToken) -> Bool {
         var offset = 0
         var lastField = 0
         while offset < buffer.count {
             let tag = buffer[offset]
             offset += 1
             let field = Int(tag >> 3), wireType = tag & 7
-            guard tag < 0x80, field > lastField, field <= 8 else { return nil }
+            guard tag < 0x80, field > lastField, field <= 8 else { return false }
             lastField = field
             switch field {
             case 1, 2, 3, 6, 8:
                 guard wireType == 2, let length = readVarint(buffer, &offset), length <= UInt64(buffer.count - offset)
-                else { return nil }
+                else { return false }
                 let end = offset + Int(length)
                 let bytes = UnsafeRawBufferPointer(rebasing: buffer[offset..<end])
                 // ASCII is valid UTF-8 as it stands; other text is left to swift-protobuf's validation.
-                var isASCII = true
-                for byte in bytes where byte >= 0x80 { isASCII = false }
-                guard isASCII else { return nil }
+                guard isASCII(bytes) else { return false }
                 let text = String(decoding: bytes, as: UTF8.self)
                 offset = end
                 switch field {
@@ -93,7 +99,7 @@ enum TaskTokenCodec {
                 default: token.taskQueue = text
                 }
             default:
-                guard wireType == 0, let value = readVarint(buffer, &offset) else { return nil }
+                guard wireType == 0, let value = readVarint(buffer, &offset) else { return false }
                 switch field {
                 case 4: token.scheduledEventID = Int64(bitPattern: value)
                 case 5: token.attempt = Int32(truncatingIfNeeded: value)
@@ -101,7 +107,22 @@ enum TaskTokenCodec {
                 }
             }
         }
-        return token
+        return true
+    }
+
+    /// Whether every byte is below 0x80 (eight bytes at a time).
+    static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var bits: UInt64 = 0
+        var offset = 0
+        while bytes.count - offset >= 8 {
+            bits |= bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            offset += 8
+        }
+        while offset < bytes.count {
+            bits |= UInt64(bytes[offset])
+            offset += 1
+        }
+        return bits & 0x8080_8080_8080_8080 == 0
     }
 
     private static func stringFieldSize(_ value: String) -> Int {

@@ -73,4 +73,17 @@ struct TaskTokenCodecTests {
         }
         #expect(fastPath > 1_000, "well-formed ASCII tokens take the fast path")
     }
+
+    @Test("the word-wise ASCII check finds a high bit at any position of any length")
+    func asciiCheck() {
+        for length in 0...24 {
+            let plain = [UInt8](repeating: 0x7f, count: length)
+            #expect(plain.withUnsafeBytes { TaskTokenCodec.isASCII($0) }, "length \(length)")
+            for position in 0..<length {
+                var bytes = plain
+                bytes[position] = 0x80
+                #expect(!bytes.withUnsafeBytes { TaskTokenCodec.isASCII($0) }, "length \(length), high bit at \(position)")
+            }
+        }
+    }
 }
