@@ -110,4 +110,37 @@ struct HashingTests {
         }
         #expect(seen.count == 37 * 2 * 4, "every case, content and id/time gives its own hash")
     }
+
+    /// `combineEvent` hashes `event_id` (1), `event_time_unix_nanos` (2) and the attributes case;
+    /// a field added to `HistoryEvent` outside the `attributes` oneof would be left out of the
+    /// history hash silently. This reads the schema and fails until `combineEvent` is taught the
+    /// new field (and this list with it).
+    @Test("HistoryEvent has no field outside the attributes oneof that combineEvent does not hash")
+    func historyEventFieldsAreAllHashed() throws {
+        var root = URL(fileURLWithPath: #filePath)
+        while root.path != "/" && !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) {
+            root.deleteLastPathComponent()
+        }
+        let schema = try String(contentsOf: root.appendingPathComponent("proto/ballast/v1/history.proto"), encoding: .utf8)
+        let start = try #require(schema.range(of: "message HistoryEvent {"))
+        var depth = 0
+        var outside: [Int] = []
+        var line = ""
+        for character in schema[start.upperBound...] {
+            guard character != "\n" else {
+                if depth == 0, let equals = line.range(of: "= "), let number = Int(line[equals.upperBound...].prefix { $0.isNumber }) {
+                    outside.append(number)
+                }
+                line = ""
+                continue
+            }
+            line.append(character)
+            if character == "{" { depth += 1 }
+            if character == "}" {
+                if depth == 0 { break }
+                depth -= 1
+            }
+        }
+        #expect(outside == [1, 2], "HistoryEvent fields outside the oneof: \(outside); teach HashingVisitor.combineEvent the new ones")
+    }
 }
