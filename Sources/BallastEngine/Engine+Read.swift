@@ -42,20 +42,7 @@ extension WorkflowEngine {
     /// Every armed deadline, earliest first, so a new leader can rebuild its timer wheel.
     public func dueTimers() -> [DueTimer] {
         var timers: [DueTimer] = []
-        for run in runs.values {
-            for timer in run.timers.values { timers.append(timerDue(run.key, timer)) }
-            for activity in run.activities.values {
-                if let due = activityDeadline(run.key, activity) { timers.append(due) }
-            }
-            if let task = run.workflowTask, task.isStarted { timers.append(workflowTaskTimeoutTimer(run, task)) }
-            if let due = executionTimeoutTimer(run) { timers.append(due) }
-            if run.backoffUntil > 0 {
-                var request = Ballast_V1_WorkflowBackoffDueRequest()
-                request.namespace = run.key.namespace
-                request.workflowExecution = run.key.execution
-                timers.append(DueTimer(dueTimeUnixNanos: run.backoffUntil, run: run.key, payload: .workflowBackoffDue(request)))
-            }
-        }
+        for run in runs.values { timers += deadlines(of: run) }
         for summary in closed.values {
             var request = Ballast_V1_RetentionExpiredRequest()
             request.namespace = summary.key.namespace

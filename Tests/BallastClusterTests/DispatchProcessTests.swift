@@ -208,6 +208,21 @@ struct DispatchProcessTests {
         let empty: Ballast_V1_PollActivityTaskResponse = try await client.unary(
             BallastMethod.Worker.pollActivityTask, request: poll, timeout: .seconds(1))
         #expect(!empty.hasTask)
+
+        // The second attempt's 1 s start-to-close deadline comes due after the run closed: the
+        // leader drops it instead of committing an entry the engine would reject as stale.
+        let closedAt = await cluster.status(of: leader)?.commit
+        var dropped: Double?
+        let deadline = ContinuousClock.now + .seconds(10)
+        while (dropped ?? 0) < 1, ContinuousClock.now < deadline {
+            let (_, body) = try await AdminHTTPClient.get(host: "127.0.0.1", port: cluster.nodes[leader]!.adminPort,
+                                                          path: "/metrics", timeout: .seconds(5), group: cluster.group)
+            dropped = WorkflowAPIProcessTests.samples(String(decoding: body, as: UTF8.self))["ballast_deadlines_dropped_total"]
+            if (dropped ?? 0) < 1 { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect((dropped ?? 0) >= 1, "the stale deadline was dropped")
+        let commitAfter = await cluster.status(of: leader)?.commit
+        #expect(closedAt != nil && commitAfter == closedAt, "nothing was committed for it")
         await worker.close()
         await client.close()
     }

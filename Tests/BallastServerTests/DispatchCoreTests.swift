@@ -253,6 +253,22 @@ struct TimerQueueTests {
         #expect(queue.nextDueNanos == 40)
     }
 
+    @Test("many deadlines with ties come out in due order, ties in the order they were added")
+    func heapOrder() {
+        var queue = TimerQueue(capacity: 10_000)
+        var generator = SystemRandomNumberGenerator()
+        var added: [(due: Int64, id: String)] = []
+        for index in 0..<2_000 {
+            let due = Int64.random(in: 0..<300, using: &generator)
+            added.append((due, "t\(index)"))
+            queue.add(timer(due, "t\(index)"))
+        }
+        var popped: [String] = []
+        while queue.count > 0 { popped += ids(queue.popDue(nowNanos: .max, limit: 7)) }
+        let expected = added.enumerated().sorted { ($0.element.due, $0.offset) < ($1.element.due, $1.offset) }.map(\.element.id)
+        #expect(popped == expected)
+    }
+
     @Test("when full, a deadline that does not fit is read again from the engine once it is due")
     func overflowRebuilds() {
         var queue = TimerQueue(capacity: 4)

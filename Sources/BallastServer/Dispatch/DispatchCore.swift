@@ -202,13 +202,14 @@ struct DispatchCore: Sendable {
     var heldCount: Int { held.count }
 
     private mutating func insert(_ queued: QueuedTask, into key: TaskQueueKey) {
-        guard var queue = queues[key] else { return }
-        let kept = queued.task.kind == .workflow ? queue.workflow.insert(queued) : queue.activity.insert(queued)
+        // Changed in place (`queues[key]!`): a copy of the queue taken out of the dictionary
+        // would share the ready list's buffers, and the insert would copy them whole.
+        guard queues[key] != nil else { return }
+        let kept = queued.task.kind == .workflow ? queues[key]!.workflow.insert(queued) : queues[key]!.activity.insert(queued)
         if !kept {
-            if queued.task.kind == .workflow { queue.workflowOverflowed = true } else { queue.activityOverflowed = true }
+            if queued.task.kind == .workflow { queues[key]!.workflowOverflowed = true } else { queues[key]!.activityOverflowed = true }
             loadCandidates.insert(key)
         }
-        queues[key] = queue
         dirty.insert(key)
     }
 
@@ -217,7 +218,7 @@ struct DispatchCore: Sendable {
     mutating func takeLoadRequests() -> [TaskQueueKey] {
         var requests: [TaskQueueKey] = []
         for key in loadCandidates.sorted() {
-            guard var queue = queues[key] else {
+            guard let queue = queues[key] else {
                 loadCandidates.remove(key)
                 continue
             }
@@ -226,8 +227,7 @@ struct DispatchCore: Sendable {
             let roomAfterOverflow = (queue.workflowOverflowed && queue.workflow.count <= half)
                 || (queue.activityOverflowed && queue.activity.count <= half)
             guard !queue.loaded || roomAfterOverflow else { continue }
-            queue.loadRequested = true
-            queues[key] = queue
+            queues[key]?.loadRequested = true
             requests.append(key)
         }
         return requests
@@ -236,12 +236,11 @@ struct DispatchCore: Sendable {
     /// The engine's ready tasks of a queue's name (any namespace; others are skipped), in
     /// sequence order, read on the Raft loop thread.
     mutating func load(_ key: TaskQueueKey, readyTasks: [ReadyTask], nowNanos: Int64) {
-        guard var queue = queues[key] else { return }
-        queue.loaded = true
-        queue.loadRequested = false
-        queue.workflowOverflowed = false
-        queue.activityOverflowed = false
-        queues[key] = queue
+        guard queues[key] != nil else { return }
+        queues[key]!.loaded = true
+        queues[key]!.loadRequested = false
+        queues[key]!.workflowOverflowed = false
+        queues[key]!.activityOverflowed = false
         loadCandidates.remove(key)
         for task in readyTasks where task.run.namespace == key.namespace && startsInFlight[ReadyTaskKey(task)] == nil {
             queueOrHold(QueuedTask(task: task, readyAtNanos: nowNanos), into: key)
@@ -284,8 +283,10 @@ struct DispatchCore: Sendable {
     }
 
     private mutating func matchTasks(_ key: TaskQueueKey, kind: ReadyTask.Kind, _ assignments: inout [DispatchAssignment]) {
-        while startsInFlight.count < limits.maxStartsInFlight, let queue = queues[key],
-              let next = kind == .workflow ? queue.workflow.first : queue.activity.first {
+        // Reads the first task without holding a copy of the queue, so the removal below
+        // changes the ready list in place instead of copying it.
+        while startsInFlight.count < limits.maxStartsInFlight,
+              let next = kind == .workflow ? queues[key]?.workflow.first : queues[key]?.activity.first {
             guard let stream = pickStream(key, kind: kind, preferred: lastStream[next.task.run.runId], queriesOnly: false) else { return }
             if kind == .workflow {
                 streams[stream]?.workflowCredit -= 1
@@ -308,14 +309,13 @@ struct DispatchCore: Sendable {
             return kind == .workflow ? stream.workflowCredit > 0 : stream.activityCredit > 0
         }
         if let preferred, eligible(preferred) { return preferred }
-        guard var queue = queues[key], !queue.streams.isEmpty else { return nil }
-        let count = queue.streams.count
+        guard let streamIDs = queues[key]?.streams, let cursor = queues[key]?.cursor, !streamIDs.isEmpty else { return nil }
+        let count = streamIDs.count
         for step in 0 ..< count {
-            let position = (queue.cursor + step) % count
-            let id = queue.streams[position]
+            let position = (cursor + step) % count
+            let id = streamIDs[position]
             if eligible(id) {
-                queue.cursor = (position + 1) % count
-                queues[key] = queue
+                queues[key]?.cursor = (position + 1) % count
                 return id
             }
         }

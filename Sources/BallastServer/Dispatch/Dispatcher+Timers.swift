@@ -6,6 +6,12 @@ extension Dispatcher {
     /// once (Raft's group commit batches them), at most `maxTimerProposalsInFlight`, and
     /// releases the workflow-task retries whose backoff has passed. Called every few
     /// milliseconds by the node's timer; does nothing unless leading.
+    ///
+    /// Most task deadlines outlive their task (a workflow task's 10 s start-to-close, an
+    /// activity's timeouts): the engine no longer has them when they come due. Those are
+    /// dropped on the loop thread (`WorkflowEngine.isPending`) instead of being committed only
+    /// to be rejected as stale — which cost three replicated, fsynced entries per one-activity
+    /// workflow. The ones kept are exactly those a new leader would rebuild from `dueTimers()`.
     func tick() {
         let now = Self.wallNanos()
         let (due, rebuild, epoch) = state.withLock { state -> ([DueTimer], Bool, UInt64) in
@@ -15,7 +21,7 @@ extension Dispatcher {
             state.timerProposalsInFlight += due.count
             return (due, state.timers.takeRebuildRequest(nowNanos: now), state.epoch)
         }
-        for timer in due { fire(timer, nowNanos: now, epoch: epoch) }
+        if !due.isEmpty { fireLive(due, nowNanos: now, epoch: epoch) }
         if rebuild { rebuildTimers(epoch: epoch) }
         // Workflow-task retries whose backoff has passed go to their queues.
         let monotonic = monotonicNanos()
@@ -24,6 +30,24 @@ extension Dispatcher {
             return collectWork(&state)
         }
         if let work { perform(work) }
+    }
+
+    /// Keeps the deadlines the engine still has (read on the loop thread, which owns the
+    /// engine) and proposes them.
+    private func fireLive(_ due: [DueTimer], nowNanos: Int64, epoch: UInt64) {
+        guard let driver else {
+            state.withLock { state in if state.epoch == epoch { state.timerProposalsInFlight -= due.count } }
+            return
+        }
+        driver.inspect { [self] _ in
+            let live = stateMachine.read { engine in due.filter { engine.isPending($0) } }
+            let dropped = due.count - live.count
+            if dropped > 0 {
+                state.withLock { state in if state.epoch == epoch { state.timerProposalsInFlight -= dropped } }
+                metrics.recordDeadlinesDropped(dropped)
+            }
+            for timer in live { fire(timer, nowNanos: nowNanos, epoch: epoch) }
+        }
     }
 
     private func fire(_ timer: DueTimer, nowNanos: Int64, epoch: UInt64) {

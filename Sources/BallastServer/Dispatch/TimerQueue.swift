@@ -9,9 +9,12 @@ import BallastProto
 /// engine's `dueTimers()`, so no deadline is lost, only read again later.
 struct TimerQueue: Sendable {
     struct Item: Sendable {
+        /// The heap's order: due time, then insertion order (kept beside the timer so that
+        /// comparing two items reads two words instead of copying the items).
+        var due: Int64
+        var order: UInt64
         var timer: DueTimer
         var key: [UInt8]
-        var order: UInt64
     }
 
     let capacity: Int
@@ -30,7 +33,7 @@ struct TimerQueue: Sendable {
     /// Deadlines waiting.
     var count: Int { heap.count }
     /// The earliest due time, if any.
-    var nextDueNanos: Int64? { heap.first?.timer.dueTimeUnixNanos }
+    var nextDueNanos: Int64? { heap.first?.due }
 
     /// Empties the queue (leadership ended, or before a rebuild).
     mutating func removeAll() {
@@ -55,7 +58,7 @@ struct TimerQueue: Sendable {
             return
         }
         keys.insert(key)
-        heap.append(Item(timer: timer, key: key, order: nextOrder))
+        heap.append(Item(due: timer.dueTimeUnixNanos, order: nextOrder, timer: timer, key: key))
         nextOrder += 1
         siftUp(heap.count - 1)
     }
@@ -63,9 +66,9 @@ struct TimerQueue: Sendable {
     /// Removes and returns up to `limit` deadlines due at `nowNanos` (leader wall clock), earliest first.
     mutating func popDue(nowNanos: Int64, limit: Int) -> [DueTimer] {
         var due: [DueTimer] = []
-        while due.count < limit, let first = heap.first, first.timer.dueTimeUnixNanos <= nowNanos {
-            due.append(first.timer)
-            keys.remove(first.key)
+        while due.count < limit, !heap.isEmpty, heap[0].due <= nowNanos {
+            due.append(heap[0].timer)
+            keys.remove(heap[0].key)
             let last = heap.removeLast()
             if !heap.isEmpty {
                 heap[0] = last
@@ -89,15 +92,16 @@ struct TimerQueue: Sendable {
         return bytes
     }
 
-    private static func before(_ lhs: Item, _ rhs: Item) -> Bool {
-        (lhs.timer.dueTimeUnixNanos, lhs.order) < (rhs.timer.dueTimeUnixNanos, rhs.order)
+    /// Whether the item at `lhs` goes before the one at `rhs`.
+    private func before(_ lhs: Int, _ rhs: Int) -> Bool {
+        heap[lhs].due != heap[rhs].due ? heap[lhs].due < heap[rhs].due : heap[lhs].order < heap[rhs].order
     }
 
     private mutating func siftUp(_ index: Int) {
         var child = index
         while child > 0 {
             let parent = (child - 1) / 2
-            guard Self.before(heap[child], heap[parent]) else { return }
+            guard before(child, parent) else { return }
             heap.swapAt(child, parent)
             child = parent
         }
@@ -108,8 +112,8 @@ struct TimerQueue: Sendable {
         while true {
             let left = 2 * parent + 1, right = left + 1
             var smallest = parent
-            if left < heap.count, Self.before(heap[left], heap[smallest]) { smallest = left }
-            if right < heap.count, Self.before(heap[right], heap[smallest]) { smallest = right }
+            if left < heap.count, before(left, smallest) { smallest = left }
+            if right < heap.count, before(right, smallest) { smallest = right }
             guard smallest != parent else { return }
             heap.swapAt(parent, smallest)
             parent = smallest

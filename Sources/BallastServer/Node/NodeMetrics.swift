@@ -26,6 +26,7 @@ public final class NodeMetrics: Sendable {
     private let tasksPushed: Counter
     private let connectedWorkers: Gauge
     private let timersFired: Counter
+    private let deadlinesDropped: Counter
     private let pendingTasks = Mutex<[String: Gauge]>([:])
     private let workflowsStarted: Counter
     /// One counter per closing status; the label set is fixed, so it stays bounded.
@@ -88,6 +89,9 @@ public final class NodeMetrics: Sendable {
         workflowsClosed = closed
         timersFired = registry.makeCounter(
             descriptor: name("", "timers_fired", "total", "Deadlines (timers, timeouts, retries) fired and applied by this leader."))
+        deadlinesDropped = registry.makeCounter(
+            descriptor: name("", "deadlines_dropped", "total",
+                             "Deadlines that came due after the engine had dropped them (task done, timer canceled), not proposed."))
     }
 
     /// Refreshes the Raft gauges from a status snapshot and counts leader changes.
@@ -156,6 +160,7 @@ public final class NodeMetrics: Sendable {
 
     /// Counts a deadline fired and applied.
     func recordTimerFired() { timersFired.increment() }
+    func recordDeadlinesDropped(_ count: Int) { deadlinesDropped.increment(by: Int64(count)) }
 
     /// Sets the dispatch gauges: open streams and ready tasks per tracked queue (a queue's
     /// gauge is removed when the queue is no longer tracked, so labels stay bounded).
