@@ -1,3 +1,112 @@
+/// A key a `ShardedDictionary` can hash: `hashValue` unless the type has a cheaper hash that
+/// agrees with its `==` (equal keys, equal hashes), well mixed in all 64 bits.
+protocol ShardedKey: Hashable {
+    /// The key's hash for the shards (the shard comes from its top bits).
+    var shardedHash: Int { get }
+}
+
+extension ShardedKey {
+    var shardedHash: Int { hashValue }
+}
+
+/// Strings (run ids, workflow ids, namespaces) are hashed by `StringKeyHash`: `String`'s SipHash
+/// over a 36-byte run id cost about 390 instructions, two to three times per entry.
+extension String: ShardedKey {
+    var shardedHash: Int { StringKeyHash.hash(self) }
+}
+
+extension WorkflowKey: ShardedKey {
+    var shardedHash: Int { StringKeyHash.combine(namespace.shardedHash, workflowId.shardedHash) }
+}
+
+extension VisibilityPostingKey: ShardedKey {
+    var shardedHash: Int { StringKeyHash.combine(field.shardedHash, value.shardedHash) }
+}
+
+/// A hash of strings that agrees with `String`'s `==` (canonical equivalence) and is much
+/// cheaper than `String.hashValue` for ASCII: a seeded word-wise multiply-xorshift over the bytes.
+///
+/// Why it agrees with `==`: two strings are equal when their NFC forms are. A string equal to an
+/// ASCII string has an ASCII NFC (= NFD) form, so each of its scalars decomposes to ASCII: it
+/// is ASCII plus at most the three non-ASCII scalars whose canonical decomposition is ASCII
+/// (U+037E → `;`, U+1FEF → `` ` ``, U+212A → `K`; `StringKeyHashTests` checks every scalar).
+/// Such a string is hashed as its ASCII form; every other string, which equals no ASCII string,
+/// is hashed by `String.hashValue`, which respects canonical equivalence.
+///
+/// The word-wise hash is not cryptographic. It is seeded from `Hasher` (random per process, fixed
+/// under `SWIFT_DETERMINISTIC_HASHING`), and the shards' dictionaries mix it with their own seed.
+enum StringKeyHash {
+    private static let seed: UInt64 = {
+        var hasher = Hasher()
+        hasher.combine(0x8a1_1a57 as UInt64)
+        return UInt64(bitPattern: Int64(hasher.finalize()))
+    }()
+    private static let multiplier: UInt64 = 0x9e37_79b9_7f4a_7c15
+
+    /// The hash of `text`, equal for strings that compare equal.
+    static func hash(_ text: String) -> Int {
+        let ascii = text.utf8.withContiguousStorageIfAvailable { asciiHash(UnsafeRawBufferPointer($0)) }
+        if let ascii, let ascii { return ascii }
+        return nonASCIIHash(text)
+    }
+
+    /// Two hashes combined in order (for keys made of two strings).
+    static func combine(_ first: Int, _ second: Int) -> Int {
+        var hash = (UInt64(bitPattern: Int64(first)) ^ seed) &* multiplier
+        hash ^= hash >> 29
+        hash = (hash ^ UInt64(bitPattern: Int64(second))) &* multiplier
+        return finish(hash)
+    }
+
+    /// The word-wise hash of ASCII bytes; nil when a byte is not ASCII.
+    static func asciiHash(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        var hash = seed ^ (UInt64(bytes.count) &* multiplier)
+        var highBits: UInt64 = 0
+        var offset = 0
+        while bytes.count - offset >= 8 {
+            let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            highBits |= word
+            hash = (hash ^ word) &* multiplier
+            hash ^= hash >> 29
+            offset += 8
+        }
+        if offset < bytes.count {
+            var tail: UInt64 = 0
+            while offset < bytes.count {
+                tail = tail << 8 | UInt64(bytes[offset])
+                offset += 1
+            }
+            highBits |= tail
+            hash = (hash ^ tail) &* multiplier
+        }
+        guard highBits & 0x8080_8080_8080_8080 == 0 else { return nil }
+        return finish(hash)
+    }
+
+    /// A string with a non-ASCII byte: hashed as its ASCII form if it has one, else by `hashValue`.
+    private static func nonASCIIHash(_ text: String) -> Int {
+        var ascii: [UInt8] = []
+        ascii.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0..<0x80: ascii.append(UInt8(scalar.value))
+            case 0x037E: ascii.append(UInt8(ascii: ";"))
+            case 0x1FEF: ascii.append(UInt8(ascii: "`"))
+            case 0x212A: ascii.append(UInt8(ascii: "K"))
+            default: return text.hashValue
+            }
+        }
+        return ascii.withUnsafeBytes { asciiHash($0) } ?? text.hashValue
+    }
+
+    /// SplitMix64's final avalanche.
+    private static func finish(_ value: UInt64) -> Int {
+        var hash = (value ^ (value >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        hash = (hash ^ (hash >> 27)) &* 0x94d0_49bb_1331_11eb
+        return Int(bitPattern: UInt(hash ^ (hash >> 31)))
+    }
+}
+
 /// A dictionary split into 64 shards, so that growing it rehashes one small shard at a time.
 ///
 /// A plain `Dictionary` of open runs rehashes every entry at once when it doubles (at 49,152,
@@ -6,12 +115,13 @@
 /// grow one at a time, each a 64th of the whole. Iteration order is unspecified, as a
 /// `Dictionary`'s: nothing that reaches history, snapshots or digests may depend on it.
 ///
-/// Each key is hashed once per access: the shard comes from the key's `hashValue`, and the
-/// shard's dictionary stores that value next to the key and hashes only the 8-byte number (a
-/// 36-byte run id hashed twice, once for the shard and once inside the shard, was about 3% of
-/// the engine's instructions). Costs 8 bytes per entry.
-struct ShardedDictionary<Key: Hashable, Value>: ExpressibleByDictionaryLiteral {
-    private static var shardCount: Int { 64 }
+/// Each key is hashed once per access (`shardedHash`): the shard comes from the top bits of the
+/// hash, and the shard's dictionary stores the hash next to the key and uses it, mixed with the
+/// dictionary's seed, as its own hash value (`_rawHashValue(seed:)`) instead of running SipHash
+/// over it again (a 36-byte run id hashed twice was about 3% of the engine's instructions, and
+/// SipHash of the stored 8-byte hash another 2%). Costs 8 bytes per entry.
+struct ShardedDictionary<Key: ShardedKey, Value>: ExpressibleByDictionaryLiteral {
+    private static var shardBits: Int { 6 }
 
     /// A key and its hash value, computed once.
     struct HashedKey: Hashable {
@@ -20,21 +130,28 @@ struct ShardedDictionary<Key: Hashable, Value>: ExpressibleByDictionaryLiteral {
 
         init(_ key: Key) {
             self.key = key
-            hash = key.hashValue
+            hash = key.shardedHash
         }
 
         static func == (left: Self, right: Self) -> Bool { left.hash == right.hash && left.key == right.key }
 
         func hash(into hasher: inout Hasher) { hasher.combine(hash) }
 
-        /// The shard this key lives in.
-        var shard: Int { Int(UInt(bitPattern: hash) % UInt(ShardedDictionary.shardCount)) }
+        /// The stored hash mixed with the dictionary's per-storage seed (one multiply and shift,
+        /// not SipHash): the hash is already well mixed, the seed only varies the order per storage.
+        func _rawHashValue(seed: Int) -> Int {
+            let mixed = UInt64(bitPattern: Int64(hash ^ seed)) &* 0x9e37_79b9_7f4a_7c15
+            return Int(bitPattern: UInt(mixed ^ (mixed >> 32)))
+        }
+
+        /// The shard this key lives in (the top bits; the shard's dictionary uses the low bits).
+        var shard: Int { Int(UInt(bitPattern: hash) >> (UInt.bitWidth - ShardedDictionary.shardBits)) }
     }
 
     private var shards: [[HashedKey: Value]]
 
     /// An empty dictionary.
-    init() { shards = Array(repeating: [:], count: Self.shardCount) }
+    init() { shards = Array(repeating: [:], count: 1 << Self.shardBits) }
 
     /// A dictionary holding `elements` (later duplicates win).
     init(dictionaryLiteral elements: (Key, Value)...) {

@@ -1,15 +1,36 @@
 @testable import BallastEngine
+import Foundation
 import Testing
 
 @Suite("Sharded dictionary against a dictionary")
 struct ShardedDictionaryTests {
     @Test("every way of changing it keeps the same entries and count as a Dictionary", arguments: [UInt64(1), 2])
     func againstDictionary(seed: UInt64) {
-        var random = SeededRandom(seed: seed)
         var sharded = ShardedDictionary<String, Int>()
+        exercise(&sharded, seed: seed) { "run-\($0)" }
+    }
+
+    @Test("keys that are canonically equivalent strings are one entry, as in a Dictionary", arguments: [UInt64(3), 4])
+    func canonicalEquivalenceAgainstDictionary(seed: UInt64) {
+        var sharded = ShardedDictionary<String, Int>()
+        // Run ids as the engine makes them, plus empty, short, non-ASCII and equivalent spellings.
+        exercise(&sharded, seed: seed) { number in
+            switch number % 6 {
+            case 0: return ""
+            case 1: return "caf\u{E9}-\(number % 50)" // é precomposed
+            case 2: return "cafe\u{301}-\(number % 50)" // e + combining acute: the same string
+            case 3: return "\u{212A}ey-\(number % 50)" // KELVIN SIGN: equal to "Key-…"
+            case 4: return "Key-\(number % 50)"
+            default: return "0000000000000\(number % 1_000 + 100)-0000-0000-\(number % 7)bcd-ef0123456789"
+            }
+        }
+    }
+
+    private func exercise(_ sharded: inout ShardedDictionary<String, Int>, seed: UInt64, key makeKey: (Int) -> String) {
+        var random = SeededRandom(seed: seed)
         var reference: [String: Int] = [:]
         for step in 0..<20_000 {
-            let key = "run-\(random.below(3_000))"
+            let key = makeKey(Int(random.below(3_000)))
             switch random.below(6) {
             case 0:
                 let value: Int? = random.chance(80) ? step : nil
@@ -34,5 +55,30 @@ struct ShardedDictionaryTests {
         }
         #expect(Set(sharded.keys) == Set(reference.keys))
         #expect(sharded.values.sorted() == reference.values.sorted())
+    }
+
+    @Test("equal strings hash equally: every scalar against its canonical decomposition and composition")
+    func stringKeyHashAgreesWithEquality() {
+        var failures: [String] = []
+        var decomposingToASCII: [UInt32] = []
+        for value in UInt32(0)...0x10_FFFF {
+            guard let scalar = Unicode.Scalar(value) else { continue }
+            let text = "a" + String(Character(scalar)) + "-0123456789"
+            for other in [text.decomposedStringWithCanonicalMapping, text.precomposedStringWithCanonicalMapping] {
+                if text != other || StringKeyHash.hash(text) != StringKeyHash.hash(other) {
+                    failures.append(String(value, radix: 16))
+                }
+            }
+            if !scalar.isASCII, String(scalar).decomposedStringWithCanonicalMapping.utf8.allSatisfy({ $0 < 0x80 }) {
+                decomposingToASCII.append(value)
+            }
+        }
+        #expect(failures.isEmpty)
+        // The scalars StringKeyHash maps to ASCII must be exactly those whose decomposition is ASCII.
+        #expect(decomposingToASCII == [0x037E, 0x1FEF, 0x212A])
+        #expect(StringKeyHash.hash("\u{212A};`") == StringKeyHash.hash("K;`") && "\u{212A};`" == "K;`")
+        #expect(StringKeyHash.hash("run-1") != StringKeyHash.hash("run-2"))
+        let key = WorkflowKey(namespace: "default", workflowId: "\u{212A}ey")
+        #expect(key.shardedHash == WorkflowKey(namespace: "default", workflowId: "Key").shardedHash)
     }
 }
