@@ -19,14 +19,19 @@ struct ApplyContext {
     }
 
     /// Records an appended event for the run's history store.
-    mutating func emit(_ run: RunKey, _ event: Ballast_V1_HistoryEvent) {
+    mutating func emit(_ run: RunKey, _ event: consuming Ballast_V1_HistoryEvent) {
         // An entry touches one or a few runs: a backwards linear scan beats a dictionary.
         var slot = result.events.count - 1
         while slot >= 0, result.events[slot].run.runId != run.runId { slot -= 1 }
         if slot >= 0 {
             result.events[slot].events.append(event)
         } else {
-            result.events.append(RunEvents(run: run, events: [event]))
+            // Most entries that write events write two or three to the run: room for four up
+            // front saves growing the array (a reallocation and a move) once or twice.
+            var events: [Ballast_V1_HistoryEvent] = []
+            events.reserveCapacity(4)
+            events.append(event)
+            result.events.append(RunEvents(run: run, events: events))
         }
     }
 
@@ -47,7 +52,7 @@ let deterministicOptions: BinaryEncodingOptions = {
 extension RunState {
     /// Appends one event to the history: next id, engine time, rolling hash.
     @discardableResult
-    mutating func append(_ attributes: EventAttributes, _ context: inout ApplyContext) -> Int64 {
+    mutating func append(_ attributes: consuming EventAttributes, _ context: inout ApplyContext) -> Int64 {
         let eventId = nextEventId
         var event = HistoryEvent()
         event.eventID = eventId
@@ -62,7 +67,8 @@ extension RunState {
         default:
             // Nothing to link: skip copying the attributes through linkEventIds.
             historyHash = HashingVisitor.combineEvent(historyHash, eventId: eventId, time: context.now, attributes: attributes)
-            event.attributes = attributes
+            // Moved into the event (a consuming parameter), not copied and then released.
+            event.attributes = consume attributes
         }
         nextEventId += 1
         context.emit(key, event)
