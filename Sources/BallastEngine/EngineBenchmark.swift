@@ -33,12 +33,9 @@ public enum EngineBenchmark {
                 tasks += driver.apply(&engine, .startWorkflow(startRequest(started + offset)), &report).newTasks
             }
             report.peakOpenRuns = max(report.peakOpenRuns, engine.openRunCount)
-            tasks = driver.startTasks(&engine, tasks, &report)
-            tasks = driver.completeWorkflowTasks(&engine, tasks, command: scheduleActivity, &report)
-            tasks = driver.startTasks(&engine, tasks, &report)
-            tasks = driver.completeActivities(&engine, tasks, &report)
-            tasks = driver.startTasks(&engine, tasks, &report)
-            _ = driver.completeWorkflowTasks(&engine, tasks, command: completeWorkflow, &report)
+            tasks = driver.completeWorkflowTasks(&engine, driver.startTasks(&engine, tasks, &report), command: scheduleActivity, &report)
+            tasks = driver.completeActivities(&engine, driver.startTasks(&engine, tasks, &report), &report)
+            _ = driver.completeWorkflowTasks(&engine, driver.startTasks(&engine, tasks, &report), command: completeWorkflow, &report)
             started += wave
         }
         report.workflowsCompleted = engine.closedRunCount
@@ -52,19 +49,19 @@ public enum EngineBenchmark {
         var report = Report()
         var tasks: [ReadyTask] = []
         for index in 0..<count { tasks += driver.apply(&engine, .startWorkflow(startRequest(index)), &report).newTasks }
-        tasks = driver.startTasks(&engine, tasks, &report)
-        tasks = driver.completeWorkflowTasks(&engine, tasks, command: scheduleActivity, &report)
+        tasks = driver.completeWorkflowTasks(&engine, driver.startTasks(&engine, tasks, &report), command: scheduleActivity, &report)
         _ = driver.startTasks(&engine, tasks, &report)
         return engine
     }
 
     static func startRequest(_ index: Int) -> Ballast_V1_StartWorkflowRequest {
         var request = Ballast_V1_StartWorkflowRequest()
-        request.workflowID = "transfer-\(index)"
+        let number = String(index) // concatenated rather than interpolated: the same strings, cheaper
+        request.workflowID = "transfer-" + number
         request.workflowType.name = "MoneyTransfer"
         request.taskQueue = "transfers"
-        request.requestID = "request-\(index)"
-        request.input.payloads = [payload("{\"amount\":100,\"from\":\"alice\",\"to\":\"bob\"}")]
+        request.requestID = "request-" + number
+        request.input.payloads = [payload(json: startInput)]
         return request
     }
 
@@ -83,12 +80,20 @@ public enum EngineBenchmark {
         return command
     }()
 
+    /// A JSON payload, built afresh (its own buffers, as one decoded from a request would have).
     static func payload(_ json: String) -> Ballast_V1_Payload {
+        payload(json: Array(json.utf8))
+    }
+
+    private static let jsonEncoding = Array("json/plain".utf8)
+    private static let activityResult = Array("{\"ok\":true}".utf8)
+    private static let startInput = Array("{\"amount\":100,\"from\":\"alice\",\"to\":\"bob\"}".utf8)
+
+    /// A JSON payload from its bytes, built afresh: new `Data` buffers and metadata dictionary.
+    static func payload(json: [UInt8]) -> Ballast_V1_Payload {
         var payload = Ballast_V1_Payload()
-        var encoding = Ballast_V1_Payload().data // an empty Data without naming Foundation
-        encoding.append(contentsOf: Array("json/plain".utf8))
-        payload.metadata["encoding"] = encoding
-        payload.data.append(contentsOf: Array(json.utf8))
+        payload.metadata = ["encoding": ProtoBytes(jsonEncoding)]
+        payload.data = ProtoBytes(json)
         return payload
     }
 
@@ -112,29 +117,37 @@ public enum EngineBenchmark {
             return result
         }
 
-        mutating func startTasks(_ engine: inout WorkflowEngine, _ tasks: [ReadyTask], _ report: inout Report) -> [ReadyTask] {
+        /// Starts each task as a worker's poll would; returns the tokens the started responses
+        /// carry, which the worker sends back with its completion (as a real worker does).
+        mutating func startTasks(_ engine: inout WorkflowEngine, _ tasks: [ReadyTask], _ report: inout Report) -> [ProtoBytes] {
+            var tokens: [ProtoBytes] = []
+            tokens.reserveCapacity(tasks.count)
             for task in tasks {
                 if task.kind == .workflow {
                     var request = Ballast_V1_RecordWorkflowTaskStartedRequest()
                     request.taskToken = task.taskTokenData
                     request.identity = "bench-worker"
-                    _ = apply(&engine, .workflowTaskStarted(request), &report)
+                    if case let .workflowTaskStarted(info) = apply(&engine, .workflowTaskStarted(request), &report).response {
+                        tokens.append(info.taskToken)
+                    }
                 } else {
                     var request = Ballast_V1_RecordActivityTaskStartedRequest()
                     request.taskToken = task.taskTokenData
                     request.identity = "bench-worker"
-                    _ = apply(&engine, .activityTaskStarted(request), &report)
+                    if case let .activityTaskStarted(info) = apply(&engine, .activityTaskStarted(request), &report).response {
+                        tokens.append(info.taskToken)
+                    }
                 }
             }
-            return tasks
+            return tokens
         }
 
-        mutating func completeWorkflowTasks(_ engine: inout WorkflowEngine, _ tasks: [ReadyTask],
+        mutating func completeWorkflowTasks(_ engine: inout WorkflowEngine, _ tokens: [ProtoBytes],
                                             command: Ballast_V1_Command, _ report: inout Report) -> [ReadyTask] {
             var next: [ReadyTask] = []
-            for task in tasks {
+            for token in tokens {
                 var request = Ballast_V1_RespondWorkflowTaskCompletedRequest()
-                request.taskToken = task.taskTokenData
+                request.taskToken = token
                 request.commands = [command]
                 request.identity = "bench-worker"
                 next += apply(&engine, .workflowTaskCompleted(request), &report).newTasks
@@ -142,12 +155,12 @@ public enum EngineBenchmark {
             return next
         }
 
-        mutating func completeActivities(_ engine: inout WorkflowEngine, _ tasks: [ReadyTask], _ report: inout Report) -> [ReadyTask] {
+        mutating func completeActivities(_ engine: inout WorkflowEngine, _ tokens: [ProtoBytes], _ report: inout Report) -> [ReadyTask] {
             var next: [ReadyTask] = []
-            for task in tasks {
+            for token in tokens {
                 var request = Ballast_V1_RespondActivityTaskCompletedRequest()
-                request.taskToken = task.taskTokenData
-                request.result.payloads = [EngineBenchmark.payload("{\"ok\":true}")]
+                request.taskToken = token
+                request.result.payloads = [EngineBenchmark.payload(json: EngineBenchmark.activityResult)]
                 next += apply(&engine, .activityTaskCompleted(request), &report).newTasks
             }
             return next
