@@ -1,6 +1,7 @@
 import BallastProto
 
-/// The engine entry format this build applies; entries with any other version stop the apply.
+/// The engine entry format of ordinary entries. This build applies versions 1 through
+/// `eagerDispatchFormatVersion`; an entry with any other version stops the apply.
 public let engineFormatVersion: UInt32 = 1
 
 /// Identifies one workflow run: namespace, workflow id and run id.
@@ -69,7 +70,7 @@ public enum EngineError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case let .unsupportedFormatVersion(found, supported, index):
             return "log entry \(index) has engine format version \(found) but this build applies only "
-                + "version \(supported): upgrade this node before it applies further entries"
+                + "versions 1 to \(supported): upgrade this node before it applies further entries"
         case let .indexNotIncreasing(index, lastApplied):
             return "log entry \(index) is not after the last applied entry \(lastApplied): entries must be applied once, in order"
         case let .corruptSnapshot(reason):
@@ -188,6 +189,8 @@ public struct ApplyResult: Sendable {
     public var events: [RunEvents] = []
     /// Tasks that became dispatchable, in dispatch order.
     public var newTasks: [ReadyTask] = []
+    /// Tasks the entry started at once for the worker its `eager` field named (not in `newTasks`).
+    public var eagerStarts: [EagerStart] = []
     /// Deadlines that were armed; stale ones are rejected when they fire.
     public var newTimers: [DueTimer] = []
     /// Runs that closed.

@@ -40,8 +40,8 @@ public struct WorkflowEngine: Sendable {
 
     /// Applies one committed entry; rejections are in the response and change nothing.
     public mutating func apply(_ entry: Ballast_V1_EngineEntry, index: UInt64) throws(EngineError) -> ApplyResult {
-        guard entry.formatVersion == engineFormatVersion else {
-            throw .unsupportedFormatVersion(found: entry.formatVersion, supported: engineFormatVersion, index: index)
+        guard entry.formatVersion >= engineFormatVersion, entry.formatVersion <= eagerDispatchFormatVersion else {
+            throw .unsupportedFormatVersion(found: entry.formatVersion, supported: eagerDispatchFormatVersion, index: index)
         }
         guard index > lastAppliedIndex else {
             throw .indexNotIncreasing(index: index, lastApplied: lastAppliedIndex)
@@ -51,6 +51,7 @@ public struct WorkflowEngine: Sendable {
         do {
             try dispatch(entry, &context)
             runFollowUps(&context)
+            if entry.formatVersion >= eagerDispatchFormatVersion, entry.hasEager { startEagerly(entry.eager, &context) }
         } catch {
             var rejected = ApplyResult()
             rejected.response = .rejected(error)

@@ -38,6 +38,8 @@ struct ServerCommand: AsyncParsableCommand {
     var maxNewConnectionsPerSecond: Int?
     @Option(help: "Largest request message on the API port in bytes; larger ones get RESOURCE_EXHAUSTED (default 4 MiB).")
     var maxMessageBytes: Int?
+    @Option(help: "Eager dispatch, true or false (default true): an entry that makes tasks ready starts them itself for a worker with free slots, saving an entry per task. Set false on upgraded nodes while a cluster still has nodes of a build without it (docs/operations.md, \"Upgrades\").")
+    var eagerDispatch: String?
     @Option(help: "Raft tick in milliseconds.") var tickMs: Int?
     @Option(help: "Election timeout in ticks.") var electionTicks: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
@@ -109,6 +111,7 @@ struct ServerCommand: AsyncParsableCommand {
         values["max-connections"] = maxConnections.map { String($0) }
         values["max-new-connections-per-second"] = maxNewConnectionsPerSecond.map { String($0) }
         values["max-message-bytes"] = maxMessageBytes.map { String($0) }
+        values["eager-dispatch"] = eagerDispatch
         values["log-level"] = logLevel
         values["admin-token"] = adminToken
         values["admin-tokens"] = adminTokens
@@ -131,7 +134,7 @@ struct ServerSettings {
                                     "admin-token", "admin-tokens", "roles",
                                     "tls-cert", "tls-key", "tls-ca", "tls-min-version", "tls-required", "tls-allow-cleartext",
                                     "tls-reload-interval-ms", "disk-reserve-bytes",
-                                    "max-connections", "max-new-connections-per-second", "max-message-bytes"]
+                                    "max-connections", "max-new-connections-per-second", "max-message-bytes", "eager-dispatch"]
     private var values: [String: String] = [:]
 
     subscript(key: String) -> String? { values[key] }
@@ -215,6 +218,10 @@ struct ServerSettings {
             configuration.diskReserveBytes = count
         }
         configuration.apiLimits = try apiLimits()
+        if let text = values["eager-dispatch"] {
+            guard let enabled = Bool(text) else { throw ValidationError("--eager-dispatch takes true or false, not '\(text)'") }
+            configuration.eagerDispatch = enabled
+        }
         configuration.tls = try tlsConfiguration()
         try configuration.validate()
         return configuration

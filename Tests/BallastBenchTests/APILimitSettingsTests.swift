@@ -49,3 +49,20 @@ struct APILimitSettingsTests {
         #expect(limits.maxConnections == 10 && limits.maxReceiveMessageBytes == 65536)
     }
 }
+
+/// `ballast server --eager-dispatch`.
+@Suite("ballast server --eager-dispatch")
+struct EagerDispatchSettingsTests {
+    @Test("on by default; false turns it off; anything else is refused naming the flag")
+    func values() throws {
+        #expect(try APILimitSettingsTests.configuration([:]).eagerDispatch)
+        #expect(try !APILimitSettingsTests.configuration(["eager-dispatch": "false"]).eagerDispatch)
+        #expect(try APILimitSettingsTests.configuration(["eager-dispatch": "true"]).eagerDispatch)
+        do {
+            _ = try APILimitSettingsTests.configuration(["eager-dispatch": "off"])
+            Issue.record("--eager-dispatch off was accepted")
+        } catch {
+            #expect("\(error)".contains("--eager-dispatch"), "\(error)")
+        }
+    }
+}

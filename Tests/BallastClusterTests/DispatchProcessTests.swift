@@ -84,6 +84,9 @@ struct DispatchProcessTests {
         let samples = WorkflowAPIProcessTests.samples(String(decoding: body, as: UTF8.self))
         #expect(code == 200 && samples["ballast_dispatch_tasks_pushed_total"] == 3)
         #expect(samples["ballast_dispatch_latency_seconds_count"] == 3)
+        // The activity went out with the workflow-task completion that scheduled it, and the
+        // second workflow task with the activity's result (eager dispatch): no started entries.
+        #expect(samples["ballast_dispatch_eager_starts_total"] == 2)
         #expect(samples["ballast_timers_fired_total"] != nil)
         var connected: Double?
         let deadline = ContinuousClock.now + .seconds(5)

@@ -187,10 +187,14 @@ struct WorkflowLifecycleTests {
     func unknownFormatVersion() {
         var engine = WorkflowEngine()
         var entry = Ballast_V1_EngineEntry()
-        entry.formatVersion = 2
+        entry.formatVersion = 3
         entry.leaderTimeUnixNanos = 1
         entry.signalWorkflow = Ballast_V1_SignalWorkflowRequest()
-        #expect(throws: EngineError.unsupportedFormatVersion(found: 2, supported: 1, index: 1)) {
+        #expect(throws: EngineError.unsupportedFormatVersion(found: 3, supported: 2, index: 1)) {
+            _ = try engine.apply(entry, index: 1)
+        }
+        entry.formatVersion = 0
+        #expect(throws: EngineError.unsupportedFormatVersion(found: 0, supported: 2, index: 1)) {
             _ = try engine.apply(entry, index: 1)
         }
         #expect(engine.lastAppliedIndex == 0)

@@ -95,6 +95,64 @@ struct DispatchCoreTests {
         #expect(scenario.starts().map(\.0) == [second], "with activity credit, the completing worker gets the activity eagerly")
     }
 
+    @Test("eager reservations take the sticky stream's credit, refund what the entry did not start, and remember the run")
+    func eagerReservations() throws {
+        var scenario = Scenario()
+        let first = try scenario.stream(workflow: 1, activity: 2)
+        let second = try scenario.stream(workflow: 1, activity: 0)
+        let warm = scenario.task(run: "r1")
+        scenario.core.taskReady(warm, nowNanos: 0)
+        #expect(scenario.starts().map(\.0) == [first])
+        let outcome1 = scenario.core.startFinished(warm, stream: first, outcome: .started, nowNanos: 0)
+        #expect(outcome1)
+
+        // The run's worker completes its task, scheduling three activities: it has two slots.
+        guard let reservation = scenario.core.reserveEager(stickyRun: "r1", workflow: 1, activity: 3) else {
+            Issue.record("no reservation on the sticky stream"); return
+        }
+        #expect(reservation == EagerReservation(stream: first, queue: scenario.queue, workflow: 0, activity: 2),
+                "its workflow slot is in use; two of three activities")
+        // Reserved slots are not matched to other tasks meanwhile.
+        scenario.core.taskReady(scenario.task(.activity, run: "r2", event: 9), nowNanos: 0)
+        #expect(scenario.starts().isEmpty)
+        // The entry started one activity: the other slot comes back and serves the waiting task.
+        let started = scenario.task(.activity, run: "r1", event: 5)
+        let outcome2 = scenario.core.eagerFinished(reservation, started: [started])
+        #expect(outcome2)
+        #expect(scenario.starts().map(\.0) == [first])
+
+        // No sticky stream, a long poll, or no credit: nothing reserved.
+        let outcome3 = scenario.core.reserveEager(stickyRun: "unknown", workflow: 1, activity: 1)
+        #expect(outcome3 == nil)
+        let outcome4 = scenario.core.reserveEager(stickyRun: "r1", workflow: 1, activity: 1)
+        #expect(outcome4 == nil, "first has no credit left")
+
+        // A start reserves one workflow slot on the next stream with credit; a failed entry refunds it.
+        guard let start = scenario.core.reserveEager(queue: scenario.queue) else { Issue.record("no start reservation"); return }
+        #expect(start.stream == second && start.workflow == 1 && start.activity == 0)
+        let outcome5 = scenario.core.reserveEager(queue: scenario.queue)
+        #expect(outcome5 == nil, "no workflow credit left on any stream")
+        let run = scenario.task(run: "r3")
+        let outcome6 = scenario.core.eagerFinished(start, started: [run])
+        #expect(outcome6)
+        #expect(scenario.core.stickyStream(ofRun: "r3") == second, "the eagerly started run is sticky to its stream")
+        _ = scenario.core.grant(second, workflowSlots: 1, activitySlots: 0)
+        guard let again = scenario.core.reserveEager(queue: scenario.queue) else { Issue.record("no reservation"); return }
+        let outcome7 = scenario.core.eagerFinished(again, started: [])
+        #expect(outcome7)
+        #expect(scenario.core.streams[second]?.workflowCredit == 1 && scenario.core.streams[second]?.startsInFlight == 0)
+
+        // A stream that closed while its entry was in flight: nothing to push or refund.
+        guard let closing = scenario.core.reserveEager(queue: scenario.queue) else { Issue.record("no reservation"); return }
+        _ = scenario.core.closeStream(closing.stream)
+        let closedOutcome = scenario.core.eagerFinished(closing, started: [scenario.task(run: "r4")])
+        #expect(!closedOutcome)
+        let poll = try scenario.stream(workflow: 1, activity: 1, oneShot: true)
+        let outcome8 = scenario.core.reserveEager(queue: scenario.queue)
+        #expect(outcome8 == nil, "long polls take one task by a started entry")
+        _ = poll
+    }
+
     @Test("a rejected start drops the task and refunds the slot; a start that was never applied requeues the task")
     func startOutcomes() throws {
         var scenario = Scenario()

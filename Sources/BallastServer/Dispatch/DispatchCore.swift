@@ -365,6 +365,59 @@ struct DispatchCore: Sendable {
         lastStream[runId].flatMap { streams[$0] != nil ? $0 : nil }
     }
 
+    // MARK: eager dispatch
+
+    /// Reserves up to `workflow` / `activity` slots on the stream that last took `runId`'s
+    /// workflow task (the worker that has the run cached, and is completing its task or waiting
+    /// for its activity), for an entry that will start the tasks it makes ready. Nil when that
+    /// stream is gone, is a long poll, or has no credit of the kinds asked.
+    mutating func reserveEager(stickyRun runId: String, workflow: UInt32, activity: UInt32) -> EagerReservation? {
+        guard isLeading, let id = stickyStream(ofRun: runId) else { return nil }
+        return reserve(id, workflow: workflow, activity: activity)
+    }
+
+    /// Reserves one workflow slot for a start's first workflow task on the next stream of
+    /// `queue` in turn that has workflow credit (long polls excluded).
+    mutating func reserveEager(queue key: TaskQueueKey) -> EagerReservation? {
+        guard isLeading, let streamIDs = queues[key]?.streams, let cursor = queues[key]?.cursor, !streamIDs.isEmpty else { return nil }
+        for step in 0 ..< streamIDs.count {
+            let position = (cursor + step) % streamIDs.count
+            let id = streamIDs[position]
+            guard let stream = streams[id], !stream.oneShot, stream.workflowCredit > 0 else { continue }
+            queues[key]?.cursor = (position + 1) % streamIDs.count
+            return reserve(id, workflow: 1, activity: 0)
+        }
+        return nil
+    }
+
+    private mutating func reserve(_ id: TaskStreamID, workflow: UInt32, activity: UInt32) -> EagerReservation? {
+        guard let stream = streams[id], !stream.oneShot else { return nil }
+        let workflow = min(workflow, stream.workflowCredit), activity = min(activity, stream.activityCredit)
+        guard workflow > 0 || activity > 0 else { return nil }
+        streams[id]?.workflowCredit -= workflow
+        streams[id]?.activityCredit -= activity
+        streams[id]?.startsInFlight += 1
+        return EagerReservation(stream: id, queue: stream.queue, workflow: workflow, activity: activity)
+    }
+
+    /// The entry of a reservation was applied and started `started` for it (empty when it was
+    /// rejected or never applied): refunds the slots it did not use; returns whether the
+    /// started tasks should be pushed (the stream is still open).
+    mutating func eagerFinished(_ reservation: EagerReservation, started: [ReadyTask]) -> Bool {
+        let id = reservation.stream
+        guard streams[id] != nil else { return false }
+        let workflowUsed = UInt32(min(Int(reservation.workflow), started.count { $0.kind == .workflow }))
+        let activityUsed = UInt32(min(Int(reservation.activity), started.count { $0.kind == .activity }))
+        streams[id]?.startsInFlight -= 1
+        if let stream = streams[id] {
+            streams[id]?.workflowCredit = min(limits.maxCreditPerKind, stream.workflowCredit + (reservation.workflow - workflowUsed))
+            streams[id]?.activityCredit = min(limits.maxCreditPerKind, stream.activityCredit + (reservation.activity - activityUsed))
+        }
+        for task in started where task.kind == .workflow { remember(run: task.run.runId, stream: id) }
+        dirty.insert(reservation.queue)
+        return true
+    }
+
     // MARK: queries
 
     /// Queues a query for a worker of `queue`; refused when no open stream of it accepts queries.

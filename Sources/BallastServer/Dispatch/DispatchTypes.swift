@@ -101,3 +101,13 @@ enum StartOutcome: Sendable, Equatable {
     /// Never applied (backlog full, superseded): the task goes back to its queue.
     case notApplied
 }
+
+/// Slots of one stream reserved for an entry that starts the tasks it makes ready itself
+/// (eager dispatch, `EngineEntry.eager`); what the entry does not use is refunded once it is
+/// applied or failed.
+struct EagerReservation: Sendable, Equatable {
+    var stream: TaskStreamID
+    var queue: TaskQueueKey
+    var workflow: UInt32
+    var activity: UInt32
+}

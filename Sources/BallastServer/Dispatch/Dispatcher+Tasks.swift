@@ -123,7 +123,7 @@ extension Dispatcher {
 
     /// Pushes a started task to its stream; workflow tasks carry their first history page,
     /// read and compressed off the Raft loop thread.
-    private func deliver(_ response: EngineResponse, to sink: TaskSink, readyAtNanos: Int64) {
+    func deliver(_ response: EngineResponse, to sink: TaskSink, readyAtNanos: Int64) {
         switch response {
         case .activityTaskStarted(let info):
             var event = Ballast_V1_TaskStreamEvent()

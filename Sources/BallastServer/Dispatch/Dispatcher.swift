@@ -56,6 +56,8 @@ final class Dispatcher: @unchecked Sendable {
     /// First-page bounds of the history pushed with a workflow or query task.
     let firstPageMaxEvents = 1_000
     let firstPageMaxBytes = 2 << 20
+    /// Whether entries may start the tasks they make ready (`Dispatcher+Eager.swift`).
+    let eagerDispatch: Bool
     /// Set once by the node right after it created the driver, before anything starts.
     var driver: RaftDriver?
     /// The status a caller gets from a node that does not lead (with the `ballast-leader` trailer).
@@ -63,8 +65,10 @@ final class Dispatcher: @unchecked Sendable {
     private let clockBase = ContinuousClock.now
 
     init(logger: Logger, metrics: NodeMetrics, stateMachine: EngineStateMachine, history: any HistorySource,
-         limits: DispatchLimits = DispatchLimits(), maxTimers: Int = 1_000_000, maxTimerProposalsInFlight: Int = 1_024) {
+         limits: DispatchLimits = DispatchLimits(), maxTimers: Int = 1_000_000, maxTimerProposalsInFlight: Int = 1_024,
+         eagerDispatch: Bool = true) {
         self.logger = logger
+        self.eagerDispatch = eagerDispatch
         self.metrics = metrics
         self.stateMachine = stateMachine
         self.history = history

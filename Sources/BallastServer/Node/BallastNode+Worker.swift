@@ -2,6 +2,7 @@ import BallastEngine
 import BallastProto
 import BallastRaft
 import BallastWire
+import Foundation
 import NIOCore
 import Synchronization
 
@@ -44,11 +45,20 @@ extension BallastNode {
         registerQueryService(&registry)
     }
 
+    /// What a completion may start eagerly on the stream that has the token's run cached; nil
+    /// for a token that does not decode (the engine rejects it).
+    static func stickyEager(_ token: Data, workflowTask: Bool, activities: Int) -> Dispatcher.EagerWant? {
+        guard let decoded = try? Ballast_V1_TaskToken(serializedBytes: token), !decoded.runID.isEmpty else { return nil }
+        return .sticky(runId: decoded.runID, workflowTask: workflowTask, activities: UInt32(clamping: activities))
+    }
+
     /// The Respond* calls and heartbeats: engine entries through `submit` (rejections map to gRPC codes).
     private func registerCompletions(_ registry: inout GRPCMethodRegistry) {
         let worker = BallastMethod.Worker.self
         registry.unary(worker.respondWorkflowTaskCompleted) { [self] (request: Ballast_V1_RespondWorkflowTaskCompletedRequest, _) in
-            _ = try await submit(.workflowTaskCompleted(request), requestID: "")
+            let activities = request.commands.count { if case .scheduleActivityTask = $0.attributes { true } else { false } }
+            _ = try await submit(.workflowTaskCompleted(request), requestID: "",
+                                 eager: Self.stickyEager(request.taskToken, workflowTask: true, activities: activities))
             return Ballast_V1_RespondWorkflowTaskCompletedResponse()
         }
         registry.unary(worker.respondWorkflowTaskFailed) { [self] (request: Ballast_V1_RespondWorkflowTaskFailedRequest, _) in
@@ -56,11 +66,13 @@ extension BallastNode {
             return Ballast_V1_RespondWorkflowTaskFailedResponse()
         }
         registry.unary(worker.respondActivityTaskCompleted) { [self] (request: Ballast_V1_RespondActivityTaskCompletedRequest, _) in
-            _ = try await submit(.activityTaskCompleted(request), requestID: "")
+            _ = try await submit(.activityTaskCompleted(request), requestID: "",
+                                 eager: Self.stickyEager(request.taskToken, workflowTask: true, activities: 0))
             return Ballast_V1_RespondActivityTaskCompletedResponse()
         }
         registry.unary(worker.respondActivityTaskFailed) { [self] (request: Ballast_V1_RespondActivityTaskFailedRequest, _) in
-            _ = try await submit(.activityTaskFailed(request), requestID: "")
+            _ = try await submit(.activityTaskFailed(request), requestID: "",
+                                 eager: Self.stickyEager(request.taskToken, workflowTask: true, activities: 0))
             return Ballast_V1_RespondActivityTaskFailedResponse()
         }
         registry.unary(worker.respondActivityTaskCanceled) { [self] (request: Ballast_V1_RespondActivityTaskCanceledRequest, _) in

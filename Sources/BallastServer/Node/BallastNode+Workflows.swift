@@ -9,7 +9,10 @@ extension BallastNode {
     /// once their entry is committed and applied; Describe is a linearizable ReadIndex read.
     func registerWorkflowService(_ registry: inout GRPCMethodRegistry) {
         registry.unary(BallastMethod.Workflow.start) { [self] (request: Ballast_V1_StartWorkflowRequest, _) in
-            guard case .started(let response) = try await submit(.startWorkflow(request), requestID: request.requestID) else {
+            let queue = TaskQueueKey(namespace: request.namespace.isEmpty ? WorkflowEngine.defaultNamespace : request.namespace,
+                                     taskQueue: request.taskQueue)
+            guard case .started(let response) = try await submit(.startWorkflow(request), requestID: request.requestID,
+                                                                 eager: .firstWorkflowTask(queue)) else {
                 throw GRPCStatus(.internal, "the engine answered a start without a run")
             }
             return response
@@ -53,17 +56,37 @@ extension BallastNode {
 
     /// Proposes `payload` as an engine entry stamped with this leader's clock; returns the
     /// engine's response to exactly this entry, or throws the gRPC status the caller should see.
-    func submit(_ payload: Ballast_V1_EngineEntry.OneOf_Payload, requestID: String) async throws -> EngineResponse {
+    /// With `eager`, slots a worker has free are reserved first and the entry starts the tasks
+    /// it makes ready for that worker (`Dispatcher+Eager.swift`).
+    func submit(_ payload: Ballast_V1_EngineEntry.OneOf_Payload, requestID: String,
+                eager: Dispatcher.EagerWant? = nil) async throws -> EngineResponse {
         var entry = Ballast_V1_EngineEntry()
         entry.formatVersion = engineFormatVersion
         entry.leaderTimeUnixNanos = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
         entry.requestID = requestID
         entry.payload = payload
-        let bytes: [UInt8] = try entry.serializedBytes()
+        let dispatcher = self.dispatcher
+        let ticket = eager.flatMap { dispatcher.reserveEager($0) }
+        if let ticket {
+            entry.formatVersion = eagerDispatchFormatVersion
+            entry.eager = ticket.message
+        }
+        let bytes: [UInt8]
+        do { bytes = try entry.serializedBytes() } catch {
+            if let ticket { dispatcher.eagerFinished(ticket, started: []) }
+            throw error
+        }
         let driver = self.driver
         let started = ContinuousClock.now
         let outcome = await withCheckedContinuation { continuation in
-            driver.propose(bytes) { continuation.resume(returning: $0) }
+            driver.propose(bytes) { outcome in
+                // On the loop thread, right after the apply: push what the entry started, refund the rest.
+                if let ticket {
+                    let eagerStarts = (try? outcome.get()).flatMap { $0.output as? ApplyResult }?.eagerStarts ?? []
+                    dispatcher.eagerFinished(ticket, started: eagerStarts)
+                }
+                continuation.resume(returning: outcome)
+            }
         }
         let latency = ContinuousClock.now - started
         switch outcome {

@@ -78,7 +78,8 @@ public final class BallastNode: @unchecked Sendable {
                                 isMemberNode: { transport.knownNodes[$0] != nil })
         let metrics = NodeMetrics()
         self.metrics = metrics
-        let dispatcher = Dispatcher(logger: logger, metrics: metrics, stateMachine: stateMachine, history: StoreHistorySource(stateMachine: stateMachine))
+        let dispatcher = Dispatcher(logger: logger, metrics: metrics, stateMachine: stateMachine, history: StoreHistorySource(stateMachine: stateMachine),
+                                    eagerDispatch: configuration.eagerDispatch)
         self.dispatcher = dispatcher
         stateMachine.onApplied = { index, result in
             metrics.recordApplied(result)

@@ -133,6 +133,9 @@ public struct NodeConfiguration: Sendable {
     /// `--max-new-connections-per-second`, `--max-message-bytes`; docs/protocol.md, "Limits
     /// against hostile clients"). The defaults are `GRPCServerConfiguration`'s.
     public var apiLimits = APILimits()
+    /// Eager dispatch (`--eager-dispatch`): entries that make tasks ready start them for a
+    /// worker with free slots (format-version-2 entries, which builds before it cannot apply).
+    public var eagerDispatch = true
 
     /// Creates a configuration; call `validate()` before use.
     public init(id: NodeID, dataDirectory: String, raftAddress: HostPort, apiAddress: HostPort, adminAddress: HostPort,

@@ -27,6 +27,7 @@ public final class NodeMetrics: Sendable {
     private let connectedWorkers: Gauge
     private let timersFired: Counter
     private let deadlinesDropped: Counter
+    private let eagerStarts: Counter
     private let pendingTasks = Mutex<[String: Gauge]>([:])
     private let workflowsStarted: Counter
     /// One counter per closing status; the label set is fixed, so it stays bounded.
@@ -89,6 +90,9 @@ public final class NodeMetrics: Sendable {
         workflowsClosed = closed
         timersFired = registry.makeCounter(
             descriptor: name("", "timers_fired", "total", "Deadlines (timers, timeouts, retries) fired and applied by this leader."))
+        eagerStarts = registry.makeCounter(
+            descriptor: name("dispatch", "eager_starts", "total",
+                             "Tasks started by the entry that made them ready (eager dispatch) and pushed by this leader."))
         deadlinesDropped = registry.makeCounter(
             descriptor: name("", "deadlines_dropped", "total",
                              "Deadlines that came due after the engine had dropped them (task done, timer canceled), not proposed."))
@@ -161,6 +165,7 @@ public final class NodeMetrics: Sendable {
     /// Counts a deadline fired and applied.
     func recordTimerFired() { timersFired.increment() }
     func recordDeadlinesDropped(_ count: Int) { deadlinesDropped.increment(by: Int64(count)) }
+    func recordEagerStarts(_ count: Int) { if count > 0 { eagerStarts.increment(by: Int64(count)) } }
 
     /// Sets the dispatch gauges: open streams and ready tasks per tracked queue (a queue's
     /// gauge is removed when the queue is no longer tracked, so labels stay bounded).

@@ -1,0 +1,168 @@
+import BallastEngine
+import BallastProto
+import Foundation
+import Testing
+
+extension Harness {
+    /// Applies one entry carrying `eager` (format version 2 unless told otherwise).
+    @discardableResult
+    mutating func applyEager(_ payload: Payload, _ eager: Ballast_V1_EagerDispatch,
+                             version: UInt32 = eagerDispatchFormatVersion, advance: Int64 = 1_000_000) -> ApplyResult {
+        now += advance
+        index += 1
+        var entry = Ballast_V1_EngineEntry()
+        entry.formatVersion = version
+        entry.leaderTimeUnixNanos = now
+        entry.eager = eager
+        entry.payload = payload
+        do {
+            last = try engine.apply(entry, index: index)
+            try store.record(last)
+        } catch {
+            Issue.record("apply failed: \(error)")
+        }
+        return last
+    }
+}
+
+@Suite("Eager dispatch: tasks started by the entry that made them ready")
+struct EagerDispatchTests {
+    private func eager(workflow: UInt32 = 0, activity: UInt32 = 0, queue: String = "q") -> Ballast_V1_EagerDispatch {
+        var eager = Ballast_V1_EagerDispatch()
+        eager.identity = "worker-e"
+        eager.taskQueue = queue
+        eager.workflowTasks = workflow
+        eager.activityTasks = activity
+        return eager
+    }
+
+    private func startRequest(_ workflowId: String) -> Ballast_V1_StartWorkflowRequest {
+        var request = Ballast_V1_StartWorkflowRequest()
+        request.workflowID = workflowId
+        request.workflowType.name = "Transfer"
+        request.taskQueue = "q"
+        request.requestID = "start-\(workflowId)"
+        return request
+    }
+
+    private func taskToken(of start: EagerStart) -> [UInt8] {
+        switch start.response {
+        case .workflowTaskStarted(let info): [UInt8](info.taskToken)
+        case .activityTaskStarted(let info): [UInt8](info.taskToken)
+        default: []
+        }
+    }
+
+    @Test("a start with eager dispatch starts its first workflow task in the same entry, exactly as a started entry right after it would")
+    func eagerStartMatchesStartedEntry() throws {
+        var eagerly = Harness()
+        let result = eagerly.applyEager(.startWorkflow(startRequest("w")), eager(workflow: 1))
+        guard case .started(let started) = result.response else { Issue.record("the start's own response is kept: \(result.response)"); return }
+        #expect(result.newTasks.isEmpty, "the started task is not also ready")
+        #expect(result.eagerStarts.count == 1 && result.eagerStarts.first?.task.kind == .workflow)
+        guard case .workflowTaskStarted(let info)? = result.eagerStarts.first?.response else { Issue.record("no task info"); return }
+        #expect(info.workflowExecution.runID == started.runID && info.attempt == 1)
+
+        var separately = Harness()
+        separately.apply(.startWorkflow(startRequest("w")))
+        let run = RunKey(namespace: "default", workflowId: "w", runId: started.runID)
+        guard let task = separately.readyWorkflowTask(run) else { Issue.record("no ready task"); return }
+        var request = Ballast_V1_RecordWorkflowTaskStartedRequest()
+        (request.taskToken, request.identity, request.requestID) = (Data(task.taskTokenBytes), "worker-e", "eager-1-0")
+        separately.apply(.workflowTaskStarted(request), advance: 0)
+        #expect(eagerly.events(run) == separately.events(run), "same events, ids and times")
+        #expect(eagerly.engine.dueTimers() == separately.engine.dueTimers(), "same workflow-task deadline")
+        #expect(eagerly.engine.readyTasks(taskQueue: "q") == separately.engine.readyTasks(taskQueue: "q"))
+        let described = try eagerly.engine.describe(namespace: "", execution: run.execution)
+        #expect(try described == separately.engine.describe(namespace: "", execution: run.execution))
+    }
+
+    @Test("a workflow-task completion starts the first-attempt activities it scheduled, up to the limit and only on the named queue")
+    func eagerActivities() {
+        var h = Harness()
+        let run = h.start("w")
+        let wft = h.startWorkflowTask(run)
+        var completion = Ballast_V1_RespondWorkflowTaskCompletedRequest()
+        completion.taskToken = Data(wft)
+        completion.identity = "worker-e"
+        completion.commands = [Commands.scheduleActivity("a"), Commands.scheduleActivity("b"),
+                               Commands.scheduleActivity("c") { $0.taskQueue = "other" }]
+        let result = h.applyEager(.workflowTaskCompleted(completion), eager(activity: 5))
+        #expect(result.response.rejection == nil)
+        #expect(result.eagerStarts.map(\.task.activityId) == ["a", "b"], "only activities of queue q")
+        #expect(result.newTasks.map(\.activityId) == ["c"])
+        #expect(h.readyActivity(run, "a") == nil && h.readyActivity(run, "c", queue: "other") != nil)
+
+        var limited = Harness()
+        let other = limited.start("w")
+        let token = limited.startWorkflowTask(other)
+        completion.taskToken = Data(token)
+        let one = limited.applyEager(.workflowTaskCompleted(completion), eager(activity: 1))
+        #expect(one.eagerStarts.map(\.task.activityId) == ["a"])
+        #expect(one.newTasks.map(\.activityId) == ["b", "c"])
+
+        // The eagerly started attempt completes like any other, with its started event written lazily.
+        guard let first = result.eagerStarts.first else { return }
+        let completed = h.completeActivity(taskToken(of: first))
+        #expect(completed.response.rejection == nil)
+        #expect(h.eventNames(run).contains("ActivityTaskStarted"))
+        let started = h.events(run).first { if case .activityTaskStarted? = $0.attributes { true } else { false } }
+        if case .activityTaskStarted(let attributes)? = started?.attributes { #expect(attributes.identity == "worker-e" && attributes.attempt == 1) }
+    }
+
+    @Test("an activity completion starts the workflow task it made ready; the run then completes through it")
+    func eagerWorkflowTaskAfterActivity() {
+        var h = Harness()
+        let run = h.start("w")
+        h.workflowTask(run, [Commands.scheduleActivity("a")])
+        let activity = h.startActivity(run, "a")
+        var request = Ballast_V1_RespondActivityTaskCompletedRequest()
+        request.taskToken = Data(activity)
+        request.result = payloads("ok")
+        let result = h.applyEager(.activityTaskCompleted(request), eager(workflow: 1))
+        #expect(result.response == .accepted)
+        #expect(result.newTasks.isEmpty && result.eagerStarts.count == 1)
+        #expect(Array(h.eventNames(run).suffix(3)) == ["ActivityTaskCompleted", "WorkflowTaskScheduled", "WorkflowTaskStarted"])
+        guard let started = result.eagerStarts.first else { return }
+        h.completeWorkflowTask(taskToken(of: started), [Commands.complete()])
+        #expect(h.status(run) == .completed)
+    }
+
+    @Test("a version-1 entry ignores eager; a rejected entry starts nothing; retries and busy runs are not started eagerly")
+    func eagerOnlyWhereItApplies() {
+        var h = Harness()
+        let v1 = h.applyEager(.startWorkflow(startRequest("w")), eager(workflow: 1), version: 1)
+        #expect(v1.eagerStarts.isEmpty && v1.newTasks.count == 1, "version 1 applies as before")
+        guard case .started(let started) = v1.response else { return }
+        let run = RunKey(namespace: "default", workflowId: "w", runId: started.runID)
+
+        let digest = h.engine.stateDigest()
+        var stale = Ballast_V1_RespondActivityTaskCompletedRequest()
+        stale.taskToken = Data([1, 2, 3])
+        let rejected = h.applyEager(.activityTaskCompleted(stale), eager(workflow: 1))
+        #expect(rejected.response.rejection != nil && rejected.eagerStarts.isEmpty)
+        #expect(h.engine.stateDigest() == digest, "a rejected entry changes nothing")
+
+        // A signal while the workflow task is started makes nothing ready: nothing to start.
+        let wft = h.startWorkflowTask(run)
+        var signal = Ballast_V1_SignalWorkflowRequest()
+        signal.workflowExecution = run.execution
+        signal.signalName = "s"
+        let busy = h.applyEager(.signalWorkflow(signal), eager(workflow: 1))
+        #expect(busy.eagerStarts.isEmpty && busy.newTasks.isEmpty)
+
+        // A failed workflow task's retry (attempt 2) is left to the dispatcher's backoff.
+        var failure = Ballast_V1_RespondWorkflowTaskFailedRequest()
+        failure.taskToken = Data(wft)
+        failure.failure.message = "bug"
+        let retry = h.applyEager(.workflowTaskFailed(failure), eager(workflow: 1))
+        #expect(retry.eagerStarts.isEmpty)
+        #expect(retry.newTasks.first.map { $0.kind == .workflow && $0.attempt == 2 } == true)
+
+        // Another namespace's worker never gets the task.
+        var elsewhere = eager(workflow: 1)
+        elsewhere.namespace = "payments"
+        let foreign = h.applyEager(.startWorkflow(startRequest("w2")), elsewhere)
+        #expect(foreign.eagerStarts.isEmpty && foreign.newTasks.count == 1)
+    }
+}
