@@ -76,13 +76,13 @@ extension RunState {
     }
 
     /// Writes the event now, or buffers it while a workflow task is in flight.
-    mutating func appendOrBuffer(_ attributes: EventAttributes, _ context: inout ApplyContext) {
+    mutating func appendOrBuffer(_ attributes: consuming EventAttributes, _ context: inout ApplyContext) {
         if isTaskInFlight {
             var event = HistoryEvent()
-            event.attributes = attributes
+            event.attributes = consume attributes
             buffered.append(event)
         } else {
-            append(attributes, &context)
+            append(consume attributes, &context) // moved on, not copied (`append` consumes it)
         }
     }
 

@@ -14,14 +14,13 @@ extension WorkflowEngine {
             return
         }
         activity.phase = .started
-        var started = activity
-        started.startedTime = context.now
-        started.identity = request.identity
-        started.requestId = request.requestID
-        started.lastHeartbeatTime = 0
-        run.activities[started.scheduledEventId] = started
-        if let due = activityDeadline(run.key, started) { context.arm(due) }
-        context.result.response = .activityTaskStarted(activityTaskInfo(run, started))
+        activity.startedTime = context.now
+        activity.identity = request.identity
+        activity.requestId = request.requestID
+        activity.lastHeartbeatTime = 0
+        if let due = activityDeadline(run.key, activity) { context.arm(due) }
+        context.result.response = .activityTaskStarted(activityTaskInfo(run, activity))
+        run.activities[activity.scheduledEventId] = activity
         storeRun(consume run, &context)
     }
 

@@ -27,20 +27,23 @@ extension WorkflowEngine {
         _ commands: [Ballast_V1_Command], run: inout RunState, completedEventId: Int64, _ context: inout ApplyContext
     ) -> CommandsOutcome {
         var outcome = CommandsOutcome()
-        for command in commands {
-            guard let attributes = command.attributes else { continue }
-            switch attributes {
-            case let .scheduleActivityTask(command):
+        // By index, each command's `oneof` matched in place (iterating copied every command and
+        // then its attributes once more).
+        for index in commands.indices {
+            switch commands[index].attributes {
+            case nil:
+                continue
+            case let .scheduleActivityTask(command)?:
                 scheduleActivity(command, run: &run, completedEventId: completedEventId, &context)
-            case let .requestCancelActivityTask(command):
+            case let .requestCancelActivityTask(command)?:
                 if cancelActivity(command.scheduledEventID, run: &run, completedEventId: completedEventId, &context) {
                     outcome.needsWorkflowTask = true
                 }
-            case let .startTimer(command):
+            case let .startTimer(command)?:
                 startTimer(command, run: &run, completedEventId: completedEventId, &context)
-            case let .cancelTimer(command):
+            case let .cancelTimer(command)?:
                 cancelTimer(command.timerID, run: &run, completedEventId: completedEventId, &context)
-            case let .recordMarker(command):
+            case let .recordMarker(command)?:
                 var event = Ballast_V1_MarkerRecordedEventAttributes()
                 event.markerName = command.markerName
                 event.details = command.details
@@ -48,18 +51,18 @@ extension WorkflowEngine {
                 if command.hasFailure { event.failure = command.failure }
                 event.workflowTaskCompletedEventID = completedEventId
                 run.append(.markerRecorded(event), &context)
-            case let .upsertWorkflowSearchAttributes(command):
+            case let .upsertWorkflowSearchAttributes(command)?:
                 upsertSearchAttributes(command.searchAttributes, run: &run, completedEventId: completedEventId, &context)
-            case let .startChildWorkflowExecution(command):
+            case let .startChildWorkflowExecution(command)?:
                 initiateChild(command, run: &run, completedEventId: completedEventId, &context)
-            case let .signalExternalWorkflowExecution(command):
+            case let .signalExternalWorkflowExecution(command)?:
                 initiateSignalExternal(command, run: &run, completedEventId: completedEventId, &context)
-            case let .completeWorkflowExecution(command):
+            case let .completeWorkflowExecution(command)?:
                 var event = Ballast_V1_WorkflowExecutionCompletedEventAttributes()
                 if command.hasResult { event.result = command.result }
                 event.workflowTaskCompletedEventID = completedEventId
                 outcome.close = RunClose(event: .workflowExecutionCompleted(event), status: .completed)
-            case let .failWorkflowExecution(command):
+            case let .failWorkflowExecution(command)?:
                 var event = Ballast_V1_WorkflowExecutionFailedEventAttributes()
                 event.failure = command.failure
                 event.retryState = run.retry == nil ? .retryPolicyNotSet : .nonRetryableFailure
@@ -73,12 +76,12 @@ extension WorkflowEngine {
                     event.retryState = retryStateAfter(retry, failure: command.failure, run: run, now: context.now)
                     outcome.close = RunClose(event: .workflowExecutionFailed(event), status: .failed)
                 }
-            case let .cancelWorkflowExecution(command):
+            case let .cancelWorkflowExecution(command)?:
                 var event = Ballast_V1_WorkflowExecutionCanceledEventAttributes()
                 if command.hasDetails { event.details = command.details }
                 event.workflowTaskCompletedEventID = completedEventId
                 outcome.close = RunClose(event: .workflowExecutionCanceled(event), status: .canceled)
-            case let .continueAsNewWorkflowExecution(command):
+            case let .continueAsNewWorkflowExecution(command)?:
                 outcome.close = continueAsNew(command, run: run, completedEventId: completedEventId, &context)
             }
         }

@@ -136,13 +136,22 @@ extension WorkflowEngine {
             started.parentWorkflowExecution = parent.key.execution
             started.parentInitiatedEventID = parent.initiatedEventId
         }
+        openRun(Self.newRunState(key, started: started, parent: newRun.parent, now: now), started: started,
+                backoffNanos: newRun.backoffNanos, &context)
+        return key
+    }
+
+    /// The state of a run about to start with these attributes.
+    private static func newRunState(
+        _ key: RunKey, started: Ballast_V1_WorkflowExecutionStartedEventAttributes, parent: ParentLink?, now: Int64
+    ) -> RunState {
         var run = RunState(
             key: key, workflowType: started.workflowType.name, taskQueue: started.taskQueue, startTime: now,
             startRequestId: started.requestID, firstRunId: started.firstExecutionRunID,
             workflowTaskTimeout: started.workflowTaskTimeoutNanos)
         run.runExpiration = started.workflowRunTimeoutNanos > 0 ? now + started.workflowRunTimeoutNanos : 0
         run.executionExpiration = started.workflowExecutionExpirationTimeUnixNanos
-        run.parent = newRun.parent
+        run.parent = parent
         run.memo = started.memo
         run.searchAttributes = started.searchAttributes
         if started.hasRetryPolicy {
@@ -151,9 +160,22 @@ extension WorkflowEngine {
                                  header: started.hasHeader ? started.header : nil,
                                  runTimeout: started.workflowRunTimeoutNanos)
         }
+        return run
+    }
+
+    /// Writes a new run's WorkflowExecutionStarted, schedules its first workflow task (or arms its
+    /// backoff), files it in the visibility index and moves it into the open runs. The run is a
+    /// consuming parameter so that it is moved into the map: `startRun` held it in a local `var`,
+    /// which Swift 6.3 copied (≈ 1,100 instructions per start to copy and release).
+    private mutating func openRun(
+        _ run: consuming RunState, started: Ballast_V1_WorkflowExecutionStartedEventAttributes, backoffNanos: Int64,
+        _ context: inout ApplyContext
+    ) {
+        let now = context.now
+        let key = run.key
         run.append(.workflowExecutionStarted(started), &context)
-        if newRun.backoffNanos > 0 {
-            run.backoffUntil = now + newRun.backoffNanos
+        if backoffNanos > 0 {
+            run.backoffUntil = now + backoffNanos
             var due = Ballast_V1_WorkflowBackoffDueRequest()
             due.namespace = key.namespace
             due.workflowExecution = key.execution
@@ -163,16 +185,8 @@ extension WorkflowEngine {
         }
         if let timer = executionTimeoutTimer(run) { context.arm(timer) }
         currentRuns[WorkflowKey(namespace: key.namespace, workflowId: key.workflowId)] = key.runId
-        insertOpenRun(run)
-        return key
-    }
-
-    /// Files a new run in the visibility index and moves it into the open runs (a consuming
-    /// parameter: `consume` of `startRun`'s local `var` is refused by Swift 6.3, which copied it).
-    private mutating func insertOpenRun(_ run: consuming RunState) {
         indexStarted(run)
-        let runId = run.key.runId
-        runs.updateValue(consume run, forKey: runId)
+        runs.updateValue(consume run, forKey: key.runId)
     }
 
     /// The run/execution timeout deadline of an open run, if it has one.

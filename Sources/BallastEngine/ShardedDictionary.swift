@@ -72,9 +72,14 @@ enum StringKeyHash {
         }
         if offset < bytes.count {
             var tail: UInt64 = 0
-            while offset < bytes.count {
-                tail = tail << 8 | UInt64(bytes[offset])
-                offset += 1
+            if bytes.count >= 8 {
+                // The last eight bytes, overlapping the last word: one load instead of a byte loop.
+                tail = bytes.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt64.self)
+            } else {
+                while offset < bytes.count {
+                    tail = tail << 8 | UInt64(bytes[offset])
+                    offset += 1
+                }
             }
             highBits |= tail
             hash = (hash ^ tail) &* multiplier
