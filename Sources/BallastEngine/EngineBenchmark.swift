@@ -102,14 +102,14 @@ public enum EngineBenchmark {
         var index: UInt64 = 0
         var time: Int64 = 1_700_000_000_000_000_000
 
-        mutating func apply(_ engine: inout WorkflowEngine, _ payload: Ballast_V1_EngineEntry.OneOf_Payload,
+        mutating func apply(_ engine: inout WorkflowEngine, _ payload: consuming Ballast_V1_EngineEntry.OneOf_Payload,
                             _ report: inout Report) -> ApplyResult {
             index += 1
             time += 1_000
             var entry = Ballast_V1_EngineEntry()
             entry.formatVersion = engineFormatVersion
             entry.leaderTimeUnixNanos = time
-            entry.payload = payload
+            entry.payload = consume payload // moved into the entry, not copied
             let result = (try? engine.apply(entry, index: index)) ?? ApplyResult()
             report.entries += 1
             for batch in result.events { report.events += batch.events.count }
