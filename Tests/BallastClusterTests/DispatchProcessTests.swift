@@ -101,6 +101,36 @@ struct DispatchProcessTests {
         await client.close()
     }
 
+    @Test("with --eager-dispatch false every task goes out by its own started entry")
+    func eagerDispatchOff() async throws {
+        let cluster = try ProcessCluster(size: 3, extraArguments: ["--eager-dispatch", "false"])
+        defer { cluster.shutdown() }
+        let leader = try await cluster.waitForLeader()
+        let client = try await connect(cluster, leader)
+        let worker = try await DispatchTestWorker.connectToLeader(port: cluster.nodes[leader]!.apiPort, group: cluster.group)
+        let before = await cluster.status(of: leader)?.commit
+        let _: Ballast_V1_StartWorkflowResponse = try await client.unary(
+            BallastMethod.Workflow.start, request: DispatchFixtures.start("plain"), timeout: .seconds(10))
+        let first = try await worker.nextWorkflowTask()
+        try await worker.complete(first, [DispatchFixtures.scheduleActivity("debit")])
+        let activity = try await worker.nextActivityTask()
+        try await worker.complete(activity, result: "debited")
+        let second = try await worker.nextWorkflowTask()
+        try await worker.complete(second, [DispatchFixtures.completeWorkflow()])
+        #expect(try await DispatchFixtures.status(client, "plain") == .completed)
+        let (_, body) = try await AdminHTTPClient.get(host: "127.0.0.1", port: cluster.nodes[leader]!.adminPort,
+                                                      path: "/metrics", timeout: .seconds(5), group: cluster.group)
+        let samples = WorkflowAPIProcessTests.samples(String(decoding: body, as: UTF8.self))
+        #expect(samples["ballast_dispatch_tasks_pushed_total"] == 3)
+        #expect((samples["ballast_dispatch_eager_starts_total"] ?? 0) == 0)
+        // Start, three started entries, two workflow-task completions, the activity's result
+        // (with eager dispatch the three started entries ride on the others: 4).
+        let after = await cluster.status(of: leader)?.commit
+        #expect(before != nil && after.map { $0 - before! } == 7)
+        await worker.close()
+        await client.close()
+    }
+
     @Test("a worker that connects to a follower is told where the leader is, reconnects there and gets its task")
     func followerRedirectsWorkers() async throws {
         let cluster = try ProcessCluster(size: 3)

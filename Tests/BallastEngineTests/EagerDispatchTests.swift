@@ -165,4 +165,44 @@ struct EagerDispatchTests {
         let foreign = h.applyEager(.startWorkflow(startRequest("w2")), elsewhere)
         #expect(foreign.eagerStarts.isEmpty && foreign.newTasks.count == 1)
     }
+
+    @Test("random entries with random eager fields: history invariants hold, rejections change nothing, a started task is never also ready, snapshots round-trip",
+          arguments: [UInt64(31), 32, 33, 34, 35, 36])
+    func randomEagerEntries(seed: UInt64) throws {
+        var h = Harness()
+        var generator = EntryGenerator(seed: seed)
+        var runIds: Set<String> = []
+        var eagerStarted = 0
+        for _ in 0..<600 {
+            let (payload, advance) = generator.next(h.engine)
+            var eager = Ballast_V1_EagerDispatch()
+            eager.identity = "eager-worker"
+            eager.taskQueue = generator.chance(85) ? "q" : "other"
+            eager.workflowTasks = UInt32.random(in: 0...1, using: &generator.random)
+            eager.activityTasks = UInt32.random(in: 0...3, using: &generator.random)
+            let before = h.engine.stateDigest()
+            let result = generator.chance(70) ? h.applyEager(payload, eager, advance: advance) : h.apply(payload, advance: advance)
+            for batch in result.events { runIds.insert(batch.run.runId) }
+            if result.response.rejection != nil {
+                #expect(h.engine.stateDigest() == before, "seed \(seed): rejected \(payload) changed the state")
+                #expect(result.eagerStarts.isEmpty)
+            }
+            let ready = h.engine.readyTasks(taskQueue: "q")
+            for start in result.eagerStarts {
+                #expect(!result.newTasks.contains(start.task) && !ready.contains(start.task), "seed \(seed): started and ready")
+                #expect(start.task.attempt == 1 && start.task.taskQueue == "q")
+                switch start.response {
+                case .workflowTaskStarted(let info): generator.workflowTokens.append([UInt8](info.taskToken))
+                case .activityTaskStarted(let info): generator.activityTokens.append([UInt8](info.taskToken))
+                default: Issue.record("seed \(seed): an eager start answered \(start.response)")
+                }
+                eagerStarted += 1
+            }
+        }
+        checkHistoryInvariants(h.store, runs: runIds, seed: seed)
+        #expect(eagerStarted > 10, "seed \(seed): the sequence started tasks eagerly")
+        let restored = try WorkflowEngine.restore(h.engine.snapshot())
+        #expect(restored.stateDigest() == h.engine.stateDigest())
+        #expect(restored.dueTimers() == h.engine.dueTimers())
+    }
 }
