@@ -327,6 +327,28 @@ struct TimerQueueTests {
         #expect(popped == expected)
     }
 
+    @Test("adds and pops interleaved (slots reused) give exactly what a sorted list gives")
+    func interleavedAgainstModel() {
+        var queue = TimerQueue(capacity: 10_000)
+        var model: [(due: Int64, order: Int, id: String)] = []
+        var generator = SystemRandomNumberGenerator()
+        var now: Int64 = 0
+        for index in 0..<5_000 {
+            let due = now + Int64.random(in: 0..<200, using: &generator)
+            queue.add(timer(due, "t\(index)"))
+            model.append((due, index, "t\(index)"))
+            if Int.random(in: 0..<3, using: &generator) == 0 {
+                now += Int64.random(in: 0..<60, using: &generator)
+                let limit = Int.random(in: 1..<20, using: &generator)
+                let expected = model.filter { $0.due <= now }.sorted { ($0.due, $0.order) < ($1.due, $1.order) }.prefix(limit)
+                #expect(ids(queue.popDue(nowNanos: now, limit: limit)) == expected.map(\.id))
+                let taken = Set(expected.map(\.id))
+                model.removeAll { taken.contains($0.id) }
+                #expect(queue.count == model.count)
+            }
+        }
+    }
+
     @Test("when full, a deadline that does not fit is read again from the engine once it is due")
     func overflowRebuilds() {
         var queue = TimerQueue(capacity: 4)
