@@ -8,20 +8,7 @@ extension Harness {
     @discardableResult
     mutating func applyEager(_ payload: Payload, _ eager: Ballast_V1_EagerDispatch,
                              version: UInt32 = eagerDispatchFormatVersion, advance: Int64 = 1_000_000) -> ApplyResult {
-        now += advance
-        index += 1
-        var entry = Ballast_V1_EngineEntry()
-        entry.formatVersion = version
-        entry.leaderTimeUnixNanos = now
-        entry.eager = eager
-        entry.payload = payload
-        do {
-            last = try engine.apply(entry, index: index)
-            try store.record(last)
-        } catch {
-            Issue.record("apply failed: \(error)")
-        }
-        return last
+        apply(payload, advance: advance, eager: eager, version: version)
     }
 }
 

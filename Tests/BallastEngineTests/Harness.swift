@@ -19,13 +19,15 @@ struct Harness {
         engine = WorkflowEngine(limits: limits)
     }
 
-    /// Applies one entry at the current time (after advancing by `advance`).
+    /// Applies one entry at the current time (after advancing by `advance`), with `eager` if given.
     @discardableResult
-    mutating func apply(_ payload: Payload, advance: Int64 = 1_000_000) -> ApplyResult {
+    mutating func apply(_ payload: Payload, advance: Int64 = 1_000_000, eager: Ballast_V1_EagerDispatch? = nil,
+                        version: UInt32 = 1) -> ApplyResult {
         now += advance
         index += 1
         var entry = Ballast_V1_EngineEntry()
-        entry.formatVersion = 1
+        entry.formatVersion = version
+        if let eager { entry.eager = eager }
         entry.leaderTimeUnixNanos = now
         entry.payload = payload
         do {
