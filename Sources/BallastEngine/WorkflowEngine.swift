@@ -58,7 +58,7 @@ public struct WorkflowEngine: Sendable {
             return rejected
         }
         clock = context.now
-        return context.result
+        return context.takeResult()
     }
 
     private mutating func dispatch(_ entry: Ballast_V1_EngineEntry, _ context: inout ApplyContext) throws(EngineRejection) {
