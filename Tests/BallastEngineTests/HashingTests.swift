@@ -27,6 +27,19 @@ struct HashingTests {
         #expect(hexString(SHA256Hasher.hash(million)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
+    @Test("RollingHash.combine is FNV-1a 64 over the previous hash's 8 big-endian bytes, then the bytes")
+    func rollingHashIsFNVOfPreviousThenBytes() {
+        var random = SeededRandom(seed: 7)
+        for length in 0..<40 {
+            let previous = UInt64.random(in: 0...UInt64.max, using: &random)
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+            var expected: UInt64 = previous
+            let prefix = (0..<8).map { UInt8(truncatingIfNeeded: previous >> (56 - 8 * UInt64($0))) }
+            for byte in prefix + bytes { expected = (expected ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+            #expect(RollingHash.combine(previous, bytes) == expected)
+        }
+    }
+
     @Test("the rolling history hash changes with event content and repeats for the same history")
     func historyHashSensitivity() {
         var first = Harness(), second = Harness()
