@@ -55,7 +55,8 @@ struct ClusterStatusCommand: AsyncParsableCommand {
         let members = response.members.map { member in
             ClusterView.Member(id: member.id, role: roleName(member.role), term: member.term, commit: member.commit,
                                applied: member.applied, api: member.apiAddress, raft: member.raftAddress,
-                               admin: member.adminAddress, reachable: member.reachable, leader: nil)
+                               admin: member.adminAddress, reachable: member.reachable, leader: nil,
+                               engineFormatVersion: member.engineFormatVersion > 0 ? member.engineFormatVersion : nil)
         }
         let view = ClusterView(leader: response.leaderID.isEmpty ? nil : response.leaderID, members: members)
         let encoder = JSONEncoder()

@@ -158,7 +158,9 @@ final class ProcessCluster: @unchecked Sendable {
               let (code, body) = try? await AdminHTTPClient.get(host: "127.0.0.1", port: port, path: "/cluster",
                                                                 timeout: .seconds(3), group: group, tls: adminTLS),
               code == 200 else { return nil }
-        return try? JSONDecoder().decode(ClusterView.self, from: Data(body))
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try? decoder.decode(ClusterView.self, from: Data(body))
     }
 
     /// Node `id`'s `/status`, with the engine's state digest; nil if it does not answer.

@@ -35,7 +35,8 @@ extension BallastNode {
             proto.raftAddress = member.raft
             proto.adminAddress = member.admin
             proto.reachable = member.reachable
-            proto.engineFormatVersion = member.reachable ? engineFormatVersion : 0
+            // What the member itself reports; a reachable build from before the field applies version 1.
+            proto.engineFormatVersion = member.reachable ? member.engineFormatVersion ?? engineFormatVersion : 0
             if member.id == view.leader { response.leaderApiAddress = member.api }
             return proto
         }

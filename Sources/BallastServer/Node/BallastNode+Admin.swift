@@ -72,7 +72,9 @@ extension BallastNode {
         guard let (code, body) = try? await AdminHTTPClient.get(
             host: admin.host, port: admin.port, path: "/cluster?local=1", timeout: .seconds(2), group: group, tls: clientTLS),
             code == 200 else { return nil }
-        return try? JSONDecoder().decode(ClusterView.self, from: Data(body))
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try? decoder.decode(ClusterView.self, from: Data(body))
     }
 
     private func remoteMember(id: String, info: NodeInfo?) async -> ClusterView.Member {
@@ -96,7 +98,8 @@ extension BallastNode {
 
     static func member(from status: NodeStatus, reachable: Bool) -> ClusterView.Member {
         ClusterView.Member(id: status.id, role: status.role, term: status.term, commit: status.commit, applied: status.applied,
-                           api: status.api, raft: status.raft, admin: status.admin, reachable: reachable, leader: status.leader)
+                           api: status.api, raft: status.raft, admin: status.admin, reachable: reachable, leader: status.leader,
+                           engineFormatVersion: status.engineFormatVersion)
     }
 
     static func encodeJSON<Value: Encodable>(_ value: Value) -> String {

@@ -1,3 +1,4 @@
+import BallastEngine
 import BallastRaft
 
 /// One member's view of itself, served as JSON at the admin port's `/status`.
@@ -30,6 +31,9 @@ public struct NodeStatus: Codable, Sendable, Equatable {
     public var stateDigest: String?
     /// The last engine entry the digest covers.
     public var digestIndex: UInt64?
+    /// The newest engine entry format this node's build applies (2: eager dispatch); absent
+    /// from builds before the field, which apply version 1 only.
+    public var engineFormatVersion: UInt32?
 
     /// Builds the status from the core's picture and this node's addresses.
     public init(raft status: RaftStatus, info: NodeInfo) {
@@ -41,6 +45,7 @@ public struct NodeStatus: Codable, Sendable, Equatable {
         lastIndex = status.lastIndex.rawValue
         persistedIndex = status.persistedIndex.rawValue
         leader = status.leader.map { String($0.rawValue) }
+        engineFormatVersion = eagerDispatchFormatVersion
         raft = info.raft
         api = info.api
         admin = info.admin
@@ -79,12 +84,16 @@ public struct ClusterView: Codable, Sendable, Equatable {
         public var admin: String
         public var reachable: Bool
         public var leader: String?
+        /// The newest engine format the member's build applies, from its `/status` (nil: unknown,
+        /// or a build from before the field, which applies version 1 only).
+        public var engineFormatVersion: UInt32?
 
         /// Creates a member entry.
         public init(id: String, role: String, term: UInt64, commit: UInt64, applied: UInt64, api: String, raft: String,
-                    admin: String, reachable: Bool, leader: String?) {
+                    admin: String, reachable: Bool, leader: String?, engineFormatVersion: UInt32? = nil) {
             (self.id, self.role, self.term, self.commit, self.applied) = (id, role, term, commit, applied)
             (self.api, self.raft, self.admin, self.reachable, self.leader) = (api, raft, admin, reachable, leader)
+            self.engineFormatVersion = engineFormatVersion
         }
     }
 
