@@ -1,5 +1,4 @@
 import BallastProto
-import Foundation
 
 /// The engine format that carries `EngineEntry.eager` (eager dispatch). A version-1 entry is
 /// applied as before (its `eager` field, if any, ignored); a build that knows only version 1
@@ -37,12 +36,12 @@ extension WorkflowEngine {
             do {
                 if task.kind == .workflow {
                     var request = Ballast_V1_RecordWorkflowTaskStartedRequest()
-                    (request.taskToken, request.identity, request.requestID) = (Data(task.taskTokenBytes), eager.identity, requestID)
+                    (request.taskToken, request.identity, request.requestID) = (task.taskTokenData, eager.identity, requestID)
                     try workflowTaskStarted(request, &context)
                     workflowLeft -= 1
                 } else {
                     var request = Ballast_V1_RecordActivityTaskStartedRequest()
-                    (request.taskToken, request.identity, request.requestID) = (Data(task.taskTokenBytes), eager.identity, requestID)
+                    (request.taskToken, request.identity, request.requestID) = (task.taskTokenData, eager.identity, requestID)
                     try activityTaskStarted(request, &context)
                     activityLeft -= 1
                 }
