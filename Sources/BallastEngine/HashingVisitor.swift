@@ -69,6 +69,9 @@ struct HashingVisitor: Visitor {
 
     mutating func visitSingularStringField(value: String, fieldNumber: Int) throws {
         field(fieldNumber, 5)
+        // Read in place (a `var` copy for `withUTF8` retained and released the string).
+        let hashed: Void? = value.utf8.withContiguousStorageIfAvailable { bytes(UnsafeRawBufferPointer($0)) }
+        if hashed != nil { return }
         var copy = value
         copy.withUTF8 { bytes(UnsafeRawBufferPointer($0)) }
     }
