@@ -1,16 +1,31 @@
 import BallastProto
 
-/// The engine format that carries `EngineEntry.eager` (eager dispatch). A version-1 entry is
-/// applied as before (its `eager` field, if any, ignored); a build that knows only version 1
+/// The engine format that carries `EngineEntry.eager_dispatch` (eager dispatch). A version-1 entry is
+/// applied as before (its `eager_dispatch`, if any, ignored); a build that knows only version 1
 /// stops at a version-2 entry instead of applying it without the eager starts.
 public let eagerDispatchFormatVersion: UInt32 = 2
 
-/// A task an entry started for the worker its `eager` field named.
+/// A task an entry started for the worker its `eager_dispatch` named.
 public struct EagerStart: Sendable {
     /// The task, as it would have been dispatched.
     public var task: ReadyTask
     /// What a started entry would have answered: `.workflowTaskStarted` or `.activityTaskStarted`.
     public var response: EngineResponse
+}
+
+extension Ballast_V1_EngineEntry {
+    /// The entry's eager dispatch (`eager_dispatch`, a serialized `EagerDispatch`); nil when it
+    /// has none. Bytes that do not decode count as none — the same on every node, since every
+    /// node applies the same bytes.
+    public var eager: Ballast_V1_EagerDispatch? {
+        get {
+            guard !eagerDispatch.isEmpty else { return nil }
+            return try? Ballast_V1_EagerDispatch(serializedBytes: eagerDispatch)
+        }
+        set {
+            eagerDispatch = newValue.flatMap { try? $0.serializedData() } ?? .init()
+        }
+    }
 }
 
 extension WorkflowEngine {

@@ -189,7 +189,7 @@ public struct ApplyResult: Sendable {
     public var events: [RunEvents] = []
     /// Tasks that became dispatchable, in dispatch order.
     public var newTasks: [ReadyTask] = []
-    /// Tasks the entry started at once for the worker its `eager` field named (not in `newTasks`).
+    /// Tasks the entry started at once for the worker its `eager_dispatch` named (not in `newTasks`).
     public var eagerStarts: [EagerStart] = []
     /// Deadlines that were armed; stale ones are rejected when they fire.
     public var newTimers: [DueTimer] = []

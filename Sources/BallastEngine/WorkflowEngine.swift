@@ -51,7 +51,7 @@ public struct WorkflowEngine: Sendable {
         do {
             try dispatch(entry, &context)
             runFollowUps(&context)
-            if entry.formatVersion >= eagerDispatchFormatVersion, entry.hasEager { startEagerly(entry.eager, &context) }
+            if entry.formatVersion >= eagerDispatchFormatVersion, let eager = entry.eager { startEagerly(eager, &context) }
         } catch {
             var rejected = ApplyResult()
             rejected.response = .rejected(error)

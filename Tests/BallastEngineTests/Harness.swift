@@ -27,7 +27,7 @@ struct Harness {
         index += 1
         var entry = Ballast_V1_EngineEntry()
         entry.formatVersion = version
-        if let eager { entry.eager = eager }
+        entry.eager = eager
         entry.leaderTimeUnixNanos = now
         entry.payload = payload
         do {

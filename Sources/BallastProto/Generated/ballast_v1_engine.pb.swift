@@ -1066,251 +1066,230 @@ public nonisolated struct Ballast_V1_AddSearchAttributesResponse: Sendable {
 
 /// One committed Raft log entry for the engine. The leader stamps format_version and
 /// leader_time_unix_nanos; request_id is the proposer's idempotency key for tracing.
-public nonisolated struct Ballast_V1_EngineEntry: @unchecked Sendable {
+public nonisolated struct Ballast_V1_EngineEntry: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// The engine refuses (stops applying) entries with a version it does not know.
-  public var formatVersion: UInt32 {
-    get {_storage._formatVersion}
-    set {_uniqueStorage()._formatVersion = newValue}
-  }
+  public var formatVersion: UInt32 = 0
 
   /// Leader wall clock, UTC nanoseconds; never earlier than the previous entry's.
-  public var leaderTimeUnixNanos: Int64 {
-    get {_storage._leaderTimeUnixNanos}
-    set {_uniqueStorage()._leaderTimeUnixNanos = newValue}
-  }
+  public var leaderTimeUnixNanos: Int64 = 0
 
-  public var requestID: String {
-    get {_storage._requestID}
-    set {_uniqueStorage()._requestID = newValue}
-  }
+  public var requestID: String = String()
 
-  /// Eager dispatch (format version 2 and later; ignored in a version-1 entry): tasks this entry
-  /// makes ready are started by the entry itself for a worker the leader reserved slots on.
-  public var eager: Ballast_V1_EagerDispatch {
-    get {_storage._eager ?? Ballast_V1_EagerDispatch()}
-    set {_uniqueStorage()._eager = newValue}
-  }
-  /// Returns true if `eager` has been explicitly set.
-  public var hasEager: Bool {_storage._eager != nil}
-  /// Clears the value of `eager`. Subsequent reads from it will return its default value.
-  public mutating func clearEager() {_uniqueStorage()._eager = nil}
+  public var eagerDispatch: Data = Data()
 
-  public var payload: OneOf_Payload? {
-    get {return _storage._payload}
-    set {_uniqueStorage()._payload = newValue}
-  }
+  public var payload: Ballast_V1_EngineEntry.OneOf_Payload? = nil
 
   public var startWorkflow: Ballast_V1_StartWorkflowRequest {
     get {
-      if case .startWorkflow(let v)? = _storage._payload {return v}
+      if case .startWorkflow(let v)? = payload {return v}
       return Ballast_V1_StartWorkflowRequest()
     }
-    set {_uniqueStorage()._payload = .startWorkflow(newValue)}
+    set {payload = .startWorkflow(newValue)}
   }
 
   public var signalWorkflow: Ballast_V1_SignalWorkflowRequest {
     get {
-      if case .signalWorkflow(let v)? = _storage._payload {return v}
+      if case .signalWorkflow(let v)? = payload {return v}
       return Ballast_V1_SignalWorkflowRequest()
     }
-    set {_uniqueStorage()._payload = .signalWorkflow(newValue)}
+    set {payload = .signalWorkflow(newValue)}
   }
 
   public var signalWithStart: Ballast_V1_SignalWithStartWorkflowRequest {
     get {
-      if case .signalWithStart(let v)? = _storage._payload {return v}
+      if case .signalWithStart(let v)? = payload {return v}
       return Ballast_V1_SignalWithStartWorkflowRequest()
     }
-    set {_uniqueStorage()._payload = .signalWithStart(newValue)}
+    set {payload = .signalWithStart(newValue)}
   }
 
   public var requestCancel: Ballast_V1_RequestCancelWorkflowRequest {
     get {
-      if case .requestCancel(let v)? = _storage._payload {return v}
+      if case .requestCancel(let v)? = payload {return v}
       return Ballast_V1_RequestCancelWorkflowRequest()
     }
-    set {_uniqueStorage()._payload = .requestCancel(newValue)}
+    set {payload = .requestCancel(newValue)}
   }
 
   public var terminate: Ballast_V1_TerminateWorkflowRequest {
     get {
-      if case .terminate(let v)? = _storage._payload {return v}
+      if case .terminate(let v)? = payload {return v}
       return Ballast_V1_TerminateWorkflowRequest()
     }
-    set {_uniqueStorage()._payload = .terminate(newValue)}
+    set {payload = .terminate(newValue)}
   }
 
   public var workflowTaskStarted: Ballast_V1_RecordWorkflowTaskStartedRequest {
     get {
-      if case .workflowTaskStarted(let v)? = _storage._payload {return v}
+      if case .workflowTaskStarted(let v)? = payload {return v}
       return Ballast_V1_RecordWorkflowTaskStartedRequest()
     }
-    set {_uniqueStorage()._payload = .workflowTaskStarted(newValue)}
+    set {payload = .workflowTaskStarted(newValue)}
   }
 
   public var workflowTaskCompleted: Ballast_V1_RespondWorkflowTaskCompletedRequest {
     get {
-      if case .workflowTaskCompleted(let v)? = _storage._payload {return v}
+      if case .workflowTaskCompleted(let v)? = payload {return v}
       return Ballast_V1_RespondWorkflowTaskCompletedRequest()
     }
-    set {_uniqueStorage()._payload = .workflowTaskCompleted(newValue)}
+    set {payload = .workflowTaskCompleted(newValue)}
   }
 
   public var workflowTaskFailed: Ballast_V1_RespondWorkflowTaskFailedRequest {
     get {
-      if case .workflowTaskFailed(let v)? = _storage._payload {return v}
+      if case .workflowTaskFailed(let v)? = payload {return v}
       return Ballast_V1_RespondWorkflowTaskFailedRequest()
     }
-    set {_uniqueStorage()._payload = .workflowTaskFailed(newValue)}
+    set {payload = .workflowTaskFailed(newValue)}
   }
 
   public var activityTaskStarted: Ballast_V1_RecordActivityTaskStartedRequest {
     get {
-      if case .activityTaskStarted(let v)? = _storage._payload {return v}
+      if case .activityTaskStarted(let v)? = payload {return v}
       return Ballast_V1_RecordActivityTaskStartedRequest()
     }
-    set {_uniqueStorage()._payload = .activityTaskStarted(newValue)}
+    set {payload = .activityTaskStarted(newValue)}
   }
 
   public var activityTaskCompleted: Ballast_V1_RespondActivityTaskCompletedRequest {
     get {
-      if case .activityTaskCompleted(let v)? = _storage._payload {return v}
+      if case .activityTaskCompleted(let v)? = payload {return v}
       return Ballast_V1_RespondActivityTaskCompletedRequest()
     }
-    set {_uniqueStorage()._payload = .activityTaskCompleted(newValue)}
+    set {payload = .activityTaskCompleted(newValue)}
   }
 
   public var activityTaskFailed: Ballast_V1_RespondActivityTaskFailedRequest {
     get {
-      if case .activityTaskFailed(let v)? = _storage._payload {return v}
+      if case .activityTaskFailed(let v)? = payload {return v}
       return Ballast_V1_RespondActivityTaskFailedRequest()
     }
-    set {_uniqueStorage()._payload = .activityTaskFailed(newValue)}
+    set {payload = .activityTaskFailed(newValue)}
   }
 
   public var activityTaskHeartbeat: Ballast_V1_RecordActivityTaskHeartbeatRequest {
     get {
-      if case .activityTaskHeartbeat(let v)? = _storage._payload {return v}
+      if case .activityTaskHeartbeat(let v)? = payload {return v}
       return Ballast_V1_RecordActivityTaskHeartbeatRequest()
     }
-    set {_uniqueStorage()._payload = .activityTaskHeartbeat(newValue)}
+    set {payload = .activityTaskHeartbeat(newValue)}
   }
 
   public var activityTaskCanceled: Ballast_V1_RespondActivityTaskCanceledRequest {
     get {
-      if case .activityTaskCanceled(let v)? = _storage._payload {return v}
+      if case .activityTaskCanceled(let v)? = payload {return v}
       return Ballast_V1_RespondActivityTaskCanceledRequest()
     }
-    set {_uniqueStorage()._payload = .activityTaskCanceled(newValue)}
+    set {payload = .activityTaskCanceled(newValue)}
   }
 
   public var timerFired: Ballast_V1_TimerFiredRequest {
     get {
-      if case .timerFired(let v)? = _storage._payload {return v}
+      if case .timerFired(let v)? = payload {return v}
       return Ballast_V1_TimerFiredRequest()
     }
-    set {_uniqueStorage()._payload = .timerFired(newValue)}
+    set {payload = .timerFired(newValue)}
   }
 
   public var workflowTaskTimedOut: Ballast_V1_WorkflowTaskTimedOutRequest {
     get {
-      if case .workflowTaskTimedOut(let v)? = _storage._payload {return v}
+      if case .workflowTaskTimedOut(let v)? = payload {return v}
       return Ballast_V1_WorkflowTaskTimedOutRequest()
     }
-    set {_uniqueStorage()._payload = .workflowTaskTimedOut(newValue)}
+    set {payload = .workflowTaskTimedOut(newValue)}
   }
 
   public var activityTimedOut: Ballast_V1_ActivityTimedOutRequest {
     get {
-      if case .activityTimedOut(let v)? = _storage._payload {return v}
+      if case .activityTimedOut(let v)? = payload {return v}
       return Ballast_V1_ActivityTimedOutRequest()
     }
-    set {_uniqueStorage()._payload = .activityTimedOut(newValue)}
+    set {payload = .activityTimedOut(newValue)}
   }
 
   public var activityRetryDue: Ballast_V1_ActivityRetryDueRequest {
     get {
-      if case .activityRetryDue(let v)? = _storage._payload {return v}
+      if case .activityRetryDue(let v)? = payload {return v}
       return Ballast_V1_ActivityRetryDueRequest()
     }
-    set {_uniqueStorage()._payload = .activityRetryDue(newValue)}
+    set {payload = .activityRetryDue(newValue)}
   }
 
   public var workflowExecutionTimedOut: Ballast_V1_WorkflowExecutionTimedOutRequest {
     get {
-      if case .workflowExecutionTimedOut(let v)? = _storage._payload {return v}
+      if case .workflowExecutionTimedOut(let v)? = payload {return v}
       return Ballast_V1_WorkflowExecutionTimedOutRequest()
     }
-    set {_uniqueStorage()._payload = .workflowExecutionTimedOut(newValue)}
+    set {payload = .workflowExecutionTimedOut(newValue)}
   }
 
   public var retentionExpired: Ballast_V1_RetentionExpiredRequest {
     get {
-      if case .retentionExpired(let v)? = _storage._payload {return v}
+      if case .retentionExpired(let v)? = payload {return v}
       return Ballast_V1_RetentionExpiredRequest()
     }
-    set {_uniqueStorage()._payload = .retentionExpired(newValue)}
+    set {payload = .retentionExpired(newValue)}
   }
 
   public var workflowBackoffDue: Ballast_V1_WorkflowBackoffDueRequest {
     get {
-      if case .workflowBackoffDue(let v)? = _storage._payload {return v}
+      if case .workflowBackoffDue(let v)? = payload {return v}
       return Ballast_V1_WorkflowBackoffDueRequest()
     }
-    set {_uniqueStorage()._payload = .workflowBackoffDue(newValue)}
+    set {payload = .workflowBackoffDue(newValue)}
   }
 
   public var registerNamespace: Ballast_V1_RegisterNamespaceRequest {
     get {
-      if case .registerNamespace(let v)? = _storage._payload {return v}
+      if case .registerNamespace(let v)? = payload {return v}
       return Ballast_V1_RegisterNamespaceRequest()
     }
-    set {_uniqueStorage()._payload = .registerNamespace(newValue)}
+    set {payload = .registerNamespace(newValue)}
   }
 
   public var addSearchAttributes: Ballast_V1_AddSearchAttributesRequest {
     get {
-      if case .addSearchAttributes(let v)? = _storage._payload {return v}
+      if case .addSearchAttributes(let v)? = payload {return v}
       return Ballast_V1_AddSearchAttributesRequest()
     }
-    set {_uniqueStorage()._payload = .addSearchAttributes(newValue)}
+    set {payload = .addSearchAttributes(newValue)}
   }
 
   /// Role bindings and the audit log (security.proto, docs/security.md).
   public var grantRole: Ballast_V1_GrantRoleRequest {
     get {
-      if case .grantRole(let v)? = _storage._payload {return v}
+      if case .grantRole(let v)? = payload {return v}
       return Ballast_V1_GrantRoleRequest()
     }
-    set {_uniqueStorage()._payload = .grantRole(newValue)}
+    set {payload = .grantRole(newValue)}
   }
 
   public var revokeRole: Ballast_V1_RevokeRoleRequest {
     get {
-      if case .revokeRole(let v)? = _storage._payload {return v}
+      if case .revokeRole(let v)? = payload {return v}
       return Ballast_V1_RevokeRoleRequest()
     }
-    set {_uniqueStorage()._payload = .revokeRole(newValue)}
+    set {payload = .revokeRole(newValue)}
   }
 
   public var bootstrapRoles: Ballast_V1_BootstrapRolesRequest {
     get {
-      if case .bootstrapRoles(let v)? = _storage._payload {return v}
+      if case .bootstrapRoles(let v)? = payload {return v}
       return Ballast_V1_BootstrapRolesRequest()
     }
-    set {_uniqueStorage()._payload = .bootstrapRoles(newValue)}
+    set {payload = .bootstrapRoles(newValue)}
   }
 
   public var recordAuditEvents: Ballast_V1_RecordAuditEventsRequest {
     get {
-      if case .recordAuditEvents(let v)? = _storage._payload {return v}
+      if case .recordAuditEvents(let v)? = payload {return v}
       return Ballast_V1_RecordAuditEventsRequest()
     }
-    set {_uniqueStorage()._payload = .recordAuditEvents(newValue)}
+    set {payload = .recordAuditEvents(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1347,10 +1326,9 @@ public nonisolated struct Ballast_V1_EngineEntry: @unchecked Sendable {
   }
 
   public init() {}
-
-  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
+/// What `EngineEntry.eager_dispatch` holds, serialized.
 /// Tasks the entry makes ready that start at once, in the same entry, for one worker: exactly as
 /// if a RecordWorkflowTaskStarted / RecordActivityTaskStarted entry for each followed it (same
 /// events, deadlines and attempts), in the order the entry made them ready. Only tasks of
@@ -4104,538 +4082,494 @@ nonisolated extension Ballast_V1_AddSearchAttributesResponse: SwiftProtobuf.Mess
 
 nonisolated extension Ballast_V1_EngineEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EngineEntry"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{3}leader_time_unix_nanos\0\u{3}request_id\0\u{1}eager\0\u{4}\u{6}start_workflow\0\u{3}signal_workflow\0\u{3}signal_with_start\0\u{3}request_cancel\0\u{1}terminate\0\u{4}\u{6}workflow_task_started\0\u{3}workflow_task_completed\0\u{3}workflow_task_failed\0\u{4}\u{8}activity_task_started\0\u{3}activity_task_completed\0\u{3}activity_task_failed\0\u{3}activity_task_heartbeat\0\u{3}activity_task_canceled\0\u{4}\u{6}timer_fired\0\u{3}workflow_task_timed_out\0\u{3}activity_timed_out\0\u{3}activity_retry_due\0\u{3}workflow_execution_timed_out\0\u{3}retention_expired\0\u{3}workflow_backoff_due\0\u{4}\u{4}register_namespace\0\u{3}add_search_attributes\0\u{4}\u{13}grant_role\0\u{3}revoke_role\0\u{3}bootstrap_roles\0\u{3}record_audit_events\0")
-
-  fileprivate class _StorageClass {
-    var _formatVersion: UInt32 = 0
-    var _leaderTimeUnixNanos: Int64 = 0
-    var _requestID: String = String()
-    var _eager: Ballast_V1_EagerDispatch? = nil
-    var _payload: Ballast_V1_EngineEntry.OneOf_Payload?
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _formatVersion = source._formatVersion
-      _leaderTimeUnixNanos = source._leaderTimeUnixNanos
-      _requestID = source._requestID
-      _eager = source._eager
-      _payload = source._payload
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{3}leader_time_unix_nanos\0\u{3}request_id\0\u{4}\u{2}eager_dispatch\0\u{4}\u{5}start_workflow\0\u{3}signal_workflow\0\u{3}signal_with_start\0\u{3}request_cancel\0\u{1}terminate\0\u{4}\u{6}workflow_task_started\0\u{3}workflow_task_completed\0\u{3}workflow_task_failed\0\u{4}\u{8}activity_task_started\0\u{3}activity_task_completed\0\u{3}activity_task_failed\0\u{3}activity_task_heartbeat\0\u{3}activity_task_canceled\0\u{4}\u{6}timer_fired\0\u{3}workflow_task_timed_out\0\u{3}activity_timed_out\0\u{3}activity_retry_due\0\u{3}workflow_execution_timed_out\0\u{3}retention_expired\0\u{3}workflow_backoff_due\0\u{4}\u{4}register_namespace\0\u{3}add_search_attributes\0\u{4}\u{13}grant_role\0\u{3}revoke_role\0\u{3}bootstrap_roles\0\u{3}record_audit_events\0\u{c}\u{4}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._formatVersion) }()
-        case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._leaderTimeUnixNanos) }()
-        case 3: try { try decoder.decodeSingularStringField(value: &_storage._requestID) }()
-        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._eager) }()
-        case 10: try {
-          var v: Ballast_V1_StartWorkflowRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .startWorkflow(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .startWorkflow(v)
-          }
-        }()
-        case 11: try {
-          var v: Ballast_V1_SignalWorkflowRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .signalWorkflow(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .signalWorkflow(v)
-          }
-        }()
-        case 12: try {
-          var v: Ballast_V1_SignalWithStartWorkflowRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .signalWithStart(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .signalWithStart(v)
-          }
-        }()
-        case 13: try {
-          var v: Ballast_V1_RequestCancelWorkflowRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .requestCancel(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .requestCancel(v)
-          }
-        }()
-        case 14: try {
-          var v: Ballast_V1_TerminateWorkflowRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .terminate(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .terminate(v)
-          }
-        }()
-        case 20: try {
-          var v: Ballast_V1_RecordWorkflowTaskStartedRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .workflowTaskStarted(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .workflowTaskStarted(v)
-          }
-        }()
-        case 21: try {
-          var v: Ballast_V1_RespondWorkflowTaskCompletedRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .workflowTaskCompleted(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .workflowTaskCompleted(v)
-          }
-        }()
-        case 22: try {
-          var v: Ballast_V1_RespondWorkflowTaskFailedRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .workflowTaskFailed(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .workflowTaskFailed(v)
-          }
-        }()
-        case 30: try {
-          var v: Ballast_V1_RecordActivityTaskStartedRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .activityTaskStarted(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .activityTaskStarted(v)
-          }
-        }()
-        case 31: try {
-          var v: Ballast_V1_RespondActivityTaskCompletedRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .activityTaskCompleted(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .activityTaskCompleted(v)
-          }
-        }()
-        case 32: try {
-          var v: Ballast_V1_RespondActivityTaskFailedRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .activityTaskFailed(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .activityTaskFailed(v)
-          }
-        }()
-        case 33: try {
-          var v: Ballast_V1_RecordActivityTaskHeartbeatRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .activityTaskHeartbeat(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .activityTaskHeartbeat(v)
-          }
-        }()
-        case 34: try {
-          var v: Ballast_V1_RespondActivityTaskCanceledRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .activityTaskCanceled(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .activityTaskCanceled(v)
-          }
-        }()
-        case 40: try {
-          var v: Ballast_V1_TimerFiredRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .timerFired(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .timerFired(v)
-          }
-        }()
-        case 41: try {
-          var v: Ballast_V1_WorkflowTaskTimedOutRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .workflowTaskTimedOut(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .workflowTaskTimedOut(v)
-          }
-        }()
-        case 42: try {
-          var v: Ballast_V1_ActivityTimedOutRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .activityTimedOut(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .activityTimedOut(v)
-          }
-        }()
-        case 43: try {
-          var v: Ballast_V1_ActivityRetryDueRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .activityRetryDue(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .activityRetryDue(v)
-          }
-        }()
-        case 44: try {
-          var v: Ballast_V1_WorkflowExecutionTimedOutRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .workflowExecutionTimedOut(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .workflowExecutionTimedOut(v)
-          }
-        }()
-        case 45: try {
-          var v: Ballast_V1_RetentionExpiredRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .retentionExpired(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .retentionExpired(v)
-          }
-        }()
-        case 46: try {
-          var v: Ballast_V1_WorkflowBackoffDueRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .workflowBackoffDue(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .workflowBackoffDue(v)
-          }
-        }()
-        case 50: try {
-          var v: Ballast_V1_RegisterNamespaceRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .registerNamespace(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .registerNamespace(v)
-          }
-        }()
-        case 51: try {
-          var v: Ballast_V1_AddSearchAttributesRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .addSearchAttributes(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .addSearchAttributes(v)
-          }
-        }()
-        case 70: try {
-          var v: Ballast_V1_GrantRoleRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .grantRole(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .grantRole(v)
-          }
-        }()
-        case 71: try {
-          var v: Ballast_V1_RevokeRoleRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .revokeRole(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .revokeRole(v)
-          }
-        }()
-        case 72: try {
-          var v: Ballast_V1_BootstrapRolesRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .bootstrapRoles(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .bootstrapRoles(v)
-          }
-        }()
-        case 73: try {
-          var v: Ballast_V1_RecordAuditEventsRequest?
-          var hadOneofValue = false
-          if let current = _storage._payload {
-            hadOneofValue = true
-            if case .recordAuditEvents(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._payload = .recordAuditEvents(v)
-          }
-        }()
-        default: break
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.formatVersion) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.leaderTimeUnixNanos) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.eagerDispatch) }()
+      case 10: try {
+        var v: Ballast_V1_StartWorkflowRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .startWorkflow(let m) = current {v = m}
         }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .startWorkflow(v)
+        }
+      }()
+      case 11: try {
+        var v: Ballast_V1_SignalWorkflowRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .signalWorkflow(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .signalWorkflow(v)
+        }
+      }()
+      case 12: try {
+        var v: Ballast_V1_SignalWithStartWorkflowRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .signalWithStart(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .signalWithStart(v)
+        }
+      }()
+      case 13: try {
+        var v: Ballast_V1_RequestCancelWorkflowRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .requestCancel(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .requestCancel(v)
+        }
+      }()
+      case 14: try {
+        var v: Ballast_V1_TerminateWorkflowRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .terminate(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .terminate(v)
+        }
+      }()
+      case 20: try {
+        var v: Ballast_V1_RecordWorkflowTaskStartedRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .workflowTaskStarted(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .workflowTaskStarted(v)
+        }
+      }()
+      case 21: try {
+        var v: Ballast_V1_RespondWorkflowTaskCompletedRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .workflowTaskCompleted(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .workflowTaskCompleted(v)
+        }
+      }()
+      case 22: try {
+        var v: Ballast_V1_RespondWorkflowTaskFailedRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .workflowTaskFailed(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .workflowTaskFailed(v)
+        }
+      }()
+      case 30: try {
+        var v: Ballast_V1_RecordActivityTaskStartedRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .activityTaskStarted(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .activityTaskStarted(v)
+        }
+      }()
+      case 31: try {
+        var v: Ballast_V1_RespondActivityTaskCompletedRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .activityTaskCompleted(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .activityTaskCompleted(v)
+        }
+      }()
+      case 32: try {
+        var v: Ballast_V1_RespondActivityTaskFailedRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .activityTaskFailed(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .activityTaskFailed(v)
+        }
+      }()
+      case 33: try {
+        var v: Ballast_V1_RecordActivityTaskHeartbeatRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .activityTaskHeartbeat(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .activityTaskHeartbeat(v)
+        }
+      }()
+      case 34: try {
+        var v: Ballast_V1_RespondActivityTaskCanceledRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .activityTaskCanceled(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .activityTaskCanceled(v)
+        }
+      }()
+      case 40: try {
+        var v: Ballast_V1_TimerFiredRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .timerFired(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .timerFired(v)
+        }
+      }()
+      case 41: try {
+        var v: Ballast_V1_WorkflowTaskTimedOutRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .workflowTaskTimedOut(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .workflowTaskTimedOut(v)
+        }
+      }()
+      case 42: try {
+        var v: Ballast_V1_ActivityTimedOutRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .activityTimedOut(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .activityTimedOut(v)
+        }
+      }()
+      case 43: try {
+        var v: Ballast_V1_ActivityRetryDueRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .activityRetryDue(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .activityRetryDue(v)
+        }
+      }()
+      case 44: try {
+        var v: Ballast_V1_WorkflowExecutionTimedOutRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .workflowExecutionTimedOut(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .workflowExecutionTimedOut(v)
+        }
+      }()
+      case 45: try {
+        var v: Ballast_V1_RetentionExpiredRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .retentionExpired(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .retentionExpired(v)
+        }
+      }()
+      case 46: try {
+        var v: Ballast_V1_WorkflowBackoffDueRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .workflowBackoffDue(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .workflowBackoffDue(v)
+        }
+      }()
+      case 50: try {
+        var v: Ballast_V1_RegisterNamespaceRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .registerNamespace(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .registerNamespace(v)
+        }
+      }()
+      case 51: try {
+        var v: Ballast_V1_AddSearchAttributesRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .addSearchAttributes(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .addSearchAttributes(v)
+        }
+      }()
+      case 70: try {
+        var v: Ballast_V1_GrantRoleRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .grantRole(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .grantRole(v)
+        }
+      }()
+      case 71: try {
+        var v: Ballast_V1_RevokeRoleRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .revokeRole(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .revokeRole(v)
+        }
+      }()
+      case 72: try {
+        var v: Ballast_V1_BootstrapRolesRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .bootstrapRoles(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .bootstrapRoles(v)
+        }
+      }()
+      case 73: try {
+        var v: Ballast_V1_RecordAuditEventsRequest?
+        var hadOneofValue = false
+        if let current = self.payload {
+          hadOneofValue = true
+          if case .recordAuditEvents(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.payload = .recordAuditEvents(v)
+        }
+      }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      if _storage._formatVersion != 0 {
-        try visitor.visitSingularUInt32Field(value: _storage._formatVersion, fieldNumber: 1)
-      }
-      if _storage._leaderTimeUnixNanos != 0 {
-        try visitor.visitSingularInt64Field(value: _storage._leaderTimeUnixNanos, fieldNumber: 2)
-      }
-      if !_storage._requestID.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._requestID, fieldNumber: 3)
-      }
-      try { if let v = _storage._eager {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-      } }()
-      switch _storage._payload {
-      case .startWorkflow?: try {
-        guard case .startWorkflow(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-      }()
-      case .signalWorkflow?: try {
-        guard case .signalWorkflow(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-      }()
-      case .signalWithStart?: try {
-        guard case .signalWithStart(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-      }()
-      case .requestCancel?: try {
-        guard case .requestCancel(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-      }()
-      case .terminate?: try {
-        guard case .terminate(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-      }()
-      case .workflowTaskStarted?: try {
-        guard case .workflowTaskStarted(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-      }()
-      case .workflowTaskCompleted?: try {
-        guard case .workflowTaskCompleted(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-      }()
-      case .workflowTaskFailed?: try {
-        guard case .workflowTaskFailed(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
-      }()
-      case .activityTaskStarted?: try {
-        guard case .activityTaskStarted(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
-      }()
-      case .activityTaskCompleted?: try {
-        guard case .activityTaskCompleted(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
-      }()
-      case .activityTaskFailed?: try {
-        guard case .activityTaskFailed(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
-      }()
-      case .activityTaskHeartbeat?: try {
-        guard case .activityTaskHeartbeat(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
-      }()
-      case .activityTaskCanceled?: try {
-        guard case .activityTaskCanceled(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
-      }()
-      case .timerFired?: try {
-        guard case .timerFired(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
-      }()
-      case .workflowTaskTimedOut?: try {
-        guard case .workflowTaskTimedOut(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 41)
-      }()
-      case .activityTimedOut?: try {
-        guard case .activityTimedOut(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 42)
-      }()
-      case .activityRetryDue?: try {
-        guard case .activityRetryDue(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 43)
-      }()
-      case .workflowExecutionTimedOut?: try {
-        guard case .workflowExecutionTimedOut(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 44)
-      }()
-      case .retentionExpired?: try {
-        guard case .retentionExpired(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 45)
-      }()
-      case .workflowBackoffDue?: try {
-        guard case .workflowBackoffDue(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 46)
-      }()
-      case .registerNamespace?: try {
-        guard case .registerNamespace(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
-      }()
-      case .addSearchAttributes?: try {
-        guard case .addSearchAttributes(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 51)
-      }()
-      case .grantRole?: try {
-        guard case .grantRole(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 70)
-      }()
-      case .revokeRole?: try {
-        guard case .revokeRole(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 71)
-      }()
-      case .bootstrapRoles?: try {
-        guard case .bootstrapRoles(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 72)
-      }()
-      case .recordAuditEvents?: try {
-        guard case .recordAuditEvents(let v)? = _storage._payload else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 73)
-      }()
-      case nil: break
-      }
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.formatVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.formatVersion, fieldNumber: 1)
+    }
+    if self.leaderTimeUnixNanos != 0 {
+      try visitor.visitSingularInt64Field(value: self.leaderTimeUnixNanos, fieldNumber: 2)
+    }
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 3)
+    }
+    if !self.eagerDispatch.isEmpty {
+      try visitor.visitSingularBytesField(value: self.eagerDispatch, fieldNumber: 5)
+    }
+    switch self.payload {
+    case .startWorkflow?: try {
+      guard case .startWorkflow(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .signalWorkflow?: try {
+      guard case .signalWorkflow(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .signalWithStart?: try {
+      guard case .signalWithStart(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .requestCancel?: try {
+      guard case .requestCancel(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case .terminate?: try {
+      guard case .terminate(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .workflowTaskStarted?: try {
+      guard case .workflowTaskStarted(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .workflowTaskCompleted?: try {
+      guard case .workflowTaskCompleted(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case .workflowTaskFailed?: try {
+      guard case .workflowTaskFailed(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+    }()
+    case .activityTaskStarted?: try {
+      guard case .activityTaskStarted(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+    }()
+    case .activityTaskCompleted?: try {
+      guard case .activityTaskCompleted(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+    }()
+    case .activityTaskFailed?: try {
+      guard case .activityTaskFailed(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
+    }()
+    case .activityTaskHeartbeat?: try {
+      guard case .activityTaskHeartbeat(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
+    }()
+    case .activityTaskCanceled?: try {
+      guard case .activityTaskCanceled(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
+    }()
+    case .timerFired?: try {
+      guard case .timerFired(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
+    }()
+    case .workflowTaskTimedOut?: try {
+      guard case .workflowTaskTimedOut(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 41)
+    }()
+    case .activityTimedOut?: try {
+      guard case .activityTimedOut(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 42)
+    }()
+    case .activityRetryDue?: try {
+      guard case .activityRetryDue(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 43)
+    }()
+    case .workflowExecutionTimedOut?: try {
+      guard case .workflowExecutionTimedOut(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 44)
+    }()
+    case .retentionExpired?: try {
+      guard case .retentionExpired(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 45)
+    }()
+    case .workflowBackoffDue?: try {
+      guard case .workflowBackoffDue(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 46)
+    }()
+    case .registerNamespace?: try {
+      guard case .registerNamespace(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
+    }()
+    case .addSearchAttributes?: try {
+      guard case .addSearchAttributes(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 51)
+    }()
+    case .grantRole?: try {
+      guard case .grantRole(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 70)
+    }()
+    case .revokeRole?: try {
+      guard case .revokeRole(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 71)
+    }()
+    case .bootstrapRoles?: try {
+      guard case .bootstrapRoles(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 72)
+    }()
+    case .recordAuditEvents?: try {
+      guard case .recordAuditEvents(let v)? = self.payload else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 73)
+    }()
+    case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ballast_V1_EngineEntry, rhs: Ballast_V1_EngineEntry) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._formatVersion != rhs_storage._formatVersion {return false}
-        if _storage._leaderTimeUnixNanos != rhs_storage._leaderTimeUnixNanos {return false}
-        if _storage._requestID != rhs_storage._requestID {return false}
-        if _storage._eager != rhs_storage._eager {return false}
-        if _storage._payload != rhs_storage._payload {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs.formatVersion != rhs.formatVersion {return false}
+    if lhs.leaderTimeUnixNanos != rhs.leaderTimeUnixNanos {return false}
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.eagerDispatch != rhs.eagerDispatch {return false}
+    if lhs.payload != rhs.payload {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

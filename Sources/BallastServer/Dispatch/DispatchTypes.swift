@@ -103,7 +103,7 @@ enum StartOutcome: Sendable, Equatable {
 }
 
 /// Slots of one stream reserved for an entry that starts the tasks it makes ready itself
-/// (eager dispatch, `EngineEntry.eager`); what the entry does not use is refunded once it is
+/// (eager dispatch, `EngineEntry.eager_dispatch`); what the entry does not use is refunded once it is
 /// applied or failed.
 struct EagerReservation: Sendable, Equatable {
     var stream: TaskStreamID

@@ -4,7 +4,7 @@ import BallastRaft
 
 /// Eager dispatch: an entry that will make tasks ready (a start, a workflow-task completion that
 /// schedules activities, an activity result that wakes the workflow) is proposed with slots
-/// already reserved on a worker's stream, and starts those tasks itself (`EngineEntry.eager`),
+/// already reserved on a worker's stream, and starts those tasks itself (`EngineEntry.eager_dispatch`),
 /// so they skip the started entry, its fsync and its round trip. What the entry does not use
 /// goes back to the stream; tasks it did not start are dispatched as usual.
 extension Dispatcher {
@@ -12,7 +12,7 @@ extension Dispatcher {
     struct EagerTicket: Sendable {
         let epoch: UInt64
         let reservation: EagerReservation
-        /// The `eager` field of the entry to propose.
+        /// The eager dispatch of the entry to propose (`EngineEntry.eager`).
         let message: Ballast_V1_EagerDispatch
     }
 
