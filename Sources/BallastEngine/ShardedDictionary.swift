@@ -9,11 +9,13 @@ extension ShardedKey {
     var shardedHash: Int { hashValue }
 }
 
-/// Strings (run ids, workflow ids, namespaces) are hashed by `StringKeyHash`: `String`'s SipHash
-/// over a 36-byte run id cost about 390 instructions, two to three times per entry.
-extension String: ShardedKey {
-    var shardedHash: Int { StringKeyHash.hash(self) }
-}
+/// Strings (run ids, workflow ids, namespaces, search-attribute values) keep `String`'s own hash:
+/// SipHash, keyed per process. Several of these maps are keyed by what clients send (workflow
+/// ids, attribute values), and a cheaper unkeyed-style hash (a word-wise multiply-xorshift was
+/// tried, about 1,000 instructions per entry cheaper) lets a client build colliding keys whatever
+/// the seed — a difference in one word's high bits corrected in the next collides whenever one
+/// carry condition holds — and turn a shard into a linear scan on every node.
+extension String: ShardedKey {}
 
 extension WorkflowKey: ShardedKey {
     var shardedHash: Int { StringKeyHash.combine(namespace.shardedHash, workflowId.shardedHash) }
@@ -23,18 +25,7 @@ extension VisibilityPostingKey: ShardedKey {
     var shardedHash: Int { StringKeyHash.combine(field.shardedHash, value.shardedHash) }
 }
 
-/// A hash of strings that agrees with `String`'s `==` (canonical equivalence) and is much
-/// cheaper than `String.hashValue` for ASCII: a seeded word-wise multiply-xorshift over the bytes.
-///
-/// Why it agrees with `==`: two strings are equal when their NFC forms are. A string equal to an
-/// ASCII string has an ASCII NFC (= NFD) form, so each of its scalars decomposes to ASCII: it
-/// is ASCII plus at most the three non-ASCII scalars whose canonical decomposition is ASCII
-/// (U+037E → `;`, U+1FEF → `` ` ``, U+212A → `K`; `StringKeyHashTests` checks every scalar).
-/// Such a string is hashed as its ASCII form; every other string, which equals no ASCII string,
-/// is hashed by `String.hashValue`, which respects canonical equivalence.
-///
-/// The word-wise hash is not cryptographic. It is seeded from `Hasher` (random per process, fixed
-/// under `SWIFT_DETERMINISTIC_HASHING`), and the shards' dictionaries mix it with their own seed.
+/// Combines the hashes of a key's two strings (each SipHash, keyed), in order.
 enum StringKeyHash {
     private static let seed: UInt64 = {
         var hasher = Hasher()
@@ -43,65 +34,12 @@ enum StringKeyHash {
     }()
     private static let multiplier: UInt64 = 0x9e37_79b9_7f4a_7c15
 
-    /// The hash of `text`, equal for strings that compare equal.
-    static func hash(_ text: String) -> Int {
-        let ascii = text.utf8.withContiguousStorageIfAvailable { asciiHash(UnsafeRawBufferPointer($0)) }
-        if let ascii, let ascii { return ascii }
-        return nonASCIIHash(text)
-    }
-
     /// Two hashes combined in order (for keys made of two strings).
     static func combine(_ first: Int, _ second: Int) -> Int {
         var hash = (UInt64(bitPattern: Int64(first)) ^ seed) &* multiplier
         hash ^= hash >> 29
         hash = (hash ^ UInt64(bitPattern: Int64(second))) &* multiplier
         return finish(hash)
-    }
-
-    /// The word-wise hash of ASCII bytes; nil when a byte is not ASCII.
-    static func asciiHash(_ bytes: UnsafeRawBufferPointer) -> Int? {
-        var hash = seed ^ (UInt64(bytes.count) &* multiplier)
-        var highBits: UInt64 = 0
-        var offset = 0
-        while bytes.count - offset >= 8 {
-            let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-            highBits |= word
-            hash = (hash ^ word) &* multiplier
-            hash ^= hash >> 29
-            offset += 8
-        }
-        if offset < bytes.count {
-            var tail: UInt64 = 0
-            if bytes.count >= 8 {
-                // The last eight bytes, overlapping the last word: one load instead of a byte loop.
-                tail = bytes.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt64.self)
-            } else {
-                while offset < bytes.count {
-                    tail = tail << 8 | UInt64(bytes[offset])
-                    offset += 1
-                }
-            }
-            highBits |= tail
-            hash = (hash ^ tail) &* multiplier
-        }
-        guard highBits & 0x8080_8080_8080_8080 == 0 else { return nil }
-        return finish(hash)
-    }
-
-    /// A string with a non-ASCII byte: hashed as its ASCII form if it has one, else by `hashValue`.
-    private static func nonASCIIHash(_ text: String) -> Int {
-        var ascii: [UInt8] = []
-        ascii.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar.value {
-            case 0..<0x80: ascii.append(UInt8(scalar.value))
-            case 0x037E: ascii.append(UInt8(ascii: ";"))
-            case 0x1FEF: ascii.append(UInt8(ascii: "`"))
-            case 0x212A: ascii.append(UInt8(ascii: "K"))
-            default: return text.hashValue
-            }
-        }
-        return ascii.withUnsafeBytes { asciiHash($0) } ?? text.hashValue
     }
 
     /// SplitMix64's final avalanche.
