@@ -1,55 +1,3 @@
-/// A key a `ShardedDictionary` can hash: `hashValue` unless the type has a cheaper hash that
-/// agrees with its `==` (equal keys, equal hashes), well mixed in all 64 bits.
-protocol ShardedKey: Hashable {
-    /// The key's hash for the shards (the shard comes from its top bits).
-    var shardedHash: Int { get }
-}
-
-extension ShardedKey {
-    var shardedHash: Int { hashValue }
-}
-
-/// Strings (run ids, workflow ids, namespaces, search-attribute values) keep `String`'s own hash:
-/// SipHash, keyed per process. Several of these maps are keyed by what clients send (workflow
-/// ids, attribute values), and a cheaper unkeyed-style hash (a word-wise multiply-xorshift was
-/// tried, about 1,000 instructions per entry cheaper) lets a client build colliding keys whatever
-/// the seed — a difference in one word's high bits corrected in the next collides whenever one
-/// carry condition holds — and turn a shard into a linear scan on every node.
-extension String: ShardedKey {}
-
-extension WorkflowKey: ShardedKey {
-    var shardedHash: Int { StringKeyHash.combine(namespace.shardedHash, workflowId.shardedHash) }
-}
-
-extension VisibilityPostingKey: ShardedKey {
-    var shardedHash: Int { StringKeyHash.combine(field.shardedHash, value.shardedHash) }
-}
-
-/// Combines the hashes of a key's two strings (each SipHash, keyed), in order.
-enum StringKeyHash {
-    private static let seed: UInt64 = {
-        var hasher = Hasher()
-        hasher.combine(0x8a1_1a57 as UInt64)
-        return UInt64(bitPattern: Int64(hasher.finalize()))
-    }()
-    private static let multiplier: UInt64 = 0x9e37_79b9_7f4a_7c15
-
-    /// Two hashes combined in order (for keys made of two strings).
-    static func combine(_ first: Int, _ second: Int) -> Int {
-        var hash = (UInt64(bitPattern: Int64(first)) ^ seed) &* multiplier
-        hash ^= hash >> 29
-        hash = (hash ^ UInt64(bitPattern: Int64(second))) &* multiplier
-        return finish(hash)
-    }
-
-    /// SplitMix64's final avalanche.
-    private static func finish(_ value: UInt64) -> Int {
-        var hash = (value ^ (value >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        hash = (hash ^ (hash >> 27)) &* 0x94d0_49bb_1331_11eb
-        return Int(bitPattern: UInt(hash ^ (hash >> 31)))
-    }
-}
-
 /// A dictionary split into 64 shards, so that growing it rehashes one small shard at a time.
 ///
 /// A plain `Dictionary` of open runs rehashes every entry at once when it doubles (at 49,152,
@@ -58,12 +6,17 @@ enum StringKeyHash {
 /// grow one at a time, each a 64th of the whole. Iteration order is unspecified, as a
 /// `Dictionary`'s: nothing that reaches history, snapshots or digests may depend on it.
 ///
-/// Each key is hashed once per access (`shardedHash`): the shard comes from the top bits of the
+/// Keys keep their own hash, SipHash keyed per process: several of these maps are keyed by what
+/// clients send (workflow ids, search-attribute values), and a cheaper unkeyed-style hash (a
+/// word-wise multiply-xorshift was tried) admits colliding keys whatever its seed — a client
+/// could turn a shard into a linear scan on every node.
+///
+/// Each key is hashed once per access (`hashValue`): the shard comes from the top bits of the
 /// hash, and the shard's dictionary stores the hash next to the key and uses it, mixed with the
 /// dictionary's seed, as its own hash value (`_rawHashValue(seed:)`) instead of running SipHash
 /// over it again (a 36-byte run id hashed twice was about 3% of the engine's instructions, and
 /// SipHash of the stored 8-byte hash another 2%). Costs 8 bytes per entry.
-struct ShardedDictionary<Key: ShardedKey, Value>: ExpressibleByDictionaryLiteral {
+struct ShardedDictionary<Key: Hashable, Value>: ExpressibleByDictionaryLiteral {
     private static var shardBits: Int { 6 }
 
     /// A key and its hash value, computed once.
@@ -73,7 +26,7 @@ struct ShardedDictionary<Key: ShardedKey, Value>: ExpressibleByDictionaryLiteral
 
         init(_ key: Key) {
             self.key = key
-            hash = key.shardedHash
+            hash = key.hashValue
         }
 
         static func == (left: Self, right: Self) -> Bool { left.hash == right.hash && left.key == right.key }

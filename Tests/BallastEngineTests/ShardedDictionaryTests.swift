@@ -56,14 +56,4 @@ struct ShardedDictionaryTests {
         #expect(Set(sharded.keys) == Set(reference.keys))
         #expect(sharded.values.sorted() == reference.values.sorted())
     }
-
-    @Test("keys made of canonically equivalent strings hash equally")
-    func equivalentKeysHashEqually() {
-        #expect(WorkflowKey(namespace: "default", workflowId: "\u{212A}ey").shardedHash
-                == WorkflowKey(namespace: "default", workflowId: "Key").shardedHash)
-        #expect(WorkflowKey(namespace: "default", workflowId: "caf\u{E9}").shardedHash
-                == WorkflowKey(namespace: "default", workflowId: "cafe\u{301}").shardedHash)
-        #expect(WorkflowKey(namespace: "default", workflowId: "a").shardedHash
-                != WorkflowKey(namespace: "defaulta", workflowId: "").shardedHash, "the parts are combined in order")
-    }
 }
