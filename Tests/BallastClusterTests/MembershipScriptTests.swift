@@ -53,7 +53,7 @@ struct MembershipScriptTests {
     @Test("cluster/demo --tls: transfers over mutual TLS on every port survive the leader's SIGKILL and pass verify")
     func demoOverTLS() async throws {
         let directory = NSTemporaryDirectory() + "ballast-demo-\(UUID().uuidString)"
-        let base = (try ProcessCluster.freePort() / 100) * 100
+        let base = try ProcessCluster.freePortBlock()
         let ballast = try ProcessCluster.locateBinary()
         let transfers = URL(fileURLWithPath: ballast).deletingLastPathComponent().appendingPathComponent("transfers").path
         let environment = ["BALLAST_BIN": ballast, "TRANSFERS_BIN": transfers, "BALLAST_CLUSTER_DIR": directory,
@@ -74,8 +74,8 @@ struct MembershipScriptTests {
     @Test("scale out and in with the scripts, and a node with a wiped disk is refused under its old id")
     func scaleWithScripts() async throws {
         let directory = NSTemporaryDirectory() + "ballast-scripts-\(UUID().uuidString)"
-        // Ports BASE+11 … BASE+53 (nodes 1–5), below the ephemeral range like the other tests' ports.
-        let base = (try ProcessCluster.freePort() / 100) * 100
+        // Ports BASE+11 … BASE+53 (nodes 1–5), outside the ephemeral range like the other tests' ports.
+        let base = try ProcessCluster.freePortBlock()
         let environment = ["BALLAST_BIN": try ProcessCluster.locateBinary(), "BALLAST_CLUSTER_DIR": directory,
                            "BALLAST_BASE_PORT": String(base)]
         defer {

@@ -3,6 +3,7 @@ import BallastWire
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 
 /// Real `ballast server` processes on 127.0.0.1 with free ports and temporary data directories,
@@ -58,19 +59,57 @@ final class ProcessCluster: @unchecked Sendable {
         return candidate
     }
 
-    /// A port nothing listens on right now, chosen **below** the kernel's ephemeral range: a port
-    /// from binding port 0 is an ephemeral one, which another process's outbound connection can
-    /// take as its source port before our server binds it (a node then fails to start).
+    /// A port nothing listens on right now, never handed out before in this test process, chosen
+    /// **outside** the kernel's ephemeral range: a port from binding port 0 is an ephemeral one,
+    /// which another process's outbound connection can take as its source port before our server
+    /// binds it (a node then fails to start). Checking that a port binds is not enough on its own:
+    /// a cluster picks all its ports before its first node starts, so two picks of the same free
+    /// port would both pass the check.
     static func freePort() throws -> Int {
-        let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? "32768 60999"
-        let ephemeralLow = Int(range.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first ?? "") ?? 32768
-        let candidates = 10_000 ..< max(10_001, ephemeralLow)
-        for _ in 0 ..< 200 {
+        let candidates = portCandidates()
+        for _ in 0 ..< 500 {
             let port = Int.random(in: candidates)
-            if canBind(port) { return port }
+            guard canBind(port) else { continue }
+            let fresh = handedOut.withLock { $0.insert(port).inserted }
+            if fresh { return port }
         }
         throw POSIXError(.EADDRINUSE)
     }
+
+    /// A base port B, a multiple of 100, such that B … B+99 are all free and never handed out
+    /// before in this process (the `cluster/` scripts derive their ports from a base like this).
+    static func freePortBlock() throws -> Int {
+        let candidates = portCandidates()
+        let blocks = (candidates.lowerBound + 99) / 100 ..< candidates.upperBound / 100
+        for _ in 0 ..< 200 where !blocks.isEmpty {
+            let base = Int.random(in: blocks) * 100
+            let ports = base ..< base + 100
+            guard ports.allSatisfy(canBind) else { continue }
+            let fresh = handedOut.withLock { taken in
+                guard ports.allSatisfy({ !taken.contains($0) }) else { return false }
+                taken.formUnion(ports)
+                return true
+            }
+            if fresh { return base }
+        }
+        throw POSIXError(.EADDRINUSE)
+    }
+
+    private static func portCandidates() -> Range<Int> {
+        let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? "32768 60999"
+        let bounds = range.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { Int($0) }
+        let ephemeral = (bounds.first ?? 32768) ... (bounds.count > 1 ? bounds[1] : 60999)
+        // The larger of the two stretches outside the ephemeral range (below it, from 10000, or
+        // above it); the whole non-privileged range if the ephemeral one leaves too little.
+        let below = 10_000 ..< max(10_000, ephemeral.lowerBound)
+        let above = min(65_536, ephemeral.upperBound + 1) ..< 65_536
+        var candidates = below.count >= above.count ? below : above
+        if candidates.count < 2_000 { candidates = 10_000 ..< 65_536 }
+        return candidates
+    }
+
+    /// Every port `freePort()` and `freePortBlock()` returned in this process: none is returned twice.
+    private static let handedOut = Mutex<Set<Int>>([])
 
     private static func canBind(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
