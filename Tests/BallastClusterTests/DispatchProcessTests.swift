@@ -101,6 +101,50 @@ struct DispatchProcessTests {
         await client.close()
     }
 
+    @Test("a stream that asked for partial history gets a run's next workflow task with only the events after its previous one; another stream gets it whole")
+    func partialHistoryOnTheStickyStream() async throws {
+        let cluster = try ProcessCluster(size: 3)
+        defer { cluster.shutdown() }
+        let leader = try await cluster.waitForLeader()
+        let client = try await connect(cluster, leader)
+        let port = cluster.nodes[leader]!.apiPort
+        let sticky = try await DispatchTestWorker.connectToLeader(port: port, group: cluster.group, partialHistory: true)
+        let _: Ballast_V1_StartWorkflowResponse = try await client.unary(
+            BallastMethod.Workflow.start, request: DispatchFixtures.start("partial-1"), timeout: .seconds(10))
+
+        let first = try await sticky.nextWorkflowTask()
+        #expect(first.firstEventID <= 1, "the stream never had this run: whole history")
+        #expect(try DispatchTestWorker.history(first).map(\.eventID) == Array(1 ..< first.info.nextEventID))
+        try await sticky.complete(first, [DispatchFixtures.scheduleActivity("debit")])
+        try await sticky.complete(try await sticky.nextActivityTask(), result: "debited")
+
+        let second = try await sticky.nextWorkflowTask()
+        #expect(second.info.previousStartedEventID == first.info.startedEventID)
+        #expect(second.firstEventID == first.info.startedEventID + 1, "only what came after the stream's previous task")
+        let secondEvents = try DispatchTestWorker.history(second)
+        #expect(secondEvents.map(\.eventID) == Array(second.firstEventID ..< second.info.nextEventID))
+        #expect(secondEvents.contains { if case .activityTaskCompleted? = $0.attributes { true } else { false } })
+        try await sticky.complete(second, [DispatchFixtures.scheduleActivity("credit")])
+        let credit = try await sticky.nextActivityTask()
+
+        // The run's next workflow task goes to a stream that never had it: whole history.
+        await sticky.close()
+        let other = try await DispatchTestWorker.connectToLeader(port: port, group: cluster.group, partialHistory: true)
+        try await DispatchTestWorker.completeActivity(credit, result: "credited", client: other.client)
+        let third = try await other.nextWorkflowTask()
+        #expect(third.firstEventID <= 1)
+        #expect(try DispatchTestWorker.history(third).map(\.eventID) == Array(1 ..< third.info.nextEventID))
+        try await other.complete(third, [DispatchFixtures.completeWorkflow()])
+        #expect(try await DispatchFixtures.status(client, "partial-1") == .completed)
+
+        let (_, body) = try await AdminHTTPClient.get(host: "127.0.0.1", port: cluster.nodes[leader]!.adminPort,
+                                                      path: "/metrics", timeout: .seconds(5), group: cluster.group)
+        let samples = WorkflowAPIProcessTests.samples(String(decoding: body, as: UTF8.self))
+        #expect(samples["ballast_dispatch_partial_histories_total"] == 1)
+        await other.close()
+        await client.close()
+    }
+
     @Test("with --eager-dispatch false every task goes out by its own started entry")
     func eagerDispatchOff() async throws {
         let cluster = try ProcessCluster(size: 3, extraArguments: ["--eager-dispatch", "false"])

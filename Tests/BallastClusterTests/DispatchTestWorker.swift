@@ -26,11 +26,13 @@ final class DispatchTestWorker: Sendable {
     /// Connects to `port` and opens a task stream; throws the call's status (e.g. UNAVAILABLE
     /// with `ballast-leader`) when the node refuses it.
     static func connect(port: Int, group: EventLoopGroup, taskQueue: String = "payments", identity: String = "test-worker",
-                        workflowSlots: UInt32 = 1, activitySlots: UInt32 = 1, acceptQueries: Bool = true) async throws -> DispatchTestWorker {
+                        workflowSlots: UInt32 = 1, activitySlots: UInt32 = 1, acceptQueries: Bool = true,
+                        partialHistory: Bool = false) async throws -> DispatchTestWorker {
         let client = try await GRPCClient.connect(host: "127.0.0.1", port: port, group: group)
         var request = Ballast_V1_StreamTasksRequest()
         request.taskQueue = taskQueue
         request.identity = identity
+        request.partialHistory = partialHistory
         (request.workflowTaskSlots, request.activityTaskSlots, request.acceptQueries) = (workflowSlots, activitySlots, acceptQueries)
         let stream = try client.serverStreaming(BallastMethod.Worker.streamTasks, request: request,
                                                 responseType: Ballast_V1_TaskStreamEvent.self)
@@ -57,11 +59,12 @@ final class DispatchTestWorker: Sendable {
     /// `connect`, retried while the node answers UNAVAILABLE naming itself (just elected: it
     /// takes streams once it has applied its own no-op), as a real worker's backoff would.
     static func connectToLeader(port: Int, group: EventLoopGroup, workflowSlots: UInt32 = 1,
-                                activitySlots: UInt32 = 1) async throws -> DispatchTestWorker {
+                                activitySlots: UInt32 = 1, partialHistory: Bool = false) async throws -> DispatchTestWorker {
         let deadline = ContinuousClock.now + .seconds(10)
         while true {
             do {
-                return try await connect(port: port, group: group, workflowSlots: workflowSlots, activitySlots: activitySlots)
+                return try await connect(port: port, group: group, workflowSlots: workflowSlots, activitySlots: activitySlots,
+                                         partialHistory: partialHistory)
             } catch let status as GRPCStatus where status.code == .unavailable && ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(20))
             }

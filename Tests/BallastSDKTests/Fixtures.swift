@@ -70,6 +70,9 @@ func commands(_ result: WorkflowTaskResult, sourceLocation: SourceLocation = #_s
     case .failed(let cause, let failure):
         Issue.record("task failed (\(cause)): \(failure.message)", sourceLocation: sourceLocation)
         return []
+    case .needsWholeHistory:
+        Issue.record("the task asked for the whole history", sourceLocation: sourceLocation)
+        return []
     }
 }
 

@@ -55,6 +55,12 @@ public nonisolated struct Ballast_V1_StreamTasksRequest: Sendable {
   /// Free-form build identifier of the worker binary.
   public var buildID: String = String()
 
+  /// The worker keeps the runs it works on cached (sticky execution) and can read history it
+  /// lacks itself: a workflow task pushed on this stream, for a run whose previous workflow task
+  /// this stream took, may then carry only the events after that task (see
+  /// WorkflowTask.first_event_id). Workers that leave this false always get history from event 1.
+  public var partialHistory: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -79,6 +85,13 @@ public nonisolated struct Ballast_V1_WorkflowTask: Sendable {
 
   /// Non-empty when more history must be read with GetWorkflowExecutionHistory.
   public var nextPageToken: Data = Data()
+
+  /// The id of the first event `history` holds. 0 or 1: the history from its start. Greater
+  /// (only on a stream opened with partial_history, and only as info.previous_started_event_id
+  /// + 1): the events up to the previous workflow task were pushed to this stream before; a
+  /// worker that no longer has the run cached reads the whole history with
+  /// GetWorkflowExecutionHistory.
+  public var firstEventID: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -380,7 +393,7 @@ fileprivate nonisolated let _protobuf_package = "ballast.v1"
 
 nonisolated extension Ballast_V1_StreamTasksRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StreamTasksRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}task_queue\0\u{1}identity\0\u{3}workflow_task_slots\0\u{3}activity_task_slots\0\u{3}accept_queries\0\u{3}build_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}task_queue\0\u{1}identity\0\u{3}workflow_task_slots\0\u{3}activity_task_slots\0\u{3}accept_queries\0\u{3}build_id\0\u{3}partial_history\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -395,6 +408,7 @@ nonisolated extension Ballast_V1_StreamTasksRequest: SwiftProtobuf.Message, Swif
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.activityTaskSlots) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.acceptQueries) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.buildID) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.partialHistory) }()
       default: break
       }
     }
@@ -422,6 +436,9 @@ nonisolated extension Ballast_V1_StreamTasksRequest: SwiftProtobuf.Message, Swif
     if !self.buildID.isEmpty {
       try visitor.visitSingularStringField(value: self.buildID, fieldNumber: 7)
     }
+    if self.partialHistory != false {
+      try visitor.visitSingularBoolField(value: self.partialHistory, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -433,6 +450,7 @@ nonisolated extension Ballast_V1_StreamTasksRequest: SwiftProtobuf.Message, Swif
     if lhs.activityTaskSlots != rhs.activityTaskSlots {return false}
     if lhs.acceptQueries != rhs.acceptQueries {return false}
     if lhs.buildID != rhs.buildID {return false}
+    if lhs.partialHistory != rhs.partialHistory {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -440,7 +458,7 @@ nonisolated extension Ballast_V1_StreamTasksRequest: SwiftProtobuf.Message, Swif
 
 nonisolated extension Ballast_V1_WorkflowTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkflowTask"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}info\0\u{1}history\0\u{3}next_page_token\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}info\0\u{1}history\0\u{3}next_page_token\0\u{3}first_event_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -451,6 +469,7 @@ nonisolated extension Ballast_V1_WorkflowTask: SwiftProtobuf.Message, SwiftProto
       case 1: try { try decoder.decodeSingularMessageField(value: &self._info) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.history) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.nextPageToken) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.firstEventID) }()
       default: break
       }
     }
@@ -470,6 +489,9 @@ nonisolated extension Ballast_V1_WorkflowTask: SwiftProtobuf.Message, SwiftProto
     if !self.nextPageToken.isEmpty {
       try visitor.visitSingularBytesField(value: self.nextPageToken, fieldNumber: 3)
     }
+    if self.firstEventID != 0 {
+      try visitor.visitSingularInt64Field(value: self.firstEventID, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -477,6 +499,7 @@ nonisolated extension Ballast_V1_WorkflowTask: SwiftProtobuf.Message, SwiftProto
     if lhs._info != rhs._info {return false}
     if lhs.history != rhs.history {return false}
     if lhs.nextPageToken != rhs.nextPageToken {return false}
+    if lhs.firstEventID != rhs.firstEventID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -12,6 +12,9 @@ public enum WorkflowTaskResult: Sendable {
     /// The task could not be run (non-determinism, unknown workflow type, a panic in workflow
     /// code): fail it (RespondWorkflowTaskFailed); the run waits for a fixed worker.
     case failed(Ballast_V1_WorkflowTaskFailedCause, Ballast_V1_Failure)
+    /// The history given started after event 1 (the server sent only the events since the
+    /// previous task) and no cached run continues from there: call again with the whole history.
+    case needsWholeHistory
 }
 
 /// What answering one query produced.
@@ -24,9 +27,11 @@ public enum QueryTaskResult: Sendable {
 
 /// Runs workflow tasks and queries (the workflow runtime).
 public protocol WorkflowTaskHandling: Sendable {
-    /// Runs one workflow task. `history` is the run's whole history so far, in event-id order,
-    /// ending with the task's transient events when `task.attempt > 1`; the handler may use a
-    /// cached run and look only at the events it has not seen.
+    /// Runs one workflow task. `history` is the run's history so far, in event-id order, ending
+    /// with the task's transient events when `task.attempt > 1`: either whole, from event 1, or
+    /// only the events after `task.previousStartedEventID`. The handler may use a cached run and
+    /// look only at the events it has not seen; given a partial history and no such run, it
+    /// answers `.needsWholeHistory`.
     func handleWorkflowTask(_ task: Ballast_V1_WorkflowTaskInfo, history: [Ballast_V1_HistoryEvent]) async -> WorkflowTaskResult
     /// Answers a query from the run's state after replaying `history` (or from the cache).
     func handleQuery(_ query: Ballast_V1_QueryTask, history: [Ballast_V1_HistoryEvent]) async -> QueryTaskResult

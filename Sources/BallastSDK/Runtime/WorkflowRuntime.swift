@@ -15,6 +15,9 @@ public final class WorkflowRuntime: WorkflowTaskHandling, Sendable {
         public var fullReplays = 0
         /// Runs evicted because the cache was full.
         public var evictions = 0
+        /// Tasks that came with only the events since the previous task for a run no longer
+        /// cached: answered `.needsWholeHistory`.
+        public var partialHistoryMisses = 0
     }
 
     private let registry: WorkflowRegistry
@@ -45,10 +48,20 @@ public final class WorkflowRuntime: WorkflowTaskHandling, Sendable {
 
     /// The synchronous body of `handleWorkflowTask` (the code runs on the calling thread).
     func runTask(_ task: Ballast_V1_WorkflowTaskInfo, history: [Ballast_V1_HistoryEvent]) -> WorkflowTaskResult {
-        let runId = task.workflowExecution.runID
-        guard let run = cachedRun(for: task) ?? newRun(task) else {
+        let firstEventId = history.first?.eventID ?? 1
+        if let run = cachedRun(for: task, firstEventId: firstEventId) { return execute(run, task, history) }
+        guard firstEventId <= 1 else {
+            state.withLock { $0.statistics.partialHistoryMisses += 1 }
+            return .needsWholeHistory
+        }
+        guard let run = newRun(task) else {
             return unregistered(task.workflowType.name, workflowId: task.workflowExecution.workflowID)
         }
+        return execute(run, task, history)
+    }
+
+    private func execute(_ run: WorkflowRun, _ task: Ballast_V1_WorkflowTaskInfo, _ history: [Ballast_V1_HistoryEvent]) -> WorkflowTaskResult {
+        let runId = task.workflowExecution.runID
         do {
             guard let commands = try run.process(history, liveStartedEventId: task.startedEventID) else {
                 run.tearDown()
@@ -71,12 +84,15 @@ public final class WorkflowRuntime: WorkflowTaskHandling, Sendable {
         }
     }
 
-    private func cachedRun(for task: Ballast_V1_WorkflowTaskInfo) -> WorkflowRun? {
+    /// The cached run this task continues, taken out of the cache; nil (and the run torn down)
+    /// when it is not where the task continues from or has not seen the events before `firstEventId`.
+    private func cachedRun(for task: Ballast_V1_WorkflowTaskInfo, firstEventId: Int64) -> WorkflowRun? {
         let (run, usable) = state.withLock { state -> (WorkflowRun?, Bool) in
             guard let run = state.cache.take(task.workflowExecution.runID) else { return (nil, false) }
             // The cached run must be exactly where this task continues from; another worker may
             // have completed tasks in between, or our last completion may have been refused.
             let usable = run.lastStartedEventId == task.previousStartedEventID && run.processedEventId < task.startedEventID
+                && run.processedEventId + 1 >= firstEventId
             if usable { state.statistics.cacheHits += 1 }
             return (run, usable)
         }

@@ -224,6 +224,9 @@ final class TestRun: @unchecked Sendable {
         switch await environment.runtime.handleWorkflowTask(info, history: builder.events) {
         case .failed(let cause, let failure):
             throw WorkflowTestError.workflowTaskFailed(cause, message: failure.message)
+        case .needsWholeHistory:
+            // The environment always gives the whole history.
+            throw WorkflowTestError.workflowTaskFailed(.workflowWorkerUnhandledFailure, message: "the runtime asked for the whole history")
         case .completed(let commands):
             let eventIds = builder.completeWorkflowTask(with: commands)
             for (command, eventId) in zip(commands, eventIds) { record(command, eventId: eventId) }

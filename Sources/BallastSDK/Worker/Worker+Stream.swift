@@ -67,6 +67,8 @@ extension Worker {
         request.workflowTaskSlots = workflowSlots
         request.activityTaskSlots = activitySlots
         request.acceptQueries = workflows != nil
+        // The runtime keeps runs cached and answers `.needsWholeHistory` on a miss.
+        request.partialHistory = workflows != nil
         request.buildID = options.buildID
         let stream = try grpc.serverStreaming(BallastMethod.Worker.streamTasks, request: request,
                                               responseType: Ballast_V1_TaskStreamEvent.self, metadata: client.metadata)

@@ -1,5 +1,6 @@
 import BallastProto
 import BallastWire
+import Foundation
 import Logging
 
 extension Worker {
@@ -9,13 +10,20 @@ extension Worker {
         var logger = self.logger
         logger[metadataKey: "workflowId"] = "\(info.workflowExecution.workflowID)"
         logger[metadataKey: "runId"] = "\(info.workflowExecution.runID)"
-        let result: WorkflowTaskResult
+        var result: WorkflowTaskResult
         do {
             let history = try await fullHistory(info.namespace, info.workflowExecution, task.history, task.nextPageToken,
                                                 transient: info.transientEvents)
             if let workflows {
                 result = await runHandler { await workflows.handleWorkflowTask(info, history: history) }
                     ?? .failed(.workflowWorkerUnhandledFailure, Self.failure("WorkerShutdown", "the worker shut down during the workflow task"))
+                if case .needsWholeHistory = result, task.firstEventID > 1 {
+                    // Only the events since our previous task came, and the run is no longer
+                    // cached here: read the whole history and run the task from a full replay.
+                    let whole = try await fullHistory(info.namespace, info.workflowExecution, [], Data(), transient: info.transientEvents)
+                    result = await runHandler { await workflows.handleWorkflowTask(info, history: whole) }
+                        ?? .failed(.workflowWorkerUnhandledFailure, Self.failure("WorkerShutdown", "the worker shut down during the workflow task"))
+                }
             } else {
                 result = .failed(.workflowWorkerUnhandledFailure, Self.failure("NoWorkflows", "worker \(options.identity) runs no workflows"))
             }
@@ -35,21 +43,29 @@ extension Worker {
                                       as: Ballast_V1_RespondWorkflowTaskCompletedResponse.self)
                 options.onAcknowledged?(WorkerAcknowledgement(.workflowTaskCompleted, workflowTask: info, commands: commands.count,
                                                               identity: options.identity))
+            case .needsWholeHistory:
+                try await respondFailed(info, .workflowWorkerUnhandledFailure, Self.failure(
+                    "HistoryIncomplete", "the workflow handler asked for the whole history although it had it from event 1"), logger)
             case .failed(let cause, let failure):
-                logger.warning("workflow task failed", metadata: ["cause": "\(cause)", "failure": "\(failure.message)"])
-                var request = Ballast_V1_RespondWorkflowTaskFailedRequest()
-                request.taskToken = info.taskToken
-                request.cause = cause
-                request.failure = failure
-                request.identity = options.identity
-                _ = try await respond(BallastMethod.Worker.respondWorkflowTaskFailed, request,
-                                      as: Ballast_V1_RespondWorkflowTaskFailedResponse.self)
-                options.onAcknowledged?(WorkerAcknowledgement(.workflowTaskFailed, workflowTask: info, commands: nil,
-                                                              identity: options.identity))
+                try await respondFailed(info, cause, failure, logger)
             }
         } catch {
             logStaleOrFailed(error, "workflow task response", logger)
         }
+    }
+
+    private func respondFailed(_ info: Ballast_V1_WorkflowTaskInfo, _ cause: Ballast_V1_WorkflowTaskFailedCause,
+                               _ failure: Ballast_V1_Failure, _ logger: Logger) async throws(BallastClientError) {
+        logger.warning("workflow task failed", metadata: ["cause": "\(cause)", "failure": "\(failure.message)"])
+        var request = Ballast_V1_RespondWorkflowTaskFailedRequest()
+        request.taskToken = info.taskToken
+        request.cause = cause
+        request.failure = failure
+        request.identity = options.identity
+        _ = try await respond(BallastMethod.Worker.respondWorkflowTaskFailed, request,
+                              as: Ballast_V1_RespondWorkflowTaskFailedResponse.self)
+        options.onAcknowledged?(WorkerAcknowledgement(.workflowTaskFailed, workflowTask: info, commands: nil,
+                                                      identity: options.identity))
     }
 
     /// Answers one query from the run's replayed state.
@@ -139,5 +155,3 @@ extension Worker {
         }
     }
 }
-
-import Foundation

@@ -131,11 +131,18 @@ extension Dispatcher {
             sink.push(event)
             metrics.recordDispatch(latencyNanos: monotonicNanos() - readyAtNanos)
         case .workflowTaskStarted(let info):
+            let firstEventId = sink.sticky?.push(runId: info.workflowExecution.runID,
+                                                 previousStartedEventId: info.previousStartedEventID,
+                                                 startedEventId: info.startedEventID) ?? 1
             Task { [self] in
                 var task = Ballast_V1_WorkflowTask()
                 task.info = info
                 (task.history, task.nextPageToken) = firstHistoryPage(runId: info.workflowExecution.runID,
-                                                                     endEventId: info.nextEventID)
+                                                                     from: firstEventId, endEventId: info.nextEventID)
+                if firstEventId > 1 {
+                    task.firstEventID = firstEventId
+                    metrics.recordPartialHistory()
+                }
                 var event = Ballast_V1_TaskStreamEvent()
                 event.workflowTask = task
                 sink.push(event)
@@ -146,14 +153,14 @@ extension Dispatcher {
         }
     }
 
-    /// The first page of events `1 ..< endEventId` as LZ4 batches, and the token of the rest
+    /// The first page of events `from ..< endEventId` as LZ4 batches, and the token of the rest
     /// (a `HistoryPageToken`, as GetWorkflowExecutionHistory takes it) when the page is not all.
-    func firstHistoryPage(runId: String, endEventId: Int64) -> ([Ballast_V1_HistoryEventBatch], Data) {
-        guard endEventId > 1 else { return ([], Data()) }
-        let page = history.eventBytes(runId: runId, fromEventId: 1, maxEvents: min(firstPageMaxEvents, Int(endEventId - 1)),
-                                      maxBytes: firstPageMaxBytes)
-        let batches = (try? LZ4EventBatchCodec.makeBatches(serializedEvents: page, firstEventID: 1)) ?? []
-        let lastId = Int64(page.count)
+    func firstHistoryPage(runId: String, from firstEventId: Int64 = 1, endEventId: Int64) -> ([Ballast_V1_HistoryEventBatch], Data) {
+        guard endEventId > firstEventId else { return ([], Data()) }
+        let page = history.eventBytes(runId: runId, fromEventId: firstEventId,
+                                      maxEvents: min(firstPageMaxEvents, Int(endEventId - firstEventId)), maxBytes: firstPageMaxBytes)
+        let batches = (try? LZ4EventBatchCodec.makeBatches(serializedEvents: page, firstEventID: UInt64(firstEventId))) ?? []
+        let lastId = firstEventId - 1 + Int64(page.count)
         guard lastId < endEventId - 1 else { return (batches.map(\.message), Data()) }
         var token = Ballast_V1_HistoryPageToken()
         token.nextEventID = lastId + 1

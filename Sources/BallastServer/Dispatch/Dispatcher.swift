@@ -16,6 +16,32 @@ struct TaskSink: Sendable {
     let push: @Sendable (Ballast_V1_TaskStreamEvent) -> Void
     /// Ends the call with a status.
     let close: @Sendable (GRPCStatus) -> Void
+    /// Set when the worker asked for partial history (`StreamTasksRequest.partial_history`).
+    var sticky: StickyHistory? = nil
+}
+
+/// Which runs' workflow tasks a stream was last pushed, so the next one of the same run can carry
+/// only the events after it (`WorkflowTask.first_event_id`). Holds at most `capacity` runs;
+/// when full it starts over, and a forgotten run's next task simply carries its whole history.
+final class StickyHistory: Sendable {
+    private let pushed = Mutex<[String: Int64]>([:])
+    let capacity: Int
+
+    init(capacity: Int = 10_000) {
+        self.capacity = capacity
+    }
+
+    /// A workflow task of `runId` started at `startedEventId` is being pushed to the stream;
+    /// returns the first event id its history may start at: `previousStartedEventId + 1` when the
+    /// stream was pushed exactly that previous task, else 1.
+    func push(runId: String, previousStartedEventId: Int64, startedEventId: Int64) -> Int64 {
+        pushed.withLock { pushed in
+            let continues = previousStartedEventId > 0 && pushed[runId] == previousStartedEventId
+            if pushed[runId] == nil, pushed.count >= capacity { pushed.removeAll(keepingCapacity: true) }
+            pushed[runId] = startedEventId
+            return continues ? previousStartedEventId + 1 : 1
+        }
+    }
 }
 
 /// The leader's duties around the engine: matching ready tasks to connected workers, firing

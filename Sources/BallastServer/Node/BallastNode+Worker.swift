@@ -111,7 +111,8 @@ extension BallastNode {
                     guard let payload: [UInt8] = try? event.serializedBytes() else { return }
                     _ = responder.send(payload)
                 },
-                close: { responder.finish($0) })
+                close: { responder.finish($0) },
+                sticky: request.partialHistory ? StickyHistory() : nil)
             let servedBy = info.api
             do {
                 let id = try dispatcher.openStream(

@@ -28,6 +28,7 @@ public final class NodeMetrics: Sendable {
     private let timersFired: Counter
     private let deadlinesDropped: Counter
     private let eagerStarts: Counter
+    private let partialHistories: Counter
     private let pendingTasks = Mutex<[String: Gauge]>([:])
     private let workflowsStarted: Counter
     /// One counter per closing status; the label set is fixed, so it stays bounded.
@@ -93,6 +94,9 @@ public final class NodeMetrics: Sendable {
         eagerStarts = registry.makeCounter(
             descriptor: name("dispatch", "eager_starts", "total",
                              "Tasks started by the entry that made them ready (eager dispatch) and pushed by this leader."))
+        partialHistories = registry.makeCounter(
+            descriptor: name("dispatch", "partial_histories", "total",
+                             "Workflow tasks pushed with only the events after the stream's previous task of the run (sticky)."))
         deadlinesDropped = registry.makeCounter(
             descriptor: name("", "deadlines_dropped", "total",
                              "Deadlines that came due after the engine had dropped them (task done, timer canceled), not proposed."))
@@ -166,6 +170,7 @@ public final class NodeMetrics: Sendable {
     func recordTimerFired() { timersFired.increment() }
     func recordDeadlinesDropped(_ count: Int) { deadlinesDropped.increment(by: Int64(count)) }
     func recordEagerStarts(_ count: Int) { if count > 0 { eagerStarts.increment(by: Int64(count)) } }
+    func recordPartialHistory() { partialHistories.increment() }
 
     /// Sets the dispatch gauges: open streams and ready tasks per tracked queue (a queue's
     /// gauge is removed when the queue is no longer tracked, so labels stay bounded).
