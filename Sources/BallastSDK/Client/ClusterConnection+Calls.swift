@@ -43,8 +43,14 @@ extension ClusterConnection {
             var generation: UInt64?
             let status: GRPCStatus
             do {
-                // Dialing is bounded by the attempt's deadline too (a SYN to a dead host can hang).
-                let (client, current) = try await Self.within(attemptTimeout) { try await self.current() }
+                // Dialing is bounded by the attempt's deadline too (a SYN to a dead host can hang);
+                // an open connection needs no such race (a task group and a timer per call).
+                let (client, current): (GRPCClient, UInt64)
+                if let open = await self.connected() {
+                    (client, current) = open
+                } else {
+                    (client, current) = try await Self.within(attemptTimeout) { try await self.current() }
+                }
                 generation = current
                 return try await client.unary(path, request: request, responseType: Response.self,
                                               metadata: options.metadata, timeout: attemptTimeout)

@@ -39,6 +39,13 @@ public actor ClusterConnection {
     /// The node calls currently go to.
     public var currentTarget: BallastEndpoint { target }
 
+    /// The open connection to the current target and its generation, if there is one: no
+    /// dialing, so no deadline needs to bound it.
+    func connected() -> (GRPCClient, UInt64)? {
+        guard !closed, let client, client.channel.isActive else { return nil }
+        return (client, generation)
+    }
+
     /// The open connection to the current target (dialing it if needed) and its generation.
     public func current() async throws -> (GRPCClient, UInt64) {
         guard !closed else { throw GRPCStatus(.cancelled, "the client was closed") }
