@@ -32,6 +32,11 @@ public struct WorkflowEngine: Sendable {
     var visibility = VisibilityIndex()
 
     /// Creates an empty engine holding only the `default` namespace.
+    /// The newest entry format this engine applies: `eagerDispatchFormatVersion`, or lower on a
+    /// node told to act as an older build (`--max-engine-format`, to rehearse upgrades). Not
+    /// part of the state, its snapshot or its digest.
+    public var newestFormatVersion: UInt32 = eagerDispatchFormatVersion
+
     public init(limits: EngineLimits = EngineLimits()) {
         self.limits = limits
         namespaces[Self.defaultNamespace] = NamespaceState(
@@ -40,8 +45,8 @@ public struct WorkflowEngine: Sendable {
 
     /// Applies one committed entry; rejections are in the response and change nothing.
     public mutating func apply(_ entry: Ballast_V1_EngineEntry, index: UInt64) throws(EngineError) -> ApplyResult {
-        guard entry.formatVersion >= engineFormatVersion, entry.formatVersion <= eagerDispatchFormatVersion else {
-            throw .unsupportedFormatVersion(found: entry.formatVersion, supported: eagerDispatchFormatVersion, index: index)
+        guard entry.formatVersion >= engineFormatVersion, entry.formatVersion <= newestFormatVersion else {
+            throw .unsupportedFormatVersion(found: entry.formatVersion, supported: newestFormatVersion, index: index)
         }
         guard index > lastAppliedIndex else {
             throw .indexNotIncreasing(index: index, lastApplied: lastAppliedIndex)

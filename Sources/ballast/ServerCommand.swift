@@ -1,4 +1,5 @@
 import ArgumentParser
+import BallastEngine
 import BallastRaft
 import BallastServer
 import BallastStorage
@@ -40,6 +41,8 @@ struct ServerCommand: AsyncParsableCommand {
     var maxMessageBytes: Int?
     @Option(help: "Eager dispatch, true or false (default true): an entry that makes tasks ready starts them itself for a worker with free slots, saving an entry per task. Set false on upgraded nodes while a cluster still has nodes of a build without it (docs/operations.md, \"Upgrades\").")
     var eagerDispatch: String?
+    @Option(help: ArgumentHelp("The newest engine entry format this node applies (default: the newest this build knows, 2); 1 makes it act as a build from before eager dispatch, to rehearse upgrades.", visibility: .hidden))
+    var maxEngineFormat: String?
     @Option(help: "Raft tick in milliseconds.") var tickMs: Int?
     @Option(help: "Election timeout in ticks.") var electionTicks: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
@@ -74,7 +77,7 @@ struct ServerCommand: AsyncParsableCommand {
             logger.notice("history store: cut a torn tail (the Raft log replays it)",
                           metadata: ["file": "\(torn.file)", "offset": "\(torn.offset)", "reason": "\(torn.reason)"])
         }
-        let machine = EngineStateMachine(logger: logger, history: history) { why in
+        let machine = EngineStateMachine(logger: logger, history: history, newestFormatVersion: configuration.maxEngineFormat) { why in
             fatalLogger.critical("\(why)")
             Foundation.exit(70)
         }
@@ -112,6 +115,7 @@ struct ServerCommand: AsyncParsableCommand {
         values["max-new-connections-per-second"] = maxNewConnectionsPerSecond.map { String($0) }
         values["max-message-bytes"] = maxMessageBytes.map { String($0) }
         values["eager-dispatch"] = eagerDispatch
+        values["max-engine-format"] = maxEngineFormat
         values["log-level"] = logLevel
         values["admin-token"] = adminToken
         values["admin-tokens"] = adminTokens
@@ -134,7 +138,7 @@ struct ServerSettings {
                                     "admin-token", "admin-tokens", "roles",
                                     "tls-cert", "tls-key", "tls-ca", "tls-min-version", "tls-required", "tls-allow-cleartext",
                                     "tls-reload-interval-ms", "disk-reserve-bytes",
-                                    "max-connections", "max-new-connections-per-second", "max-message-bytes", "eager-dispatch"]
+                                    "max-connections", "max-new-connections-per-second", "max-message-bytes", "eager-dispatch", "max-engine-format"]
     private var values: [String: String] = [:]
 
     subscript(key: String) -> String? { values[key] }
@@ -221,6 +225,12 @@ struct ServerSettings {
         if let text = values["eager-dispatch"] {
             guard let enabled = Bool(text) else { throw ValidationError("--eager-dispatch takes true or false, not '\(text)'") }
             configuration.eagerDispatch = enabled
+        }
+        if let text = values["max-engine-format"] {
+            guard let version = UInt32(text), (engineFormatVersion ... eagerDispatchFormatVersion).contains(version) else {
+                throw ValidationError("--max-engine-format takes \(engineFormatVersion) to \(eagerDispatchFormatVersion), not '\(text)'")
+            }
+            configuration.maxEngineFormat = version
         }
         configuration.tls = try tlsConfiguration()
         try configuration.validate()

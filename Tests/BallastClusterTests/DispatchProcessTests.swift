@@ -2,6 +2,7 @@ import BallastProto
 import BallastServer
 import BallastWire
 import Foundation
+import Synchronization
 import Testing
 
 @Suite("task dispatch, timers and queries on server processes", .serialized)
@@ -14,7 +15,7 @@ struct DispatchProcessTests {
     func workflowRunsThroughTheStream() async throws {
         let cluster = try ProcessCluster(size: 3)
         defer { cluster.shutdown() }
-        let leader = try await cluster.waitForLeader()
+        let leader = try await cluster.waitForEagerDispatch()
         let client = try await connect(cluster, leader)
         let started: Ballast_V1_StartWorkflowResponse = try await client.unary(
             BallastMethod.Workflow.start, request: DispatchFixtures.start("transfer-1"), timeout: .seconds(10))
@@ -143,6 +144,57 @@ struct DispatchProcessTests {
         #expect(samples["ballast_dispatch_partial_histories_total"] == 1)
         await other.close()
         await client.close()
+    }
+
+    @Test("a member acting as an older build (--max-engine-format 1) keeps eager dispatch off and keeps applying; restarted as the new build, eager dispatch turns on")
+    func eagerDispatchWaitsForEveryMember() async throws {
+        let olderBuild = Mutex(true)
+        let cluster = try ProcessCluster(size: 3, nodeArguments: { id in
+            id == 3 && olderBuild.withLock { $0 } ? ["--max-engine-format", "1"] : []
+        })
+        defer { cluster.shutdown() }
+        if try await cluster.waitForLeader() == 3 {
+            // The older member must be a follower for what follows to test the leader's restraint.
+            _ = cluster.stop(3)
+            try cluster.start(3)
+            _ = try await cluster.waitForLeader(excluding: 3)
+        }
+        try await cluster.waitForEagerDispatch(false)
+        try await waitFor("node 3 to report engine format 1") { await cluster.status(of: 3)?.engineFormatVersion == 1 }
+
+        func runOne(_ id: String) async throws -> Int {
+            let leader = try await cluster.waitForLeader()
+            let client = try await connect(cluster, leader)
+            let worker = try await DispatchTestWorker.connectToLeader(port: cluster.nodes[leader]!.apiPort, group: cluster.group)
+            let _: Ballast_V1_StartWorkflowResponse = try await client.unary(
+                BallastMethod.Workflow.start, request: DispatchFixtures.start(id), timeout: .seconds(10))
+            try await worker.complete(try await worker.nextWorkflowTask(), [DispatchFixtures.scheduleActivity("debit")])
+            try await worker.complete(try await worker.nextActivityTask(), result: "debited")
+            try await worker.complete(try await worker.nextWorkflowTask(), [DispatchFixtures.completeWorkflow()])
+            #expect(try await DispatchFixtures.status(client, id) == .completed)
+            await worker.close()
+            await client.close()
+            return leader
+        }
+
+        var leader = try await runOne("mixed-1")
+        var (_, body) = try await AdminHTTPClient.get(host: "127.0.0.1", port: cluster.nodes[leader]!.adminPort,
+                                                      path: "/metrics", timeout: .seconds(5), group: cluster.group)
+        #expect((WorkflowAPIProcessTests.samples(String(decoding: body, as: UTF8.self))["ballast_dispatch_eager_starts_total"] ?? 0) == 0)
+        // The older member applied everything (a format-2 entry would have stopped it).
+        let commit = try #require(await cluster.status(of: leader)?.commit)
+        try await waitFor("node 3 to apply up to the leader's commit \(commit)") {
+            (await cluster.status(of: 3)?.applied ?? 0) >= commit
+        }
+        #expect(cluster.nodes[3]?.process?.isRunning == true)
+
+        olderBuild.withLock { $0 = false }
+        try cluster.restart(3)
+        leader = try await cluster.waitForEagerDispatch(true)
+        leader = try await runOne("mixed-2")
+        (_, body) = try await AdminHTTPClient.get(host: "127.0.0.1", port: cluster.nodes[leader]!.adminPort,
+                                                  path: "/metrics", timeout: .seconds(5), group: cluster.group)
+        #expect((WorkflowAPIProcessTests.samples(String(decoding: body, as: UTF8.self))["ballast_dispatch_eager_starts_total"] ?? 0) > 0)
     }
 
     @Test("with --eager-dispatch false every task goes out by its own started entry")

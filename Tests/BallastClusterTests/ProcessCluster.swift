@@ -236,6 +236,25 @@ final class ProcessCluster: @unchecked Sendable {
         throw ClusterTestFailure("no leader within \(timeout); logs in \(directory)")
     }
 
+    /// Waits until a leader reports that it writes eager entries (every member applies engine
+    /// format 2), or that it does not when `active` is false; returns the leader's id.
+    @discardableResult
+    func waitForEagerDispatch(_ active: Bool = true, timeout: Duration = .seconds(10)) async throws -> Int {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let leader = try await waitForLeader(timeout: deadline - ContinuousClock.now)
+            if let status = await status(of: leader), status.role == "leader", status.eagerDispatch == active { return leader }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw ClusterTestFailure("no leader reported eager dispatch \(active ? "on" : "off") within \(timeout)")
+    }
+
+    /// SIGKILLs node `id` and starts it again (with what `nodeArguments` gives it now).
+    func restart(_ id: Int) throws {
+        kill(id)
+        try start(id)
+    }
+
     func shutdown() {
         for id in nodes.keys { kill(id) }
         try? group.syncShutdownGracefully()

@@ -28,7 +28,7 @@ extension Dispatcher {
     /// Reserves slots for an entry about to be proposed; nil when eager dispatch is off, this
     /// node does not lead, or no suitable stream has free slots.
     func reserveEager(_ want: EagerWant) -> EagerTicket? {
-        guard eagerDispatch else { return nil }
+        guard eagerActive else { return nil }
         return state.withLock { state -> EagerTicket? in
             let reservation: EagerReservation?
             switch want {

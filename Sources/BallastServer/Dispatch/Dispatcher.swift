@@ -82,8 +82,23 @@ final class Dispatcher: @unchecked Sendable {
     /// First-page bounds of the history pushed with a workflow or query task.
     let firstPageMaxEvents = 1_000
     let firstPageMaxBytes = 2 << 20
-    /// Whether entries may start the tasks they make ready (`Dispatcher+Eager.swift`).
+    /// Whether entries may start the tasks they make ready (`Dispatcher+Eager.swift`), as
+    /// configured (`--eager-dispatch`).
     let eagerDispatch: Bool
+    /// Whether every member has reported a build that applies eager entries (format 2); the
+    /// node's `FormatAgreement` sets it. Off until then.
+    private let eagerAgreed = Atomic<Bool>(false)
+    /// Whether this node proposes eager entries now: configured and agreed by every member.
+    var eagerActive: Bool { eagerDispatch && eagerAgreed.load(ordering: .relaxed) }
+
+    /// Records whether every member applies eager entries.
+    func setEagerAgreed(_ agreed: Bool) {
+        let was = eagerAgreed.exchange(agreed, ordering: .relaxed)
+        guard was != agreed, eagerDispatch else { return }
+        logger.notice(agreed ? "eager dispatch on: every member applies engine format 2"
+                             : "eager dispatch off: a member does not report engine format 2")
+    }
+
     /// Set once by the node right after it created the driver, before anything starts.
     var driver: RaftDriver?
     /// The status a caller gets from a node that does not lead (with the `ballast-leader` trailer).

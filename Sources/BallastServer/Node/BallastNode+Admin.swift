@@ -77,7 +77,7 @@ extension BallastNode {
         return try? decoder.decode(ClusterView.self, from: Data(body))
     }
 
-    private func remoteMember(id: String, info: NodeInfo?) async -> ClusterView.Member {
+    func remoteMember(id: String, info: NodeInfo?) async -> ClusterView.Member {
         let raftAddress = info?.raft ?? ""
         var fallback = ClusterView.Member(id: id, role: "follower", term: 0, commit: 0, applied: 0, api: info?.api ?? "",
                                           raft: raftAddress, admin: info?.admin ?? "", reachable: false, leader: nil)

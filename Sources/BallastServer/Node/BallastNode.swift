@@ -23,6 +23,7 @@ public final class BallastNode: @unchecked Sendable {
     private var ticker: RepeatedTask?
     private var metricsRefresher: RepeatedTask?
     private var timerTicker: RepeatedTask?
+    private var formatAgreementTask: Task<Void, Never>?
     /// The node's Prometheus metrics (`/metrics`).
     public let metrics: NodeMetrics
     private var admin: AdminHTTPServer?
@@ -124,6 +125,7 @@ public final class BallastNode: @unchecked Sendable {
         timerTicker = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(5), delay: .milliseconds(5)) { _ in
             dispatcher.tick()
         }
+        formatAgreementTask = Task { [self] in await runFormatAgreement() }
         let router = adminRouter ?? { [self] request in await route(request) }
         let server = try await AdminHTTPServer(
             host: configuration.adminAddress.host, port: configuration.adminAddress.port, group: group, logger: logger,
@@ -197,14 +199,21 @@ public final class BallastNode: @unchecked Sendable {
     /// This node's status as served at `/status`; with `digest`, also the engine's state digest,
     /// taken on the loop thread together with the Raft status so the two describe one moment.
     public func status(digest: Bool = false) async -> NodeStatus {
-        guard digest else { return NodeStatus(raft: await raftStatus(), info: info) }
+        guard digest else { return describe(await raftStatus()) }
         let machine = stateMachine
         let (raft, engine) = await withCheckedContinuation { continuation in
             driver.inspect { status in continuation.resume(returning: (status, machine.digest())) }
         }
-        var status = NodeStatus(raft: raft, info: info)
+        var status = describe(raft)
         status.stateDigest = engine.digest
         status.digestIndex = engine.index
+        return status
+    }
+
+    private func describe(_ raft: RaftStatus) -> NodeStatus {
+        var status = NodeStatus(raft: raft, info: info)
+        status.engineFormatVersion = configuration.maxEngineFormat
+        if raft.role == .leader { status.eagerDispatch = dispatcher.eagerActive }
         return status
     }
 
@@ -226,6 +235,7 @@ public final class BallastNode: @unchecked Sendable {
         tlsReloader?.stop()
         metricsRefresher?.cancel()
         timerTicker?.cancel()
+        formatAgreementTask?.cancel()
         ticker?.cancel()
         driver.stop()
         await admin?.close()

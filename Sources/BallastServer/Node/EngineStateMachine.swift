@@ -36,12 +36,18 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
     /// How long a history write that failed for lack of space waits before it is tried again.
     var historyNoSpaceRetryInterval: Duration = .milliseconds(100)
 
-    /// Creates an empty engine over `history` (in memory unless given).
+    /// The newest entry format this node applies (`NodeConfiguration.maxEngineFormat`).
+    public let newestFormatVersion: UInt32
+
+    /// Creates an empty engine over `history` (in memory unless given), applying entry formats
+    /// up to `newestFormatVersion`.
     public init(logger: Logger, history: any HistoryBytesStore = MemoryHistoryBytesStore(),
-                onFatal: @escaping @Sendable (String) -> Void) {
+                newestFormatVersion: UInt32 = eagerDispatchFormatVersion, onFatal: @escaping @Sendable (String) -> Void) {
         self.logger = logger
         self.history = history
         self.onFatal = onFatal
+        self.newestFormatVersion = newestFormatVersion
+        engine.newestFormatVersion = newestFormatVersion
     }
 
     /// Applies a committed engine entry and records its events; the `ApplyResult` goes back to the proposer.
@@ -141,6 +147,7 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
         do {
             let decoded = try NodeSnapshotCodec.decode(snapshot.data)
             engine = try WorkflowEngine.restore(decoded.engine)
+            engine.newestFormatVersion = newestFormatVersion
             rolePublisher.publish(engine, force: true)
             let report = try HistoryRecorder.reconcile(history, with: decoded.histories)
             logger.info("restored from snapshot", metadata: [

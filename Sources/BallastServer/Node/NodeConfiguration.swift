@@ -1,3 +1,4 @@
+import BallastEngine
 import BallastRaft
 import BallastWire
 
@@ -136,6 +137,10 @@ public struct NodeConfiguration: Sendable {
     /// Eager dispatch (`--eager-dispatch`): entries that make tasks ready start them for a
     /// worker with free slots (format-version-2 entries, which builds before it cannot apply).
     public var eagerDispatch = true
+    /// The newest engine entry format this node applies and reports (`--max-engine-format`,
+    /// hidden: lower only to make a node act as an older build when rehearsing an upgrade).
+    /// The leader proposes eager entries only while every member reports 2 or more.
+    public var maxEngineFormat: UInt32 = eagerDispatchFormatVersion
 
     /// Creates a configuration; call `validate()` before use.
     public init(id: NodeID, dataDirectory: String, raftAddress: HostPort, apiAddress: HostPort, adminAddress: HostPort,

@@ -34,6 +34,9 @@ public struct NodeStatus: Codable, Sendable, Equatable {
     /// The newest engine entry format this node's build applies (2: eager dispatch); absent
     /// from builds before the field, which apply version 1 only.
     public var engineFormatVersion: UInt32?
+    /// On the leader: whether it writes eager entries now (configured, and every member reports
+    /// format 2). Absent on followers.
+    public var eagerDispatch: Bool?
 
     /// Builds the status from the core's picture and this node's addresses.
     public init(raft status: RaftStatus, info: NodeInfo) {
