@@ -1,37 +1,74 @@
 import BallastRaft
+import Synchronization
+
+/// The leader's rounds of asking members for their engine format (`FormatAgreement`).
+final class FormatAgreementRounds: Sendable {
+    struct State {
+        var agreement = FormatAgreement()
+        var rounds = 0
+        /// The round in flight, if any.
+        var running: Task<Void, Never>?
+        var nextRoundAt = ContinuousClock.now
+        var stopped = false
+    }
+
+    let state = Mutex(State())
+}
 
 extension BallastNode {
-    /// While this node leads, asks the members' admin ports which engine format they apply and
-    /// turns eager dispatch on only once every member applies format 2 (`FormatAgreement`):
-    /// every 100 ms while some member is not known to, every second after (and every member
-    /// again every tenth round). Ends when the task is cancelled (shutdown).
-    func runFormatAgreement() async {
-        var agreement = FormatAgreement()
-        var round = 0
-        while !Task.isCancelled {
-            let status = await raftStatus()
-            var agreed = false
-            if status.role == .leader {
-                let own = status.id
-                let members = (status.membership.voters + status.membership.learners).filter { $0 != own }.map { String($0.rawValue) }
-                let known = transport.knownNodes
-                let ask = agreement.toAsk(members: members, everyone: round % 10 == 0)
-                let answers = await withTaskGroup(of: ClusterView.Member.self) { tasks in
-                    for id in ask {
-                        tasks.addTask { [self] in await remoteMember(id: id, info: UInt64(id).flatMap { known[$0] }) }
-                    }
-                    var answers: [ClusterView.Member] = []
-                    for await member in tasks { answers.append(member) }
-                    return answers
+    /// Called every 100 ms from an event-loop timer (not `Task.sleep`: libdispatch's timers
+    /// crashed the in-process tests when many short-lived nodes cancelled their sleeps). Starts a
+    /// round unless one is running or the last one agreed less than a second ago.
+    func formatAgreementTick() {
+        let now = ContinuousClock.now
+        formatRounds.state.withLock { state in
+            guard !state.stopped, state.running == nil, now >= state.nextRoundAt else { return }
+            state.running = Task { [self] in await formatAgreementRound() }
+        }
+    }
+
+    /// Stops the rounds and waits for the one in flight (it ends within its status read or
+    /// admin request, at most a second), so nothing reads the driver after it stops.
+    func stopFormatAgreement() async {
+        let running = formatRounds.state.withLock { state -> Task<Void, Never>? in
+            state.stopped = true
+            return state.running
+        }
+        await running?.value
+    }
+
+    /// One round: while this node leads, asks the members not yet known to apply format 2 (every
+    /// member every tenth round) and turns eager dispatch on only once all of them do.
+    private func formatAgreementRound() async {
+        let status = await raftStatus()
+        var agreed = false
+        if status.role == .leader {
+            let own = status.id
+            let members = (status.membership.voters + status.membership.learners).filter { $0 != own }.map { String($0.rawValue) }
+            let known = transport.knownNodes
+            let (agreement, rounds) = formatRounds.state.withLock { ($0.agreement, $0.rounds) }
+            let ask = agreement.toAsk(members: members, everyone: rounds % 10 == 0)
+            let answers = await withTaskGroup(of: ClusterView.Member.self) { tasks in
+                for id in ask {
+                    tasks.addTask { [self] in await remoteMember(id: id, info: UInt64(id).flatMap { known[$0] }) }
                 }
-                for member in answers where member.reachable {
-                    agreement.record(member: member.id, format: member.engineFormatVersion)
-                }
-                agreed = agreement.agreed(members: members, ownFormat: configuration.maxEngineFormat)
+                var answers: [ClusterView.Member] = []
+                for await member in tasks { answers.append(member) }
+                return answers
             }
-            dispatcher.setEagerAgreed(agreed)
-            round += 1
-            try? await Task.sleep(for: agreed ? .seconds(1) : .milliseconds(100))
+            agreed = formatRounds.state.withLock { state in
+                for member in answers where member.reachable {
+                    state.agreement.record(member: member.id, format: member.engineFormatVersion)
+                }
+                return state.agreement.agreed(members: members, ownFormat: configuration.maxEngineFormat)
+            }
+        }
+        dispatcher.setEagerAgreed(agreed)
+        let next = ContinuousClock.now + (agreed ? .seconds(1) : .zero)
+        formatRounds.state.withLock { state in
+            state.rounds += 1
+            state.running = nil
+            state.nextRoundAt = next
         }
     }
 }

@@ -23,7 +23,9 @@ public final class BallastNode: @unchecked Sendable {
     private var ticker: RepeatedTask?
     private var metricsRefresher: RepeatedTask?
     private var timerTicker: RepeatedTask?
-    private var formatAgreementTask: Task<Void, Never>?
+    private var formatAgreementTimer: RepeatedTask?
+    /// The leader's rounds of asking members which engine format they apply.
+    let formatRounds = FormatAgreementRounds()
     /// The node's Prometheus metrics (`/metrics`).
     public let metrics: NodeMetrics
     private var admin: AdminHTTPServer?
@@ -125,7 +127,9 @@ public final class BallastNode: @unchecked Sendable {
         timerTicker = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(5), delay: .milliseconds(5)) { _ in
             dispatcher.tick()
         }
-        formatAgreementTask = Task { [self] in await runFormatAgreement() }
+        formatAgreementTimer = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) {
+            [self] _ in formatAgreementTick()
+        }
         let router = adminRouter ?? { [self] request in await route(request) }
         let server = try await AdminHTTPServer(
             host: configuration.adminAddress.host, port: configuration.adminAddress.port, group: group, logger: logger,
@@ -220,6 +224,10 @@ public final class BallastNode: @unchecked Sendable {
     /// Graceful stop: hands leadership to the most caught-up peer (waiting up to `transferTimeout`),
     /// then stops the driver and closes every port.
     public func shutdown(transferTimeout: Duration = .seconds(2)) async {
+        // Stopped first, while the driver and the event loops it uses still run (it ends within
+        // its current status read or admin request, at most a second).
+        formatAgreementTimer?.cancel()
+        await stopFormatAgreement()
         let status = await raftStatus()
         let voters = status.progress.filter { status.membership.isVoter($0.key) }
         if status.role == .leader, let target = voters.max(by: { $0.value.match < $1.value.match })?.key {
@@ -235,7 +243,6 @@ public final class BallastNode: @unchecked Sendable {
         tlsReloader?.stop()
         metricsRefresher?.cancel()
         timerTicker?.cancel()
-        formatAgreementTask?.cancel()
         ticker?.cancel()
         driver.stop()
         await admin?.close()
