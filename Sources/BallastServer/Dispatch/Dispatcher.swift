@@ -91,10 +91,11 @@ final class Dispatcher: @unchecked Sendable {
     /// Whether this node proposes eager entries now: configured and agreed by every member.
     var eagerActive: Bool { eagerDispatch && eagerAgreed.load(ordering: .relaxed) }
 
-    /// Records whether every member applies eager entries.
-    func setEagerAgreed(_ agreed: Bool) {
+    /// Records whether every member applies eager entries (false, quietly, when this node does
+    /// not lead).
+    func setEagerAgreed(_ agreed: Bool, leading: Bool = true) {
         let was = eagerAgreed.exchange(agreed, ordering: .relaxed)
-        guard was != agreed, eagerDispatch else { return }
+        guard was != agreed, eagerDispatch, leading else { return }
         logger.notice(agreed ? "eager dispatch on: every member applies engine format 2"
                              : "eager dispatch off: a member does not report engine format 2")
     }

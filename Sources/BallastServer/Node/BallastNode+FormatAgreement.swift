@@ -63,7 +63,7 @@ extension BallastNode {
                 return state.agreement.agreed(members: members, ownFormat: configuration.maxEngineFormat)
             }
         }
-        dispatcher.setEagerAgreed(agreed)
+        dispatcher.setEagerAgreed(agreed, leading: status.role == .leader)
         let next = ContinuousClock.now + (agreed ? .seconds(1) : .zero)
         formatRounds.state.withLock { state in
             state.rounds += 1
