@@ -138,10 +138,7 @@ struct DispatchProcessTests {
         try await other.complete(third, [DispatchFixtures.completeWorkflow()])
         #expect(try await DispatchFixtures.status(client, "partial-1") == .completed)
 
-        let (_, body) = try await AdminHTTPClient.get(host: "127.0.0.1", port: cluster.nodes[leader]!.adminPort,
-                                                      path: "/metrics", timeout: .seconds(5), group: cluster.group)
-        let samples = WorkflowAPIProcessTests.samples(String(decoding: body, as: UTF8.self))
-        #expect(samples["ballast_dispatch_partial_histories_total"] == 1)
+        #expect(try await cluster.metrics(of: leader)["ballast_dispatch_partial_histories_total"] == 1)
         await other.close()
         await client.close()
     }
@@ -178,9 +175,7 @@ struct DispatchProcessTests {
         }
 
         var leader = try await runOne("mixed-1")
-        var (_, body) = try await AdminHTTPClient.get(host: "127.0.0.1", port: cluster.nodes[leader]!.adminPort,
-                                                      path: "/metrics", timeout: .seconds(5), group: cluster.group)
-        #expect((WorkflowAPIProcessTests.samples(String(decoding: body, as: UTF8.self))["ballast_dispatch_eager_starts_total"] ?? 0) == 0)
+        #expect((try await cluster.metrics(of: leader)["ballast_dispatch_eager_starts_total"] ?? 0) == 0)
         // The older member applied everything (a format-2 entry would have stopped it).
         let commit = try #require(await cluster.status(of: leader)?.commit)
         try await waitFor("node 3 to apply up to the leader's commit \(commit)") {
@@ -192,9 +187,7 @@ struct DispatchProcessTests {
         try cluster.restart(3)
         leader = try await cluster.waitForEagerDispatch(true)
         leader = try await runOne("mixed-2")
-        (_, body) = try await AdminHTTPClient.get(host: "127.0.0.1", port: cluster.nodes[leader]!.adminPort,
-                                                  path: "/metrics", timeout: .seconds(5), group: cluster.group)
-        #expect((WorkflowAPIProcessTests.samples(String(decoding: body, as: UTF8.self))["ballast_dispatch_eager_starts_total"] ?? 0) > 0)
+        #expect((try await cluster.metrics(of: leader)["ballast_dispatch_eager_starts_total"] ?? 0) > 0)
     }
 
     @Test("with --eager-dispatch false every task goes out by its own started entry")

@@ -1,6 +1,5 @@
 import BallastProto
 import BallastSDK
-import BallastServer
 import Foundation
 import Testing
 
@@ -29,42 +28,46 @@ private struct GreetingWorkflow: Workflow {
 
 @Suite("dispatch with the Swift SDK's worker on server processes", .serialized)
 struct DispatchSDKProcessTests {
+    /// Runs `count` greetings through an SDK worker with `runtime` on `cluster`, checks each
+    /// result, then runs `check` with the handles while the worker is still up.
+    private func greet(_ cluster: ProcessCluster, runtime: WorkflowRuntime, idPrefix: String, count: Int,
+                       check: ([WorkflowHandle]) async throws -> Void = { _ in }) async throws {
+        let client = BallastClient(endpoints: cluster.apiEndpoints())
+        var activities = ActivityRegistry()
+        activities.register(Greet())
+        var options = WorkerOptions(taskQueue: "greetings")
+        options.shutdownGracePeriod = .seconds(2)
+        let worker = try Worker(client: client, options: options, workflows: runtime, activities: ActivityExecutor(activities: activities))
+        let running = Task { try await worker.run() }
+        var handles: [WorkflowHandle] = []
+        for number in 0 ..< count {
+            handles.append(try await client.start(GreetingWorkflow.name, id: "\(idPrefix)-\(number)", taskQueue: "greetings",
+                                                  input: "\(idPrefix)\(number)"))
+        }
+        for (number, handle) in handles.enumerated() {
+            let result: String = try await handle.result(timeout: .seconds(20))
+            #expect(result == "hello \(idPrefix)\(number)")
+        }
+        try await check(handles)
+        await worker.shutdown()
+        try await running.value
+        await client.close()
+    }
+
     @Test("runs of a workflow with a timer and an activity complete through the SDK worker; a query is answered from its state")
     func sdkWorkerRunsWorkflows() async throws {
         let cluster = try ProcessCluster(size: 3)
         defer { cluster.shutdown() }
         let leader = try await cluster.waitForLeader()
-        let endpoints = cluster.apiEndpoints()
-        let client = BallastClient(endpoints: endpoints)
-        var activities = ActivityRegistry()
-        activities.register(Greet())
-        var options = WorkerOptions(taskQueue: "greetings")
-        options.shutdownGracePeriod = .seconds(2)
         let runtime = WorkflowRuntime(workflows: [GreetingWorkflow.self])
-        let worker = try Worker(client: client, options: options, workflows: runtime, activities: ActivityExecutor(activities: activities))
-        let running = Task { try await worker.run() }
-
-        var handles: [WorkflowHandle] = []
-        for number in 0 ..< 5 {
-            handles.append(try await client.start(GreetingWorkflow.name, id: "greeting-\(number)", taskQueue: "greetings",
-                                                  input: "n\(number)"))
+        try await greet(cluster, runtime: runtime, idPrefix: "greeting", count: 5) { handles in
+            let step: String = try await handles[0].query("step")
+            #expect(step == "done", "the query replays the finished run on the worker")
         }
-        for (number, handle) in handles.enumerated() {
-            let result: String = try await handle.result(timeout: .seconds(20))
-            #expect(result == "hello n\(number)")
-        }
-        let step: String = try await handles[0].query("step")
-        #expect(step == "done", "the query replays the finished run on the worker")
         // Each run's later workflow tasks came to the worker that had it cached, with only the
         // events after its previous task.
         #expect(runtime.statistics.partialHistoryMisses == 0 && runtime.statistics.cacheHits == 10, "\(runtime.statistics)")
-        let (_, body) = try await AdminHTTPClient.get(host: "127.0.0.1", port: cluster.nodes[leader]!.adminPort,
-                                                      path: "/metrics", timeout: .seconds(5), group: cluster.group)
-        let samples = WorkflowAPIProcessTests.samples(String(decoding: body, as: UTF8.self))
-        #expect(samples["ballast_dispatch_partial_histories_total"] == 10)
-        await worker.shutdown()
-        try await running.value
-        await client.close()
+        #expect(try await cluster.metrics(of: leader)["ballast_dispatch_partial_histories_total"] == 10)
     }
 
     @Test("a worker whose cache is too small for its runs reads the whole history itself when a partial one comes; every run completes")
@@ -72,28 +75,10 @@ struct DispatchSDKProcessTests {
         let cluster = try ProcessCluster(size: 3)
         defer { cluster.shutdown() }
         _ = try await cluster.waitForLeader()
-        let client = BallastClient(endpoints: cluster.apiEndpoints())
-        var activities = ActivityRegistry()
-        activities.register(Greet())
-        var options = WorkerOptions(taskQueue: "greetings")
-        options.shutdownGracePeriod = .seconds(2)
         let runtime = WorkflowRuntime(workflows: [GreetingWorkflow.self], maxCachedRuns: 1)
-        let worker = try Worker(client: client, options: options, workflows: runtime, activities: ActivityExecutor(activities: activities))
-        let running = Task { try await worker.run() }
-        var handles: [WorkflowHandle] = []
-        for number in 0 ..< 6 {
-            handles.append(try await client.start(GreetingWorkflow.name, id: "small-cache-\(number)", taskQueue: "greetings",
-                                                  input: "m\(number)"))
-        }
-        for (number, handle) in handles.enumerated() {
-            let result: String = try await handle.result(timeout: .seconds(20))
-            #expect(result == "hello m\(number)")
-        }
+        try await greet(cluster, runtime: runtime, idPrefix: "small-cache", count: 6)
         // Six runs share one cache slot: a run evicted while its timer ran gets a partial history
         // for a run the worker no longer has, and reads the whole history to replay it.
         #expect(runtime.statistics.partialHistoryMisses > 0, "\(runtime.statistics)")
-        await worker.shutdown()
-        try await running.value
-        await client.close()
     }
 }

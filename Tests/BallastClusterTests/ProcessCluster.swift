@@ -236,6 +236,13 @@ final class ProcessCluster: @unchecked Sendable {
         throw ClusterTestFailure("no leader within \(timeout); logs in \(directory)")
     }
 
+    /// Node `id`'s `/metrics` as sample name (with labels) → value.
+    func metrics(of id: Int) async throws -> [String: Double] {
+        let (_, body) = try await AdminHTTPClient.get(host: "127.0.0.1", port: nodes[id]!.adminPort, path: "/metrics",
+                                                      timeout: .seconds(5), group: group, tls: adminTLS)
+        return WorkflowAPIProcessTests.samples(String(decoding: body, as: UTF8.self))
+    }
+
     /// Waits until a leader reports that it writes eager entries (every member applies engine
     /// format 2), or that it does not when `active` is false; returns the leader's id.
     @discardableResult
