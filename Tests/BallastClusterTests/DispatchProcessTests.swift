@@ -190,6 +190,21 @@ struct DispatchProcessTests {
         #expect((try await cluster.metrics(of: leader)["ballast_dispatch_eager_starts_total"] ?? 0) > 0)
     }
 
+    @Test("after the leader's SIGKILL the new leader writes eager entries at once: as a follower it had heard the old leader report format 2")
+    func eagerDispatchSurvivesTheLeadersDeath() async throws {
+        let cluster = try ProcessCluster(size: 3)
+        defer { cluster.shutdown() }
+        let old = try await cluster.waitForEagerDispatch()
+        // Every follower has heard every member report format 2.
+        for id in cluster.nodes.keys where id != old {
+            try await waitFor("node \(id) to know every member's format") { await cluster.status(of: id)?.eagerDispatch == true }
+        }
+        cluster.kill(old)
+        let leader = try await cluster.waitForLeader(excluding: old)
+        #expect(try await cluster.waitForEagerDispatch(true, timeout: .seconds(5)) == leader)
+        #expect(cluster.nodes[old]?.process == nil, "the old leader is still down")
+    }
+
     @Test("with --eager-dispatch false every task goes out by its own started entry")
     func eagerDispatchOff() async throws {
         let cluster = try ProcessCluster(size: 3, extraArguments: ["--eager-dispatch", "false"])

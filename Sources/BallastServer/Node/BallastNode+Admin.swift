@@ -66,7 +66,7 @@ extension BallastNode {
         return ClusterView(leader: leader, members: members)
     }
 
-    private func leaderView(leaderID: String) async -> ClusterView? {
+    func leaderView(leaderID: String) async -> ClusterView? {
         guard let id = UInt64(leaderID), let info = transport.knownNodes[id],
               let admin = try? HostPort(parsing: info.admin) else { return nil }
         guard let (code, body) = try? await AdminHTTPClient.get(

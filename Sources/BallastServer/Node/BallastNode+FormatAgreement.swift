@@ -37,18 +37,25 @@ extension BallastNode {
         await running?.value
     }
 
-    /// One round: while this node leads, asks the members not yet known to apply format 2 (every
-    /// member every tenth round) and turns eager dispatch on only once all of them do.
+    /// One round: asks the members not yet known to apply format 2 (every member every tenth
+    /// round); on the leader, turns eager dispatch on only once all of them do. Followers learn
+    /// the reports too (through the leader's cluster view), so that a follower elected after the
+    /// leader died already knows what the dead leader reported and keeps eager dispatch on while
+    /// it is down.
     private func formatAgreementRound() async {
         let status = await raftStatus()
-        var agreed = false
-        if status.role == .leader {
-            let own = status.id
-            let members = (status.membership.voters + status.membership.learners).filter { $0 != own }.map { String($0.rawValue) }
+        let own = status.id
+        let members = (status.membership.voters + status.membership.learners).filter { $0 != own }.map { String($0.rawValue) }
+        var answers: [ClusterView.Member] = []
+        let (agreement, rounds) = formatRounds.state.withLock { ($0.agreement, $0.rounds) }
+        let ask = agreement.toAsk(members: members, everyone: rounds % 10 == 0)
+        if status.role == .follower, !ask.isEmpty, let leader = status.leader {
+            // A follower knows the admin address of the leader only: it reads the members'
+            // reports from the leader's cluster view (the leader asks each member for it).
+            answers = await leaderView(leaderID: String(leader.rawValue))?.members.filter { $0.id != String(own.rawValue) } ?? []
+        } else if status.role == .leader {
             let known = transport.knownNodes
-            let (agreement, rounds) = formatRounds.state.withLock { ($0.agreement, $0.rounds) }
-            let ask = agreement.toAsk(members: members, everyone: rounds % 10 == 0)
-            let answers = await withTaskGroup(of: ClusterView.Member.self) { tasks in
+            answers = await withTaskGroup(of: ClusterView.Member.self) { tasks in
                 for id in ask {
                     tasks.addTask { [self] in await remoteMember(id: id, info: UInt64(id).flatMap { known[$0] }) }
                 }
@@ -56,15 +63,17 @@ extension BallastNode {
                 for await member in tasks { answers.append(member) }
                 return answers
             }
-            agreed = formatRounds.state.withLock { state in
-                for member in answers where member.reachable {
-                    state.agreement.record(member: member.id, format: member.engineFormatVersion)
-                }
-                return state.agreement.agreed(members: members, ownFormat: configuration.maxEngineFormat)
+        }
+        let agreed = formatRounds.state.withLock { state in
+            for member in answers where member.reachable {
+                state.agreement.record(member: member.id, format: member.engineFormatVersion)
             }
+            return state.agreement.agreed(members: members, ownFormat: configuration.maxEngineFormat)
         }
         dispatcher.setEagerAgreed(agreed, leading: status.role == .leader)
-        let next = ContinuousClock.now + (agreed ? .seconds(1) : .zero)
+        // Only a leader that has not agreed yet asks again at once (every 100 ms); followers,
+        // whose rounds cost the leader a cluster view, ask once a second.
+        let next = ContinuousClock.now + (agreed || status.role != .leader ? .seconds(1) : .zero)
         formatRounds.state.withLock { state in
             state.rounds += 1
             state.running = nil

@@ -217,7 +217,7 @@ public final class BallastNode: @unchecked Sendable {
     private func describe(_ raft: RaftStatus) -> NodeStatus {
         var status = NodeStatus(raft: raft, info: info)
         status.engineFormatVersion = configuration.maxEngineFormat
-        if raft.role == .leader { status.eagerDispatch = dispatcher.eagerActive }
+        status.eagerDispatch = dispatcher.eagerActive
         return status
     }
 

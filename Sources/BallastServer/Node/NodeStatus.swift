@@ -34,8 +34,9 @@ public struct NodeStatus: Codable, Sendable, Equatable {
     /// The newest engine entry format this node's build applies (2: eager dispatch); absent
     /// from builds before the field, which apply version 1 only.
     public var engineFormatVersion: UInt32?
-    /// On the leader: whether it writes eager entries now (configured, and every member reports
-    /// format 2). Absent on followers.
+    /// Whether this node writes eager entries when it leads (configured, and every member has
+    /// reported format 2): on the leader, whether it does now; on a follower, whether it would at
+    /// once if elected.
     public var eagerDispatch: Bool?
 
     /// Builds the status from the core's picture and this node's addresses.
