@@ -39,7 +39,19 @@ final class LedgerDatabase {
         sqlite3_extended_result_codes(handle, 1)
         // WAL: readers never block the writer and several processes share the file. synchronous
         // FULL: a committed operation survives a power cut, not only a process crash.
-        try execute("PRAGMA journal_mode=WAL", context: "enabling WAL")
+        // Switching a new file to WAL takes an exclusive lock, and while another connection is
+        // opening the same new file SQLite answers SQLITE_BUSY at once, without the busy handler
+        // (a worker and `transfers start` started together hit this): retry until the busy
+        // timeout has passed.
+        let deadline = ContinuousClock.now + .milliseconds(Int(busyTimeoutMilliseconds))
+        while true {
+            do throws(SQLiteError) {
+                try execute("PRAGMA journal_mode=WAL", context: "enabling WAL")
+                break
+            } catch where error.isBusy && ContinuousClock.now < deadline {
+                usleep(2_000)
+            }
+        }
         try execute("PRAGMA synchronous=FULL", context: "setting synchronous")
         try execute("PRAGMA foreign_keys=ON", context: "enabling foreign keys")
     }

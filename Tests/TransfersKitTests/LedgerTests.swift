@@ -17,6 +17,18 @@ struct TemporaryLedger: ~Copyable {
 
 @Suite("SQLite ledger")
 struct LedgerTests {
+    @Test("connections opening one new ledger file at the same moment all succeed (a worker and `transfers start` do)")
+    func concurrentOpensOfANewFile() async throws {
+        for _ in 0 ..< 20 {
+            let file = try TemporaryLedger()
+            let path = file.path
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0 ..< 8 { group.addTask { _ = try Ledger(path: path) } }
+                try await group.waitForAll()
+            }
+        }
+    }
+
     @Test("a debit then a credit moves money through in-flight and keeps the total")
     func debitCredit() throws {
         let file = try TemporaryLedger()
