@@ -1,6 +1,7 @@
 import BallastProto
 import BallastSDK
 import Foundation
+import Synchronization
 import Testing
 
 /// An activity that greets, recording each attempt.
@@ -29,7 +30,8 @@ private struct GreetingWorkflow: Workflow {
 @Suite("dispatch with the Swift SDK's worker on server processes", .serialized)
 struct DispatchSDKProcessTests {
     /// Runs `count` greetings through an SDK worker with `runtime` on `cluster`, checks each
-    /// result, then runs `check` with the handles while the worker is still up.
+    /// result and that no workflow task failed, then runs `check` with the handles while the
+    /// worker is still up.
     private func greet(_ cluster: ProcessCluster, runtime: WorkflowRuntime, idPrefix: String, count: Int,
                        check: ([WorkflowHandle]) async throws -> Void = { _ in }) async throws {
         let client = BallastClient(endpoints: cluster.apiEndpoints())
@@ -37,6 +39,8 @@ struct DispatchSDKProcessTests {
         activities.register(Greet())
         var options = WorkerOptions(taskQueue: "greetings")
         options.shutdownGracePeriod = .seconds(2)
+        let failedTasks = Atomic<Int>(0)
+        options.onAcknowledged = { if $0.kind == .workflowTaskFailed { failedTasks.add(1, ordering: .relaxed) } }
         let worker = try Worker(client: client, options: options, workflows: runtime, activities: ActivityExecutor(activities: activities))
         let running = Task { try await worker.run() }
         var handles: [WorkflowHandle] = []
@@ -48,6 +52,7 @@ struct DispatchSDKProcessTests {
             let result: String = try await handle.result(timeout: .seconds(20))
             #expect(result == "hello \(idPrefix)\(number)")
         }
+        #expect(failedTasks.load(ordering: .relaxed) == 0, "every task ran on the first attempt")
         try await check(handles)
         await worker.shutdown()
         try await running.value

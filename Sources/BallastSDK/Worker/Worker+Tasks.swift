@@ -20,7 +20,8 @@ extension Worker {
                 if case .needsWholeHistory = result, task.firstEventID > 1 {
                     // Only the events since our previous task came, and the run is no longer
                     // cached here: read the whole history and run the task from a full replay.
-                    let whole = try await fullHistory(info.namespace, info.workflowExecution, [], Data(), transient: info.transientEvents)
+                    let whole = try await fullHistory(info.namespace, info.workflowExecution, [], Data(), transient: info.transientEvents,
+                                                      readFromStart: true)
                     result = await runHandler { await workflows.handleWorkflowTask(info, history: whole) }
                         ?? .failed(.workflowWorkerUnhandledFailure, Self.failure("WorkerShutdown", "the worker shut down during the workflow task"))
                 }
@@ -111,14 +112,16 @@ extension Worker {
     }
 
     /// The run's history: the pushed batches, further pages while a token is given, then the
-    /// transient events of a retried task that follow the stored ones.
+    /// transient events of a retried task that follow the stored ones. With `readFromStart`
+    /// (and no batches) every page is read from the cluster, starting at event 1.
     func fullHistory(_ namespace: String, _ execution: Ballast_V1_WorkflowExecution, _ batches: [Ballast_V1_HistoryEventBatch],
-                     _ nextPageToken: Data, transient: [Ballast_V1_HistoryEvent]) async throws(BallastClientError) -> [Ballast_V1_HistoryEvent] {
+                     _ nextPageToken: Data, transient: [Ballast_V1_HistoryEvent],
+                     readFromStart: Bool = false) async throws(BallastClientError) -> [Ballast_V1_HistoryEvent] {
         var events: [Ballast_V1_HistoryEvent] = []
         try HistoryBatches.append(batches, to: &events)
         var token = nextPageToken
         var pages = 0
-        while !token.isEmpty {
+        while !token.isEmpty || (readFromStart && pages == 0) {
             pages += 1
             guard pages <= 100_000 else { throw .malformedResponse("history paging did not end") }
             var request = Ballast_V1_GetWorkflowExecutionHistoryRequest()
@@ -128,7 +131,9 @@ extension Worker {
             let page = try await respond(BallastMethod.Workflow.getHistory, request,
                                          as: Ballast_V1_GetWorkflowExecutionHistoryBatchesResponse.self)
             try HistoryBatches.append(page.batches, to: &events)
-            guard page.nextPageToken != token else { throw .malformedResponse("the server repeated a history page token") }
+            guard page.nextPageToken.isEmpty || page.nextPageToken != token else {
+                throw .malformedResponse("the server repeated a history page token")
+            }
             token = page.nextPageToken
         }
         let lastID = events.last?.eventID ?? 0
