@@ -55,6 +55,23 @@ extension WorkflowEngine {
     /// The earliest deadline, if any.
     public func nextDeadline() -> Int64? { dueTimers().first?.dueTimeUnixNanos }
 
+    /// A run's execution (its run id resolved), status and history length: what `describe`
+    /// answers about them, without building the rest of its answer. Same errors as `describe`.
+    public func runProgress(namespace: String, execution: Ballast_V1_WorkflowExecution) throws(EngineRejection) -> RunProgress {
+        let resolved = try resolveNamespace(namespace).name
+        let runId = try resolveRunId(namespace: resolved, execution: execution)
+        if let summary = closed[runId] {
+            return RunProgress(execution: summary.key.execution, status: summary.status, historyLength: summary.historyLength)
+        }
+        guard let run = runs[runId] else { throw .workflowNotFound(namespace: resolved, workflowId: execution.workflowID, runId: runId) }
+        return RunProgress(execution: run.key.execution, status: .running, historyLength: run.historyLength)
+    }
+
+    /// A closed run's progress by its key, if the engine still holds it (nil: running or unknown).
+    public func closedRunProgress(_ key: RunKey) -> RunProgress? {
+        closed[key.runId].map { RunProgress(execution: $0.key.execution, status: $0.status, historyLength: $0.historyLength) }
+    }
+
     /// Describe: visibility info plus pending work of an open run (or the summary of a closed one).
     public func describe(namespace: String, execution: Ballast_V1_WorkflowExecution) throws(EngineRejection) -> Ballast_V1_DescribeWorkflowExecutionResponse {
         let resolved = try resolveNamespace(namespace).name

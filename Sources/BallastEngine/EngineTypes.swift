@@ -234,3 +234,13 @@ public struct EngineLimits: Sendable, Equatable {
     /// The documented defaults.
     public init() {}
 }
+
+/// Where a run stands: its execution, status and how many events its history holds.
+public struct RunProgress: Sendable, Equatable {
+    /// The run's workflow id and run id.
+    public var execution: Ballast_V1_WorkflowExecution
+    /// Running, or how it closed.
+    public var status: Ballast_V1_WorkflowExecutionStatus
+    /// The id of its last event.
+    public var historyLength: Int64
+}

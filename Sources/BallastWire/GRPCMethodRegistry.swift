@@ -54,6 +54,20 @@ public struct GRPCServerResponder: Sendable {
         }
     }
 
+    /// Sends one response message and ends the call with OK, in one hop to the event loop
+    /// (a unary call's answer).
+    public func finish(sending payload: [UInt8]) {
+        if eventLoop.inEventLoop {
+            _ = connection.value.sendMessage(streamID: streamID, payload: payload)
+            connection.value.finish(streamID: streamID, status: .ok)
+        } else {
+            eventLoop.execute { [connection, streamID] in
+                _ = connection.value.sendMessage(streamID: streamID, payload: payload)
+                connection.value.finish(streamID: streamID, status: .ok)
+            }
+        }
+    }
+
     /// Ends the call with `status` (trailers, or a trailers-only response if nothing was sent).
     public func finish(_ status: GRPCStatus) {
         if eventLoop.inEventLoop {
@@ -117,13 +131,39 @@ public struct GRPCMethodRegistry: Sendable {
                     let request = try Self.decode(Request.self, bytes)
                     let response = try await body(request, context)
                     let payload: [UInt8] = try response.serializedBytes()
-                    _ = responder.send(payload)
-                    responder.finish(.ok)
+                    responder.finish(sending: payload)
                 } catch {
                     responder.finish(Self.status(for: error))
                 }
             }
             return { task.cancel() }
+        })
+    }
+
+    /// Registers a unary handler that starts on the event loop and answers through `respond`,
+    /// exactly once, from any thread: for handlers whose work finishes on another thread (a
+    /// Raft proposal, completed on the node's loop thread), so the call needs no Swift task and
+    /// no hop through the concurrency pool. `body` must not block; an error passed to
+    /// `respond` answers its status as with `unary`.
+    public mutating func unaryCompleting<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ path: String,
+        _ body: @escaping @Sendable (Request, GRPCServerContext, _ respond: @escaping @Sendable (Result<Response, any Error>) -> Void) -> Void
+    ) {
+        register(path, GRPCMethodHandler(kind: .unary) { bytes, context, responder in
+            let request: Request
+            do { request = try Self.decode(Request.self, bytes) } catch {
+                responder.finish(Self.status(for: error))
+                return nil
+            }
+            body(request, context) { result in
+                do {
+                    let payload: [UInt8] = try result.get().serializedBytes()
+                    responder.finish(sending: payload)
+                } catch {
+                    responder.finish(Self.status(for: error))
+                }
+            }
+            return nil
         })
     }
 
@@ -135,8 +175,7 @@ public struct GRPCMethodRegistry: Sendable {
             do {
                 let response = try body(try Self.decode(Request.self, bytes), context)
                 let payload: [UInt8] = try response.serializedBytes()
-                _ = responder.send(payload)
-                responder.finish(.ok)
+                responder.finish(sending: payload)
             } catch {
                 responder.finish(Self.status(for: error))
             }

@@ -311,6 +311,37 @@ struct TimerQueueTests {
         #expect(queue.nextDueNanos == 40)
     }
 
+    @Test("deadlines are told apart by their whole content, not only by what their hash covers")
+    func keyIsTheWholeDeadline() {
+        var queue = TimerQueue(capacity: 10_000)
+        // 2,000 timers of one run due at the same instant (a fan-out of equal sleeps), each
+        // added twice: every one is kept once.
+        for round in 0..<2 {
+            for index in 0..<2_000 {
+                var request = Ballast_V1_TimerFiredRequest()
+                request.timerID = "t\(index)"
+                request.startedEventID = Int64(index + 5)
+                queue.add(DueTimer(dueTimeUnixNanos: 70, run: RunKey(namespace: "default", workflowId: "w", runId: "r"),
+                                   payload: .timerFired(request)))
+            }
+            #expect(queue.count == 2_000, "round \(round)")
+        }
+        // Same hash inputs (run, due time, started event), different timer id: two deadlines.
+        var same = Ballast_V1_TimerFiredRequest()
+        same.startedEventID = 5
+        same.timerID = "other"
+        queue.add(DueTimer(dueTimeUnixNanos: 70, run: RunKey(namespace: "default", workflowId: "w", runId: "r"), payload: .timerFired(same)))
+        // Same payload, other workflow id in the run key: two deadlines.
+        var first = Ballast_V1_TimerFiredRequest()
+        first.timerID = "t0"
+        first.startedEventID = 5
+        queue.add(DueTimer(dueTimeUnixNanos: 70, run: RunKey(namespace: "default", workflowId: "w2", runId: "r"), payload: .timerFired(first)))
+        #expect(queue.count == 2_002)
+        let popped = queue.popDue(nowNanos: 70, limit: 3_000)
+        #expect(popped.count == 2_002)
+        #expect(queue.count == 0)
+    }
+
     @Test("many deadlines with ties come out in due order, ties in the order they were added")
     func heapOrder() {
         var queue = TimerQueue(capacity: 10_000)

@@ -8,12 +8,9 @@ extension Worker {
     /// shutdown that outlasts the grace period cancels it too, but then the attempt is
     /// reported failed (retryable), since the workflow did not ask for a cancel.
     func runActivityTask(_ info: Ballast_V1_ActivityTaskInfo) async {
-        var logger = self.logger
-        logger[metadataKey: "workflowId"] = "\(info.workflowExecution.workflowID)"
-        logger[metadataKey: "activityId"] = "\(info.activityID)"
         guard let activities else {
             await report(info, .failed(Self.failure("NoActivities", "worker \(options.identity) runs no activities"),
-                                       lastHeartbeatDetails: nil), logger)
+                                       lastHeartbeatDetails: nil))
             return
         }
         let handlerID = state.withLock { state in state.nextID += 1; return state.nextID }
@@ -25,7 +22,7 @@ extension Worker {
         let lastDetails = await heartbeater.lastDetails
         let result = outcome ?? .failed(Self.failure("WorkerShutdown", "the worker shut down during the attempt"),
                                         lastHeartbeatDetails: lastDetails)
-        await report(info, result, logger)
+        await report(info, result)
     }
 
     /// The heartbeat throttle: 80% of the heartbeat timeout, at most the configured maximum.
@@ -34,7 +31,7 @@ extension Worker {
         return min(.nanoseconds(info.heartbeatTimeoutNanos * 4 / 5), options.maxHeartbeatThrottleInterval)
     }
 
-    func report(_ info: Ballast_V1_ActivityTaskInfo, _ result: ActivityTaskResult, _ logger: Logger) async {
+    func report(_ info: Ballast_V1_ActivityTaskInfo, _ result: ActivityTaskResult) async {
         do {
             switch result {
             case .completed(let payloads):
@@ -64,7 +61,7 @@ extension Worker {
                 options.onAcknowledged?(WorkerAcknowledgement(.activityCanceled, activity: info, identity: options.identity))
             }
         } catch {
-            logStaleOrFailed(error, "activity response", logger)
+            logStaleOrFailed(error, "activity response", taskLogger(info.workflowExecution, "activityId", info.activityID))
         }
     }
 }

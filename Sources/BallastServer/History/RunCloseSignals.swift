@@ -1,39 +1,59 @@
+import BallastEngine
 import Synchronization
 
-/// A one-shot signal that a run closed (or that the engine was replaced and the caller must
-/// look again). Fired on the Raft loop thread; awaited by a request task. Firing before the
-/// wait starts is remembered, so no wake-up is lost.
+/// How a wait for a run to close ended.
+enum RunCloseOutcome: Sendable {
+    /// The run closed when this node applied the entry that closed it: where it stands then.
+    case closed(HistoryTarget)
+    /// Something changed under the wait (the engine was replaced from a snapshot): look again.
+    case lookAgain
+    /// The wait's deadline passed first.
+    case timedOut
+    /// The waiting task was cancelled.
+    case cancelled
+}
+
+/// A one-shot signal that a run closed (or that the caller must look again, or gave up).
+/// Fired on the Raft loop thread, by the deadline sweep or by cancellation; awaited by a
+/// request task. The first outcome wins; one fired before the wait starts is remembered, so no
+/// wake-up is lost.
 final class RunCloseSignal: Sendable {
     private enum State {
-        case waiting(CheckedContinuation<Void, Never>?)
-        case fired
+        case waiting(CheckedContinuation<RunCloseOutcome, Never>?)
+        case fired(RunCloseOutcome)
     }
 
     private let state = Mutex<State>(.waiting(nil))
+    /// When the sweep (`RunCloseSignals.expire`) ends the wait with `.timedOut`.
+    let deadline: ContinuousClock.Instant
 
-    /// Wakes the waiter (now or when it starts waiting).
-    func fire() {
-        let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard case .waiting(let continuation) = state else { return nil }
-            state = .fired
-            return continuation
-        }
-        continuation?.resume()
+    init(deadline: ContinuousClock.Instant) {
+        self.deadline = deadline
     }
 
-    /// Returns once fired or once the calling task is cancelled.
-    func wait() async {
+    /// Ends the wait with `outcome` (now, or when it starts), unless it already ended.
+    func fire(_ outcome: RunCloseOutcome) {
+        let continuation = state.withLock { state -> CheckedContinuation<RunCloseOutcome, Never>? in
+            guard case .waiting(let continuation) = state else { return nil }
+            state = .fired(outcome)
+            return continuation
+        }
+        continuation?.resume(returning: outcome)
+    }
+
+    /// Returns the first outcome fired; `.cancelled` once the calling task is cancelled.
+    func wait() async -> RunCloseOutcome {
         await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { state -> Bool in
-                    guard case .waiting = state else { return true }
+            await withCheckedContinuation { (continuation: CheckedContinuation<RunCloseOutcome, Never>) in
+                let firedAlready = state.withLock { state -> RunCloseOutcome? in
+                    if case .fired(let outcome) = state { return outcome }
                     state = .waiting(continuation)
-                    return false
+                    return nil
                 }
-                if resumeNow { continuation.resume() }
+                if let firedAlready { continuation.resume(returning: firedAlready) }
             }
         } onCancel: {
-            fire()
+            fire(.cancelled)
         }
     }
 }
@@ -55,9 +75,10 @@ final class RunCloseSignals: Sendable {
         self.limit = limit
     }
 
-    /// Registers a signal for `runId`; nil when `limit` callers already wait.
-    func register(runId: String) -> RunCloseSignal? {
-        let signal = RunCloseSignal()
+    /// Registers a signal for `runId` that times out at `deadline` (see `expire`); nil when
+    /// `limit` callers already wait.
+    func register(runId: String, deadline: ContinuousClock.Instant) -> RunCloseSignal? {
+        let signal = RunCloseSignal(deadline: deadline)
         let added = state.withLock { state -> Bool in
             guard state.count < limit else { return false }
             state.byRun[runId, default: [:]][ObjectIdentifier(signal)] = signal
@@ -75,19 +96,24 @@ final class RunCloseSignals: Sendable {
         }
     }
 
-    /// Fires and forgets the signals of runs that closed.
-    func closed(_ runIds: [String]) {
-        guard !runIds.isEmpty else { return }
-        let fired = state.withLock { state -> [RunCloseSignal] in
-            var fired: [RunCloseSignal] = []
-            for runId in runIds {
-                guard let signals = state.byRun.removeValue(forKey: runId) else { continue }
+    /// Fires and forgets the signals of runs that closed, with where each run stands
+    /// (`progress`, asked only for runs someone waits for; nil: look again).
+    func closed(_ runs: [RunKey], progress: (RunKey) -> HistoryTarget?) {
+        guard !runs.isEmpty else { return }
+        let fired = state.withLock { state -> [(RunKey, [RunCloseSignal])] in
+            guard state.count > 0 else { return [] }
+            var fired: [(RunKey, [RunCloseSignal])] = []
+            for run in runs {
+                guard let signals = state.byRun.removeValue(forKey: run.runId) else { continue }
                 state.count -= signals.count
-                fired.append(contentsOf: signals.values)
+                fired.append((run, Array(signals.values)))
             }
             return fired
         }
-        for signal in fired { signal.fire() }
+        for (run, signals) in fired {
+            let outcome = progress(run).map(RunCloseOutcome.closed) ?? .lookAgain
+            for signal in signals { signal.fire(outcome) }
+        }
     }
 
     /// Fires every signal (the engine was replaced from a snapshot: waiters look again).
@@ -96,7 +122,25 @@ final class RunCloseSignals: Sendable {
             defer { state = State() }
             return state.byRun.values.flatMap { Array($0.values) }
         }
-        for signal in fired { signal.fire() }
+        for signal in fired { signal.fire(.lookAgain) }
+    }
+
+    /// Ends the waits whose deadline is at or before `now` with `.timedOut` and forgets them
+    /// (called once a second: a wait ends up to a second after its deadline).
+    func expire(now: ContinuousClock.Instant) {
+        let expired = state.withLock { state -> [RunCloseSignal] in
+            var expired: [RunCloseSignal] = []
+            for (runId, signals) in state.byRun {
+                let late = signals.filter { $0.value.deadline <= now }
+                guard !late.isEmpty else { continue }
+                for key in late.keys { state.byRun[runId]?.removeValue(forKey: key) }
+                if state.byRun[runId]?.isEmpty == true { state.byRun.removeValue(forKey: runId) }
+                state.count -= late.count
+                expired.append(contentsOf: late.values)
+            }
+            return expired
+        }
+        for signal in expired { signal.fire(.timedOut) }
     }
 
     /// Callers waiting now.

@@ -11,6 +11,12 @@ struct HistoryTarget: Sendable {
     var status: Ballast_V1_WorkflowExecutionStatus
 }
 
+extension HistoryTarget {
+    init(_ progress: RunProgress) {
+        self.init(execution: progress.execution, length: progress.historyLength, status: progress.status)
+    }
+}
+
 /// What WaitWorkflowExecutionClosed found at its read point.
 enum CloseWait: Sendable {
     case closed(HistoryTarget)
@@ -30,6 +36,8 @@ extension BallastNode {
         let historyMetrics = HistoryMetrics(registry: metrics.registry)
         let machine = stateMachine
         _ = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            // WaitWorkflowExecutionClosed calls past `maxCloseWait` end here, not on a timer each.
+            machine.closeSignals.expire(now: .now)
             historyMetrics.update(machine.history.statistics, waiters: machine.closeSignals.count)
         }
         registry.unary(BallastMethod.Workflow.getHistory) { [self] (request: Ballast_V1_GetWorkflowExecutionHistoryRequest, context) in
@@ -87,8 +95,7 @@ extension BallastNode {
     /// Resolves the run (its id, history length and status) at the read point.
     func historyTarget(namespace: String, execution: Ballast_V1_WorkflowExecution, stale: Bool) async throws -> HistoryTarget {
         try await read(stale: stale) { engine throws(EngineRejection) in
-            let info = try engine.describe(namespace: namespace, execution: execution).info
-            return HistoryTarget(execution: info.execution, length: info.historyLength, status: info.status)
+            HistoryTarget(try engine.runProgress(namespace: namespace, execution: execution))
         }
     }
 
@@ -124,58 +131,58 @@ extension BallastNode {
         let machine = stateMachine
         let namespace = request.namespace
         var execution = request.execution
+        var closedAt: HistoryTarget?
         while true {
             try Task.checkCancellation()
-            let wanted = execution
-            let found = try await read(stale: stale) { engine throws(EngineRejection) -> CloseWait in
-                let info = try engine.describe(namespace: namespace, execution: wanted).info
-                guard info.status == .running else {
-                    return .closed(HistoryTarget(execution: info.execution, length: info.historyLength, status: info.status))
+            let target: HistoryTarget
+            if let known = closedAt {
+                target = known
+                closedAt = nil
+            } else {
+                let wanted = execution
+                let found = try await read(stale: stale) { engine throws(EngineRejection) -> CloseWait in
+                    let progress = try engine.runProgress(namespace: namespace, execution: wanted)
+                    guard progress.status == .running else { return .closed(HistoryTarget(progress)) }
+                    // Registered on the loop thread, where runs close: no close can slip in between.
+                    let runId = progress.execution.runID
+                    guard let signal = machine.closeSignals.register(runId: runId, deadline: giveUp) else { return .tooManyWaiters }
+                    return .waiting(runId: runId, signal: signal)
                 }
-                // Registered on the loop thread, where runs close: no close can slip in between.
-                guard let signal = machine.closeSignals.register(runId: info.execution.runID) else { return .tooManyWaiters }
-                return .waiting(runId: info.execution.runID, signal: signal)
-            }
-            switch found {
-            case .tooManyWaiters:
-                throw GRPCStatus(.resourceExhausted, "too many callers wait for runs to close on this node; retry later")
-            case .waiting(let runId, let signal):
-                let fired = await Self.wait(for: signal, until: giveUp)
-                if !fired || Task.isCancelled {
-                    machine.closeSignals.remove(signal, runId: runId)
-                    try Task.checkCancellation()
-                    throw GRPCStatus(.deadlineExceeded, "run \(runId) is still running after \(Self.maxCloseWait); call again")
-                }
-                execution.runID = runId
-            case .closed(let target):
-                let last = try readHistory(runId: target.execution.runID, from: target.length, max: 1, maxBytes: .max)
-                guard let bytes = last.first, let event = try? HistoryEventCoding.decode(bytes) else {
-                    throw GRPCStatus(.notFound, "the history of run \(target.execution.runID) was deleted (retention ended)")
-                }
-                if request.followRuns, let next = HistoryPages.nextRunId(after: event) {
-                    execution.runID = next
+                switch found {
+                case .tooManyWaiters:
+                    throw GRPCStatus(.resourceExhausted, "too many callers wait for runs to close on this node; retry later")
+                case .waiting(let runId, let signal):
+                    execution.runID = runId
+                    switch await signal.wait() {
+                    case .closed(let target):
+                        // Where the run stood when this node applied its close: committed, and
+                        // after this call began, so no second read point is needed.
+                        closedAt = target
+                    case .lookAgain:
+                        break
+                    case .timedOut, .cancelled:
+                        machine.closeSignals.remove(signal, runId: runId)
+                        try Task.checkCancellation()
+                        throw GRPCStatus(.deadlineExceeded, "run \(runId) is still running after \(Self.maxCloseWait); call again")
+                    }
                     continue
+                case .closed(let found):
+                    target = found
                 }
-                var response = Ballast_V1_WaitWorkflowExecutionClosedResponse()
-                response.execution = target.execution
-                response.status = target.status
-                response.closeEvent = event
-                return response
             }
-        }
-    }
-
-    /// Whether `signal` fired before `deadline`.
-    static func wait(for signal: RunCloseSignal, until deadline: ContinuousClock.Instant) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await signal.wait(); return true }
-            group.addTask {
-                do { try await Task.sleep(until: deadline) } catch { return true }
-                return false
+            let last = try readHistory(runId: target.execution.runID, from: target.length, max: 1, maxBytes: .max)
+            guard let bytes = last.first, let event = try? HistoryEventCoding.decode(bytes) else {
+                throw GRPCStatus(.notFound, "the history of run \(target.execution.runID) was deleted (retention ended)")
             }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
+            if request.followRuns, let next = HistoryPages.nextRunId(after: event) {
+                execution.runID = next
+                continue
+            }
+            var response = Ballast_V1_WaitWorkflowExecutionClosedResponse()
+            response.execution = target.execution
+            response.status = target.status
+            response.closeEvent = event
+            return response
         }
     }
 

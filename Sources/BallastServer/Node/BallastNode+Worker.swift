@@ -55,29 +55,36 @@ extension BallastNode {
     /// The Respond* calls and heartbeats: engine entries through `submit` (rejections map to gRPC codes).
     private func registerCompletions(_ registry: inout GRPCMethodRegistry) {
         let worker = BallastMethod.Worker.self
-        registry.unary(worker.respondWorkflowTaskCompleted) { [self] (request: Ballast_V1_RespondWorkflowTaskCompletedRequest, _) in
+        // Completions answer from the Raft loop thread once applied (`unaryCompleting`): no Swift
+        // task per call.
+        registry.unaryCompleting(worker.respondWorkflowTaskCompleted) { [self] (request: Ballast_V1_RespondWorkflowTaskCompletedRequest, _, respond) in
             let activities = request.commands.count { if case .scheduleActivityTask = $0.attributes { true } else { false } }
-            _ = try await submit(.workflowTaskCompleted(request), requestID: "",
-                                 eager: Self.stickyEager(request.taskToken, workflowTask: true, activities: activities))
-            return Ballast_V1_RespondWorkflowTaskCompletedResponse()
+            submit(.workflowTaskCompleted(request), requestID: "",
+                   eager: Self.stickyEager(request.taskToken, workflowTask: true, activities: activities)) { result in
+                respond(result.map { _ in Ballast_V1_RespondWorkflowTaskCompletedResponse() })
+            }
         }
-        registry.unary(worker.respondWorkflowTaskFailed) { [self] (request: Ballast_V1_RespondWorkflowTaskFailedRequest, _) in
-            _ = try await submit(.workflowTaskFailed(request), requestID: "")
-            return Ballast_V1_RespondWorkflowTaskFailedResponse()
+        registry.unaryCompleting(worker.respondWorkflowTaskFailed) { [self] (request: Ballast_V1_RespondWorkflowTaskFailedRequest, _, respond) in
+            submit(.workflowTaskFailed(request), requestID: "") { result in
+                respond(result.map { _ in Ballast_V1_RespondWorkflowTaskFailedResponse() })
+            }
         }
-        registry.unary(worker.respondActivityTaskCompleted) { [self] (request: Ballast_V1_RespondActivityTaskCompletedRequest, _) in
-            _ = try await submit(.activityTaskCompleted(request), requestID: "",
-                                 eager: Self.stickyEager(request.taskToken, workflowTask: true, activities: 0))
-            return Ballast_V1_RespondActivityTaskCompletedResponse()
+        registry.unaryCompleting(worker.respondActivityTaskCompleted) { [self] (request: Ballast_V1_RespondActivityTaskCompletedRequest, _, respond) in
+            submit(.activityTaskCompleted(request), requestID: "",
+                   eager: Self.stickyEager(request.taskToken, workflowTask: true, activities: 0)) { result in
+                respond(result.map { _ in Ballast_V1_RespondActivityTaskCompletedResponse() })
+            }
         }
-        registry.unary(worker.respondActivityTaskFailed) { [self] (request: Ballast_V1_RespondActivityTaskFailedRequest, _) in
-            _ = try await submit(.activityTaskFailed(request), requestID: "",
-                                 eager: Self.stickyEager(request.taskToken, workflowTask: true, activities: 0))
-            return Ballast_V1_RespondActivityTaskFailedResponse()
+        registry.unaryCompleting(worker.respondActivityTaskFailed) { [self] (request: Ballast_V1_RespondActivityTaskFailedRequest, _, respond) in
+            submit(.activityTaskFailed(request), requestID: "",
+                   eager: Self.stickyEager(request.taskToken, workflowTask: true, activities: 0)) { result in
+                respond(result.map { _ in Ballast_V1_RespondActivityTaskFailedResponse() })
+            }
         }
-        registry.unary(worker.respondActivityTaskCanceled) { [self] (request: Ballast_V1_RespondActivityTaskCanceledRequest, _) in
-            _ = try await submit(.activityTaskCanceled(request), requestID: "")
-            return Ballast_V1_RespondActivityTaskCanceledResponse()
+        registry.unaryCompleting(worker.respondActivityTaskCanceled) { [self] (request: Ballast_V1_RespondActivityTaskCanceledRequest, _, respond) in
+            submit(.activityTaskCanceled(request), requestID: "") { result in
+                respond(result.map { _ in Ballast_V1_RespondActivityTaskCanceledResponse() })
+            }
         }
         registry.unary(worker.recordActivityTaskHeartbeat) { [self] (request: Ballast_V1_RecordActivityTaskHeartbeatRequest, _) in
             guard case .heartbeat(let response) = try await submit(.activityTaskHeartbeat(request), requestID: "") else {

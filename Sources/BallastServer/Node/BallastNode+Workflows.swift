@@ -8,18 +8,23 @@ extension BallastNode {
     /// Registers the client operations that exist so far: the writes go through Raft and answer
     /// once their entry is committed and applied; Describe is a linearizable ReadIndex read.
     func registerWorkflowService(_ registry: inout GRPCMethodRegistry) {
-        registry.unary(BallastMethod.Workflow.start) { [self] (request: Ballast_V1_StartWorkflowRequest, _) in
+        // Writes answer from the Raft loop thread once applied (`unaryCompleting`): no Swift task per call.
+        registry.unaryCompleting(BallastMethod.Workflow.start) { [self] (request: Ballast_V1_StartWorkflowRequest, _, respond) in
             let queue = TaskQueueKey(namespace: request.namespace.isEmpty ? WorkflowEngine.defaultNamespace : request.namespace,
                                      taskQueue: request.taskQueue)
-            guard case .started(let response) = try await submit(.startWorkflow(request), requestID: request.requestID,
-                                                                 eager: .firstWorkflowTask(queue)) else {
-                throw GRPCStatus(.internal, "the engine answered a start without a run")
+            submit(.startWorkflow(request), requestID: request.requestID, eager: .firstWorkflowTask(queue)) { result in
+                respond(result.flatMap { response -> Result<Ballast_V1_StartWorkflowResponse, any Error> in
+                    guard case .started(let started) = response else {
+                        return .failure(GRPCStatus(.internal, "the engine answered a start without a run"))
+                    }
+                    return .success(started)
+                })
             }
-            return response
         }
-        registry.unary(BallastMethod.Workflow.signal) { [self] (request: Ballast_V1_SignalWorkflowRequest, _) in
-            _ = try await submit(.signalWorkflow(request), requestID: request.requestID)
-            return Ballast_V1_SignalWorkflowResponse()
+        registry.unaryCompleting(BallastMethod.Workflow.signal) { [self] (request: Ballast_V1_SignalWorkflowRequest, _, respond) in
+            submit(.signalWorkflow(request), requestID: request.requestID) { result in
+                respond(result.map { _ in Ballast_V1_SignalWorkflowResponse() })
+            }
         }
         registry.unary(BallastMethod.Workflow.signalWithStart) { [self] (request: Ballast_V1_SignalWithStartWorkflowRequest, _) in
             var response = Ballast_V1_SignalWithStartWorkflowResponse()
@@ -29,13 +34,15 @@ extension BallastNode {
             }
             return response
         }
-        registry.unary(BallastMethod.Workflow.requestCancel) { [self] (request: Ballast_V1_RequestCancelWorkflowRequest, _) in
-            _ = try await submit(.requestCancel(request), requestID: request.requestID)
-            return Ballast_V1_RequestCancelWorkflowResponse()
+        registry.unaryCompleting(BallastMethod.Workflow.requestCancel) { [self] (request: Ballast_V1_RequestCancelWorkflowRequest, _, respond) in
+            submit(.requestCancel(request), requestID: request.requestID) { result in
+                respond(result.map { _ in Ballast_V1_RequestCancelWorkflowResponse() })
+            }
         }
-        registry.unary(BallastMethod.Workflow.terminate) { [self] (request: Ballast_V1_TerminateWorkflowRequest, _) in
-            _ = try await submit(.terminate(request), requestID: "")
-            return Ballast_V1_TerminateWorkflowResponse()
+        registry.unaryCompleting(BallastMethod.Workflow.terminate) { [self] (request: Ballast_V1_TerminateWorkflowRequest, _, respond) in
+            submit(.terminate(request), requestID: "") { result in
+                respond(result.map { _ in Ballast_V1_TerminateWorkflowResponse() })
+            }
         }
         registry.unary(BallastMethod.Workflow.addSearchAttributes) { [self] (request: Ballast_V1_AddSearchAttributesRequest, _) in
             let reserved = request.searchAttributes.keys.filter(WorkflowEngine.reservedSearchAttributeNames.contains).sorted()
@@ -60,6 +67,16 @@ extension BallastNode {
     /// it makes ready for that worker (`Dispatcher+Eager.swift`).
     func submit(_ payload: Ballast_V1_EngineEntry.OneOf_Payload, requestID: String,
                 eager: Dispatcher.EagerWant? = nil) async throws -> EngineResponse {
+        try await withCheckedThrowingContinuation { continuation in
+            submit(payload, requestID: requestID, eager: eager) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// `submit` for handlers that answer from a callback (`GRPCMethodRegistry.unaryCompleting`):
+    /// `completion` runs once, on the Raft loop thread right after the entry is applied (or on
+    /// the calling thread if it could not be proposed).
+    func submit(_ payload: Ballast_V1_EngineEntry.OneOf_Payload, requestID: String, eager: Dispatcher.EagerWant? = nil,
+                completion: @escaping @Sendable (Result<EngineResponse, any Error>) -> Void) {
         var entry = Ballast_V1_EngineEntry()
         entry.formatVersion = engineFormatVersion
         entry.leaderTimeUnixNanos = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
@@ -74,36 +91,36 @@ extension BallastNode {
         let bytes: [UInt8]
         do { bytes = try entry.serializedBytes() } catch {
             if let ticket { dispatcher.eagerFinished(ticket, started: []) }
-            throw error
+            return completion(.failure(error))
         }
-        let driver = self.driver
         let started = ContinuousClock.now
-        let outcome = await withCheckedContinuation { continuation in
-            driver.propose(bytes) { outcome in
-                // On the loop thread, right after the apply: push what the entry started, refund the rest.
-                if let ticket {
-                    let eagerStarts = (try? outcome.get()).flatMap { $0.output as? ApplyResult }?.eagerStarts ?? []
-                    dispatcher.eagerFinished(ticket, started: eagerStarts)
-                }
-                continuation.resume(returning: outcome)
+        driver.propose(bytes) { [self] outcome in
+            // On the loop thread, right after the apply: push what the entry started, refund the rest.
+            if let ticket {
+                let eagerStarts = (try? outcome.get()).flatMap { $0.output as? ApplyResult }?.eagerStarts ?? []
+                dispatcher.eagerFinished(ticket, started: eagerStarts)
             }
+            completion(answer(to: outcome, latency: ContinuousClock.now - started))
         }
-        let latency = ContinuousClock.now - started
+    }
+
+    /// The engine's response to a proposed entry, or the gRPC status its caller should see.
+    private func answer(to outcome: Result<AppliedEntry, RaftDriverError>, latency: Duration) -> Result<EngineResponse, any Error> {
         switch outcome {
         case .success(let applied):
             guard let result = applied.output as? ApplyResult else {
                 metrics.recordProposal(latency: latency, outcome: .failed)
-                throw GRPCStatus(.internal, "entry \(applied.index) produced no result")
+                return .failure(GRPCStatus(.internal, "entry \(applied.index) produced no result"))
             }
             if let rejection = result.response.rejection {
                 metrics.recordProposal(latency: latency, outcome: .rejected)
-                throw Self.status(for: rejection)
+                return .failure(Self.status(for: rejection))
             }
             metrics.recordProposal(latency: latency, outcome: .applied)
-            return result.response
+            return .success(result.response)
         case .failure(let error):
             metrics.recordProposal(latency: latency, outcome: .failed)
-            throw status(for: error)
+            return .failure(status(for: error))
         }
     }
 

@@ -44,18 +44,23 @@ public struct MethodAccess: Sendable {
     /// What the caller needs.
     public let requirement: AccessRequirement
     /// Whether the request carries an identity field that the server overwrites.
-    public let carriesIdentity: Bool
+    public var carriesIdentity: Bool { identityField != nil }
+    /// Where the identity field is in the request's wire format, when it carries one.
+    let identityField: IdentityField?
     /// Decodes the request: its scope and, when `identity` is given and the request carries an
     /// identity, the request re-encoded with `identity(claimed)` in place of the claimed one.
     public let inspect: @Sendable (_ request: [UInt8], _ identity: (@Sendable (String) -> String)?) throws -> (AccessScope, [UInt8]?)
 
     /// A row for requests of type `Request`.
+    /// A row for requests of type `Request`; `identity` names the identity field both as a key
+    /// path and by its field numbers (`IdentityFieldTests` checks that the two agree).
     static func rule<Request: SwiftProtobuf.Message>(
-        _ type: Request.Type, _ requirement: AccessRequirement, identity: WritableKeyPath<Request, String>? = nil,
+        _ type: Request.Type, _ requirement: AccessRequirement,
+        identity: (path: WritableKeyPath<Request, String>, field: IdentityField)? = nil,
         scope: @escaping @Sendable (Request) throws -> AccessScope
     ) -> MethodAccess {
-        nonisolated(unsafe) let identityPath = identity
-        return MethodAccess(requirement: requirement, carriesIdentity: identity != nil) { bytes, newIdentity in
+        nonisolated(unsafe) let identityPath = identity?.path
+        return MethodAccess(requirement: requirement, identityField: identity?.field) { bytes, newIdentity in
             var request: Request
             do { request = try Request(serializedBytes: bytes) } catch {
                 throw GRPCStatus(.invalidArgument, "cannot decode \(Request.protoMessageName): \(error)")
@@ -92,18 +97,18 @@ public enum AccessPolicy {
 
     private static func addWorkflowMethods(_ table: inout [String: MethodAccess]) {
         let workflow = BallastMethod.Workflow.self
-        table[workflow.start] = .rule(Ballast_V1_StartWorkflowRequest.self, .role(.writer), identity: \.identity) {
+        table[workflow.start] = .rule(Ballast_V1_StartWorkflowRequest.self, .role(.writer), identity: (\.identity, IdentityField(9))) {
             .namespace($0.namespace)
         }
-        table[workflow.signal] = .rule(Ballast_V1_SignalWorkflowRequest.self, .role(.writer), identity: \.identity) {
+        table[workflow.signal] = .rule(Ballast_V1_SignalWorkflowRequest.self, .role(.writer), identity: (\.identity, IdentityField(5))) {
             .namespace($0.namespace)
         }
         table[workflow.signalWithStart] = .rule(Ballast_V1_SignalWithStartWorkflowRequest.self, .role(.writer),
-                                                identity: \.start.identity) { .namespace($0.start.namespace) }
-        table[workflow.requestCancel] = .rule(Ballast_V1_RequestCancelWorkflowRequest.self, .role(.writer), identity: \.identity) {
+                                                identity: (\.start.identity, IdentityField(1, 9))) { .namespace($0.start.namespace) }
+        table[workflow.requestCancel] = .rule(Ballast_V1_RequestCancelWorkflowRequest.self, .role(.writer), identity: (\.identity, IdentityField(3))) {
             .namespace($0.namespace)
         }
-        table[workflow.terminate] = .rule(Ballast_V1_TerminateWorkflowRequest.self, .role(.writer), identity: \.identity) {
+        table[workflow.terminate] = .rule(Ballast_V1_TerminateWorkflowRequest.self, .role(.writer), identity: (\.identity, IdentityField(5))) {
             .namespace($0.namespace)
         }
         table[workflow.addSearchAttributes] = .rule(Ballast_V1_AddSearchAttributesRequest.self, .role(.admin)) {
@@ -125,38 +130,38 @@ public enum AccessPolicy {
     private static func addWorkerMethods(_ table: inout [String: MethodAccess]) {
         let worker = BallastMethod.Worker.self
         let role = AccessRequirement.role(.worker)
-        table[worker.streamTasks] = .rule(Ballast_V1_StreamTasksRequest.self, role, identity: \.identity) {
+        table[worker.streamTasks] = .rule(Ballast_V1_StreamTasksRequest.self, role, identity: (\.identity, IdentityField(3))) {
             .namespace($0.namespace, taskQueue: $0.taskQueue)
         }
-        table[worker.pollWorkflowTask] = .rule(Ballast_V1_PollWorkflowTaskRequest.self, role, identity: \.identity) {
+        table[worker.pollWorkflowTask] = .rule(Ballast_V1_PollWorkflowTaskRequest.self, role, identity: (\.identity, IdentityField(3))) {
             .namespace($0.namespace, taskQueue: $0.taskQueue)
         }
-        table[worker.pollActivityTask] = .rule(Ballast_V1_PollActivityTaskRequest.self, role, identity: \.identity) {
+        table[worker.pollActivityTask] = .rule(Ballast_V1_PollActivityTaskRequest.self, role, identity: (\.identity, IdentityField(3))) {
             .namespace($0.namespace, taskQueue: $0.taskQueue)
         }
         table[worker.respondWorkflowTaskCompleted] = .rule(Ballast_V1_RespondWorkflowTaskCompletedRequest.self, role,
-                                                           identity: \.identity) { try tokenScope($0.taskToken) }
+                                                           identity: (\.identity, IdentityField(3))) { try tokenScope($0.taskToken) }
         table[worker.respondWorkflowTaskFailed] = .rule(Ballast_V1_RespondWorkflowTaskFailedRequest.self, role,
-                                                        identity: \.identity) { try tokenScope($0.taskToken) }
+                                                        identity: (\.identity, IdentityField(4))) { try tokenScope($0.taskToken) }
         table[worker.respondActivityTaskCompleted] = .rule(Ballast_V1_RespondActivityTaskCompletedRequest.self, role,
-                                                           identity: \.identity) { try tokenScope($0.taskToken) }
+                                                           identity: (\.identity, IdentityField(3))) { try tokenScope($0.taskToken) }
         table[worker.respondActivityTaskFailed] = .rule(Ballast_V1_RespondActivityTaskFailedRequest.self, role,
-                                                        identity: \.identity) { try tokenScope($0.taskToken) }
+                                                        identity: (\.identity, IdentityField(3))) { try tokenScope($0.taskToken) }
         table[worker.respondActivityTaskCanceled] = .rule(Ballast_V1_RespondActivityTaskCanceledRequest.self, role,
-                                                          identity: \.identity) { try tokenScope($0.taskToken) }
+                                                          identity: (\.identity, IdentityField(3))) { try tokenScope($0.taskToken) }
         table[worker.recordActivityTaskHeartbeat] = .rule(Ballast_V1_RecordActivityTaskHeartbeatRequest.self, role,
-                                                          identity: \.identity) { try tokenScope($0.taskToken) }
+                                                          identity: (\.identity, IdentityField(3))) { try tokenScope($0.taskToken) }
         // These name a stream or a query the server handed out, not a queue: a worker role anywhere.
         table[worker.grantTaskSlots] = .rule(Ballast_V1_GrantTaskSlotsRequest.self, role) { _ in AccessScope(namespace: nil) }
         table[worker.respondQueryTaskCompleted] = .rule(Ballast_V1_RespondQueryTaskCompletedRequest.self, role,
-                                                        identity: \.identity) { _ in AccessScope(namespace: nil) }
+                                                        identity: (\.identity, IdentityField(4))) { _ in AccessScope(namespace: nil) }
     }
 
     private static func addAdminMethods(_ table: inout [String: MethodAccess]) {
         let admin = BallastMethod.Admin.self
         table[admin.listRoleBindings] = .rule(Ballast_V1_ListRoleBindingsRequest.self, .role(.admin)) { _ in .cluster }
-        table[admin.grantRole] = .rule(Ballast_V1_GrantRoleRequest.self, .role(.admin), identity: \.actor) { _ in .cluster }
-        table[admin.revokeRole] = .rule(Ballast_V1_RevokeRoleRequest.self, .role(.admin), identity: \.actor) { _ in .cluster }
+        table[admin.grantRole] = .rule(Ballast_V1_GrantRoleRequest.self, .role(.admin), identity: (\.actor, IdentityField(2))) { _ in .cluster }
+        table[admin.revokeRole] = .rule(Ballast_V1_RevokeRoleRequest.self, .role(.admin), identity: (\.actor, IdentityField(2))) { _ in .cluster }
         table[admin.readAuditLog] = .rule(Ballast_V1_ReadAuditLogRequest.self, .role(.admin)) { _ in .cluster }
         table[admin.recordAuditEvents] = .rule(Ballast_V1_RecordAuditEventsRequest.self, .clusterNode) { _ in .cluster }
     }

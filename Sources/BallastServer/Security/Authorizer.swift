@@ -144,7 +144,9 @@ public final class Authorizer: Sendable {
 
     /// Cleartext: the call proceeds; a claimed identity is recorded marked as unverified.
     private func markUnverified(access: MethodAccess?, request: [UInt8]) -> Decision {
-        guard let access, access.carriesIdentity else { return .proceed(request) }
+        guard let access, let field = access.identityField else { return .proceed(request) }
+        // Usually without decoding the request (see `IdentityField`); else as below.
+        if let rewritten = field.rewrite(request, CallerIdentity.unverified) { return .proceed(rewritten) }
         // A request that does not decode goes to its handler unchanged, which reports the error.
         guard let (_, rewritten) = try? access.inspect(request, CallerIdentity.unverified), let rewritten else {
             return .proceed(request)
