@@ -342,6 +342,22 @@ struct TimerQueueTests {
         #expect(queue.count == 0)
     }
 
+    @Test("deadlines whose hashes collide are all kept, and the first of them is still kept once")
+    func hashCollisions() {
+        var queue = TimerQueue(capacity: 100, hashing: { _ in 42 })
+        for (due, id) in [(30, "c"), (10, "a"), (20, "b")] { queue.add(timer(Int64(due), id)) }
+        queue.add(timer(30, "c"))
+        #expect(queue.count == 3, "a duplicate of the deadline that holds the hash is refused")
+        #expect(ids(queue.popDue(nowNanos: 15, limit: 10)) == ["a"])
+        // "c" held the hash and is still queued; after it leaves, a new one takes the hash.
+        #expect(ids(queue.popDue(nowNanos: 35, limit: 10)) == ["b", "c"])
+        queue.add(timer(40, "d"))
+        queue.add(timer(40, "d"))
+        queue.add(timer(40, "e"))
+        #expect(queue.count == 2)
+        #expect(ids(queue.popDue(nowNanos: 40, limit: 10)) == ["d", "e"])
+    }
+
     @Test("many deadlines with ties come out in due order, ties in the order they were added")
     func heapOrder() {
         var queue = TimerQueue(capacity: 10_000)

@@ -16,57 +16,68 @@ struct TimerQueue: Sendable {
         var slot: Int32
     }
 
-    /// A deadline's identity: the whole deadline (due time, run and payload compared field by
-    /// field), hashed by its due time, run id and what tells one deadline of a run from another
-    /// (a timer's started event, a task's scheduled event and attempt), so the 2,000 timers a
-    /// run may start for the same instant do not share one hash. Serializing every deadline to
-    /// bytes for its key cost a busy leader about 4 % of its CPU.
-    struct Key: Hashable, Sendable {
-        let timer: DueTimer
+    /// A kept deadline and its hash (`hash(_:)`).
+    private struct Item: Sendable {
+        var timer: DueTimer
+        var hash: Int
+    }
 
-        static func == (lhs: Key, rhs: Key) -> Bool { lhs.timer == rhs.timer }
-
-        func hash(into hasher: inout Hasher) {
-            hasher.combine(timer.dueTimeUnixNanos)
-            hasher.combine(timer.run.runId)
-            switch timer.payload {
-            case .timerFired(let request):
-                hasher.combine(1)
-                hasher.combine(request.startedEventID)
-            case .workflowTaskTimedOut(let request):
-                hasher.combine(2)
-                hasher.combine(request.scheduledEventID)
-                hasher.combine(request.attempt)
-            case .activityTimedOut(let request):
-                hasher.combine(3)
-                hasher.combine(request.scheduledEventID)
-                hasher.combine(request.attempt)
-                hasher.combine(request.timeoutType.rawValue)
-            case .activityRetryDue(let request):
-                hasher.combine(4)
-                hasher.combine(request.scheduledEventID)
-                hasher.combine(request.attempt)
-            default:
-                hasher.combine(0)
-            }
+    /// A deadline's hash: its due time, run id and what tells one deadline of a run from
+    /// another (a timer's started event, a task's scheduled event and attempt), so the 2,000
+    /// timers a run may start for the same instant do not share one. Seeded per process, as
+    /// every `Hasher` is.
+    static func hash(_ timer: DueTimer) -> Int {
+        var hasher = Hasher()
+        hasher.combine(timer.dueTimeUnixNanos)
+        hasher.combine(timer.run.runId)
+        switch timer.payload {
+        case .timerFired(let request):
+            hasher.combine(1)
+            hasher.combine(request.startedEventID)
+        case .workflowTaskTimedOut(let request):
+            hasher.combine(2)
+            hasher.combine(request.scheduledEventID)
+            hasher.combine(request.attempt)
+        case .activityTimedOut(let request):
+            hasher.combine(3)
+            hasher.combine(request.scheduledEventID)
+            hasher.combine(request.attempt)
+            hasher.combine(request.timeoutType.rawValue)
+        case .activityRetryDue(let request):
+            hasher.combine(4)
+            hasher.combine(request.scheduledEventID)
+            hasher.combine(request.attempt)
+        default:
+            hasher.combine(0)
         }
+        return hasher.finalize()
     }
 
     let capacity: Int
     private var heap: [Node] = []
     /// Deadlines by slot; a popped one's slot is reused (`free`).
-    private var items: [Key?] = []
+    private var items: [Item?] = []
     private var free: [Int32] = []
-    private var keys: Set<Key> = []
+    /// The slot of the deadline kept for each hash, to refuse duplicates: a new deadline whose
+    /// hash is here is a duplicate if it equals that slot's deadline (compared field by field).
+    /// Two different deadlines with one 64-bit hash are both kept; the second is then not
+    /// guarded against duplicates, which at worst proposes it twice (the engine refuses the
+    /// second as stale). A set of whole deadlines, or of their serialized entries, cost a busy
+    /// leader 4–8 % of its CPU in hashing and moving keys.
+    private var slotByHash: [Int: Int32] = [:]
     private var nextOrder: UInt64 = 0
     /// The earliest deadline that did not fit; nil when every engine deadline is here.
     private(set) var overflowEarliestNanos: Int64?
     private var rebuildRequested = false
 
-    init(capacity: Int = 1_000_000) {
+    /// How deadlines are hashed (`hash(_:)`; tests force collisions).
+    private let hashing: @Sendable (DueTimer) -> Int
+
+    init(capacity: Int = 1_000_000, hashing: @escaping @Sendable (DueTimer) -> Int = TimerQueue.hash) {
         precondition(capacity > 1, "a timer queue holds at least two deadlines")
         precondition(capacity <= Int(Int32.max), "slots are 32-bit")
         self.capacity = capacity
+        self.hashing = hashing
     }
 
     /// Deadlines waiting.
@@ -79,7 +90,7 @@ struct TimerQueue: Sendable {
         heap = []
         items = []
         free = []
-        keys = []
+        slotByHash = [:]
         overflowEarliestNanos = nil
         rebuildRequested = false
     }
@@ -90,23 +101,24 @@ struct TimerQueue: Sendable {
         for timer in timers { add(timer) }
     }
 
-    /// Adds a deadline; a duplicate (same due time and payload) is ignored.
+    /// Adds a deadline; a duplicate (same due time, run and payload) is ignored.
     mutating func add(_ timer: DueTimer) {
-        let key = Key(timer: timer)
-        guard !keys.contains(key) else { return }
+        let hash = hashing(timer)
+        let known = slotByHash[hash]
+        if let known, items[Int(known)]?.timer == timer { return }
         guard heap.count < capacity else {
             overflowEarliestNanos = min(overflowEarliestNanos ?? timer.dueTimeUnixNanos, timer.dueTimeUnixNanos)
             return
         }
-        keys.insert(key)
         let slot: Int32
         if let reused = free.popLast() {
             slot = reused
-            items[Int(slot)] = key
+            items[Int(slot)] = Item(timer: timer, hash: hash)
         } else {
             slot = Int32(items.count)
-            items.append(key)
+            items.append(Item(timer: timer, hash: hash))
         }
+        if known == nil { slotByHash[hash] = slot }
         heap.append(Node(due: timer.dueTimeUnixNanos, order: nextOrder, slot: slot))
         nextOrder += 1
         siftUp(heap.count - 1)
@@ -121,10 +133,10 @@ struct TimerQueue: Sendable {
                 heap[0] = last
                 siftDown(0)
             }
-            guard let key = items[Int(first.slot)].take() else { preconditionFailure("a heap node names an empty slot") }
+            guard let item = items[Int(first.slot)].take() else { preconditionFailure("a heap node names an empty slot") }
             free.append(first.slot)
-            keys.remove(key)
-            due.append(key.timer)
+            if slotByHash[item.hash] == first.slot { slotByHash.removeValue(forKey: item.hash) }
+            due.append(item.timer)
         }
         if heap.isEmpty, !items.isEmpty {
             items = []
