@@ -97,9 +97,12 @@ public final class Ledger: @unchecked Sendable {
     /// The database file.
     public let path: String
     // The connection is used by one thread at a time: every use holds `lock` (hence the
-    // unchecked Sendable). Other processes are serialized by SQLite's own file locks.
+    // unchecked Sendable). Other processes are serialized by SQLite's own file locks. The lock
+    // is recursive so that the operations of a `batch` take it again on the batch's thread;
+    // `batching` is read and written only with the lock held.
     private let database: LedgerDatabase
-    private let lock = NSLock()
+    private let lock = NSRecursiveLock()
+    private var batching = false
 
     /// Opens (creating if needed) the ledger at `path`; waits up to `busyTimeout` for another
     /// process's write lock before an operation fails with a busy storage error.
@@ -140,11 +143,39 @@ public final class Ledger: @unchecked Sendable {
         );
         """
 
-    /// Runs `body` on the connection inside an immediate transaction, mapping errors.
+    /// Runs `operations` in one transaction, so they share one commit and its fsync (group
+    /// commit), each operation in its own savepoint: one that throws (insufficient funds, a
+    /// bad row) rolls back only its own changes. Returns nil once everything is committed, or
+    /// the error that stopped the transaction from starting or committing — then nothing of
+    /// it was written, and every operation's outcome must be taken as that error.
+    func batch(_ operations: [(Ledger) -> Void]) -> LedgerError? {
+        lock.lock()
+        defer { lock.unlock() }
+        precondition(!batching, "batches do not nest")
+        do {
+            try database.execute("BEGIN IMMEDIATE", context: "starting a batch")
+        } catch {
+            return .storage(error.description, busy: error.isBusy)
+        }
+        batching = true
+        for operation in operations { operation(self) }
+        batching = false
+        do {
+            try database.execute("COMMIT", context: "committing a batch")
+            return nil
+        } catch {
+            try? database.execute("ROLLBACK", context: "rolling back a batch")
+            return .storage(error.description, busy: error.isBusy)
+        }
+    }
+
+    /// Runs `body` on the connection inside an immediate transaction (inside a `batch`: a
+    /// savepoint of the batch's transaction), mapping errors.
     func write<T>(_ context: String, _ body: (LedgerDatabase) throws -> T) throws(LedgerError) -> T {
         do {
             lock.lock()
             defer { lock.unlock() }
+            if batching { return try database.savepoint(context) { try body(database) } }
             return try database.immediateTransaction(context) { try body(database) }
         } catch let error as LedgerError {
             throw error
@@ -160,6 +191,7 @@ public final class Ledger: @unchecked Sendable {
         do {
             lock.lock()
             defer { lock.unlock() }
+            if batching { return try body(database) }  // the batch's transaction is the snapshot
             try database.execute("BEGIN", context: context)
             defer { try? database.execute("COMMIT", context: context) }
             return try body(database)

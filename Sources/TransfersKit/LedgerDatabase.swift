@@ -136,6 +136,21 @@ final class LedgerDatabase {
         return statement
     }
 
+    /// Runs `body` inside a savepoint of the open transaction: when it throws, only its own
+    /// changes are rolled back and the transaction goes on.
+    func savepoint<T>(_ context: String, _ body: () throws -> T) throws -> T {
+        try execute("SAVEPOINT operation", context: "\(context): opening a savepoint")
+        do {
+            let value = try body()
+            try execute("RELEASE operation", context: "\(context): releasing the savepoint")
+            return value
+        } catch {
+            try? execute("ROLLBACK TO operation", context: "\(context): rolling back to the savepoint")
+            try? execute("RELEASE operation", context: "\(context): releasing the savepoint")
+            throw error
+        }
+    }
+
     /// Runs `body` inside BEGIN IMMEDIATE … COMMIT (the write lock is taken up front, so two
     /// writers never deadlock upgrading a read lock); rolls back when `body` throws.
     func immediateTransaction<T>(_ context: String, _ body: () throws -> T) throws -> T {

@@ -1,4 +1,6 @@
+import Dispatch
 import Foundation
+import Synchronization
 import Testing
 @testable import TransfersKit
 
@@ -158,5 +160,98 @@ struct LedgerTests {
         for number in [0, 57, 99] {
             #expect(try setup.record(ofTransfer: "t-\(number)").operations.count == 2)
         }
+    }
+
+    @Test("a batch commits its operations together; one that is refused rolls back only itself")
+    func batchIsolatesOperations() throws {
+        let file = try TemporaryLedger()
+        let ledger = try Ledger(path: file.path)
+        try ledger.openAccount("alice", initialBalance: 1_000)
+        try ledger.openAccount("bob", initialBalance: 0)
+        let other = try Ledger(path: file.path)
+        nonisolated(unsafe) var outcomes: [String] = []
+        let failure = ledger.batch([
+            { ledger in outcomes.append((try? ledger.debit("alice", amount: 400, transfer: "t-1", idempotencyKey: "t-1/debit")) != nil ? "ok" : "refused") },
+            // More than is left after the first: refused, and its partial work undone.
+            { ledger in outcomes.append((try? ledger.debit("alice", amount: 700, transfer: "t-2", idempotencyKey: "t-2/debit")) != nil ? "ok" : "refused") },
+            // The first debit again (a retried activity in the same batch): applied once.
+            { ledger in
+                let again = try? ledger.debit("alice", amount: 400, transfer: "t-1", idempotencyKey: "t-1/debit")
+                outcomes.append(again.map { $0.appliedNow ? "applied twice" : "ok" } ?? "refused")
+            },
+            { ledger in outcomes.append((try? ledger.credit("bob", amount: 400, transfer: "t-1", idempotencyKey: "t-1/credit")) != nil ? "ok" : "refused") },
+            // A read inside the batch sees the batch's own writes.
+            { ledger in outcomes.append((try? ledger.record(ofTransfer: "t-1").operations.count) == 2 ? "ok" : "unseen") },
+        ])
+        #expect(failure == nil)
+        #expect(outcomes == ["ok", "refused", "ok", "ok", "ok"])
+        // Committed: another connection sees it all, and nothing of the refused debit.
+        #expect(try other.balance(of: "alice") == 600 && other.balance(of: "bob") == 400)
+        #expect(try other.record(ofTransfer: "t-2").operations.isEmpty)
+        #expect(try other.totals() == LedgerTotals(balances: 1_000, inFlight: 0, accounts: 2))
+    }
+
+    @Test("operations queued on the executor while a batch is written share the next one, each with its own outcome")
+    func executorBatchesConcurrentOperations() async throws {
+        let file = try TemporaryLedger()
+        let ledger = try Ledger(path: file.path)
+        for index in 0 ..< 8 { try ledger.openAccount("acct-\(index)", initialBalance: 100) }
+        let executor = LedgerExecutor(ledger: ledger, maxBatch: 16)
+        // 200 debits at once, 8 accounts of 100: exactly 10 debits of 10 fit per account.
+        let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for number in 0 ..< 200 {
+                group.addTask {
+                    do throws(LedgerError) {
+                        _ = try await executor.run { ledger throws(LedgerError) in
+                            try ledger.debit("acct-\(number % 8)", amount: 10, transfer: "t-\(number)", idempotencyKey: "t-\(number)/debit")
+                        }
+                        return true
+                    } catch {
+                        guard case .insufficientFunds = error else { throw error }
+                        return false
+                    }
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.count(where: { $0 }) == 80)
+        let totals = try ledger.totals()
+        #expect(totals.balances == 0 && totals.inFlight == 800)
+        for index in 0 ..< 8 { #expect(try ledger.balance(of: "acct-\(index)") == 0) }
+    }
+
+    @Test("operations that arrive while a batch is being written go together into the next, up to the limit")
+    func executorGroupsWaitingOperations() async throws {
+        let file = try TemporaryLedger()
+        let ledger = try Ledger(path: file.path)
+        try ledger.openAccount("alice", initialBalance: 1_000)
+        let executor = LedgerExecutor(ledger: ledger, maxBatch: 16)
+        let gate = DispatchSemaphore(value: 0)
+        let holding = Mutex(false)
+        // The first operation holds the ledger's thread until 20 more are queued behind it.
+        let first = Task {
+            try await executor.run { ledger throws(LedgerError) in
+                holding.withLock { $0 = true }
+                gate.wait()
+                return try ledger.debit("alice", amount: 1, transfer: "t-0", idempotencyKey: "t-0/debit").balanceAfter
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !holding.withLock({ $0 }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        let others = (1 ... 20).map { number in
+            Task {
+                try await executor.run { ledger throws(LedgerError) in
+                    try ledger.debit("alice", amount: 1, transfer: "t-\(number)", idempotencyKey: "t-\(number)/debit").balanceAfter
+                }
+            }
+        }
+        while executor.queuedCount < 20, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(executor.queuedCount == 20)
+        gate.signal()
+        #expect(try await first.value == 999)
+        var balances: [Int64] = []
+        for task in others { balances.append(try await task.value) }
+        #expect(balances.sorted() == Array(979 ... 998), "each applied once, after the first")
+        #expect(executor.batchesWritten == 3, "the first alone, then 16, then 4")
     }
 }
