@@ -158,8 +158,16 @@ public final class Ledger: @unchecked Sendable {
             return .storage(error.description, busy: error.isBusy)
         }
         batching = true
-        for operation in operations { operation(self) }
+        for operation in operations {
+            // After some errors SQLite rolls the whole transaction back by itself: what ran is
+            // gone, and anything more would run outside the batch. Stop and fail the batch.
+            guard database.inTransaction else { break }
+            operation(self)
+        }
         batching = false
+        guard database.inTransaction else {
+            return .storage("SQLite rolled back the batch's transaction after an error; nothing of it was written", busy: false)
+        }
         do {
             try database.execute("COMMIT", context: "committing a batch")
             return nil
@@ -167,6 +175,14 @@ public final class Ledger: @unchecked Sendable {
             try? database.execute("ROLLBACK", context: "rolling back a batch")
             return .storage(error.description, busy: error.isBusy)
         }
+    }
+
+    /// Runs raw SQL on the connection (tests: to end a batch's transaction the way SQLite does
+    /// after an I/O error).
+    func executeForTesting(_ sql: String) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        try database.execute(sql, context: "test")
     }
 
     /// Runs `body` on the connection inside an immediate transaction (inside a `batch`: a

@@ -136,6 +136,10 @@ final class LedgerDatabase {
         return statement
     }
 
+    /// Whether a transaction is open. SQLite ends one by itself after some errors (a full
+    /// disk, an I/O error), which a batch must notice before running anything more.
+    var inTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+
     /// Runs `body` inside a savepoint of the open transaction: when it throws, only its own
     /// changes are rolled back and the transaction goes on.
     func savepoint<T>(_ context: String, _ body: () throws -> T) throws -> T {

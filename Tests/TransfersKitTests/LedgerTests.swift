@@ -191,6 +191,26 @@ struct LedgerTests {
         #expect(try other.totals() == LedgerTotals(balances: 1_000, inFlight: 0, accounts: 2))
     }
 
+    @Test("a batch whose transaction SQLite ended by itself runs nothing more and reports the failure for all")
+    func batchStopsWhenTheTransactionIsGone() throws {
+        let file = try TemporaryLedger()
+        let ledger = try Ledger(path: file.path)
+        try ledger.openAccount("alice", initialBalance: 1_000)
+        nonisolated(unsafe) var ran: [String] = []
+        let failure = ledger.batch([
+            { ledger in ran.append((try? ledger.debit("alice", amount: 100, transfer: "t-1", idempotencyKey: "t-1/debit")) != nil ? "t-1" : "x") },
+            // As SQLite does after a full disk or an I/O error: the whole transaction is gone.
+            { ledger in try? ledger.executeForTesting("ROLLBACK"); ran.append("rollback") },
+            { ledger in ran.append((try? ledger.debit("alice", amount: 100, transfer: "t-2", idempotencyKey: "t-2/debit")) != nil ? "t-2" : "x") },
+        ])
+        #expect(failure != nil, "the batch failed")
+        #expect(ran == ["t-1", "rollback"], "nothing ran after the transaction was gone")
+        #expect(try ledger.balance(of: "alice") == 1_000, "the first debit went with the transaction")
+        #expect(try ledger.record(ofTransfer: "t-1").operations.isEmpty && ledger.record(ofTransfer: "t-2").operations.isEmpty)
+        // The ledger goes on: the next operation works.
+        #expect(try ledger.debit("alice", amount: 100, transfer: "t-1", idempotencyKey: "t-1/debit").balanceAfter == 900)
+    }
+
     @Test("operations queued on the executor while a batch is written share the next one, each with its own outcome")
     func executorBatchesConcurrentOperations() async throws {
         let file = try TemporaryLedger()
