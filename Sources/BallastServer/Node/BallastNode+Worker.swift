@@ -86,11 +86,15 @@ extension BallastNode {
                 respond(result.map { _ in Ballast_V1_RespondActivityTaskCanceledResponse() })
             }
         }
-        registry.unary(worker.recordActivityTaskHeartbeat) { [self] (request: Ballast_V1_RecordActivityTaskHeartbeatRequest, _) in
-            guard case .heartbeat(let response) = try await submit(.activityTaskHeartbeat(request), requestID: "") else {
-                throw GRPCStatus(.internal, "the engine answered a heartbeat without a heartbeat response")
+        registry.unaryCompleting(worker.recordActivityTaskHeartbeat) { [self] (request: Ballast_V1_RecordActivityTaskHeartbeatRequest, _, respond) in
+            submit(.activityTaskHeartbeat(request), requestID: "") { result in
+                respond(result.flatMap { response -> Result<Ballast_V1_RecordActivityTaskHeartbeatResponse, any Error> in
+                    guard case .heartbeat(let heartbeat) = response else {
+                        return .failure(GRPCStatus(.internal, "the engine answered a heartbeat without a heartbeat response"))
+                    }
+                    return .success(heartbeat)
+                })
             }
-            return response
         }
         registry.unary(worker.respondQueryTaskCompleted) { [self] (request: Ballast_V1_RespondQueryTaskCompletedRequest, _) in
             guard dispatcher.answerQuery(request) else {

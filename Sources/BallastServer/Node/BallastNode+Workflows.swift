@@ -26,13 +26,17 @@ extension BallastNode {
                 respond(result.map { _ in Ballast_V1_SignalWorkflowResponse() })
             }
         }
-        registry.unary(BallastMethod.Workflow.signalWithStart) { [self] (request: Ballast_V1_SignalWithStartWorkflowRequest, _) in
-            var response = Ballast_V1_SignalWithStartWorkflowResponse()
-            if case .started(let started) = try await submit(.signalWithStart(request), requestID: request.start.requestID) {
-                response.runID = started.runID
-                response.started = started.started
+        registry.unaryCompleting(BallastMethod.Workflow.signalWithStart) { [self] (request: Ballast_V1_SignalWithStartWorkflowRequest, _, respond) in
+            submit(.signalWithStart(request), requestID: request.start.requestID) { result in
+                respond(result.map { answer in
+                    var response = Ballast_V1_SignalWithStartWorkflowResponse()
+                    if case .started(let started) = answer {
+                        response.runID = started.runID
+                        response.started = started.started
+                    }
+                    return response
+                })
             }
-            return response
         }
         registry.unaryCompleting(BallastMethod.Workflow.requestCancel) { [self] (request: Ballast_V1_RequestCancelWorkflowRequest, _, respond) in
             submit(.requestCancel(request), requestID: request.requestID) { result in
