@@ -51,7 +51,6 @@ public struct MethodAccess: Sendable {
     /// identity, the request re-encoded with `identity(claimed)` in place of the claimed one.
     public let inspect: @Sendable (_ request: [UInt8], _ identity: (@Sendable (String) -> String)?) throws -> (AccessScope, [UInt8]?)
 
-    /// A row for requests of type `Request`.
     /// A row for requests of type `Request`; `identity` names the identity field both as a key
     /// path and by its field numbers (`IdentityFieldTests` checks that the two agree).
     static func rule<Request: SwiftProtobuf.Message>(
