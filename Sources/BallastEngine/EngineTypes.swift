@@ -243,4 +243,11 @@ public struct RunProgress: Sendable, Equatable {
     public var status: Ballast_V1_WorkflowExecutionStatus
     /// The id of its last event.
     public var historyLength: Int64
+
+    /// Creates a run's progress.
+    public init(execution: Ballast_V1_WorkflowExecution, status: Ballast_V1_WorkflowExecutionStatus, historyLength: Int64) {
+        self.execution = execution
+        self.status = status
+        self.historyLength = historyLength
+    }
 }

@@ -57,15 +57,11 @@ public struct GRPCServerResponder: Sendable {
     /// Sends one response message and ends the call with OK, in one hop to the event loop
     /// (a unary call's answer).
     public func finish(sending payload: [UInt8]) {
-        if eventLoop.inEventLoop {
+        let answer = { @Sendable [connection, streamID] in
             _ = connection.value.sendMessage(streamID: streamID, payload: payload)
             connection.value.finish(streamID: streamID, status: .ok)
-        } else {
-            eventLoop.execute { [connection, streamID] in
-                _ = connection.value.sendMessage(streamID: streamID, payload: payload)
-                connection.value.finish(streamID: streamID, status: .ok)
-            }
         }
+        if eventLoop.inEventLoop { answer() } else { eventLoop.execute(answer) }
     }
 
     /// Ends the call with `status` (trailers, or a trailers-only response if nothing was sent).

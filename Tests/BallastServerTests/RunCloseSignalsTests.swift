@@ -7,10 +7,10 @@ import Testing
 struct RunCloseSignalsTests {
     private func key(_ runId: String) -> RunKey { RunKey(namespace: "default", workflowId: "w-\(runId)", runId: runId) }
 
-    private func target(_ runId: String, length: Int64) -> HistoryTarget {
+    private func target(_ runId: String, length: Int64) -> RunProgress {
         var execution = Ballast_V1_WorkflowExecution()
         (execution.workflowID, execution.runID) = ("w-\(runId)", runId)
-        return HistoryTarget(execution: execution, length: length, status: .completed)
+        return RunProgress(execution: execution, status: .completed, historyLength: length)
     }
 
     @Test("a close wakes every waiter of that run with where the run stood, and only them")
@@ -28,7 +28,7 @@ struct RunCloseSignalsTests {
         #expect(asked == ["a"], "progress is read only for runs someone waits for")
         for signal in [first, second] {
             guard case .closed(let found) = await signal.wait() else { Issue.record("not closed"); continue }
-            #expect(found.execution.runID == "a" && found.length == 9 && found.status == .completed)
+            #expect(found.execution.runID == "a" && found.historyLength == 9 && found.status == .completed)
         }
         #expect(signals.count == 1)
         signals.closed([key("b")]) { _ in nil }

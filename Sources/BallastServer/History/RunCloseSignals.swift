@@ -4,7 +4,7 @@ import Synchronization
 /// How a wait for a run to close ended.
 enum RunCloseOutcome: Sendable {
     /// The run closed when this node applied the entry that closed it: where it stands then.
-    case closed(HistoryTarget)
+    case closed(RunProgress)
     /// Something changed under the wait (the engine was replaced from a snapshot): look again.
     case lookAgain
     /// The wait's deadline passed first.
@@ -98,7 +98,7 @@ final class RunCloseSignals: Sendable {
 
     /// Fires and forgets the signals of runs that closed, with where each run stands
     /// (`progress`, asked only for runs someone waits for; nil: look again).
-    func closed(_ runs: [RunKey], progress: (RunKey) -> HistoryTarget?) {
+    func closed(_ runs: [RunKey], progress: (RunKey) -> RunProgress?) {
         guard !runs.isEmpty else { return }
         let fired = state.withLock { state -> [(RunKey, [RunCloseSignal])] in
             guard state.count > 0 else { return [] }

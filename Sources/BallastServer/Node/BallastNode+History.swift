@@ -4,22 +4,9 @@ import BallastProto
 import BallastStorage
 import BallastWire
 
-/// The run a history read resolved at its read point.
-struct HistoryTarget: Sendable {
-    var execution: Ballast_V1_WorkflowExecution
-    var length: Int64
-    var status: Ballast_V1_WorkflowExecutionStatus
-}
-
-extension HistoryTarget {
-    init(_ progress: RunProgress) {
-        self.init(execution: progress.execution, length: progress.historyLength, status: progress.status)
-    }
-}
-
 /// What WaitWorkflowExecutionClosed found at its read point.
 enum CloseWait: Sendable {
-    case closed(HistoryTarget)
+    case closed(RunProgress)
     case waiting(runId: String, signal: RunCloseSignal)
     case tooManyWaiters
 }
@@ -57,7 +44,7 @@ extension BallastNode {
             var from = try Self.invalidArgument { () throws(GRPCStatusError) in try HistoryPages.firstEventId(Array(request.nextPageToken)) }
             let target = try await historyTarget(namespace: request.namespace, execution: request.execution,
                                                   stale: Self.wantsStaleRead(context))
-            while from <= target.length {
+            while from <= target.historyLength {
                 try Task.checkCancellation()
                 let page = try historyPage(target, from: from, maxEvents: HistoryPages.maxPageEvents)
                 for batch in page.batches { try await writer.send(batch) }
@@ -93,25 +80,25 @@ extension BallastNode {
     }
 
     /// Resolves the run (its id, history length and status) at the read point.
-    func historyTarget(namespace: String, execution: Ballast_V1_WorkflowExecution, stale: Bool) async throws -> HistoryTarget {
+    func historyTarget(namespace: String, execution: Ballast_V1_WorkflowExecution, stale: Bool) async throws -> RunProgress {
         try await read(stale: stale) { engine throws(EngineRejection) in
-            HistoryTarget(try engine.runProgress(namespace: namespace, execution: execution))
+            try engine.runProgress(namespace: namespace, execution: execution)
         }
     }
 
     /// Events `from…` of the target (up to `maxEvents` and the page byte limit), as batches.
-    func historyPage(_ target: HistoryTarget, from: Int64, maxEvents: Int) throws -> (batches: [Ballast_V1_HistoryEventBatch], token: [UInt8]) {
-        guard from <= target.length + 1 else {
-            throw GRPCStatus(.invalidArgument, "next_page_token points past the end of the history (\(target.length) events)")
+    func historyPage(_ target: RunProgress, from: Int64, maxEvents: Int) throws -> (batches: [Ballast_V1_HistoryEventBatch], token: [UInt8]) {
+        guard from <= target.historyLength + 1 else {
+            throw GRPCStatus(.invalidArgument, "next_page_token points past the end of the history (\(target.historyLength) events)")
         }
-        guard from <= target.length else { return ([], []) }
-        let wanted = Int(min(Int64(maxEvents), target.length - from + 1))
+        guard from <= target.historyLength else { return ([], []) }
+        let wanted = Int(min(Int64(maxEvents), target.historyLength - from + 1))
         let events = try readHistory(runId: target.execution.runID, from: from, max: wanted, maxBytes: HistoryPages.maxPageBytes)
         guard !events.isEmpty else {
             throw GRPCStatus(.notFound, "the history of run \(target.execution.runID) was deleted (retention ended)")
         }
         let batches = try Self.invalidArgument { () throws(GRPCStatusError) in try HistoryPages.batches(events, firstEventId: from) }
-        return (batches, HistoryPages.historyToken(after: from + Int64(events.count) - 1, length: target.length))
+        return (batches, HistoryPages.historyToken(after: from + Int64(events.count) - 1, length: target.historyLength))
     }
 
     /// Reads the history store; a store failure is INTERNAL (the node's log says more).
@@ -131,10 +118,10 @@ extension BallastNode {
         let machine = stateMachine
         let namespace = request.namespace
         var execution = request.execution
-        var closedAt: HistoryTarget?
+        var closedAt: RunProgress?
         while true {
             try Task.checkCancellation()
-            let target: HistoryTarget
+            let target: RunProgress
             if let known = closedAt {
                 target = known
                 closedAt = nil
@@ -142,7 +129,7 @@ extension BallastNode {
                 let wanted = execution
                 let found = try await read(stale: stale) { engine throws(EngineRejection) -> CloseWait in
                     let progress = try engine.runProgress(namespace: namespace, execution: wanted)
-                    guard progress.status == .running else { return .closed(HistoryTarget(progress)) }
+                    guard progress.status == .running else { return .closed(progress) }
                     // Registered on the loop thread, where runs close: no close can slip in between.
                     let runId = progress.execution.runID
                     guard let signal = machine.closeSignals.register(runId: runId, deadline: giveUp) else { return .tooManyWaiters }
@@ -170,7 +157,7 @@ extension BallastNode {
                     target = found
                 }
             }
-            let last = try readHistory(runId: target.execution.runID, from: target.length, max: 1, maxBytes: .max)
+            let last = try readHistory(runId: target.execution.runID, from: target.historyLength, max: 1, maxBytes: .max)
             guard let bytes = last.first, let event = try? HistoryEventCoding.decode(bytes) else {
                 throw GRPCStatus(.notFound, "the history of run \(target.execution.runID) was deleted (retention ended)")
             }

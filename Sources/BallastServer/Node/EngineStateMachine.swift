@@ -69,7 +69,7 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
         }
         // Before anyone hears of the entry: a dispatched task's history must be readable.
         guard recordHistory(result, index: entry.index) else { return nil }
-        closeSignals.closed(result.closedRuns) { engine.closedRunProgress($0).map(HistoryTarget.init) }
+        closeSignals.closed(result.closedRuns) { engine.closedRunProgress($0) }
         rolePublisher.publish(engine)
         onApplied?(entry.index.rawValue, result)
         return result

@@ -189,10 +189,10 @@ extension BallastNode {
                                 csrfToken: UIRequests.csrfToken,
                                 actionMode: AdminAuthorization.actionMode(peer: peer, credentials: adminCredentials))
         do {
-            let target = HistoryTarget(execution: description.info.execution, length: description.info.historyLength,
-                                       status: description.info.status)
+            let target = RunProgress(execution: description.info.execution, status: description.info.status,
+                                     historyLength: description.info.historyLength)
             page.events = try uiEvents(target, limit: Self.uiTimelineEvents)
-            page.eventsTruncated = Int64(page.events.count) < target.length
+            page.eventsTruncated = Int64(page.events.count) < target.historyLength
         } catch {
             page.historyError = "the history could not be read: \(Self.uiMessage(error))"
         }
@@ -201,10 +201,10 @@ extension BallastNode {
     }
 
     /// Up to `limit` events of the run from the history store.
-    func uiEvents(_ target: HistoryTarget, limit: Int) throws -> [Ballast_V1_HistoryEvent] {
+    func uiEvents(_ target: RunProgress, limit: Int) throws -> [Ballast_V1_HistoryEvent] {
         var events: [Ballast_V1_HistoryEvent] = []
         var from: Int64 = 1
-        while from <= target.length, events.count < limit {
+        while from <= target.historyLength, events.count < limit {
             let wanted = min(1_000, limit - events.count)
             let chunk = try readHistory(runId: target.execution.runID, from: from, max: wanted, maxBytes: HistoryPages.maxPageBytes)
             guard !chunk.isEmpty else {
@@ -220,7 +220,7 @@ extension BallastNode {
     private func uiHistoryDownload(_ execution: Ballast_V1_WorkflowExecution, stale: Bool) async throws -> AdminResponse {
         let target = try await historyTarget(namespace: "", execution: execution, stale: stale)
         var history = Ballast_V1_History()
-        history.events = try uiEvents(target, limit: Int(target.length))
+        history.events = try uiEvents(target, limit: Int(target.historyLength))
         let json = Array(try history.jsonUTF8Data())
         let fileName = "history-" + HTML.urlComponent(target.execution.workflowID).prefix(100) + "-" + target.execution.runID.prefix(40) + ".json"
         return AdminResponse(contentType: "application/json", body: json,
