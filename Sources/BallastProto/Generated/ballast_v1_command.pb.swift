@@ -33,7 +33,8 @@ public nonisolated struct Ballast_V1_ScheduleActivityTaskCommandAttributes: Send
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Unique among the run's pending activities; empty means "the scheduled event id".
+  /// Required (BAD_SCHEDULE_ACTIVITY_ATTRIBUTES when empty); unique among the run's pending
+  /// activities (SCHEDULE_ACTIVITY_DUPLICATE_ID).
   public var activityID: String = String()
 
   public var activityType: Ballast_V1_ActivityType {
