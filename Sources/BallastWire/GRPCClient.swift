@@ -1,4 +1,5 @@
 import BallastHTTP2
+import BallastProto
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -115,7 +116,7 @@ public final class GRPCClient: Sendable {
         _ path: String, request: Request, responseType: Response.Type = Response.self,
         metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil
     ) async throws -> GRPCUnaryResponse<Response> {
-        let payload: [UInt8] = try request.serializedBytes()
+        let payload = try DeterministicBinaryEncoder.encode(request)
         let (status, messages, initial) = await rawUnary(path, payload: payload, metadata: metadata, timeout: timeout)
         guard status.code == .ok else { throw status }
         guard messages.count == 1, let only = messages.first else {
@@ -164,7 +165,7 @@ public final class GRPCClient: Sendable {
         _ path: String, request: Request, responseType: Response.Type = Response.self,
         metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil
     ) throws -> GRPCResponseStream<Response> {
-        let payload: [UInt8] = try request.serializedBytes()
+        let payload = try DeterministicBinaryEncoder.encode(request)
         let connection = self.connection
         let timeoutNanoseconds = timeout.map(Self.nanoseconds)
         let current = NIOLockedValueBox<HTTP2StreamID?>(nil)

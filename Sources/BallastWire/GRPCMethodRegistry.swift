@@ -1,3 +1,4 @@
+import BallastProto
 import NIOCore
 import SwiftProtobuf
 
@@ -98,7 +99,7 @@ public struct GRPCStreamWriter<Response: SwiftProtobuf.Message>: Sendable {
 
     /// Sends one message; suspends while the stream's outbound queue is full.
     public func send(_ message: Response) async throws {
-        let bytes: [UInt8] = try message.serializedBytes()
+        let bytes = try DeterministicBinaryEncoder.encode(message)
         try await responder.send(bytes).get()
     }
 }
@@ -126,7 +127,7 @@ public struct GRPCMethodRegistry: Sendable {
                 do {
                     let request = try Self.decode(Request.self, bytes)
                     let response = try await body(request, context)
-                    let payload: [UInt8] = try response.serializedBytes()
+                    let payload = try DeterministicBinaryEncoder.encode(response)
                     responder.finish(sending: payload)
                 } catch {
                     responder.finish(Self.status(for: error))
@@ -153,7 +154,7 @@ public struct GRPCMethodRegistry: Sendable {
             }
             body(request, context) { result in
                 do {
-                    let payload: [UInt8] = try result.get().serializedBytes()
+                    let payload = try DeterministicBinaryEncoder.encode(result.get())
                     responder.finish(sending: payload)
                 } catch {
                     responder.finish(Self.status(for: error))
@@ -170,7 +171,7 @@ public struct GRPCMethodRegistry: Sendable {
         register(path, GRPCMethodHandler(kind: .unary) { bytes, context, responder in
             do {
                 let response = try body(try Self.decode(Request.self, bytes), context)
-                let payload: [UInt8] = try response.serializedBytes()
+                let payload = try DeterministicBinaryEncoder.encode(response)
                 responder.finish(sending: payload)
             } catch {
                 responder.finish(Self.status(for: error))

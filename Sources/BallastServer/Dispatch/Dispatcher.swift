@@ -239,7 +239,7 @@ final class Dispatcher: @unchecked Sendable {
     /// Proposes one engine entry stamped with the leader's clock; `completion` runs on the loop thread.
     func propose(_ entry: Ballast_V1_EngineEntry, completion: @escaping @Sendable (Result<ApplyResult, RaftDriverError>) -> Void) {
         guard let driver else { return completion(.failure(.stopped)) }
-        guard let bytes: [UInt8] = try? entry.serializedBytes() else {
+        guard let bytes = try? DeterministicBinaryEncoder.encode(entry) else {
             return completion(.failure(.refused(.notLeader(leaderHint: nil))))
         }
         driver.propose(bytes) { outcome in

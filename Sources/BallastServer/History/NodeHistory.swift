@@ -6,15 +6,10 @@ import SwiftProtobuf
 /// History events as the store keeps them: the deterministic protobuf encoding, so every node
 /// stores (and compares) the same bytes for the same event.
 public enum HistoryEventCoding {
-    static let options: BinaryEncodingOptions = {
-        var options = BinaryEncodingOptions()
-        options.useDeterministicOrdering = true
-        return options
-    }()
-
-    /// The stored bytes of an event.
+    /// The stored bytes of an event: swift-protobuf's deterministic encoding, written in one
+    /// pass (`DeterministicBinaryEncoder`).
     public static func encode(_ event: Ballast_V1_HistoryEvent) throws -> [UInt8] {
-        try event.serializedBytes(options: options)
+        try DeterministicBinaryEncoder.encode(event: event)
     }
 
     /// An event from its stored bytes.

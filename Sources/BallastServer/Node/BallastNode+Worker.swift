@@ -119,7 +119,7 @@ extension BallastNode {
             let sink = TaskSink(
                 identity: request.identity, nonce: UInt64.random(in: 1 ... .max),
                 push: { event in
-                    guard let payload: [UInt8] = try? event.serializedBytes() else { return }
+                    guard let payload = try? DeterministicBinaryEncoder.encode(event) else { return }
                     _ = responder.send(payload)
                 },
                 close: { responder.finish($0) },

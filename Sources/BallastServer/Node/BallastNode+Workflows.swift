@@ -93,7 +93,7 @@ extension BallastNode {
             entry.eager = ticket.message
         }
         let bytes: [UInt8]
-        do { bytes = try entry.serializedBytes() } catch {
+        do { bytes = try DeterministicBinaryEncoder.encode(entry) } catch {
             if let ticket { dispatcher.eagerFinished(ticket, started: []) }
             return completion(.failure(error))
         }

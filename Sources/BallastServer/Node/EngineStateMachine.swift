@@ -121,7 +121,7 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
         do {
             try history.sync()
             let message = engine.snapshotMessage()
-            let engineBytes: [UInt8] = try message.serializedBytes(options: HistoryEventCoding.options)
+            let engineBytes = try DeterministicBinaryEncoder.encode(message)
             var lengths: [(runId: String, length: Int64)] = message.runs.map { ($0.runID, $0.nextEventID - 1) }
             lengths += message.closedRuns.map { ($0.runID, $0.historyLength) }
             lengths.sort { $0.runId < $1.runId }
