@@ -50,13 +50,6 @@ struct ApplyContext {
     mutating func arm(_ timer: DueTimer) { result.newTimers.append(timer) }
 }
 
-/// Deterministic serialization options for everything hashed or snapshotted.
-let deterministicOptions: BinaryEncodingOptions = {
-    var options = BinaryEncodingOptions()
-    options.useDeterministicOrdering = true
-    return options
-}()
-
 extension RunState {
     /// Appends one event to the history: next id, engine time, rolling hash.
     @discardableResult

@@ -26,14 +26,14 @@ extension WorkflowEngine {
 
     /// The deterministic snapshot bytes (identical on every node at the same index).
     public func snapshot() -> [UInt8] {
-        (try? snapshotMessage().serializedBytes(options: deterministicOptions)) ?? []
+        (try? DeterministicBinaryEncoder.encode(snapshotMessage())) ?? []
     }
 
     /// SHA-256 of the canonical state (the applied index excluded), including every run's history hash.
     public func stateDigest() -> String {
         var message = snapshotMessage()
         message.lastAppliedIndex = 0
-        let bytes: [UInt8] = (try? message.serializedBytes(options: deterministicOptions)) ?? []
+        let bytes = (try? DeterministicBinaryEncoder.encode(message)) ?? []
         return hexString(SHA256Hasher.hash(bytes))
     }
 
