@@ -1,4 +1,5 @@
 import BallastProto
+import BallastRaft
 @testable import BallastServer
 import Foundation
 import SwiftProtobuf
@@ -83,7 +84,7 @@ struct DeterministicBinaryEncoderTests {
         try Self.check(event, "ten keys")
     }
 
-    @Test("an empty event and every attributes case left empty")
+    @Test("an empty event, and events whose attributes hold no field")
     func emptyCases() throws {
         try Self.check(Ballast_V1_HistoryEvent(), "empty event")
         for seed in UInt64(1) ... 400 {
@@ -105,7 +106,7 @@ struct DeterministicBinaryEncoderTests {
         }
     }
 
-    @Test("the history store's coding uses it")
+    @Test("the history store's event coding writes swift-protobuf's deterministic bytes")
     func historyCoding() throws {
         var filler = RandomFieldDecoder(seed: 99)
         var event = Ballast_V1_HistoryEvent()
@@ -120,23 +121,17 @@ struct DeterministicBinaryEncoderTests {
 /// fields and maps with up to four elements, strings with non-ASCII text and values long enough
 /// to need multi-byte lengths.
 struct RandomFieldDecoder: SwiftProtobuf.Decoder {
-    private var state: UInt64
+    private var random: DeterministicRandom
     private let maxDepth: Int
     private var depth = 0
     private var pending: [[Int]] = []
 
     init(seed: UInt64, maxDepth: Int = 4) {
-        state = seed &* 0x9e37_79b9_7f4a_7c15
+        random = DeterministicRandom(seed: seed)
         self.maxDepth = maxDepth
     }
 
-    private mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
+    private mutating func next() -> UInt64 { random.next() }
 
     private mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
 
@@ -180,7 +175,7 @@ struct RandomFieldDecoder: SwiftProtobuf.Decoder {
         return number
     }
 
-    private mutating func nested<M: Message>(_ type: M.Type) throws -> M {
+    private mutating func nested<M: SwiftProtobuf.Message>(_ type: M.Type) throws -> M {
         var message = M()
         depth += 1
         defer { depth -= 1 }
@@ -245,13 +240,13 @@ struct RandomFieldDecoder: SwiftProtobuf.Decoder {
         value = (0 ..< count()).map { _ in enumValue() }
     }
 
-    mutating func decodeSingularMessageField<M: Message>(value: inout M?) throws { value = try nested(M.self) }
-    mutating func decodeRepeatedMessageField<M: Message>(value: inout [M]) throws {
+    mutating func decodeSingularMessageField<M: SwiftProtobuf.Message>(value: inout M?) throws { value = try nested(M.self) }
+    mutating func decodeRepeatedMessageField<M: SwiftProtobuf.Message>(value: inout [M]) throws {
         for _ in 0 ..< count() { value.append(try nested(M.self)) }
     }
 
-    mutating func decodeSingularGroupField<G: Message>(value: inout G?) throws { value = try nested(G.self) }
-    mutating func decodeRepeatedGroupField<G: Message>(value: inout [G]) throws {
+    mutating func decodeSingularGroupField<G: SwiftProtobuf.Message>(value: inout G?) throws { value = try nested(G.self) }
+    mutating func decodeRepeatedGroupField<G: SwiftProtobuf.Message>(value: inout [G]) throws {
         for _ in 0 ..< count() { value.append(try nested(G.self)) }
     }
 
@@ -287,7 +282,7 @@ struct RandomFieldDecoder: SwiftProtobuf.Decoder {
         }
     }
 
-    mutating func decodeExtensionField(values: inout ExtensionFieldValueSet, messageType: any Message.Type, fieldNumber: Int) throws {
+    mutating func decodeExtensionField(values: inout ExtensionFieldValueSet, messageType: any SwiftProtobuf.Message.Type, fieldNumber: Int) throws {
         Issue.record("history messages have no extensions")
     }
 }
