@@ -8,9 +8,10 @@ import SwiftProtobuf
 ///
 /// swift-protobuf writes a nested message's length before the message, so it first traverses
 /// the message to size it; a message three levels down (a payload's metadata inside `Payloads`
-/// inside event attributes inside the event) is sized three times and written once. This encoder
-/// writes each nested message after a one-byte length slot and moves it up in the rare case its
-/// length needs more than one byte: about 4× faster for history events (docs/benchmarks.md).
+/// inside event attributes inside the event) is sized once per enclosing message and then
+/// written. This encoder writes each nested message after a one-byte length slot and moves it
+/// up in the rare case its length needs more than one byte: about 4× faster for history events
+/// (docs/benchmarks.md).
 /// `DeterministicBinaryEncoderTests` compares its output with swift-protobuf's for random
 /// instances of every history message and of the engine snapshot.
 public struct DeterministicBinaryEncoder: Visitor {
