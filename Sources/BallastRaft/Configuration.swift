@@ -96,11 +96,14 @@ public struct RaftStatus: Sendable, Hashable {
     public var membership: Membership
     /// Per-follower progress; empty unless leader.
     public var progress: [NodeID: FollowerProgress]
+    /// The index of its latest snapshot (taken or installed), zero if it has none.
+    public var snapshotIndex: LogIndex
 
     /// Creates a status.
     public init(
         id: NodeID, role: RaftRole, term: Term, leader: NodeID?, commit: LogIndex, applied: LogIndex,
-        lastIndex: LogIndex, persistedIndex: LogIndex, membership: Membership, progress: [NodeID: FollowerProgress]
+        lastIndex: LogIndex, persistedIndex: LogIndex, membership: Membership, progress: [NodeID: FollowerProgress],
+        snapshotIndex: LogIndex = .zero
     ) {
         self.id = id
         self.role = role
@@ -112,6 +115,7 @@ public struct RaftStatus: Sendable, Hashable {
         self.persistedIndex = persistedIndex
         self.membership = membership
         self.progress = progress
+        self.snapshotIndex = snapshotIndex
     }
 }
 

@@ -2,11 +2,14 @@
 extension RaftNode {
     /// Reports that the application took a snapshot at `metadata.index` (≤ applied), so the log
     /// before it (minus the compaction slack) can be dropped and lagging followers get this snapshot.
-    /// Build the metadata with `snapshotMetadata(at:)`.
-    public mutating func snapshotTaken(_ taken: Snapshot) {
+    /// Build the metadata with `snapshotMetadata(at:)`. Returns false, changing nothing, when
+    /// the snapshot is no newer than the one the node has (e.g. one from the leader was
+    /// installed while this one was being serialized): it must not be saved then.
+    @discardableResult
+    public mutating func snapshotTaken(_ taken: Snapshot) -> Bool {
         let index = taken.metadata.index
         precondition(index <= applied, "snapshot at \(index) is ahead of applied \(applied)")
-        guard index > (snapshot?.metadata.index ?? .zero), index > log.baseIndex else { return }
+        guard index > (snapshot?.metadata.index ?? .zero), index > log.baseIndex else { return false }
         precondition(log.term(at: index) == taken.metadata.term, "snapshot term \(taken.metadata.term) differs from the log's at \(index)")
         precondition(snapshotMetadata(at: index)?.membership == taken.metadata.membership, "snapshot membership differs from the log's at \(index)")
         snapshot = taken
@@ -18,6 +21,7 @@ extension RaftNode {
         }
         appliedBytesSinceSnapshot = applied > index ? log.entries(from: index.next, through: applied).reduce(0) { $0 + $1.sizeBytes } : 0
         snapshotSuggestionReported = false
+        return true
     }
 
     /// Sends `peer` the chunk of the latest snapshot at its acknowledged offset (restarting if the snapshot changed).

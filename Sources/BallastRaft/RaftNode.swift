@@ -149,7 +149,7 @@ public struct RaftNode: Sendable {
         RaftStatus(
             id: id, role: role, term: term, leader: leader, commit: commit, applied: applied,
             lastIndex: log.lastIndex, persistedIndex: persistedIndex, membership: membership,
-            progress: progress.mapValues(\.publicView))
+            progress: progress.mapValues(\.publicView), snapshotIndex: snapshot?.metadata.index ?? .zero)
     }
 
     /// The metadata a snapshot at `index` must carry (term and membership there), nil if `index`

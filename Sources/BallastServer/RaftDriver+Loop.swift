@@ -1,20 +1,47 @@
 import BallastRaft
 import BallastStorage
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension RaftDriver {
     /// The loop thread: take every queued event, feed the core, then carry out its Ready.
     func runLoop() {
+        let clock = ContinuousClock()
         while let batch = events.popAll() {
+            let started = clock.now
+            let appliedBefore = applied
             for event in batch { handle(event) }
             processReady()
             isLeaderNow.store(node.currentRole == .leader, ordering: .relaxed)
             if node.hasCommittedToApply { _ = post(.continueApplying) }
+            let took = clock.now - started
+            if took >= Self.slowTurn { reportSlowTurn(took, events: batch.count, applied: applied.rawValue - appliedBefore.rawValue) }
         }
         failEverything(with: .stopped)
         if announcedLeaderTerm != nil {
             announcedLeaderTerm = nil
             leadershipObserver?(.notLeading)
         }
+    }
+
+    /// A loop turn this long delays heartbeats and votes by as much (the election timeout is
+    /// 150–300 ms by default), so it is logged.
+    static var slowTurn: Duration { .milliseconds(100) }
+
+    /// Logs a slow turn, at most one line a second (counting the turns not logged).
+    func reportSlowTurn(_ took: Duration, events: Int, applied: UInt64) {
+        let now = ContinuousClock.now
+        if let last = lastSlowTurnLog, now - last < .seconds(1) {
+            unloggedSlowTurns += 1
+            return
+        }
+        logger.warning("slow Raft loop turn: heartbeats, votes and proposals waited", metadata: [
+            "micros": "\(microseconds(took))", "events": "\(events)", "entriesApplied": "\(applied)",
+            "slowTurnsNotLogged": "\(unloggedSlowTurns)",
+        ])
+        lastSlowTurnLog = now
+        unloggedSlowTurns = 0
     }
 
     func handle(_ event: Event) {
@@ -37,6 +64,8 @@ extension RaftDriver {
             failEverything(with: .storageFailed(why))
         case .inspect(let body): body(node.status)
         case .continueApplying: break
+        case .snapshotSerialized(let metadata, let data, let capture, let serialize):
+            snapshotSerialized(metadata, data, capture: capture, serialize: serialize)
         }
     }
 
@@ -154,10 +183,52 @@ extension RaftDriver {
         confirmedReads = waiting
     }
 
+    /// Captures the state machine at `applied` and serializes it on a thread of its own, so a
+    /// large state does not stall the loop (and with it heartbeats, so a leader would lose its
+    /// term). The log is compacted once the bytes are back (`snapshotSerialized`).
     func takeSnapshot() {
+        guard snapshotInProgress == nil else {
+            snapshotWanted = true
+            return
+        }
         guard let metadata = node.snapshotMetadata(at: applied) else { return }
-        let snapshot = Snapshot(metadata: metadata, data: stateMachine.takeSnapshot())
-        node.snapshotTaken(snapshot)
+        let clock = ContinuousClock()
+        let started = clock.now
+        let serialize = stateMachine.captureSnapshot()
+        let captured = clock.now
+        snapshotInProgress = metadata.index
+        let events = self.events
+        startThread(named: "raft-snapshot-\(id)") {
+            lowerThisThreadsPriority()
+            let data = serialize()
+            events.push(.snapshotSerialized(metadata, data, capture: captured - started, serialize: clock.now - captured),
+                        waitForRoom: false)
+        }
+    }
+
+    /// A snapshot taken by `takeSnapshot` is serialized: the core hears of it (it is dropped if
+    /// a newer one was installed meanwhile), then the log saves it and drops what it covers.
+    func snapshotSerialized(_ metadata: SnapshotMetadata, _ data: [UInt8]?, capture: Duration, serialize: Duration) {
+        snapshotInProgress = nil
+        defer {
+            if snapshotWanted {
+                snapshotWanted = false
+                takeSnapshot()
+            }
+        }
+        guard let data else {
+            logger.warning("snapshot not taken; the log keeps its entries", metadata: ["index": "\(metadata.index)"])
+            return
+        }
+        let snapshot = Snapshot(metadata: metadata, data: data)
+        guard node.snapshotTaken(snapshot) else {
+            logger.info("snapshot dropped: a newer one was installed meanwhile", metadata: ["index": "\(metadata.index)"])
+            return
+        }
+        logger.info("snapshot taken", metadata: [
+            "index": "\(metadata.index)", "bytes": "\(data.count)",
+            "captureMicros": "\(microseconds(capture))", "serializeMicros": "\(microseconds(serialize))",
+        ])
         let report = reportFailure
         let logger = self.logger
         writer.submit(perform: { log in
@@ -220,4 +291,21 @@ extension RaftDriver {
         for read in confirmedReads { read.completion(.failure(error)) }
         confirmedReads = []
     }
+}
+
+/// Whole microseconds, for log lines.
+private func microseconds(_ duration: Duration) -> Int64 {
+    let (seconds, attoseconds) = duration.components
+    return seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+}
+
+/// Makes the calling thread yield the CPU to the node's other threads (nice 10: about a tenth
+/// of a core's share against a normal thread when the machine is busy): a snapshot being
+/// serialized must not delay the loop, heartbeats and fsyncs enough to cost an election, and
+/// taking longer costs it only log kept a little longer.
+private func lowerThisThreadsPriority() {
+#if canImport(Glibc)
+    // On Linux the nice value belongs to the thread, and 0 names the calling one.
+    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+#endif
 }

@@ -12,14 +12,21 @@ public protocol RaftTransport: Sendable {
     func send(_ messages: [Message])
 }
 
+/// Serializes a state captured on the driver's loop thread (`RaftStateMachine.captureSnapshot()`);
+/// it runs on a thread of its own. Nil when it could not, after the state machine reported why.
+public typealias SnapshotSerializer = @Sendable () -> [UInt8]?
+
 /// The application behind Raft: applies committed entries and takes and restores snapshots.
 /// Called only on the driver's loop thread, in log order.
 public protocol RaftStateMachine: AnyObject {
     /// Applies one committed entry (`.normal`, `.noop` or `.configChange`); what it returns is
     /// handed to the completion of the proposal that created the entry, if it was proposed here.
     func apply(_ entry: Entry) -> (any Sendable)?
-    /// Serializes the state as of the last applied entry.
-    func takeSnapshot() -> [UInt8]
+    /// Captures the state as of the last applied entry and returns the work that serializes it.
+    /// The capture runs on the loop thread, so it must be cheap (copy-on-write copies, no
+    /// walk over the whole state); the driver runs the returned work on another thread while
+    /// the loop goes on applying, and has at most one snapshot in progress.
+    func captureSnapshot() -> SnapshotSerializer
     /// Replaces the state with a snapshot received from the leader.
     func restore(from snapshot: Snapshot)
 }
@@ -94,6 +101,9 @@ public final class RaftDriver: @unchecked Sendable {
         /// More committed entries wait to be applied: process the next Ready (the loop posts
         /// this to itself, so ticks, messages and inspections interleave with a long apply).
         case continueApplying
+        /// The snapshot captured at this metadata's index is serialized (nil: it could not be),
+        /// after `capture` on the loop thread and `serialize` on the snapshot thread.
+        case snapshotSerialized(SnapshotMetadata, [UInt8]?, capture: Duration, serialize: Duration)
     }
 
     let events: BlockingQueue<Event>
@@ -123,6 +133,15 @@ public final class RaftDriver: @unchecked Sendable {
     let isLeaderNow = Atomic<Bool>(false)
     /// How often (in ticks) a leader on a full disk asks again: one election timeout.
     let handoverIntervalTicks: Int
+    /// The index of the snapshot being serialized off the loop thread, if one is.
+    var snapshotInProgress: LogIndex?
+    /// Whether the core asked for a snapshot while one was in progress (taken when it ends).
+    var snapshotWanted = false
+    /// This node's id (names the snapshot thread).
+    let id: NodeID
+    /// When a slow loop turn was last logged, and how many slow turns went unlogged since.
+    var lastSlowTurnLog: ContinuousClock.Instant?
+    var unloggedSlowTurns = 0
 
     /// Restores the core from `log`, hands the log to a `LogWriter` and starts the loop thread.
     public init(
@@ -135,6 +154,7 @@ public final class RaftDriver: @unchecked Sendable {
         self.leadershipObserver = leadershipObserver
         self.diskFullReason = diskFullReason
         self.handoverIntervalTicks = configuration.electionTimeoutTicks
+        self.id = configuration.id
         let restored = try log.restore()
         if let snapshot = restored.snapshot { stateMachine.restore(from: snapshot) }
         self.node = RaftNode(configuration: configuration, restored: restored, bootstrap: bootstrap, randomSeed: randomSeed)

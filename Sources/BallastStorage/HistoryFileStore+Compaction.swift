@@ -73,42 +73,68 @@ extension HistoryState {
 }
 
 extension HistoryFileStore {
-    /// The whole stored histories of `runIds` (runs not stored are absent), reading each
-    /// segment's needed region with one sequential read instead of one read per record: what a
-    /// snapshot needs. Memory: the result plus one segment region at a time.
+    /// The whole stored histories of `runIds` (runs not stored are absent): `exportView()`
+    /// read at once.
     public func export(runIds: [String]) throws(HistoryError) -> [String: [[UInt8]]] {
-        let wanted = try state.withLock { (state: inout HistoryState) throws(HistoryError) in
+        try exportView().export(runIds: runIds)
+    }
+
+    /// The store's index as it is now, to read later from any thread: what a snapshot needs.
+    /// Taking it copies nothing (the index is copy-on-write; the store's next write copies it
+    /// once). The view holds the segments it points into open, so appends, deletions,
+    /// compaction and even `close()` after it was taken do not change what it reads.
+    public func exportView() throws(HistoryError) -> ExportView {
+        try state.withLock { (state: inout HistoryState) throws(HistoryError) in
             if state.isClosed { throw HistoryError.closed }
-            var bySegment: [UInt64: (segment: HistorySegment, refs: [(runId: String, ref: HistoryRecordRef)])] = [:]
+            return ExportView(state: state)
+        }
+    }
+
+    /// A frozen copy of the store's index (see `exportView()`).
+    public struct ExportView: Sendable {
+        let runs: [String: RunHistoryIndex]
+        let segments: [UInt64: HistorySegment]
+
+        init(state: HistoryState) {
+            runs = state.runs
+            segments = state.segments
+        }
+
+        /// The whole histories of `runIds` as they were when the view was taken (runs not
+        /// stored then are absent), reading each segment's needed region with one sequential
+        /// read instead of one read per record. Memory: the result plus one segment region at
+        /// a time.
+        public func export(runIds: [String]) throws(HistoryError) -> [String: [[UInt8]]] {
+            var wanted: [UInt64: (segment: HistorySegment, refs: [(runId: String, ref: HistoryRecordRef)])] = [:]
             for runId in runIds {
-                guard let run = state.runs[runId] else { continue }
-                for (ref, segment) in state.locate(run, from: 1, through: run.eventCount) {
-                    bySegment[ref.segment, default: (segment, [])].refs.append((runId, ref))
+                guard let run = runs[runId] else { continue }
+                for ref in run.records {
+                    guard let segment = segments[ref.segment] else { preconditionFailure("a live record points at a closed segment") }
+                    wanted[ref.segment, default: (segment, [])].refs.append((runId, ref))
                 }
             }
-            return bySegment
-        }
-        var pieces: [String: [(firstEventId: Int64, events: [[UInt8]])]] = [:]
-        for sequence in wanted.keys.sorted() {
-            guard let (segment, refs) = wanted[sequence], let first = refs.map(\.ref.offset).min() else { continue }
-            let end = refs.map { $0.ref.offset + $0.ref.size }.max() ?? first
-            let region = try segment.read(offset: first, count: end - first)
-            for (runId, ref) in refs {
-                let decoded = region.withUnsafeBytes { HistoryFormat.decodeRecord($0, at: ref.offset - first) }
-                guard case .record(let record, _) = decoded, record.type == .events, record.runId == runId,
-                      record.firstEventId == ref.firstEventId, record.events.count == ref.eventCount else {
-                    let reason: String
-                    if case .invalid(let why) = decoded { reason = why } else { reason = "record does not match the index" }
-                    throw .unreadableRecord(file: segment.name, offset: ref.offset, reason: reason)
+            var pieces: [String: [(firstEventId: Int64, events: [[UInt8]])]] = [:]
+            for sequence in wanted.keys.sorted() {
+                guard let (segment, refs) = wanted[sequence], let first = refs.map(\.ref.offset).min() else { continue }
+                let end = refs.map { $0.ref.offset + $0.ref.size }.max() ?? first
+                let region = try segment.read(offset: first, count: end - first)
+                for (runId, ref) in refs {
+                    let decoded = region.withUnsafeBytes { HistoryFormat.decodeRecord($0, at: ref.offset - first) }
+                    guard case .record(let record, _) = decoded, record.type == .events, record.runId == runId,
+                          record.firstEventId == ref.firstEventId, record.events.count == ref.eventCount else {
+                        let reason: String
+                        if case .invalid(let why) = decoded { reason = why } else { reason = "record does not match the index" }
+                        throw .unreadableRecord(file: segment.name, offset: ref.offset, reason: reason)
+                    }
+                    pieces[runId, default: []].append((record.firstEventId, record.events))
                 }
-                pieces[runId, default: []].append((record.firstEventId, record.events))
             }
+            var histories: [String: [[UInt8]]] = [:]
+            histories.reserveCapacity(pieces.count)
+            for (runId, parts) in pieces {
+                histories[runId] = parts.sorted { $0.firstEventId < $1.firstEventId }.flatMap(\.events)
+            }
+            return histories
         }
-        var histories: [String: [[UInt8]]] = [:]
-        histories.reserveCapacity(pieces.count)
-        for (runId, parts) in pieces {
-            histories[runId] = parts.sorted { $0.firstEventId < $1.firstEventId }.flatMap(\.events)
-        }
-        return histories
     }
 }

@@ -145,15 +145,19 @@ public final class HistoryFileStore: Sendable {
     }
 
     /// Makes everything written so far durable (fdatasync of the active segment; closed ones
-    /// were synced when they were closed).
+    /// were synced when they were closed). The fdatasync runs outside the store's lock, so
+    /// appends (the Raft loop) do not wait for the disk meanwhile; a failure still makes the
+    /// store refuse writes.
     public func sync() throws(HistoryError) {
-        try state.withLock { (state: inout HistoryState) throws(HistoryError) in
+        let active = try state.withLock { (state: inout HistoryState) throws(HistoryError) in
             try state.checkUsable()
-            let active = state.active
-            do { try Posix.dataSync(active.fd, path: active.path) } catch {
-                state.failure = "fdatasync of \(active.name) failed: \(error)"
-                throw HistoryError.wrap(error)
+            return state.active
+        }
+        do { try Posix.dataSync(active.fd, path: active.path) } catch {
+            state.withLock { state in
+                if state.failure == nil { state.failure = "fdatasync of \(active.name) failed: \(error)" }
             }
+            throw HistoryError.wrap(error)
         }
     }
 

@@ -106,7 +106,10 @@ final class CountingStateMachine: RaftStateMachine {
         appliedEntries += 1
         return nil
     }
-    func takeSnapshot() -> [UInt8] { withUnsafeBytes(of: appliedEntries.bigEndian) { Array($0) } }
+    func captureSnapshot() -> SnapshotSerializer {
+        let bytes = withUnsafeBytes(of: appliedEntries.bigEndian) { Array($0) }
+        return { bytes }
+    }
     func restore(from snapshot: Snapshot) {
         appliedEntries = snapshot.data.reduce(0) { $0 << 8 | UInt64($1) }
     }

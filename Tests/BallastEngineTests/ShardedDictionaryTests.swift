@@ -31,7 +31,7 @@ struct ShardedDictionaryTests {
         var reference: [String: Int] = [:]
         for step in 0..<20_000 {
             let key = makeKey(Int(random.below(3_000)))
-            switch random.below(6) {
+            switch random.below(8) {
             case 0:
                 let value: Int? = random.chance(80) ? step : nil
                 sharded[key] = value
@@ -47,6 +47,16 @@ struct ShardedDictionaryTests {
                 let keep = random.chance(50)
                 sharded.withValue(forKey: key) { value in value = keep ? (value ?? 0) + 1 : nil }
                 reference[key] = keep ? (reference[key] ?? 0) + 1 : nil
+            case 5:
+                // Through the in-place accessor (`_modify`), which may add or remove the entry.
+                let value: Int? = random.chance(50) ? step : nil
+                replace(&sharded[key], with: value)
+                reference[key] = value
+            case 6:
+                // An in-place access that changes the entry and then throws still counts it.
+                let value: Int? = random.chance(50) ? step : nil
+                #expect(throws: Abandoned.self) { try replaceThenThrow(&sharded[key], with: value) }
+                reference[key] = value
             default:
                 #expect(sharded[key] == reference[key])
             }
@@ -55,5 +65,14 @@ struct ShardedDictionaryTests {
         }
         #expect(Set(sharded.keys) == Set(reference.keys))
         #expect(sharded.values.sorted() == reference.values.sorted())
+    }
+
+    private struct Abandoned: Error {}
+
+    private func replace(_ slot: inout Int?, with value: Int?) { slot = value }
+
+    private func replaceThenThrow(_ slot: inout Int?, with value: Int?) throws {
+        slot = value
+        throw Abandoned()
     }
 }

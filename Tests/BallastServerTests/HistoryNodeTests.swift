@@ -134,9 +134,9 @@ func allHistories(_ store: any HistoryBytesStore) throws -> [String: [[UInt8]]] 
     return histories
 }
 
-func snapshot(of machine: EngineStateMachine, at index: Int) -> Snapshot {
+func snapshot(of machine: EngineStateMachine, at index: Int) throws -> Snapshot {
     Snapshot(metadata: SnapshotMetadata(index: LogIndex(UInt64(index)), term: Term(1), membership: Membership(voters: [NodeID(1)])),
-             data: machine.takeSnapshot())
+             data: try #require(machine.takeSnapshot(), "the snapshot is taken"))
 }
 
 func temporaryDirectory() throws -> String {
@@ -179,7 +179,7 @@ struct HistoryNodeTests {
         let scenario = try HistoryScenario.make()
         let (machine, store) = try makeMachine(source)
         for entry in scenario.entries { _ = machine.apply(entry) }
-        let taken = snapshot(of: machine, at: scenario.entries.count)
+        let taken = try snapshot(of: machine, at: scenario.entries.count)
 
         let (fresh, freshStore) = try makeMachine(target)
         // Stale content the snapshot does not hold, and a run stored differently: both must go.
@@ -194,6 +194,32 @@ struct HistoryNodeTests {
         #expect(throws: NodeSnapshotError.self) { _ = try NodeSnapshotCodec.decode(damaged.data) }
     }
 
+    @Test func aCapturedSnapshotIsOfItsMomentThoughLaterEntriesDeleteAndExtendHistories() throws {
+        let source = try temporaryDirectory(), reference = try temporaryDirectory()
+        defer { for path in [source, reference] { try? FileManager.default.removeItem(atPath: path) } }
+        let scenario = try HistoryScenario.make()
+        // Captured just before the entry that ends a run's retention and deletes its history.
+        let capturedAt = try #require(scenario.entries.firstIndex { entry in
+            guard case .retentionExpired? = try? Ballast_V1_EngineEntry(serializedBytes: entry.data).payload else { return false }
+            return true
+        })
+        let (machine, store) = try makeMachine(source)
+        for entry in scenario.entries[..<capturedAt] { _ = machine.apply(entry) }
+        let deleted = scenario.runs[2].runId
+        #expect(store.summary(runId: deleted) != nil)
+        let serialize = machine.captureSnapshot()
+        for entry in scenario.entries[capturedAt...] { _ = machine.apply(entry) }
+        #expect(store.summary(runId: deleted) == nil, "the later entries deleted a history the snapshot holds")
+        while try store.compactIfNeeded() {}
+
+        let (expected, _) = try makeMachine(reference)
+        for entry in scenario.entries[..<capturedAt] { _ = expected.apply(entry) }
+        let bytes = try #require(serialize(), "the snapshot is serialized")
+        #expect(bytes == expected.takeSnapshot(), "the same bytes as a snapshot taken at the moment of capture")
+        let decoded = try NodeSnapshotCodec.decode(bytes)
+        #expect(decoded.histories.contains { $0.runId == deleted && !$0.events.isEmpty })
+    }
+
     @Test func restartIsSnapshotRestorePlusLogReplayAndEndsIdentical() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -205,7 +231,7 @@ struct HistoryNodeTests {
         do {
             let (machine, store) = try makeMachine(directory)
             for entry in scenario.entries[..<snapshotAt] { _ = machine.apply(entry) }
-            taken = snapshot(of: machine, at: snapshotAt)
+            taken = try snapshot(of: machine, at: snapshotAt)
             segmentsAtSnapshot = try sizes(of: directory)
             for entry in scenario.entries[snapshotAt...] { _ = machine.apply(entry) }
             expected = try allHistories(store)

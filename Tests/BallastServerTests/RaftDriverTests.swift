@@ -14,8 +14,9 @@ final class RecordingStateMachine: RaftStateMachine, @unchecked Sendable {
         if entry.kind == .normal { log.withLock { $0.append(entry.data) } }
         return entry.data.count
     }
-    func takeSnapshot() -> [UInt8] {
-        log.withLock { entries in entries.flatMap { [UInt8(truncatingIfNeeded: $0.count)] + $0 } }
+    func captureSnapshot() -> SnapshotSerializer {
+        let bytes = log.withLock { entries in entries.flatMap { [UInt8(truncatingIfNeeded: $0.count)] + $0 } }
+        return { bytes }
     }
     func restore(from snapshot: Snapshot) {
         var entries: [[UInt8]] = []

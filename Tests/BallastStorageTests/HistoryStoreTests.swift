@@ -153,6 +153,39 @@ struct HistoryStoreTests {
         }
     }
 
+    @Test func anExportViewReadsTheHistoriesOfItsMomentWhateverHappensAfter() throws {
+        try withTemporaryDirectory { directory in
+            let options = HistoryFileStore.Options(segmentSizeBytes: 4_096, minimumDeadBytesToCompact: 4_096)
+            let store = try HistoryFileStore(directory: directory, options: options)
+            var atView: [String: [[UInt8]]] = [:]
+            for run in 0..<60 {
+                let runId = "run-\(run)"
+                let events = historyEvents(runId, from: 1, count: 3, bytes: 100)
+                _ = try store.append(runId: runId, firstEventId: 1, events: events)
+                atView[runId] = events
+            }
+            let view = try store.exportView()
+            // After the view: most runs deleted, the rest extended, new runs, the old segments
+            // compacted away (their files unlinked), and the store closed.
+            for run in 0..<60 {
+                let runId = "run-\(run)"
+                if run % 10 == 0 {
+                    _ = try store.append(runId: runId, firstEventId: 4, events: historyEvents(runId, from: 4, count: 2, bytes: 100))
+                } else {
+                    try store.delete(runId: runId)
+                }
+            }
+            _ = try store.append(runId: "later", firstEventId: 1, events: historyEvents("later", from: 1, count: 2))
+            let segmentsBefore = try historySegmentNames(directory)
+            var reclaimed = 0
+            while try store.compactIfNeeded() { reclaimed += 1 }
+            #expect(reclaimed > 0)
+            #expect(Set(segmentsBefore).subtracting(try historySegmentNames(directory)).count > 0, "old segment files are gone")
+            store.close()
+            #expect(try view.export(runIds: atView.keys.sorted() + ["later"]) == atView)
+        }
+    }
+
     @Test func aTornTailIsCutAtEveryByteOfTheLastRecord() throws {
         try withTemporaryDirectory { base in
             let original = base + "/original"

@@ -16,24 +16,35 @@ public protocol HistoryBytesStore: Sendable {
     func runIds() -> [String]
     /// Makes everything appended so far durable.
     func sync() throws(HistoryError)
-    /// The whole histories of `runIds` that are stored (for snapshots).
-    func export(runIds: [String]) throws(HistoryError) -> [String: [[UInt8]]]
+    /// The stored histories as they are now, to read later from any thread (for snapshots):
+    /// what is appended or deleted after this call does not change what the view reads.
+    func snapshotView() throws(HistoryError) -> any HistoryExportView
     /// Counters describing the store (for metrics).
     var statistics: HistoryStoreStatistics { get }
 }
 
-extension HistoryBytesStore {
-    /// Reads run by run.
-    public func export(runIds: [String]) throws(HistoryError) -> [String: [[UInt8]]] {
-        var histories: [String: [[UInt8]]] = [:]
-        for runId in runIds where summary(runId: runId) != nil {
-            histories[runId] = try read(runId: runId, fromEventId: 1, maxEvents: .max, maxBytes: .max)
-        }
-        return histories
-    }
+/// A history store frozen at one moment (`HistoryBytesStore.snapshotView()`).
+public protocol HistoryExportView: Sendable {
+    /// The whole histories of `runIds` stored when the view was taken (runs not stored then are absent).
+    func export(runIds: [String]) throws(HistoryError) -> [String: [[UInt8]]]
 }
 
-extension HistoryFileStore: HistoryBytesStore {}
+extension HistoryFileStore: HistoryBytesStore {
+    public func snapshotView() throws(HistoryError) -> any HistoryExportView { try exportView() }
+}
+
+extension HistoryFileStore.ExportView: HistoryExportView {}
+
+/// A copy of an in-memory store's histories (copy-on-write, so taking it copies nothing).
+struct MemoryHistoryExportView: HistoryExportView {
+    let histories: [String: [[UInt8]]]
+
+    func export(runIds: [String]) throws(HistoryError) -> [String: [[UInt8]]] {
+        var exported: [String: [[UInt8]]] = [:]
+        for runId in runIds { exported[runId] = histories[runId] }
+        return exported
+    }
+}
 
 /// A history store in memory with the same semantics as the file store (tests, `ballast dev`
 /// without a data directory).
@@ -94,6 +105,10 @@ public final class MemoryHistoryBytesStore: HistoryBytesStore {
     public func runIds() -> [String] { histories.withLock { $0.keys.sorted() } }
 
     public func sync() throws(HistoryError) {}
+
+    public func snapshotView() throws(HistoryError) -> any HistoryExportView {
+        MemoryHistoryExportView(histories: histories.withLock { $0 })
+    }
 
     public var statistics: HistoryStoreStatistics {
         histories.withLock { histories in

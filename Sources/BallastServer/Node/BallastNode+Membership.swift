@@ -274,7 +274,7 @@ final class MembershipTracker: RaftStateMachine {
         }
     }
 
-    func takeSnapshot() -> [UInt8] { inner.takeSnapshot() }
+    func captureSnapshot() -> SnapshotSerializer { inner.captureSnapshot() }
 
     func restore(from snapshot: Snapshot) {
         logger.info("restoring the state machine from a snapshot",

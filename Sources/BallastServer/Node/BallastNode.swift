@@ -201,15 +201,18 @@ public final class BallastNode: @unchecked Sendable {
     }
 
     /// This node's status as served at `/status`; with `digest`, also the engine's state digest,
-    /// taken on the loop thread together with the Raft status so the two describe one moment.
+    /// of the engine captured on the loop thread together with the Raft status (so the two
+    /// describe one moment) and computed on a thread of its own.
     public func status(digest: Bool = false) async -> NodeStatus {
         guard digest else { return describe(await raftStatus()) }
         let machine = stateMachine
         let (raft, engine) = await withCheckedContinuation { continuation in
-            driver.inspect { status in continuation.resume(returning: (status, machine.digest())) }
+            driver.inspect { status in continuation.resume(returning: (status, machine.captureDigest())) }
         }
         var status = describe(raft)
-        status.stateDigest = engine.digest
+        status.stateDigest = await withCheckedContinuation { continuation in
+            startThread(named: "state-digest") { continuation.resume(returning: engine.compute()) }
+        }
         status.digestIndex = engine.index
         return status
     }

@@ -116,30 +116,63 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
         try history.read(runId: runId, fromEventId: from, maxEvents: max, maxBytes: maxBytes)
     }
 
-    /// The engine snapshot plus every known run's history, after making the store durable.
-    public func takeSnapshot() -> [UInt8] {
+    /// Captures the engine (a copy-on-write copy) and the history store's index as of the last
+    /// applied entry; the returned work builds the snapshot from them on another thread: the
+    /// engine snapshot plus every known run's history, after making the store durable.
+    public func captureSnapshot() -> SnapshotSerializer {
+        let engine = self.engine
+        let view: any HistoryExportView
         do {
-            try history.sync()
-            let message = engine.snapshotMessage()
-            let engineBytes = try DeterministicBinaryEncoder.encode(message)
-            var lengths: [(runId: String, length: Int64)] = message.runs.map { ($0.runID, $0.nextEventID - 1) }
-            lengths += message.closedRuns.map { ($0.runID, $0.historyLength) }
-            lengths.sort { $0.runId < $1.runId }
-            let stored = try history.export(runIds: lengths.map(\.runId))
-            var histories: [SnapshotRunHistory] = []
-            histories.reserveCapacity(lengths.count)
-            for (runId, length) in lengths {
-                let events = stored[runId] ?? []
-                guard events.count == length else {
-                    throw NodeSnapshotError.corrupt("the history store holds \(events.count) of the \(length) events of run \(runId)")
-                }
-                histories.append(SnapshotRunHistory(runId: runId, events: events))
-            }
-            return try NodeSnapshotCodec.encode(NodeSnapshot(engine: engineBytes, histories: histories))
+            view = try history.snapshotView()
         } catch {
-            onFatal("cannot take a snapshot at \(engine.lastAppliedIndex): \(error); this node stops")
-            preconditionFailure("cannot take a snapshot: \(error)")
+            return fail(at: engine.lastAppliedIndex, error)
         }
+        return { [history, onFatal, logger] in
+            do {
+                return try Self.serialize(engine, histories: view, syncing: history)
+            } catch {
+                if case HistoryError.closed = error {
+                    logger.info("snapshot abandoned: the history store closed", metadata: ["index": "\(engine.lastAppliedIndex)"])
+                    return nil
+                }
+                onFatal("cannot take a snapshot at \(engine.lastAppliedIndex): \(error); this node stops")
+                return nil
+            }
+        }
+    }
+
+    /// Takes a snapshot on the calling thread (tests and tools).
+    public func takeSnapshot() -> [UInt8]? { captureSnapshot()() }
+
+    private func fail(at index: UInt64, _ error: any Error) -> SnapshotSerializer {
+        if case HistoryError.closed = error { return { nil } }
+        onFatal("cannot take a snapshot at \(index): \(error); this node stops")
+        return { nil }
+    }
+
+    /// The node snapshot of `engine`, whose run histories `view` holds (no more, no fewer
+    /// events than the engine counts: anything else is corruption).
+    private static func serialize(_ engine: WorkflowEngine, histories view: any HistoryExportView,
+                                  syncing store: any HistoryBytesStore) throws -> [UInt8] {
+        // Not needed for safety (the snapshot carries every history), but a restart from this
+        // snapshot then finds the histories already in place instead of writing them again.
+        try store.sync()
+        let message = engine.snapshotMessage()
+        let engineBytes = try DeterministicBinaryEncoder.encode(message)
+        var lengths: [(runId: String, length: Int64)] = message.runs.map { ($0.runID, $0.nextEventID - 1) }
+        lengths += message.closedRuns.map { ($0.runID, $0.historyLength) }
+        lengths.sort { $0.runId < $1.runId }
+        let stored = try view.export(runIds: lengths.map(\.runId))
+        var histories: [SnapshotRunHistory] = []
+        histories.reserveCapacity(lengths.count)
+        for (runId, length) in lengths {
+            let events = stored[runId] ?? []
+            guard events.count == length else {
+                throw NodeSnapshotError.corrupt("the history store holds \(events.count) of the \(length) events of run \(runId)")
+            }
+            histories.append(SnapshotRunHistory(runId: runId, events: events))
+        }
+        return try NodeSnapshotCodec.encode(NodeSnapshot(engine: engineBytes, histories: histories))
     }
 
     /// Replaces the engine from a snapshot and makes the history store hold exactly its histories.
@@ -164,6 +197,13 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
     }
 
     /// The engine's state digest and the index it covers; call only on the driver's loop thread.
-    /// It walks the whole state (about a second per 100,000 open runs), so it is on request only.
     func digest() -> (index: UInt64, digest: String) { (engine.lastAppliedIndex, engine.stateDigest()) }
+
+    /// The index applied now and the work that computes the engine's state digest there, on any
+    /// thread; capture on the driver's loop thread. The digest walks the whole state (about a
+    /// second per 100,000 open runs), so it is on request only and never on the loop.
+    func captureDigest() -> (index: UInt64, compute: @Sendable () -> String) {
+        let engine = self.engine
+        return (engine.lastAppliedIndex, { engine.stateDigest() })
+    }
 }

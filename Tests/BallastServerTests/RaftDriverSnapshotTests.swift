@@ -1,0 +1,141 @@
+import BallastRaft
+import BallastServer
+import BallastStorage
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+/// Counts applied entries; its snapshots are the count, and each one's serialization waits
+/// until the test opens the gate, as a large engine's would take long.
+final class GatedStateMachine: RaftStateMachine, @unchecked Sendable {
+    private struct State {
+        var applied: [UInt8] = []
+        var captures: [Int] = []
+        var restoredFrom: (index: LogIndex, count: Int)?
+    }
+    private let state = Mutex(State())
+    private let gate = DispatchSemaphore(value: 0)
+
+    var appliedCount: Int { state.withLock { $0.applied.count } }
+    /// The applied counts at which snapshots were captured, in order.
+    var captures: [Int] { state.withLock { $0.captures } }
+    var restoredFrom: (index: LogIndex, count: Int)? { state.withLock { $0.restoredFrom } }
+    /// Lets one serialization (in progress or the next) finish.
+    func release() { gate.signal() }
+    /// Lets every serialization (in progress or later) finish.
+    func open() { for _ in 0 ..< 64 { gate.signal() } }
+
+    func apply(_ entry: Entry) -> (any Sendable)? {
+        if entry.kind == .normal { state.withLock { $0.applied.append(entry.data.first ?? 0) } }
+        return nil
+    }
+
+    func captureSnapshot() -> SnapshotSerializer {
+        let count = state.withLock { state in
+            state.captures.append(state.applied.count)
+            return state.applied.count
+        }
+        return { [gate] in
+            gate.wait()
+            return withUnsafeBytes(of: UInt64(count).bigEndian) { Array($0) }
+        }
+    }
+
+    func restore(from snapshot: Snapshot) {
+        let count = snapshot.data.reduce(0) { $0 << 8 | Int($1) }
+        state.withLock { $0.restoredFrom = (snapshot.metadata.index, count); $0.applied = Array(repeating: 0, count: count) }
+    }
+}
+
+/// Ticks a driver every 5 ms from a thread of its own (not a task: a busy test pool would
+/// starve it) until stopped.
+final class Ticker: Sendable {
+    private let running = Atomic<Bool>(true)
+
+    init(_ driver: RaftDriver) {
+        Thread.detachNewThread { [self] in
+            while running.load(ordering: .relaxed) {
+                usleep(5_000)
+                driver.tick()
+            }
+        }
+    }
+
+    func stop() { running.store(false, ordering: .relaxed) }
+}
+
+@Suite("Raft driver snapshots", .serialized)
+struct RaftDriverSnapshotTests {
+    /// One voter on a real log, snapshotting after every 2 KiB applied and keeping no slack.
+    private func startDriver(in directory: String, machine: GatedStateMachine) throws -> RaftDriver {
+        var configuration = RaftConfiguration(id: NodeID(1))
+        configuration.electionTimeoutTicks = 4
+        configuration.snapshotThresholdBytes = 2_048
+        configuration.compactionSlackEntries = 0
+        return try RaftDriver(
+            configuration: configuration, log: try WriteAheadLog(directory: directory), bootstrap: Membership(voters: [NodeID(1)]),
+            stateMachine: machine, transport: LocalTransport(), randomSeed: 1, logger: Logger(label: "test.snapshot"))
+    }
+
+    private func status(_ driver: RaftDriver) async -> RaftStatus {
+        await withCheckedContinuation { continuation in driver.inspect { continuation.resume(returning: $0) } }
+    }
+
+    @Test("the loop goes on applying while a snapshot is serialized, then saves it and restarts from it")
+    func serializesOffTheLoop() async throws {
+        let directory = NSTemporaryDirectory() + "ballast-driver-snapshot-\(UInt64.random(in: 0 ... .max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let machine = GatedStateMachine()
+        let driver = try startDriver(in: directory, machine: machine)
+        // Opened on every way out, so a loop stuck in a serialization can still stop.
+        defer { machine.open(); driver.stop() }
+        let ticker = Ticker(driver)
+        defer { ticker.stop() }
+        try await waitUntil("the single voter leads") { await status(driver).role == .leader }
+
+        let payload = [UInt8](repeating: 7, count: 256)
+        var proposed = 0
+        func proposeMore(_ count: Int) {
+            for _ in 0 ..< count { driver.propose(payload) { _ in } }
+            proposed += count
+        }
+        proposeMore(16)
+        try await waitUntil("a snapshot is captured") { !machine.captures.isEmpty }
+        let capturedAt = try #require(machine.captures.first)
+
+        // Its serialization is blocked: everything proposed now must still be applied.
+        proposeMore(64)
+        try await waitUntil("entries proposed during the serialization are applied") { machine.appliedCount == proposed }
+        var now = await status(driver)
+        #expect(now.snapshotIndex == .zero, "nothing is saved before the bytes exist")
+        #expect(machine.captures.count == 1, "one snapshot at a time, though far more than the threshold was applied")
+
+        machine.release()
+        try await waitUntil("the serialized snapshot is saved") { await status(driver).snapshotIndex > .zero }
+        now = await status(driver)
+        let snapshotIndex = now.snapshotIndex
+        #expect(snapshotIndex < now.applied, "the snapshot is of the moment of capture, not of its completion")
+        // More than the threshold was applied since the capture: the core asks again at once.
+        try await waitUntil("a second snapshot is captured") { machine.captures.count == 2 }
+        #expect(machine.captures[1] == proposed, "captured once the first was saved, of everything applied then")
+        machine.open()
+        proposeMore(16)
+        try await waitUntil("all applied") { machine.appliedCount == proposed }
+        let lastApplied = await status(driver).applied
+        driver.stop()
+
+        let restarted = GatedStateMachine()
+        restarted.open()
+        let again = try startDriver(in: directory, machine: restarted)
+        defer { again.stop() }
+        let tickerAgain = Ticker(again)
+        defer { tickerAgain.stop() }
+        let restored = try #require(restarted.restoredFrom, "the restarted node starts from a saved snapshot")
+        #expect(restored.index >= snapshotIndex)
+        if restored.index == snapshotIndex { #expect(restored.count == capturedAt, "the first snapshot holds the state captured") }
+        try await waitUntil("the restarted node replays the rest of its log") { await status(again).applied >= lastApplied }
+        #expect(restarted.appliedCount == proposed)
+    }
+}
