@@ -115,13 +115,38 @@ struct ShardedDictionary<Key: Hashable, Value>: ExpressibleByDictionaryLiteral {
     var isEmpty: Bool { count == 0 }
 
     /// Every key, lazily, in unspecified order.
-    var keys: some Sequence<Key> {
-        shards.lazy.flatMap(\.keys).map(\.key)
-    }
+    var keys: some Sequence<Key> { Walk(shards: shards) { $0[$1].key.key } }
 
     /// Every value, lazily, in unspecified order.
-    var values: some Sequence<Value> {
-        shards.lazy.flatMap(\.values)
+    var values: some Sequence<Value> { Walk(shards: shards) { $0[$1].value } }
+
+    /// The entries shard by shard: a plain loop rather than `lazy.flatMap`, which unoptimized
+    /// builds (the tests) walk slowly over a thousand mostly empty shards.
+    private struct Walk<Element>: Sequence, IteratorProtocol {
+        let shards: [[HashedKey: Value]]
+        let element: ([HashedKey: Value], Dictionary<HashedKey, Value>.Index) -> Element
+        var shard = 0
+        var index: Dictionary<HashedKey, Value>.Index?
+
+        init(shards: [[HashedKey: Value]], _ element: @escaping ([HashedKey: Value], Dictionary<HashedKey, Value>.Index) -> Element) {
+            self.shards = shards
+            self.element = element
+        }
+
+        mutating func next() -> Element? {
+            while shard < shards.count {
+                if !shards[shard].isEmpty {
+                    let position = index ?? shards[shard].startIndex
+                    if position < shards[shard].endIndex {
+                        index = shards[shard].index(after: position)
+                        return element(shards[shard], position)
+                    }
+                }
+                shard += 1
+                index = nil
+            }
+            return nil
+        }
     }
 }
 
