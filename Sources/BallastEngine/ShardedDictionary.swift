@@ -1,16 +1,14 @@
-/// A dictionary split into 1,024 shards, so that growing it rehashes one small shard at a time,
-/// and a copy of it is paid for one small shard at a time.
+/// A dictionary split into 64 shards, so that growing it rehashes one small shard at a time.
 ///
 /// A plain `Dictionary` of open runs rehashes every entry at once when it doubles (at 49,152,
 /// 98,304 … entries); applying the entry that crossed the line then took up to a second on the
 /// Raft loop thread, on every node at the same index, and the cluster held elections. Shards
-/// grow one at a time, each a 1,024th of the whole. The same holds for copies: a snapshot
-/// captures the engine as a copy-on-write copy, and the applies after it copy each shard they
-/// change. With 64 shards the first few hundred applies after a capture copied every shard of
-/// 100,000 open runs (130–180 ms on the loop thread, in one turn); with 1,024 the copying is
-/// spread over a few thousand applies, at most about 40 ms per 256. More shards (4,096) made
-/// the engine benchmark about a tenth slower: its few open runs spread over as many tiny
-/// dictionaries. Iteration order is unspecified, as a `Dictionary`'s: nothing that reaches
+/// grow one at a time, each a 64th of the whole. Copies are paid per shard too (a snapshot
+/// captures the engine as a copy-on-write copy; each apply after it copies the shards it
+/// changes), but with 64 shards the first few hundred applies touch them all: 130–180 ms for
+/// 100,000 open runs. 1,024 shards spread that over thousands of applies in release builds,
+/// but made the debug-build tests about 40% slower (docs/benchmarks.md, "Snapshots off the
+/// Raft loop"). Iteration order is unspecified, as a `Dictionary`'s: nothing that reaches
 /// history, snapshots or digests may depend on it.
 ///
 /// Keys keep their own hash, SipHash keyed per process: several of these maps are keyed by what
@@ -24,7 +22,7 @@
 /// over it again (a 36-byte run id hashed twice was about 3% of the engine's instructions, and
 /// SipHash of the stored 8-byte hash another 2%). Costs 8 bytes per entry.
 struct ShardedDictionary<Key: Hashable, Value>: ExpressibleByDictionaryLiteral {
-    private static var shardBits: Int { 10 }
+    private static var shardBits: Int { 6 }
 
     /// A key and its hash value, computed once.
     struct HashedKey: Hashable {
@@ -121,7 +119,7 @@ struct ShardedDictionary<Key: Hashable, Value>: ExpressibleByDictionaryLiteral {
     var values: some Sequence<Value> { Walk(shards: shards) { $0[$1].value } }
 
     /// The entries shard by shard: a plain loop rather than `lazy.flatMap`, which unoptimized
-    /// builds (the tests) walk slowly over a thousand mostly empty shards.
+    /// builds (the tests) walk slowly.
     private struct Walk<Element>: Sequence, IteratorProtocol {
         let shards: [[HashedKey: Value]]
         let element: ([HashedKey: Value], Dictionary<HashedKey, Value>.Index) -> Element
