@@ -50,7 +50,7 @@ struct ShardedDictionary<Key: Hashable, Value>: ExpressibleByDictionaryLiteral {
     }
 
     private var shards: [[HashedKey: Value]]
-    /// Entries in all shards (kept, not summed: there are many shards).
+    /// Entries in all shards, kept rather than summed per call (`runs.count` is read on every start).
     private(set) var count = 0
 
     /// An empty dictionary.
