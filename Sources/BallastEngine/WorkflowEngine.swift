@@ -14,7 +14,7 @@ public struct WorkflowEngine: Sendable {
     /// The limits this engine enforces.
     public let limits: EngineLimits
     var namespaces: [String: NamespaceState] = [:]
-    var runs: ShardedDictionary<String, RunState> = [:]
+    var runs = RunTable()
     var currentRuns: ShardedDictionary<WorkflowKey, String> = [:]
     var closed: ShardedDictionary<String, ClosedRun> = [:]
     /// Closed run ids, oldest first from `closedOrderHead`, to bound the summaries kept.

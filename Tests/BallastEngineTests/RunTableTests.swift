@@ -1,0 +1,87 @@
+@testable import BallastEngine
+import Testing
+
+@Suite("Run table: boxed runs, copied on write")
+struct RunTableTests {
+    /// A run whose state names `runId` and carries `marker` in a field the handlers change.
+    private func run(_ runId: String, marker: Int64) -> RunState {
+        RunState(key: RunKey(namespace: "default", workflowId: "wf-\(runId)", runId: runId), workflowType: "Transfer",
+                 taskQueue: "transfers", startTime: 1, startRequestId: "request-\(runId)", firstRunId: runId,
+                 nextEventId: marker, workflowTaskTimeout: 10)
+    }
+
+    /// The table, the copy a capture made of it, and each one's expected contents.
+    private struct Copies {
+        var tables: [RunTable]
+        var expected: [[String: Int64]]
+    }
+
+    @Test("copies taken at random moments keep their runs while both the table and the copies go on changing",
+          arguments: [UInt64(11), 12, 13])
+    func copiesAreIndependent(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        var copies = Copies(tables: [RunTable()], expected: [[:]])
+        for step in 0..<6_000 {
+            // Now and then a capture: a copy that later changes on its own, as an engine copy may.
+            if random.chance(1), copies.tables.count < 6 {
+                copies.tables.append(copies.tables[0])
+                copies.expected.append(copies.expected[0])
+            }
+            let which = random.chance(70) ? 0 : Int(random.below(copies.tables.count))
+            let runId = "run-\(random.below(400))"
+            let marker = Int64(step + 1)
+            switch random.below(5) {
+            case 0:
+                // The handlers' round trip: take the run out, change it, put it back.
+                if var taken = copies.tables[which].removeValue(forKey: runId) {
+                    #expect(taken.nextEventId == copies.expected[which][runId])
+                    taken.nextEventId = marker
+                    copies.tables[which].updateValue(taken, forKey: runId)
+                    copies.expected[which][runId] = marker
+                } else {
+                    #expect(copies.expected[which][runId] == nil)
+                }
+            case 1:
+                // A run taken out and not put back (it closed).
+                #expect(copies.tables[which].removeValue(forKey: runId)?.nextEventId == copies.expected[which].removeValue(forKey: runId))
+            case 2:
+                copies.tables[which].updateValue(run(runId, marker: marker), forKey: runId)
+                copies.expected[which][runId] = marker
+            case 3:
+                let keep = random.chance(60)
+                copies.tables[which][runId] = keep ? run(runId, marker: marker) : nil
+                copies.expected[which][runId] = keep ? marker : nil
+            default:
+                #expect(copies.tables[which][runId]?.nextEventId == copies.expected[which][runId])
+            }
+            #expect(copies.tables[which].count == copies.expected[which].count)
+        }
+        #expect(copies.tables.count > 2, "the seed took captures")
+        for (table, expected) in zip(copies.tables, copies.expected) {
+            #expect(table.count == expected.count)
+            #expect(table.isEmpty == expected.isEmpty)
+            #expect(Set(table.keys) == Set(expected.keys))
+            var seen: [String: Int64] = [:]
+            for state in table.values { seen[state.key.runId] = state.nextEventId }
+            #expect(seen == expected)
+        }
+    }
+
+    @Test("a run taken out of a box a copy shares is a copy: changing it leaves the copy's run alone")
+    func sharedBoxIsNotWritten() {
+        var table = RunTable()
+        table.updateValue(run("a", marker: 1), forKey: "a")
+        let captured = table
+        guard var taken = table.removeValue(forKey: "a") else {
+            Issue.record("the run is in the table")
+            return
+        }
+        taken.nextEventId = 2
+        taken.signalRequestIds.append("signal-1")
+        table.updateValue(taken, forKey: "a")
+        #expect(captured["a"]?.nextEventId == 1)
+        #expect(captured["a"]?.signalRequestIds.isEmpty == true)
+        #expect(table["a"]?.nextEventId == 2)
+        #expect(table["a"]?.signalRequestIds == ["signal-1"])
+    }
+}
