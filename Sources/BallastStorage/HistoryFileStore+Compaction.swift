@@ -5,70 +5,125 @@ extension HistoryFileStore {
     /// unlinked (and the directory fsynced). Only the oldest segment is ever removed, so a
     /// tombstone is never dropped while an older segment still holds records of its run.
     ///
+    /// The store's lock is held only to find the live records and to write and index their
+    /// copies. Reading the old segment (closed, so it no longer changes), the fdatasync, the
+    /// unlink and the directory's fsync happen without it, so appends (the Raft loop) do not
+    /// wait for the disk meanwhile. One compaction runs at a time; a call made during another
+    /// returns false.
+    ///
     /// One segment per call, so the pause it causes stays bounded; returns whether it reclaimed one.
     @discardableResult
     public func compactIfNeeded() throws(HistoryError) -> Bool {
+        guard let plan = try planCompaction() else { return false }
+        defer { state.withLock { $0.compacting = false } }
+        let copies = try copyForward(plan, records: try plan.readLiveRecords())
+        try finishCompaction(plan, copiesIn: copies)
+        return true
+    }
+
+    /// Chooses the segment to reclaim and lists its live records (under the lock); nil when
+    /// there is nothing to reclaim or a compaction is already running.
+    func planCompaction() throws(HistoryError) -> CompactionPlan? {
         let options = self.options
-        let directory = self.directory
-        return try state.withLock { (state: inout HistoryState) throws(HistoryError) -> Bool in
+        return try state.withLock { (state: inout HistoryState) throws(HistoryError) -> CompactionPlan? in
             try state.checkUsable()
-            guard let oldest = state.segments.keys.min(), oldest != state.activeSequence else { return false }
+            guard !state.compacting, let oldest = state.segments.keys.min(), oldest != state.activeSequence,
+                  let segment = state.segments[oldest] else { return nil }
             let statistics = state.statistics
             let dead = statistics.totalBytes - statistics.liveBytes
             let oldestLive = state.usage[oldest]?.liveBytes ?? 0
             guard oldestLive == 0 || (dead > statistics.liveBytes && dead >= options.minimumDeadBytesToCompact) else {
-                return false
+                return nil
             }
-            try state.reclaim(oldest, options: options, directory: directory)
-            return true
+            // Live records of the segment, in file order (so the copies keep the runs' order too).
+            var live: [CompactionPlan.LiveRecord] = []
+            if oldestLive > 0 {
+                for (runId, run) in state.runs {
+                    for (position, ref) in run.records.enumerated() where ref.segment == oldest {
+                        live.append(CompactionPlan.LiveRecord(runId: runId, position: position, ref: ref))
+                    }
+                }
+                live.sort { $0.ref.offset < $1.ref.offset }
+            }
+            state.compacting = true
+            return CompactionPlan(segment: segment, live: live)
+        }
+    }
+
+    /// Appends the copies of the records still live to the active segment and points the index
+    /// at them (under the lock); returns the segment that holds the copies, not yet fsynced
+    /// (nil when nothing was copied). A run deleted since the plan was made has nothing copied.
+    func copyForward(_ plan: CompactionPlan, records: [[UInt8]]) throws(HistoryError) -> HistorySegment? {
+        let options = self.options
+        let directory = self.directory
+        return try state.withLock { (state: inout HistoryState) throws(HistoryError) -> HistorySegment? in
+            try state.checkUsable()
+            let copies = state.active
+            var buffer: [UInt8] = []
+            var moved: [CompactionPlan.LiveRecord] = []
+            for (item, bytes) in zip(plan.live, records) {
+                guard let records = state.runs[item.runId]?.records, item.position < records.count,
+                      records[item.position] == item.ref else { continue }
+                var ref = item.ref
+                ref.segment = state.activeSequence
+                ref.offset = state.activeEnd + buffer.count
+                buffer.append(contentsOf: bytes)
+                moved.append(CompactionPlan.LiveRecord(runId: item.runId, position: item.position, ref: ref))
+            }
+            guard !buffer.isEmpty else { return nil }
+            try state.writeAtEnd(buffer)
+            state.usage[state.activeSequence, default: SegmentUsage()].totalBytes += buffer.count
+            state.usage[state.activeSequence, default: SegmentUsage()].liveBytes += buffer.count
+            for item in moved { state.runs[item.runId]?.records[item.position] = item.ref }
+            try state.rotateIfFull(options: options, directory: directory)
+            return copies
+        }
+    }
+
+    /// Makes the copies durable, then removes the old segment's file and forgets it. The disk
+    /// work runs without the lock; a failure makes the store refuse writes.
+    func finishCompaction(_ plan: CompactionPlan, copiesIn copies: HistorySegment?) throws(HistoryError) {
+        let old = plan.segment
+        do {
+            // The copies are durable before the original goes.
+            if let copies { try Posix.dataSync(copies.fd, path: copies.path) }
+            try Posix.unlink(old.path)
+            try Posix.syncDirectory(directory)
+        } catch {
+            state.withLock { state in
+                if state.failure == nil { state.failure = "compacting \(old.name) failed: \(error)" }
+            }
+            throw HistoryError.wrap(error)
+        }
+        state.withLock { state in
+            state.segments.removeValue(forKey: old.sequence)
+            state.usage.removeValue(forKey: old.sequence)
+            state.compactedSegments += 1
         }
     }
 }
 
-extension HistoryState {
-    /// Copies the live records of segment `sequence` forward and removes the segment.
-    mutating func reclaim(_ sequence: UInt64, options: HistoryFileStore.Options, directory: String) throws(HistoryError) {
-        guard let segment = segments[sequence] else { return }
-        // Live records of the segment, in file order (so the copies keep the runs' order too).
-        var moving: [(runId: String, position: Int, ref: HistoryRecordRef)] = []
-        for (runId, run) in runs {
-            for (position, ref) in run.records.enumerated() where ref.segment == sequence {
-                moving.append((runId, position, ref))
-            }
-        }
-        moving.sort { $0.ref.offset < $1.ref.offset }
-        var buffer: [UInt8] = []
-        var moved: [(runId: String, position: Int, ref: HistoryRecordRef)] = []
-        for item in moving {
-            let bytes = try segment.read(offset: item.ref.offset, count: item.ref.size)
-            // Re-verify before copying, so damage is reported instead of propagated.
-            _ = try segment.readRecord(item.ref)
-            var ref = item.ref
-            ref.segment = activeSequence
-            ref.offset = activeEnd + buffer.count
-            buffer.append(contentsOf: bytes)
-            moved.append((item.runId, item.position, ref))
-        }
-        if !buffer.isEmpty {
-            try writeAtEnd(buffer)
-            usage[activeSequence, default: SegmentUsage()].totalBytes += buffer.count
-            usage[activeSequence, default: SegmentUsage()].liveBytes += buffer.count
-            for item in moved { runs[item.runId]?.records[item.position] = item.ref }
-        }
-        let active = self.active
-        do {
-            // The copies are durable before the originals go.
-            try Posix.dataSync(active.fd, path: active.path)
-            try Posix.unlink(segment.path)
-            try Posix.syncDirectory(directory)
-        } catch {
-            failure = "compacting \(segment.name) failed: \(error)"
-            throw HistoryError.wrap(error)
-        }
-        segments.removeValue(forKey: sequence)
-        usage.removeValue(forKey: sequence)
-        compactedSegments += 1
-        try rotateIfFull(options: options, directory: directory)
+/// The segment a compaction reclaims and the live records it found there.
+struct CompactionPlan {
+    /// A live record: the run, its position in the run's records, where it is.
+    struct LiveRecord {
+        var runId: String
+        var position: Int
+        var ref: HistoryRecordRef
+    }
+
+    /// The oldest segment (closed: nothing is written to it any more).
+    let segment: HistorySegment
+    /// Its live records when the plan was made, in file order.
+    let live: [LiveRecord]
+
+    /// The live records' bytes, each checked before it is copied so that damage is reported
+    /// instead of propagated. Reads a closed segment: no lock is needed.
+    func readLiveRecords() throws(HistoryError) -> [[UInt8]] {
+        var records: [[UInt8]] = []
+        records.reserveCapacity(live.count)
+        for item in live { records.append(try segment.readRecordBytes(item.ref)) }
+        return records
     }
 }
 

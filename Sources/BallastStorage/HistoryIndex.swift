@@ -45,7 +45,18 @@ final class HistorySegment: Sendable {
 
     /// Reads and verifies the record described by `ref`.
     func readRecord(_ ref: HistoryRecordRef) throws(HistoryError) -> HistoryRecord {
+        try verifiedRecord(read(offset: ref.offset, count: ref.size), ref)
+    }
+
+    /// Reads the bytes of the record described by `ref`, verified (for copying them verbatim).
+    func readRecordBytes(_ ref: HistoryRecordRef) throws(HistoryError) -> [UInt8] {
         let bytes = try read(offset: ref.offset, count: ref.size)
+        _ = try verifiedRecord(bytes, ref)
+        return bytes
+    }
+
+    /// The record `bytes` hold, checked against `ref`.
+    private func verifiedRecord(_ bytes: [UInt8], _ ref: HistoryRecordRef) throws(HistoryError) -> HistoryRecord {
         guard bytes.count == ref.size else {
             throw .unreadableRecord(file: name, offset: ref.offset, reason: "file ends after \(bytes.count) of \(ref.size) bytes")
         }
@@ -150,6 +161,8 @@ struct HistoryState {
     /// The descriptor holding the directory's `LOCK`, until the store is closed.
     var lockFD: Int32?
     var compactedSegments = 0
+    /// A compaction is between its plan and its end (`HistoryFileStore.compactIfNeeded`).
+    var compacting = false
 
     /// Throws if the store was closed or a write failed.
     func checkUsable() throws(HistoryError) {

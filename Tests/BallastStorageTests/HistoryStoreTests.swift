@@ -153,6 +153,62 @@ struct HistoryStoreTests {
         }
     }
 
+    /// `compactIfNeeded` holds the lock only to plan and to copy forward; appends and deletes
+    /// may land between its steps. Run here step by step, with such changes in each gap.
+    @Test func appendsAndDeletesBetweenCompactionStepsAreKept() throws {
+        try withTemporaryDirectory { directory in
+            let options = HistoryFileStore.Options(segmentSizeBytes: 4_096, minimumDeadBytesToCompact: 1)
+            var expected: [String: [[UInt8]]] = [:]
+            let store = try HistoryFileStore(directory: directory, options: options)
+            // Runs 0–29 fill the first segment and more; most are deleted so it is worth compacting.
+            for run in 0..<30 {
+                let runId = "run-\(run)"
+                let events = historyEvents(runId, from: 1, count: 2, bytes: 100)
+                _ = try store.append(runId: runId, firstEventId: 1, events: events)
+                expected[runId] = events
+            }
+            for run in 0..<30 where run % 3 != 0 {
+                try store.delete(runId: "run-\(run)")
+                expected["run-\(run)"] = nil
+            }
+            let plan = try #require(try store.planCompaction(), "the oldest segment is worth compacting")
+            let oldName = plan.segment.name
+            #expect(!plan.live.isEmpty)
+            #expect(try store.planCompaction() == nil, "one compaction at a time")
+            #expect(try store.compactIfNeeded() == false, "one compaction at a time")
+            let planned = Set(plan.live.map(\.runId))
+            let survivors = planned.sorted()
+            #expect(survivors.count >= 3)
+            // Between the plan and the copies: one planned run deleted, one extended.
+            try store.delete(runId: survivors[0])
+            expected[survivors[0]] = nil
+            let more = historyEvents(survivors[1], from: 3, count: 2, bytes: 100)
+            _ = try store.append(runId: survivors[1], firstEventId: 3, events: more)
+            expected[survivors[1]]?.append(contentsOf: more)
+            let copies = try store.copyForward(plan, records: try plan.readLiveRecords())
+            #expect(copies != nil)
+            // Between the copies and the end: another planned run deleted, a new run written.
+            try store.delete(runId: survivors[2])
+            expected[survivors[2]] = nil
+            let later = historyEvents("later", from: 1, count: 3)
+            _ = try store.append(runId: "later", firstEventId: 1, events: later)
+            expected["later"] = later
+            try store.finishCompaction(plan, copiesIn: copies)
+            store.state.withLock { $0.compacting = false }
+
+            #expect(!(try historySegmentNames(directory)).contains(oldName))
+            #expect(try storedHistories(store) == expected)
+            let statistics = store.statistics
+            #expect(statistics.compactedSegments == 1)
+            store.close()
+            // Reopening scans the files afresh: the same histories and the same byte accounting.
+            let reopened = try HistoryFileStore(directory: directory, options: options)
+            #expect(try storedHistories(reopened) == expected)
+            #expect(reopened.statistics.liveBytes == statistics.liveBytes)
+            #expect(reopened.statistics.totalBytes == statistics.totalBytes)
+        }
+    }
+
     @Test func anExportViewReadsTheHistoriesOfItsMomentWhateverHappensAfter() throws {
         try withTemporaryDirectory { directory in
             let options = HistoryFileStore.Options(segmentSizeBytes: 4_096, minimumDeadBytesToCompact: 4_096)
