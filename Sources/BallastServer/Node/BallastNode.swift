@@ -16,6 +16,8 @@ public final class BallastNode: @unchecked Sendable {
     let driver: RaftDriver
     let stateMachine: EngineStateMachine
     let dispatcher: Dispatcher
+    /// State digests for `/status?digest=1`, one computed at a time.
+    let digests: SingleFlight<StatusDigest>
     /// Authorization, the roles bootstrap and the audit outbox (Security/).
     let security: NodeSecurity
     /// Whether the disk is too full for new writes (free space, stalled writes).
@@ -100,6 +102,7 @@ public final class BallastNode: @unchecked Sendable {
             leadershipObserver: { dispatcher.leadershipChanged($0) },
             diskFullReason: { diskGuard.fullReason })
         dispatcher.driver = driver
+        digests = Self.digestRounds(driver: driver, machine: stateMachine)
         dispatcher.notLeaderStatus = { [weak self] in
             await self?.notLeaderStatus(waitForLeader: .seconds(2)) ?? GRPCStatus.notLeader(leaderAddress: nil)
         }
@@ -202,19 +205,32 @@ public final class BallastNode: @unchecked Sendable {
 
     /// This node's status as served at `/status`; with `digest`, also the engine's state digest,
     /// of the engine captured on the loop thread together with the Raft status (so the two
-    /// describe one moment) and computed on a thread of its own.
+    /// describe one moment) and computed on a thread of its own, one digest at a time
+    /// (`digests`: concurrent requests share the next one).
     public func status(digest: Bool = false) async -> NodeStatus {
         guard digest else { return describe(await raftStatus()) }
-        let machine = stateMachine
-        let (raft, engine) = await withCheckedContinuation { continuation in
-            driver.inspect { status in continuation.resume(returning: (status, machine.captureDigest())) }
-        }
-        var status = describe(raft)
-        status.stateDigest = await withCheckedContinuation { continuation in
-            startThread(named: "state-digest") { continuation.resume(returning: engine.compute()) }
-        }
-        status.digestIndex = engine.index
+        let computed = await digests.next()
+        var status = describe(computed.raft)
+        status.stateDigest = computed.digest
+        status.digestIndex = computed.index
         return status
+    }
+
+    /// A state digest and the Raft status of the moment it was captured.
+    struct StatusDigest: Sendable {
+        var raft: RaftStatus
+        var index: UInt64
+        var digest: String
+    }
+
+    /// Computes state digests for `status(digest: true)`, one at a time.
+    static func digestRounds(driver: RaftDriver, machine: EngineStateMachine) -> SingleFlight<StatusDigest> {
+        SingleFlight { done in
+            driver.inspect { raft in
+                let engine = machine.captureDigest()
+                startThread(named: "state-digest") { done(StatusDigest(raft: raft, index: engine.index, digest: engine.compute())) }
+            }
+        }
     }
 
     private func describe(_ raft: RaftStatus) -> NodeStatus {
