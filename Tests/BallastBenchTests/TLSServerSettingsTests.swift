@@ -19,9 +19,16 @@ struct TLSServerSettingsTests {
         }
     }
 
-    static let files: [String: String] = {
+    /// Holds `files`; shared by the suite's tests, so removed when the test process exits.
+    static let directory: String = {
         let directory = NSTemporaryDirectory() + "ballast-tls-flags-\(UUID().uuidString.prefix(8))"
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: TLSServerSettingsTests.directory) }
+        return directory
+    }()
+
+    static let files: [String: String] = {
+        let directory = Self.directory
         var paths: [String: String] = [:]
         for key in ["tls-cert", "tls-key", "tls-ca"] {
             let path = "\(directory)/\(key).pem"

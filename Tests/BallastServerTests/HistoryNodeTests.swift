@@ -165,7 +165,9 @@ struct HistoryNodeTests {
         // Another node applying the same entries stores the same bytes, and appending them
         // again (a replay after a crash) duplicates nothing.
         let before = try allHistories(store)
-        let (again, againStore) = try makeMachine(try temporaryDirectory())
+        let againDirectory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: againDirectory) }
+        let (again, againStore) = try makeMachine(againDirectory)
         for entry in scenario.entries { _ = again.apply(entry) }
         for (runId, events) in before {
             #expect(try store.append(runId: runId, firstEventId: 1, events: events) == 0)
@@ -240,7 +242,9 @@ struct HistoryNodeTests {
         // Restart with everything written still there, with the unsynced tail lost, and with the
         // whole store lost (an operator moved a damaged one away): the store is derived state.
         for (loseTail, loseStore) in [(false, false), (true, false), (false, true)] {
-            let copy = try temporaryDirectory() + "/history"
+            let copyParent = try temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: copyParent) }
+            let copy = copyParent + "/history"
             if !loseStore { try FileManager.default.copyItem(atPath: directory, toPath: copy) }
             if loseTail {
                 for (name, size) in segmentsAtSnapshot {

@@ -10,7 +10,7 @@ enum TLSTestCertificates {
     /// Directory holding: ca (trusted), other-ca, server (node/1), alice, expired, future,
     /// stranger (from other-ca), wrongname (server cert naming only other.example), server2.
     static let directory: Task<URL, any Error> = Task {
-        let dir = try TestPaths.temporaryDirectory("ballast-tls")
+        let dir = try TestPaths.sharedTemporaryDirectory("ballast-tls")
         let script = TestPaths.repoRoot.appendingPathComponent("scripts/tls-certs").path
         func run(_ arguments: [String]) async throws {
             let (status, _, stderr) = try await ChildProcess.run("/bin/bash", [script] + arguments)
@@ -216,6 +216,7 @@ struct TLSHandshakeTests {
     @Test("a reload puts new certificates in use for new connections, keeps established ones, and refuses a bad file")
     func reload() async throws {
         let dir = try TestPaths.temporaryDirectory("ballast-tls-reload")
+        defer { try? FileManager.default.removeItem(at: dir) }
         let files = TLSFiles(certificate: dir.appendingPathComponent("node.crt").path,
                              privateKey: dir.appendingPathComponent("node.key").path,
                              trustRoots: dir.appendingPathComponent("ca.crt").path)

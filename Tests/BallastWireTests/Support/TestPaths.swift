@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Locations the interop tests need, found from this file's real path (the dev package symlinks it).
 enum TestPaths {
@@ -17,6 +18,24 @@ enum TestPaths {
 
     /// The `proto/` directory.
     static var protoDir: String { repoRoot.appendingPathComponent("proto").path }
+
+    /// A fresh temporary directory, removed when the test process exits (for fixtures shared
+    /// by a suite's tests, which no single test can remove).
+    static func sharedTemporaryDirectory(_ prefix: String) throws -> URL {
+        let url = try temporaryDirectory(prefix)
+        let first = removedAtExit.withLock { paths in
+            paths.append(url.path)
+            return paths.count == 1
+        }
+        if first {
+            atexit {
+                for path in TestPaths.removedAtExit.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
+            }
+        }
+        return url
+    }
+
+    private static let removedAtExit = Mutex<[String]>([])
 
     /// A fresh temporary directory.
     static func temporaryDirectory(_ prefix: String) throws -> URL {
