@@ -109,8 +109,10 @@ public struct RaftNode: Sendable {
         if role == .leader { maybeCommit() }
     }
 
-    /// Drains and returns everything the shell must do now.
-    public mutating func takeReady() -> Ready {
+    /// Drains and returns everything the shell must do now. With `handOutCommitted` false, no
+    /// committed entries are handed out this time (a shell still applying earlier ones asks for
+    /// more only when it has caught up); `hasCommittedToApply` then says some are waiting.
+    public mutating func takeReady(handOutCommitted: Bool = true) -> Ready {
         if role == .leader {
             if needsBroadcast || commitAdvancedSinceBroadcast { broadcastAppend(sendIfEmpty: commitAdvancedSinceBroadcast) }
             flushReads()
@@ -125,7 +127,7 @@ public struct RaftNode: Sendable {
             output.hardState = hardState
             lastReportedHardState = hardState
         }
-        if commit > applied {
+        if handOutCommitted, commit > applied {
             precondition(applied >= log.baseIndex, "applied \(applied) behind the compaction point \(log.baseIndex)")
             let waiting = commit.rawValue - applied.rawValue
             output.committed = log.entries(from: applied.next, maxCount: Int(clamping: waiting),

@@ -119,7 +119,12 @@ public final class RaftDriver: @unchecked Sendable {
     var pendingReads: [UInt64: ReadCompletion] = [:]
     var confirmedReads: [(index: LogIndex, completion: ReadCompletion)] = []
     var nextReadContext: UInt64 = 1
+    /// The last entry the state machine applied (the core's `applied` is the last it handed out).
     var applied: LogIndex
+    /// Committed entries handed out by the core, applied from `applyNext` on, a turn's budget
+    /// at a time (`applyWithinBudget`).
+    var applyQueue: [Entry] = []
+    var applyNext = 0
     var storageFailure: String?
     /// Told when this node starts leading (with a complete state machine) or stops.
     let leadershipObserver: (@Sendable (LeadershipEvent) -> Void)?

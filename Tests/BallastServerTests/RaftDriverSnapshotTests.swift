@@ -139,3 +139,76 @@ struct RaftDriverSnapshotTests {
         #expect(restarted.appliedCount == proposed)
     }
 }
+
+/// Counts applied entries, each taking `perEntry` (a state machine catching up on a slow disk).
+final class SlowStateMachine: RaftStateMachine, @unchecked Sendable {
+    private let count = Atomic<Int>(0)
+    private let perEntry: UInt32
+
+    init(microsecondsPerEntry: UInt32) { perEntry = microsecondsPerEntry }
+
+    var appliedCount: Int { count.load(ordering: .relaxed) }
+
+    func apply(_ entry: Entry) -> (any Sendable)? {
+        guard entry.kind == .normal else { return nil }
+        if perEntry > 0 { usleep(perEntry) } // the work an apply does, not a wait for an event
+        count.add(1, ordering: .relaxed)
+        return nil
+    }
+
+    func captureSnapshot() -> SnapshotSerializer { { nil } }
+    func restore(from snapshot: Snapshot) {}
+}
+
+@Suite("Raft driver: applying a backlog", .serialized)
+struct RaftDriverApplyBudgetTests {
+    private func startDriver(in directory: String, machine: SlowStateMachine) throws -> RaftDriver {
+        var configuration = RaftConfiguration(id: NodeID(1))
+        configuration.electionTimeoutTicks = 4
+        return try RaftDriver(
+            configuration: configuration, log: try WriteAheadLog(directory: directory), bootstrap: Membership(voters: [NodeID(1)]),
+            stateMachine: machine, transport: LocalTransport(), randomSeed: 1, logger: Logger(label: "test.apply-budget"))
+    }
+
+    @Test("a restarted node replaying its log answers events between slices of the replay, not after all of it")
+    func replayIsSliced() async throws {
+        let directory = NSTemporaryDirectory() + "ballast-driver-apply-\(UInt64.random(in: 0 ... .max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let entries = 1_000
+        do {
+            let fast = SlowStateMachine(microsecondsPerEntry: 0)
+            let driver = try startDriver(in: directory, machine: fast)
+            defer { driver.stop() }
+            let ticker = Ticker(driver)
+            defer { ticker.stop() }
+            try await waitUntil("the single voter leads") { await status(driver).role == .leader }
+            for _ in 0 ..< entries { driver.propose([1, 2, 3]) { _ in } }
+            try await waitUntil("all applied") { fast.appliedCount == entries }
+        }
+
+        // Restarted with no snapshot, the whole log is committed again at once and handed out
+        // in one piece; each entry now takes a millisecond to apply: a second in all.
+        let slow = SlowStateMachine(microsecondsPerEntry: 1_000)
+        let driver = try startDriver(in: directory, machine: slow)
+        defer { driver.stop() }
+        let ticker = Ticker(driver)
+        defer { ticker.stop() }
+        try await waitUntil("the replay started") { slow.appliedCount > 0 }
+        let answered = await withCheckedContinuation { continuation in
+            driver.inspect { status in continuation.resume(returning: (status: status, applied: slow.appliedCount)) }
+        }
+        #expect(answered.applied < entries, "the status was answered while the replay went on")
+        #expect(answered.status.applied.rawValue <= UInt64(answered.applied) + 1,
+                "the status's applied index is the state machine's, not what the core handed out")
+        try await waitUntil("the replay ends", timeout: .seconds(60)) { slow.appliedCount == entries }
+        try await waitUntil("the status shows everything committed applied") {
+            let now = await status(driver)
+            return now.applied == now.commit && now.applied >= answered.status.commit
+        }
+    }
+
+    private func status(_ driver: RaftDriver) async -> RaftStatus {
+        await withCheckedContinuation { continuation in driver.inspect { continuation.resume(returning: $0) } }
+    }
+}
