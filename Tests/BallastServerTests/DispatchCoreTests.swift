@@ -409,7 +409,8 @@ struct TimerQueueTests {
         let outcome8 = queue.takeRebuildRequest(nowNanos: 60)
         #expect(!outcome8, "asked once")
         let engine = [50, 100, 200, 300, 400].map { timer(Int64($0), $0 == 50 ? "early" : "t\($0)") }
-        queue.rebuild(from: engine)
+        queue.removeAll() // as the dispatcher does when it reloads the engine's deadlines
+        queue.add(contentsOf: engine)
         #expect(ids(queue.popDue(nowNanos: 60, limit: 10)) == ["early"])
         #expect(queue.overflowEarliestNanos == 400, "the latest one did not fit this time")
     }

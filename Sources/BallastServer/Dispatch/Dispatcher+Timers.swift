@@ -70,15 +70,36 @@ extension Dispatcher {
         }
     }
 
-    /// Re-reads every deadline from the engine on the loop thread (after the queue overflowed).
+    /// Re-reads every deadline from the engine (after the queue overflowed).
     private func rebuildTimers(epoch: UInt64) {
         guard let driver else { return }
-        driver.inspect { [self] _ in
-            let deadlines = stateMachine.read { $0.dueTimers() }
-            state.withLock { state in
-                guard state.epoch == epoch else { return }
-                state.timers.rebuild(from: deadlines)
+        driver.inspect { [self] _ in reloadDeadlines(ifEpoch: epoch) }
+    }
+
+    /// While leading, empties the timer queue and refills it with every deadline of the engine
+    /// as it is now, without holding the loop thread: the engine is captured here (a
+    /// copy-on-write copy, microseconds) and its deadlines are listed and added from a thread
+    /// of its own. Listing them walks every open run and closed-run summary; on the loop, with
+    /// 33,000 runs, that held a new leader's loop 0.3 s — longer than an election timeout, so
+    /// it often lost its term at once (seen in a chaos soak). Deadlines that entries applied
+    /// meanwhile add stay (adding a known one is a no-op); ones that went stale meanwhile are
+    /// dropped when they come due (`fireLive`). Call on the loop thread.
+    func reloadDeadlines(ifEpoch expected: UInt64? = nil) {
+        let epoch = state.withLock { state -> UInt64? in
+            guard state.core.isLeading, expected == nil || expected == state.epoch else { return nil }
+            state.timers.removeAll()
+            return state.epoch
+        }
+        guard let epoch else { return }
+        let engine = stateMachine.read { $0 }
+        startThread(named: "leader-deadlines") { [self] in
+            let deadlines = engine.dueTimers()
+            let current = state.withLock { state in
+                guard state.epoch == epoch else { return false }
+                state.timers.add(contentsOf: deadlines)
+                return true
             }
+            if current { logger.info("dispatcher deadlines loaded", metadata: ["deadlines": "\(deadlines.count)"]) }
         }
     }
 }

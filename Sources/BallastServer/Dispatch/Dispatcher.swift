@@ -134,16 +134,16 @@ final class Dispatcher: @unchecked Sendable {
         logger.info("leadership changed", metadata: ["event": "\(event)"])
         switch event {
         case .leading:
-            let deadlines = stateMachine.read { $0.dueTimers() }
             let closed = state.withLock { state in
                 state.epoch += 1
                 let open = state.core.reset(leading: true)
-                state.timers.rebuild(from: deadlines)
+                state.timers.removeAll()
                 state.timerProposalsInFlight = 0
                 return takeOpenCalls(&state, open)
             }
             closeAll(closed)
-            logger.info("dispatcher leading", metadata: ["deadlines": "\(deadlines.count)"])
+            logger.info("dispatcher leading")
+            reloadDeadlines()
         case .notLeading:
             let closed = state.withLock { state in
                 state.epoch += 1
@@ -171,13 +171,7 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     /// The engine was replaced from a snapshot; on the loop thread.
-    func restored() {
-        let deadlines = stateMachine.read { $0.dueTimers() }
-        state.withLock { state in
-            guard state.core.isLeading else { return }
-            state.timers.rebuild(from: deadlines)
-        }
-    }
+    func restored() { reloadDeadlines() }
 
     // MARK: shared plumbing
 

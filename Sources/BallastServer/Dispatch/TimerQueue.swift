@@ -95,9 +95,9 @@ struct TimerQueue: Sendable {
         rebuildRequested = false
     }
 
-    /// Replaces the content with the engine's deadlines (earliest first): the first `capacity` are kept.
-    mutating func rebuild(from timers: [DueTimer]) {
-        removeAll()
+    /// Adds the engine's deadlines (earliest first, so that the earliest are kept if the queue
+    /// fills up); ones already held are not added twice.
+    mutating func add(contentsOf timers: [DueTimer]) {
         for timer in timers { add(timer) }
     }
 
