@@ -6,10 +6,11 @@
 /// grow one at a time, each a 64th of the whole. Copies are paid per shard too (a snapshot
 /// captures the engine as a copy-on-write copy; each apply after it copies the shards it
 /// changes), and with 64 shards the first few hundred applies touch them all; so values should
-/// be small (open runs are boxed: `RunTable`). 1,024 shards spread the copying over thousands
-/// of applies in release builds, but made the debug-build tests about 40% slower
-/// (docs/benchmarks.md, "Snapshots off the Raft loop"). Iteration order is unspecified, as a
-/// `Dictionary`'s: nothing that reaches history, snapshots or digests may depend on it.
+/// be small (open runs and closed-run summaries are boxed: `BoxedTable`). 1,024 shards spread
+/// the copying over thousands of applies in release builds, but made the debug-build tests
+/// about 40% slower (docs/benchmarks.md, "Snapshots off the Raft loop"). Iteration order is
+/// unspecified, as a `Dictionary`'s: nothing that reaches history, snapshots or digests may
+/// depend on it.
 ///
 /// Keys keep their own hash, SipHash keyed per process: several of these maps are keyed by what
 /// clients send (workflow ids, search-attribute values), and a cheaper unkeyed-style hash (a

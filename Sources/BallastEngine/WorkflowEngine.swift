@@ -14,9 +14,9 @@ public struct WorkflowEngine: Sendable {
     /// The limits this engine enforces.
     public let limits: EngineLimits
     var namespaces: [String: NamespaceState] = [:]
-    var runs = RunTable()
+    var runs = BoxedTable<RunState>()
     var currentRuns: ShardedDictionary<WorkflowKey, String> = [:]
-    var closed: ShardedDictionary<String, ClosedRun> = [:]
+    var closed = BoxedTable<ClosedRun>()
     /// Closed run ids, oldest first from `closedOrderHead`, to bound the summaries kept.
     var closedOrder: [String] = []
     var closedOrderHead = 0

@@ -1,8 +1,8 @@
 @testable import BallastEngine
 import Testing
 
-@Suite("Run table: boxed runs, copied on write")
-struct RunTableTests {
+@Suite("Boxed table: runs boxed, copied on write")
+struct BoxedTableTests {
     /// A run whose state names `runId` and carries `marker` in a field the handlers change.
     private func run(_ runId: String, marker: Int64) -> RunState {
         RunState(key: RunKey(namespace: "default", workflowId: "wf-\(runId)", runId: runId), workflowType: "Transfer",
@@ -12,7 +12,7 @@ struct RunTableTests {
 
     /// The table, the copy a capture made of it, and each one's expected contents.
     private struct Copies {
-        var tables: [RunTable]
+        var tables: [BoxedTable<RunState>]
         var expected: [[String: Int64]]
     }
 
@@ -20,7 +20,7 @@ struct RunTableTests {
           arguments: [UInt64(11), 12, 13])
     func copiesAreIndependent(seed: UInt64) {
         var random = SeededRandom(seed: seed)
-        var copies = Copies(tables: [RunTable()], expected: [[:]])
+        var copies = Copies(tables: [BoxedTable<RunState>()], expected: [[:]])
         for step in 0..<6_000 {
             // Now and then a capture: a copy that later changes on its own, as an engine copy may.
             if random.chance(1), copies.tables.count < 6 {
@@ -69,7 +69,7 @@ struct RunTableTests {
 
     @Test("a run taken out of a box a copy shares is a copy: changing it leaves the copy's run alone")
     func sharedBoxIsNotWritten() {
-        var table = RunTable()
+        var table = BoxedTable<RunState>()
         table.updateValue(run("a", marker: 1), forKey: "a")
         let captured = table
         guard var taken = table.removeValue(forKey: "a") else {
