@@ -54,9 +54,7 @@ extension HistoryFileStore {
     /// at them (under the lock); returns the segment that holds the copies, not yet fsynced
     /// (nil when nothing was copied). A run deleted since the plan was made has nothing copied.
     func copyForward(_ plan: CompactionPlan, records: [[UInt8]]) throws(HistoryError) -> HistorySegment? {
-        let options = self.options
-        let directory = self.directory
-        return try state.withLock { (state: inout HistoryState) throws(HistoryError) -> HistorySegment? in
+        try state.withLock { (state: inout HistoryState) throws(HistoryError) -> HistorySegment? in
             try state.checkUsable()
             let copies = state.active
             var buffer: [UInt8] = []
@@ -74,8 +72,10 @@ extension HistoryFileStore {
             try state.writeAtEnd(buffer)
             state.usage[state.activeSequence, default: SegmentUsage()].totalBytes += buffer.count
             state.usage[state.activeSequence, default: SegmentUsage()].liveBytes += buffer.count
+            // The originals are dead from now on, whatever happens to the rest of the compaction
+            // (a later step that fails leaves a segment the next compaction finds empty).
+            state.usage[plan.segment.sequence, default: SegmentUsage()].liveBytes -= buffer.count
             for item in moved { state.runs[item.runId]?.records[item.position] = item.ref }
-            try state.rotateIfFull(options: options, directory: directory)
             return copies
         }
     }
@@ -95,10 +95,14 @@ extension HistoryFileStore {
             }
             throw HistoryError.wrap(error)
         }
-        state.withLock { state in
+        let options = self.options
+        let directory = self.directory
+        try state.withLock { (state: inout HistoryState) throws(HistoryError) in
             state.segments.removeValue(forKey: old.sequence)
             state.usage.removeValue(forKey: old.sequence)
             state.compactedSegments += 1
+            // The copies may have filled the active segment.
+            if !state.isClosed { try state.rotateIfFull(options: options, directory: directory) }
         }
     }
 }

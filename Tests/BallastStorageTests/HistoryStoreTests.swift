@@ -209,6 +209,35 @@ struct HistoryStoreTests {
         }
     }
 
+    /// A compaction stopped after its copies were written (its fsync or unlink failed, or the
+    /// process died) leaves the byte accounting right; the next one reclaims the old segment.
+    @Test func aCompactionStoppedAfterItsCopiesIsFinishedByTheNext() throws {
+        try withTemporaryDirectory { directory in
+            let options = HistoryFileStore.Options(segmentSizeBytes: 4_096, minimumDeadBytesToCompact: 1)
+            var expected: [String: [[UInt8]]] = [:]
+            let store = try HistoryFileStore(directory: directory, options: options)
+            for run in 0..<30 {
+                let runId = "run-\(run)"
+                let events = historyEvents(runId, from: 1, count: 2, bytes: 100)
+                _ = try store.append(runId: runId, firstEventId: 1, events: events)
+                if run % 3 == 0 { expected[runId] = events } else { try store.delete(runId: runId) }
+            }
+            let plan = try #require(try store.planCompaction())
+            _ = try store.copyForward(plan, records: try plan.readLiveRecords())
+            store.state.withLock { $0.compacting = false } // stopped here
+            let oldName = plan.segment.name
+            #expect(store.state.withLock { $0.usage[plan.segment.sequence]?.liveBytes } == 0, "the originals count as dead")
+            #expect(try store.compactIfNeeded(), "the next compaction reclaims the emptied segment")
+            #expect(!(try historySegmentNames(directory)).contains(oldName))
+            #expect(try storedHistories(store) == expected)
+            let statistics = store.statistics
+            store.close()
+            let reopened = try HistoryFileStore(directory: directory, options: options)
+            #expect(try storedHistories(reopened) == expected)
+            #expect(reopened.statistics.liveBytes == statistics.liveBytes)
+        }
+    }
+
     @Test func anExportViewReadsTheHistoriesOfItsMomentWhateverHappensAfter() throws {
         try withTemporaryDirectory { directory in
             let options = HistoryFileStore.Options(segmentSizeBytes: 4_096, minimumDeadBytesToCompact: 4_096)
