@@ -227,7 +227,7 @@ extension RaftDriver {
     /// large state does not stall the loop (and with it heartbeats, so a leader would lose its
     /// term). The log is compacted once the bytes are back (`snapshotSerialized`).
     func takeSnapshot() {
-        guard snapshotInProgress == nil else {
+        guard !snapshotInProgress else {
             snapshotWanted = true
             return
         }
@@ -236,7 +236,7 @@ extension RaftDriver {
         let started = clock.now
         let serialize = stateMachine.captureSnapshot()
         let captured = clock.now
-        snapshotInProgress = metadata.index
+        snapshotInProgress = true
         let events = self.events
         startThread(named: "raft-snapshot-\(id)") {
             lowerThisThreadsPriority()
@@ -249,7 +249,7 @@ extension RaftDriver {
     /// A snapshot taken by `takeSnapshot` is serialized: the core hears of it (it is dropped if
     /// a newer one was installed meanwhile), then the log saves it and drops what it covers.
     func snapshotSerialized(_ metadata: SnapshotMetadata, _ data: [UInt8]?, capture: Duration, serialize: Duration) {
-        snapshotInProgress = nil
+        snapshotInProgress = false
         defer {
             if snapshotWanted {
                 snapshotWanted = false

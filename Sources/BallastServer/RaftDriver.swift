@@ -138,8 +138,8 @@ public final class RaftDriver: @unchecked Sendable {
     let isLeaderNow = Atomic<Bool>(false)
     /// How often (in ticks) a leader on a full disk asks again: one election timeout.
     let handoverIntervalTicks: Int
-    /// The index of the snapshot being serialized off the loop thread, if one is.
-    var snapshotInProgress: LogIndex?
+    /// Whether a snapshot is being serialized off the loop thread.
+    var snapshotInProgress = false
     /// Whether the core asked for a snapshot while one was in progress (taken when it ends).
     var snapshotWanted = false
     /// This node's id (names the snapshot thread).

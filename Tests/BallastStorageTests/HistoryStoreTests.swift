@@ -153,24 +153,32 @@ struct HistoryStoreTests {
         }
     }
 
+    /// A store of 4 KiB segments whose runs 0–29 fill the first segment and more, two in three
+    /// of them deleted so that it is worth compacting; and the histories left.
+    private func storeWorthCompacting(_ directory: String) throws
+        -> (HistoryFileStore, HistoryFileStore.Options, [String: [[UInt8]]]) {
+        let options = HistoryFileStore.Options(segmentSizeBytes: 4_096, minimumDeadBytesToCompact: 1)
+        var expected: [String: [[UInt8]]] = [:]
+        let store = try HistoryFileStore(directory: directory, options: options)
+        for run in 0..<30 {
+            let runId = "run-\(run)"
+            let events = historyEvents(runId, from: 1, count: 2, bytes: 100)
+            _ = try store.append(runId: runId, firstEventId: 1, events: events)
+            expected[runId] = events
+        }
+        for run in 0..<30 where run % 3 != 0 {
+            try store.delete(runId: "run-\(run)")
+            expected["run-\(run)"] = nil
+        }
+        return (store, options, expected)
+    }
+
     /// `compactIfNeeded` holds the lock only to plan and to copy forward; appends and deletes
     /// may land between its steps. Run here step by step, with such changes in each gap.
     @Test func appendsAndDeletesBetweenCompactionStepsAreKept() throws {
         try withTemporaryDirectory { directory in
-            let options = HistoryFileStore.Options(segmentSizeBytes: 4_096, minimumDeadBytesToCompact: 1)
-            var expected: [String: [[UInt8]]] = [:]
-            let store = try HistoryFileStore(directory: directory, options: options)
-            // Runs 0–29 fill the first segment and more; most are deleted so it is worth compacting.
-            for run in 0..<30 {
-                let runId = "run-\(run)"
-                let events = historyEvents(runId, from: 1, count: 2, bytes: 100)
-                _ = try store.append(runId: runId, firstEventId: 1, events: events)
-                expected[runId] = events
-            }
-            for run in 0..<30 where run % 3 != 0 {
-                try store.delete(runId: "run-\(run)")
-                expected["run-\(run)"] = nil
-            }
+            let (store, options, stored) = try storeWorthCompacting(directory)
+            var expected = stored
             let plan = try #require(try store.planCompaction(), "the oldest segment is worth compacting")
             let oldName = plan.segment.name
             #expect(!plan.live.isEmpty)
@@ -213,15 +221,7 @@ struct HistoryStoreTests {
     /// process died) leaves the byte accounting right; the next one reclaims the old segment.
     @Test func aCompactionStoppedAfterItsCopiesIsFinishedByTheNext() throws {
         try withTemporaryDirectory { directory in
-            let options = HistoryFileStore.Options(segmentSizeBytes: 4_096, minimumDeadBytesToCompact: 1)
-            var expected: [String: [[UInt8]]] = [:]
-            let store = try HistoryFileStore(directory: directory, options: options)
-            for run in 0..<30 {
-                let runId = "run-\(run)"
-                let events = historyEvents(runId, from: 1, count: 2, bytes: 100)
-                _ = try store.append(runId: runId, firstEventId: 1, events: events)
-                if run % 3 == 0 { expected[runId] = events } else { try store.delete(runId: runId) }
-            }
+            let (store, options, expected) = try storeWorthCompacting(directory)
             let plan = try #require(try store.planCompaction())
             _ = try store.copyForward(plan, records: try plan.readLiveRecords())
             store.state.withLock { $0.compacting = false } // stopped here

@@ -125,17 +125,14 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
         do {
             view = try history.snapshotView()
         } catch {
-            return fail(at: engine.lastAppliedIndex, error)
+            Self.snapshotFailed(at: engine.lastAppliedIndex, error, logger: logger, onFatal: onFatal)
+            return { nil }
         }
         return { [history, onFatal, logger] in
             do {
                 return try Self.serialize(engine, histories: view, syncing: history)
             } catch {
-                if case HistoryError.closed = error {
-                    logger.info("snapshot abandoned: the history store closed", metadata: ["index": "\(engine.lastAppliedIndex)"])
-                    return nil
-                }
-                onFatal("cannot take a snapshot at \(engine.lastAppliedIndex): \(error); this node stops")
+                Self.snapshotFailed(at: engine.lastAppliedIndex, error, logger: logger, onFatal: onFatal)
                 return nil
             }
         }
@@ -144,10 +141,15 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
     /// Takes a snapshot on the calling thread (tests and tools).
     public func takeSnapshot() -> [UInt8]? { captureSnapshot()() }
 
-    private func fail(at index: UInt64, _ error: any Error) -> SnapshotSerializer {
-        if case HistoryError.closed = error { return { nil } }
+    /// A store closed meanwhile (the node is stopping) abandons the snapshot; anything else
+    /// stops the node.
+    private static func snapshotFailed(at index: UInt64, _ error: any Error, logger: Logger,
+                                       onFatal: @Sendable (String) -> Void) {
+        if case HistoryError.closed = error {
+            logger.info("snapshot abandoned: the history store closed", metadata: ["index": "\(index)"])
+            return
+        }
         onFatal("cannot take a snapshot at \(index): \(error); this node stops")
-        return { nil }
     }
 
     /// The node snapshot of `engine`, whose run histories `view` holds (no more, no fewer
