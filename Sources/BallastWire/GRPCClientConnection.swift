@@ -9,7 +9,6 @@ final class GRPCClientCall {
     var initialMetadata = GRPCMetadata()
     var receivedHeaders = false
     var done = false
-    var timer: Scheduled<Void>?
     /// How to send the request again if the server refuses the stream before processing it.
     var retry: GRPCClientRetry?
     /// Server-streaming: DATA is acknowledged (WINDOW_UPDATE) only while the consumer keeps up.
@@ -49,6 +48,8 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
     weak var handler: HTTP2ConnectionHandler?
     var calls: [HTTP2StreamID: GRPCClientCall] = [:]
     var closed = false
+    /// The calls' deadlines, served by one event-loop task (see `CallDeadlines`).
+    var deadlines = CallDeadlines()
     /// Why the connection failed below HTTP/2 (a TLS alert from the server, say); added to the
     /// status of calls that fail because of it.
     var closeReason: String?
@@ -102,12 +103,21 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
         calls[streamID] = call
         onStreamID?(streamID)
         handler.sendData(framed, streamID: streamID, endStream: true)
-        if let timeoutNanoseconds {
-            call.timer = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(timeoutNanoseconds)) {
-                self.cancel(streamID: streamID, status: GRPCStatus(.deadlineExceeded, "deadline exceeded"))
-            }
+        if let deadline = call.retry?.deadline {
+            deadlines.add(deadline, streamID: streamID, liveCalls: calls.count, isLive: isInFlight, schedule: scheduleDeadlines)
         }
         return streamID
+    }
+
+    private func isInFlight(_ streamID: HTTP2StreamID) -> Bool { calls[streamID] != nil }
+
+    private func scheduleDeadlines(at fireAt: NIODeadline) -> Scheduled<Void> {
+        eventLoop.assumeIsolated().scheduleTask(deadline: fireAt) {
+            for streamID in self.deadlines.fired(now: .now()) {
+                self.cancel(streamID: streamID, status: GRPCStatus(.deadlineExceeded, "deadline exceeded"))
+            }
+            self.deadlines.rearm(isLive: self.isInFlight, schedule: self.scheduleDeadlines)
+        }
     }
 
     /// Ends a call locally with `status` and resets its stream.
@@ -120,7 +130,6 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
     private func complete(streamID: HTTP2StreamID, status: GRPCStatus) {
         guard let call = calls.removeValue(forKey: streamID), !call.done else { return }
         call.done = true
-        call.timer?.cancel()
         handler?.consumeInbound(streamID: streamID, bytes: call.owedBytes)
         call.owedBytes = 0
         call.onFinish(status, call.initialMetadata)
@@ -217,7 +226,6 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
             if let left = remaining, left <= 0 { return false }
         }
         calls.removeValue(forKey: streamID)
-        call.timer?.cancel()
         call.done = true
         startCall(path: retry.path, payload: retry.payload, metadata: retry.metadata, timeoutNanoseconds: remaining,
                   attemptsLeft: retry.attemptsLeft - 1, streaming: retry.streaming, onStreamID: retry.onStreamID,
@@ -231,6 +239,7 @@ final class GRPCClientConnection: HTTP2StreamDelegate {
 
     func http2ConnectionClosed(_ connection: HTTP2ConnectionHandler) {
         closed = true
+        deadlines.removeAll()
         for streamID in calls.keys.sorted() {
             complete(streamID: streamID, status: GRPCStatus(.unavailable, "the connection to \(authority) closed\(closedSuffix)"))
         }

@@ -38,7 +38,6 @@ extension GRPCServerConnection {
     func finish(streamID: HTTP2StreamID, status: GRPCStatus) {
         guard let call = calls[streamID], !call.finished else { return }
         call.finished = true
-        call.timer?.cancel()
         releaseBuffers(call)
         guard let handler else { return }
         var trailers = [HTTP2Header(GRPCHeaderName.status, "\(status.code.rawValue)")]

@@ -19,8 +19,8 @@ final class GRPCServerCall {
     /// The request must be complete by then (`requestReceiveTimeout`); checked by the
     /// connection's one sweep timer, not a timer per call.
     var receiveLimit: NIODeadline?
-    /// Fires at `deadline` (the client's grpc-timeout) only.
-    var timer: Scheduled<Void>?
+    /// `deadline` (the client's grpc-timeout) is in the connection's `deadlines`.
+    var deadlineArmed = false
     var cancel: (@Sendable () -> Void)?
     /// Request bytes of this call counted in the connection's buffered total.
     var accountedBytes = 0
@@ -51,6 +51,8 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
     /// One per connection: a timer per call would put every unfinished stream of a stream flood in
     /// the event loop's timer heap, which each cancellation then has to search.
     var receiveSweep: Scheduled<Void>?
+    /// The calls' grpc-timeout deadlines, served by one event-loop task (see `CallDeadlines`).
+    var deadlines = CallDeadlines()
 
     init(registry: GRPCMethodRegistry, configuration: GRPCServerConfiguration, eventLoop: EventLoop, logger: Logger) {
         self.registry = registry
@@ -121,7 +123,6 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
     func http2(_ connection: HTTP2ConnectionHandler, streamClosed streamID: HTTP2StreamID, errorCode: UInt32) {
         guard let call = calls.removeValue(forKey: streamID) else { return }
         releaseBuffers(call)
-        call.timer?.cancel()
         if !call.finished {
             call.finished = true
             call.cancel?()
@@ -171,13 +172,13 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
     func http2ConnectionClosed(_ connection: HTTP2ConnectionHandler) {
         receiveSweep?.cancel()
         receiveSweep = nil
+        deadlines.removeAll()
         untimedCalls.removeAll()
         bufferedRequestBytes = 0
         let open = calls
         calls = [:]
         for (_, call) in open where !call.finished {
             call.finished = true
-            call.timer?.cancel()
             call.cancel?()
         }
     }
@@ -217,7 +218,7 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
         default: return .grpc(GRPCStatus(.unimplemented, "grpc-encoding \(encoding) is not supported (lz4, identity are)"))
         }
         call.responseLZ4 = configuration.compressResponses
-            && accept.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces) == GRPCWireValue.lz4 }
+            && GRPCWireValue.list(accept, names: GRPCWireValue.lz4)
         if let timeout {
             guard let nanoseconds = GRPCTimeout.parseNanoseconds(timeout) else {
                 return .grpc(GRPCStatus(.internal, "malformed grpc-timeout \(timeout)"))
@@ -237,12 +238,22 @@ final class GRPCServerConnection: HTTP2StreamDelegate {
         }
     }
 
-    /// Arms the call's deadline timer (the client's grpc-timeout), if it has one.
+    /// Puts the call's deadline (the client's grpc-timeout), if it has one, in `deadlines`.
     private func armTimer(_ call: GRPCServerCall) {
-        guard call.timer == nil, let fireAt = call.deadline else { return }
-        let streamID = call.streamID
-        call.timer = eventLoop.assumeIsolated().scheduleTask(deadline: fireAt) {
-            self.timerFired(streamID: streamID)
+        guard !call.deadlineArmed, let fireAt = call.deadline else { return }
+        call.deadlineArmed = true
+        deadlines.add(fireAt, streamID: call.streamID, liveCalls: calls.count, isLive: isInFlight, schedule: scheduleDeadlines)
+    }
+
+    private func isInFlight(_ streamID: HTTP2StreamID) -> Bool {
+        guard let call = calls[streamID] else { return false }
+        return !call.finished
+    }
+
+    private func scheduleDeadlines(at fireAt: NIODeadline) -> Scheduled<Void> {
+        eventLoop.assumeIsolated().scheduleTask(deadline: fireAt) {
+            for streamID in self.deadlines.fired(now: .now()) { self.timerFired(streamID: streamID) }
+            self.deadlines.rearm(isLive: self.isInFlight, schedule: self.scheduleDeadlines)
         }
     }
 

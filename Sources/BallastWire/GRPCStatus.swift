@@ -100,6 +100,18 @@ public enum GRPCWireValue {
     public static let identity = "identity"
     /// What Ballast announces in `grpc-accept-encoding`.
     public static let acceptedEncodings = "lz4,identity"
+
+    /// Whether a comma-separated `grpc-accept-encoding` value names `encoding` (exactly, spaces
+    /// and tabs around each name ignored). Plain UTF-8 comparison: this runs for every call.
+    static func list(_ value: String, names encoding: String) -> Bool {
+        let wanted = encoding.utf8
+        return value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).contains { part in
+            var name = part
+            while let first = name.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { name = name.dropFirst() }
+            while let last = name.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { name = name.dropLast() }
+            return name.elementsEqual(wanted)
+        }
+    }
 }
 
 /// Custom metadata of a call: ordered header fields (lowercase names, repeated names allowed).

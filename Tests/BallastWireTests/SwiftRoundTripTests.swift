@@ -89,6 +89,58 @@ struct SwiftRoundTripTests {
         }
     }
 
+    @Test("deadlines given out of order each end their call (server and client), calls without one are answered")
+    func deadlinesOutOfOrder() async throws {
+        try await EchoService.withServer { _, port in
+            // The server alone: a raw client sends grpc-timeout and never cancels. The handler
+            // sleeps far longer than the test waits, so only the server's deadline can end these.
+            let raw = try await HTTP2TestClient(port: port)
+            var slow = EchoRequest()
+            slow.sleepMs = 60_000
+            let message: [UInt8] = try slow.serializedBytes()
+            let length = UInt32(message.count)
+            let body = [0, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + message
+            var timed: [HTTP2StreamID] = []
+            for timeout in ["900m", "100m", "400m", "200m"] {
+                timed.append(try await raw.call(path: EchoService.sleep, port: port, body: body, end: true,
+                                                extra: [HTTP2Header("grpc-timeout", timeout)]))
+            }
+            let untimed = try await raw.call(path: EchoService.echo, port: port, body: [0, 0, 0, 0, 0], end: true)
+            for id in timed {
+                let stream = try await raw.waitFor(id) { $0.last("grpc-status") != nil }
+                #expect(stream.last("grpc-status") == "\(GRPCStatusCode.deadlineExceeded.rawValue)")
+            }
+            #expect(try await raw.waitFor(untimed) { $0.last("grpc-status") != nil }.last("grpc-status") == "0")
+            await raw.close()
+
+            // The Swift client: concurrent calls with deadlines out of order, then one without.
+            let client = try await GRPCClient.connect(host: "127.0.0.1", port: port)
+            let sleeper = slow
+            let started = ContinuousClock.now
+            try await withThrowingTaskGroup(of: (Int, GRPCStatusCode?, Duration).self) { group in
+                for milliseconds in [700, 150, 400, 250] {
+                    group.addTask {
+                        do {
+                            _ = try await client.unary(EchoService.sleep, request: sleeper, responseType: EchoResponse.self,
+                                                       timeout: .milliseconds(milliseconds))
+                            return (milliseconds, .ok, ContinuousClock.now - started)
+                        } catch let status as GRPCStatus {
+                            return (milliseconds, status.code, ContinuousClock.now - started)
+                        }
+                    }
+                }
+                for try await (milliseconds, code, elapsed) in group {
+                    #expect(code == .deadlineExceeded, "the \(milliseconds) ms call ended \(String(describing: code))")
+                    #expect(elapsed >= .milliseconds(milliseconds), "the \(milliseconds) ms call ended after \(elapsed)")
+                }
+            }
+            var request = EchoRequest()
+            request.text = "after"
+            #expect(try await client.unary(EchoService.echo, request: request, responseType: EchoResponse.self).text == "after")
+            await client.close()
+        }
+    }
+
     @Test("cancelling the calling task resets the stream and throws CANCELLED")
     func taskCancellation() async throws {
         try await EchoService.withServer { _, port in
