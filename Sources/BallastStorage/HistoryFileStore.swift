@@ -87,11 +87,12 @@ public final class HistoryFileStore: Sendable {
         let options = self.options
         return try state.withLock { (state: inout HistoryState) throws(HistoryError) -> Int in
             try state.checkUsable()
-            let run = state.runs[runId] ?? RunHistoryIndex()
-            let next = run.eventCount + 1
+            // Only the count is read here: a copy of the run's entry held across `write` would
+            // make its in-place append copy the run's record list.
+            let next = (state.runs[runId]?.eventCount ?? 0) + 1
             guard firstEventId <= next else { throw .gap(runId: runId, expected: next, got: firstEventId) }
             let overlap = Int(min(Int64(events.count), next - firstEventId))
-            if overlap > 0 {
+            if overlap > 0, let run = state.runs[runId] {
                 let through = firstEventId + Int64(overlap) - 1
                 let stored = try readEvents(state.locate(run, from: firstEventId, through: through),
                                             from: firstEventId, through: through, maxBytes: .max)
@@ -196,15 +197,15 @@ extension HistoryState {
         }
         flushChunk(upTo: events.endIndex)
         try writeAtEnd(buffer)
-        var run = runs[runId] ?? RunHistoryIndex()
+        var contentHash: UInt64 = 0
         var eventId = firstEventId
         for event in events {
-            run.contentHash &+= HistoryContentHash.event(id: eventId, bytes: event)
+            contentHash &+= HistoryContentHash.event(id: eventId, bytes: event)
             eventId += 1
         }
-        run.records.append(contentsOf: refs)
-        run.eventCount = eventId - 1
-        runs[runId] = run
+        // In place: a copy of the run's entry would share its record list, and appending to the
+        // copy would copy the whole list.
+        runs[runId, default: RunHistoryIndex()].appended(records: refs, contentHash: contentHash, lastEventId: eventId - 1)
         usage[activeSequence, default: SegmentUsage()].totalBytes += buffer.count
         usage[activeSequence, default: SegmentUsage()].liveBytes += buffer.count
         try rotateIfFull(options: options, directory: directory)

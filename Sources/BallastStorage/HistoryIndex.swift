@@ -95,6 +95,13 @@ struct RunHistoryIndex: Sendable {
     var records: [HistoryRecordRef] = []
     var eventCount: Int64 = 0
     var contentHash: UInt64 = HistoryContentHash.empty
+
+    /// Adds the records of events written through `lastEventId`, whose content hashes sum to `contentHash`.
+    mutating func appended(records newRecords: [HistoryRecordRef], contentHash newHash: UInt64, lastEventId: Int64) {
+        records.append(contentsOf: newRecords)
+        contentHash &+= newHash
+        eventCount = lastEventId
+    }
 }
 
 /// Bytes of records in a segment, and how many of them still belong to a live run.
