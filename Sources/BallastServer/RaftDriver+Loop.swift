@@ -14,7 +14,7 @@ extension RaftDriver {
             for event in batch { handle(event) }
             processReady()
             isLeaderNow.store(node.currentRole == .leader, ordering: .relaxed)
-            if node.hasCommittedToApply || isApplyBehind { _ = post(.continueApplying) }
+            if restoringIndex == nil, node.hasCommittedToApply || isApplyBehind { _ = post(.continueApplying) }
             let took = clock.now - started
             if took >= Self.slowTurn { reportSlowTurn(took, events: batch.count, applied: applied.rawValue - appliedBefore.rawValue) }
         }
@@ -69,6 +69,8 @@ extension RaftDriver {
         case .continueApplying: break
         case .snapshotSerialized(let metadata, let data, let capture, let serialize):
             snapshotSerialized(metadata, data, capture: capture, serialize: serialize)
+        case .restorePrepared(let metadata, let install, let took):
+            restorePrepared(metadata, install, took: took)
         }
     }
 
@@ -133,7 +135,8 @@ extension RaftDriver {
     func processReady() {
         // Committed entries still waiting from an earlier Ready come first: no more are taken
         // until they are applied, so the queue holds at most one Ready's worth.
-        let ready = node.takeReady(handOutCommitted: !isApplyBehind)
+        // None are taken while a snapshot is rebuilt either: they apply after it.
+        let ready = node.takeReady(handOutCommitted: !isApplyBehind && restoringIndex == nil)
         if ready.isEmpty {
             guard isApplyBehind else { return }
             applyWithinBudget()
@@ -142,15 +145,7 @@ extension RaftDriver {
             return
         }
         if !ready.messages.isEmpty { transport.send(ready.messages) }
-        if let snapshot = ready.snapshot {
-            stateMachine.restore(from: snapshot)
-            applied = snapshot.metadata.index
-            // Entries handed out before it are older than the snapshot (it is installed only
-            // beyond the commit index): the snapshot holds their effects.
-            applyQueue.removeAll { $0.index <= applied }
-            applyNext = 0
-            failProposals(through: applied)
-        }
+        if let snapshot = ready.snapshot { restoreSnapshot(snapshot) }
         persist(ready)
         applyQueue += ready.committed
         applyWithinBudget()
@@ -192,7 +187,7 @@ extension RaftDriver {
     /// Applies queued committed entries, at least one, until the queue is empty or the turn's
     /// budget is spent.
     func applyWithinBudget() {
-        guard isApplyBehind else { return }
+        guard isApplyBehind, restoringIndex == nil else { return }
         let clock = ContinuousClock()
         let deadline = clock.now + Self.applyBudget
         repeat {
@@ -227,7 +222,7 @@ extension RaftDriver {
     /// large state does not stall the loop (and with it heartbeats, so a leader would lose its
     /// term). The log is compacted once the bytes are back (`snapshotSerialized`).
     func takeSnapshot() {
-        guard !snapshotInProgress else {
+        guard !snapshotInProgress, restoringIndex == nil else {
             snapshotWanted = true
             return
         }
@@ -319,6 +314,56 @@ extension RaftDriver {
     }
 
     /// Proposals at or below `index` that were not applied here were overwritten by a snapshot.
+    /// The core installed a snapshot from the leader (it is beyond the commit index): the state
+    /// machine rebuilds its state from it on a thread of its own, so a large state does not hold
+    /// heartbeats and votes (0.35 s on the loop for 33,000 runs in a chaos soak, growing with the
+    /// state). Nothing is applied until it is in place; a newer snapshot arriving meanwhile is
+    /// rebuilt next, in its stead, never beside it.
+    func restoreSnapshot(_ snapshot: Snapshot) {
+        // Entries handed out before it are older than the snapshot: it holds their effects.
+        applyQueue.removeAll { $0.index <= snapshot.metadata.index }
+        applyNext = 0
+        failProposals(through: snapshot.metadata.index)
+        guard restoringIndex == nil else {
+            restoringIndex = snapshot.metadata.index
+            queuedRestore = snapshot
+            return
+        }
+        restoringIndex = snapshot.metadata.index
+        let rebuild = stateMachine.prepareRestore(from: snapshot)
+        let events = self.events
+        startThread(named: "raft-restore-\(id)") {
+            let clock = ContinuousClock()
+            let started = clock.now
+            let install = rebuild()
+            events.push(.restorePrepared(snapshot.metadata, install, took: clock.now - started), waitForRoom: false)
+        }
+    }
+
+    /// A snapshot is rebuilt: put it in place, unless a newer one arrived meanwhile (then that
+    /// one is rebuilt instead).
+    func restorePrepared(_ metadata: SnapshotMetadata, _ install: SnapshotInstall?, took: Duration) {
+        if let newer = queuedRestore {
+            queuedRestore = nil
+            restoringIndex = nil
+            logger.info("snapshot rebuilt, but a newer one arrived meanwhile", metadata: [
+                "index": "\(metadata.index)", "newerIndex": "\(newer.metadata.index)",
+            ])
+            restoreSnapshot(newer)
+            return
+        }
+        install?()
+        restoringIndex = nil
+        applied = metadata.index
+        logger.info("snapshot from the leader in place", metadata: [
+            "index": "\(metadata.index)", "rebuildMicros": "\(microseconds(took))",
+        ])
+        if snapshotWanted {
+            snapshotWanted = false
+            takeSnapshot()
+        }
+    }
+
     func failProposals(through index: LogIndex) {
         for key in pendingProposals.keys.sorted() where key <= index {
             pendingProposals.removeValue(forKey: key)?.completion(.failure(.superseded(index: key)))

@@ -27,8 +27,33 @@ public protocol RaftStateMachine: AnyObject {
     /// walk over the whole state); the driver runs the returned work on another thread while
     /// the loop goes on applying, and has at most one snapshot in progress.
     func captureSnapshot() -> SnapshotSerializer
-    /// Replaces the state with a snapshot received from the leader.
+    /// Replaces the state with a snapshot (the one saved in the log, when the node starts).
     func restore(from snapshot: Snapshot)
+    /// Returns the work that rebuilds the state from a snapshot the leader sent. The driver runs
+    /// it on a thread of its own, applies nothing meanwhile, and runs what it returns (the step
+    /// that puts the rebuilt state in place, which must be cheap) on the loop thread; nil when
+    /// there is nothing to put in place (the failure was reported). The default does all of
+    /// `restore(from:)` in that last step, on the loop.
+    func prepareRestore(from snapshot: Snapshot) -> SnapshotRestore
+}
+
+/// Rebuilds a state machine's state from a snapshot off the loop thread
+/// (`RaftStateMachine.prepareRestore`); returns the step that installs it on the loop thread.
+public typealias SnapshotRestore = @Sendable () -> SnapshotInstall?
+/// Puts a rebuilt state in place; runs on the driver's loop thread.
+public typealias SnapshotInstall = @Sendable () -> Void
+
+extension RaftStateMachine {
+    public func prepareRestore(from snapshot: Snapshot) -> SnapshotRestore {
+        let machine = LoopBound<any RaftStateMachine>(self)
+        return { { machine.value.restore(from: snapshot) } }
+    }
+}
+
+/// A value used only on the driver's loop thread, carried through a thread that does not touch it.
+struct LoopBound<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 /// A proposal's outcome: where it landed and what the state machine answered when applying it.
@@ -104,6 +129,9 @@ public final class RaftDriver: @unchecked Sendable {
         /// The snapshot captured at this metadata's index is serialized (nil: it could not be),
         /// after `capture` on the loop thread and `serialize` on the snapshot thread.
         case snapshotSerialized(SnapshotMetadata, [UInt8]?, capture: Duration, serialize: Duration)
+        /// The snapshot at this metadata's index is rebuilt off the loop thread (`restoreSnapshot`),
+        /// after `took`; the install step puts it in place.
+        case restorePrepared(SnapshotMetadata, SnapshotInstall?, took: Duration)
     }
 
     let events: BlockingQueue<Event>
@@ -142,6 +170,11 @@ public final class RaftDriver: @unchecked Sendable {
     var snapshotInProgress = false
     /// Whether the core asked for a snapshot while one was in progress (taken when it ends).
     var snapshotWanted = false
+    /// The index of the snapshot from the leader being rebuilt off the loop thread; nothing is
+    /// applied meanwhile.
+    var restoringIndex: LogIndex?
+    /// A newer snapshot from the leader that arrived during a rebuild; rebuilt after it, in its stead.
+    var queuedRestore: Snapshot?
     /// This node's id (names the snapshot thread).
     let id: NodeID
     /// When a slow loop turn was last logged, and how many slow turns went unlogged since.

@@ -212,3 +212,147 @@ struct RaftDriverApplyBudgetTests {
         await withCheckedContinuation { continuation in driver.inspect { continuation.resume(returning: $0) } }
     }
 }
+
+/// Counts applied entries (its snapshot is the count); rebuilding from a snapshot the leader
+/// sent waits, off the loop thread, until the test opens the gate, as a large engine's would take long.
+final class SlowRestoreStateMachine: RaftStateMachine, @unchecked Sendable {
+    private struct State {
+        var count = 0
+        var rebuilding = false
+        var restoredFrom: LogIndex?
+    }
+    private let state = Mutex(State())
+    private let gate = DispatchSemaphore(value: 0)
+
+    var count: Int { state.withLock { $0.count } }
+    var rebuilding: Bool { state.withLock { $0.rebuilding } }
+    var restoredFrom: LogIndex? { state.withLock { $0.restoredFrom } }
+    /// Lets every rebuild (in progress or later) finish.
+    func open() { for _ in 0 ..< 16 { gate.signal() } }
+
+    func apply(_ entry: Entry) -> (any Sendable)? {
+        if entry.kind == .normal { state.withLock { $0.count += 1 } }
+        return nil
+    }
+
+    func captureSnapshot() -> SnapshotSerializer {
+        let count = self.count
+        return { withUnsafeBytes(of: UInt64(count).bigEndian) { Array($0) } }
+    }
+
+    func restore(from snapshot: Snapshot) {
+        let count = snapshot.data.reduce(0) { $0 << 8 | Int($1) }
+        state.withLock { $0.count = count; $0.restoredFrom = snapshot.metadata.index }
+    }
+
+    func prepareRestore(from snapshot: Snapshot) -> SnapshotRestore {
+        { [self] in
+            state.withLock { $0.rebuilding = true }
+            gate.wait()
+            let count = snapshot.data.reduce(0) { $0 << 8 | Int($1) }
+            return { [self] in
+                state.withLock { state in
+                    state.count = count
+                    state.restoredFrom = snapshot.metadata.index
+                    state.rebuilding = false
+                }
+            }
+        }
+    }
+}
+
+@Suite("Raft driver: a snapshot from the leader", .serialized)
+struct RaftDriverRestoreTests {
+    @Test("a follower rebuilding a snapshot off the loop keeps answering and following, then applies what came meanwhile")
+    func rebuildsOffTheLoop() async throws {
+        let root = NSTemporaryDirectory() + "ballast-driver-restore-\(UInt64.random(in: 0 ... .max))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let transport = LocalTransport()
+        let ids = (1 ... 3).map { NodeID(UInt64($0)) }
+        var machines: [NodeID: SlowRestoreStateMachine] = [:]
+        var drivers: [NodeID: RaftDriver] = [:]
+        var tickers: [Ticker] = []
+        defer {
+            for machine in machines.values { machine.open() }
+            for ticker in tickers { ticker.stop() }
+            for driver in drivers.values { driver.stop() }
+        }
+        for id in ids {
+            let directory = root + "/\(id.rawValue)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            var configuration = RaftConfiguration(id: id)
+            configuration.electionTimeoutTicks = 10
+            configuration.snapshotThresholdBytes = 2_048
+            configuration.compactionSlackEntries = 0
+            let machine = SlowRestoreStateMachine()
+            let driver = try RaftDriver(
+                configuration: configuration, log: try WriteAheadLog(directory: directory), bootstrap: Membership(voters: ids),
+                stateMachine: machine, transport: transport, randomSeed: id.rawValue, logger: Logger(label: "test.restore"))
+            transport.connect(id) { driver.receive($0) }
+            machines[id] = machine
+            drivers[id] = driver
+            tickers.append(Ticker(driver))
+        }
+        func status(_ id: NodeID) async -> RaftStatus? { await statusWithin(drivers[id]!, .seconds(5)) }
+        var leader = NodeID(0)
+        try await waitUntil("a leader is elected") {
+            for id in ids where await status(id)?.role == .leader {
+                leader = id
+                return true
+            }
+            return false
+        }
+        let lagging = try #require(ids.first { $0 != leader })
+        transport.disconnect(lagging)
+
+        // Enough for the leader to snapshot and drop the entries the lagging node lacks.
+        let payload = [UInt8](repeating: 7, count: 256)
+        for _ in 0 ..< 64 { drivers[leader]!.propose(payload) { _ in } }
+        try await waitUntil("the leader applied and snapshotted") {
+            guard let now = await status(leader) else { return false }
+            return machines[leader]!.count == 64 && now.snapshotIndex > .zero
+        }
+        transport.connect(lagging) { [driver = drivers[lagging]!] in driver.receive($0) }
+        try await waitUntil("the lagging node rebuilds the leader's snapshot") { machines[lagging]!.rebuilding }
+
+        // The rebuild is held: the node's loop must still answer, follow the leader's term and
+        // take new entries into its log, and apply nothing until the snapshot is in place.
+        // Small ones, so the leader keeps them in its log (no new snapshot) and sends them as entries.
+        let snapshotBefore = try #require(await status(leader)).snapshotIndex
+        for _ in 0 ..< 16 { drivers[leader]!.propose([1]) { _ in } }
+        try await waitUntil("the leader applied the new entries") { machines[leader]!.count == 80 }
+        let during = try #require(await status(lagging), "the lagging node's loop answered during the rebuild")
+        let leading = try #require(await status(leader))
+        #expect(leading.snapshotIndex == snapshotBefore, "the new entries must reach the lagging node as entries")
+        #expect(during.role == .follower && during.term == leading.term && during.leader == leader)
+        try await waitUntil("the lagging node's log takes the new entries and learns they are committed") {
+            guard let now = await status(lagging) else { return false }
+            return now.lastIndex >= leading.lastIndex && now.commit >= leading.lastIndex
+        }
+        #expect(machines[lagging]!.count == 0 && machines[lagging]!.rebuilding, "nothing applied before the snapshot is in place")
+        #expect((await status(lagging))?.applied ?? .zero < leading.snapshotIndex)
+
+        machines[lagging]!.open()
+        try await waitUntil("the lagging node installs the snapshot and applies the rest") { machines[lagging]!.count == 80 }
+        let restoredFrom = try #require(machines[lagging]!.restoredFrom)
+        #expect(restoredFrom > .zero && restoredFrom <= leading.snapshotIndex)
+        try await waitUntil("its status shows everything applied") {
+            guard let now = await status(lagging) else { return false }
+            return now.applied == now.commit && now.applied >= leading.lastIndex
+        }
+    }
+}
+
+/// The driver's status, or nil if its loop does not answer within `timeout`.
+func statusWithin(_ driver: RaftDriver, _ timeout: Duration) async -> RaftStatus? {
+    let waiting = Mutex<CheckedContinuation<RaftStatus?, Never>?>(nil)
+    return await withCheckedContinuation { continuation in
+        waiting.withLock { $0 = continuation }
+        driver.inspect { status in waiting.withLock { $0.take() }?.resume(returning: status) }
+        let microseconds = UInt32(timeout.components.seconds * 1_000_000 + timeout.components.attoseconds / 1_000_000_000_000)
+        Thread.detachNewThread {
+            usleep(microseconds)  // the deadline of the wait, not a wait for something to happen
+            waiting.withLock { $0.take() }?.resume(returning: nil)
+        }
+    }
+}

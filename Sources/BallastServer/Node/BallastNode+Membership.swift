@@ -276,10 +276,20 @@ final class MembershipTracker: RaftStateMachine {
 
     func captureSnapshot() -> SnapshotSerializer { inner.captureSnapshot() }
 
-    func restore(from snapshot: Snapshot) {
+    func restore(from snapshot: Snapshot) { prepareRestore(from: snapshot)()?() }
+
+    func prepareRestore(from snapshot: Snapshot) -> SnapshotRestore {
         logger.info("restoring the state machine from a snapshot",
                     metadata: ["index": "\(snapshot.metadata.index)", "bytes": "\(snapshot.data.count)"])
-        inner.restore(from: snapshot)
-        transport.restrictMembers(to: Set(snapshot.metadata.membership.allMembers))
+        let rebuild = inner.prepareRestore(from: snapshot)
+        let transport = self.transport
+        let members = Set(snapshot.metadata.membership.allMembers)
+        return {
+            guard let install = rebuild() else { return nil }
+            return {
+                install()
+                transport.restrictMembers(to: members)
+            }
+        }
     }
 }

@@ -178,23 +178,36 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
     }
 
     /// Replaces the engine from a snapshot and makes the history store hold exactly its histories.
-    public func restore(from snapshot: Snapshot) {
-        do {
-            let decoded = try NodeSnapshotCodec.decode(snapshot.data)
-            engine = try WorkflowEngine.restore(decoded.engine)
-            engine.newestFormatVersion = newestFormatVersion
-            rolePublisher.publish(engine, force: true)
-            let report = try HistoryRecorder.reconcile(history, with: decoded.histories)
-            logger.info("restored from snapshot", metadata: [
-                "index": "\(snapshot.metadata.index)", "runs": "\(decoded.histories.count)",
-                "historiesUnchanged": "\(report.unchanged)", "historiesExtended": "\(report.extended)",
-                "historiesAdded": "\(report.added)", "historiesReplaced": "\(report.replaced)",
-                "historiesDropped": "\(report.dropped)",
-            ])
-            closeSignals.fireAll()
-            onRestored?()
-        } catch {
-            onFatal("cannot restore from snapshot \(snapshot.metadata.index): \(error)")
+    public func restore(from snapshot: Snapshot) { prepareRestore(from: snapshot)()?() }
+
+    /// Decodes the snapshot, rebuilds the engine and makes the history store hold exactly the
+    /// snapshot's histories, all off the loop thread (the driver applies nothing meanwhile);
+    /// the install step only swaps the engine in.
+    public func prepareRestore(from snapshot: Snapshot) -> SnapshotRestore {
+        { [self] in
+            do {
+                let decoded = try NodeSnapshotCodec.decode(snapshot.data)
+                var rebuilt = try WorkflowEngine.restore(decoded.engine)
+                rebuilt.newestFormatVersion = newestFormatVersion
+                let restored = rebuilt
+                let report = try HistoryRecorder.reconcile(history, with: decoded.histories)
+                let runs = decoded.histories.count
+                return { [self] in
+                    engine = restored
+                    rolePublisher.publish(engine, force: true)
+                    logger.info("restored from snapshot", metadata: [
+                        "index": "\(snapshot.metadata.index)", "runs": "\(runs)",
+                        "historiesUnchanged": "\(report.unchanged)", "historiesExtended": "\(report.extended)",
+                        "historiesAdded": "\(report.added)", "historiesReplaced": "\(report.replaced)",
+                        "historiesDropped": "\(report.dropped)",
+                    ])
+                    closeSignals.fireAll()
+                    onRestored?()
+                }
+            } catch {
+                onFatal("cannot restore from snapshot \(snapshot.metadata.index): \(error)")
+                return nil
+            }
         }
     }
 
