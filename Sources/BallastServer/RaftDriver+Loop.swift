@@ -341,7 +341,8 @@ extension RaftDriver {
     }
 
     /// A snapshot is rebuilt: put it in place, unless a newer one arrived meanwhile (then that
-    /// one is rebuilt instead).
+    /// one is rebuilt instead). Without an install step (the rebuild failed) the driver stays
+    /// as during the rebuild, applying nothing.
     func restorePrepared(_ metadata: SnapshotMetadata, _ install: SnapshotInstall?, took: Duration) {
         if let newer = queuedRestore {
             queuedRestore = nil
@@ -352,7 +353,13 @@ extension RaftDriver {
             restoreSnapshot(newer)
             return
         }
-        install?()
+        guard let install else {
+            // The rebuild failed (the state machine reported why; the node stops) or was
+            // abandoned (the node is stopping): nothing may be applied on the old state.
+            logger.warning("snapshot from the leader not put in place; applying nothing more", metadata: ["index": "\(metadata.index)"])
+            return
+        }
+        install()
         restoringIndex = nil
         applied = metadata.index
         logger.info("snapshot from the leader in place", metadata: [

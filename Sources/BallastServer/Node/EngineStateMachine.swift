@@ -205,6 +205,13 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
                     onRestored?()
                 }
             } catch {
+                // A store closed meanwhile: the node is stopping (this runs off the loop, so a
+                // stop does not wait for it); at its next start it restores what its log saved
+                // and catches up from the leader.
+                if case HistoryError.closed = error {
+                    logger.info("snapshot rebuild abandoned: the history store closed", metadata: ["index": "\(snapshot.metadata.index)"])
+                    return nil
+                }
                 onFatal("cannot restore from snapshot \(snapshot.metadata.index): \(error)")
                 return nil
             }
