@@ -83,7 +83,10 @@ extension Dispatcher {
     /// 33,000 runs, that held a new leader's loop 0.3 s — longer than an election timeout, so
     /// it often lost its term at once (seen in a chaos soak). Deadlines that entries applied
     /// meanwhile add stay (adding a known one is a no-op); ones that went stale meanwhile are
-    /// dropped when they come due (`fireLive`). Call on the loop thread.
+    /// dropped when they come due (`fireLive`). One thread lists at a time: a request arriving
+    /// meanwhile waits for it, replacing any request waiting before it, so an election storm
+    /// over a large state starts neither a thread nor an engine copy per leadership change
+    /// (each copy makes the next applies copy what they change). Call on the loop thread.
     func reloadDeadlines(ifEpoch expected: UInt64? = nil) {
         let epoch = state.withLock { state -> UInt64? in
             guard state.core.isLeading, expected == nil || expected == state.epoch else { return nil }
@@ -92,14 +95,35 @@ extension Dispatcher {
         }
         guard let epoch else { return }
         let engine = stateMachine.read { $0 }
-        startThread(named: "leader-deadlines") { [self] in
-            let deadlines = engine.dueTimers()
-            let current = state.withLock { state in
-                guard state.epoch == epoch else { return false }
-                state.timers.add(contentsOf: deadlines)
-                return true
+        let startThread = state.withLock { state -> Bool in
+            if state.listingDeadlines {
+                state.queuedListing = (epoch, engine)
+                return false
             }
-            if current { logger.info("dispatcher deadlines loaded", metadata: ["deadlines": "\(deadlines.count)"]) }
+            state.listingDeadlines = true
+            return true
+        }
+        guard startThread else { return }
+        BallastServer.startThread(named: "leader-deadlines") { [self] in
+            var listing: (epoch: UInt64, engine: WorkflowEngine)? = (epoch, engine)
+            while let (epoch, engine) = listing {
+                let deadlines = engine.dueTimers()
+                var current = false
+                listing = state.withLock { state in
+                    state.deadlineListings += 1
+                    if state.epoch == epoch {
+                        state.timers.add(contentsOf: deadlines)
+                        current = true
+                    }
+                    guard let next = state.queuedListing else {
+                        state.listingDeadlines = false
+                        return nil
+                    }
+                    state.queuedListing = nil
+                    return next
+                }
+                if current { logger.info("dispatcher deadlines loaded", metadata: ["deadlines": "\(deadlines.count)"]) }
+            }
         }
     }
 }

@@ -60,6 +60,12 @@ final class Dispatcher: @unchecked Sendable {
         var epoch: UInt64 = 0
         var timerProposalsInFlight = 0
         var nextRequestNumber: UInt64 = 0
+        /// A thread is listing the engine's deadlines (`reloadDeadlines`).
+        var listingDeadlines = false
+        /// The next listing, from a later copy of the engine, waiting for that thread.
+        var queuedListing: (epoch: UInt64, engine: WorkflowEngine)?
+        /// Listings done so far (for tests).
+        var deadlineListings = 0
     }
 
     /// What the shell must do after a change: propose, push, load from the engine.
