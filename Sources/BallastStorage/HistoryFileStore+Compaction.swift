@@ -151,7 +151,7 @@ extension HistoryFileStore {
 
     /// A frozen copy of the store's index (see `exportView()`).
     public struct ExportView: Sendable {
-        let runs: [String: RunHistoryIndex]
+        let runs: HistoryRunTable
         let segments: [UInt64: HistorySegment]
 
         init(state: HistoryState) {

@@ -142,7 +142,7 @@ public final class HistoryFileStore: Sendable {
 
     /// Every run with a stored history, sorted.
     public func runIds() -> [String] {
-        state.withLock { state in state.runs.keys.sorted() }
+        state.withLock { state in state.runs.map(\.key).sorted() }
     }
 
     /// Makes everything written so far durable (fdatasync of the active segment; closed ones

@@ -104,6 +104,77 @@ struct RunHistoryIndex: Sendable {
     }
 }
 
+/// The store's index of runs, split into 64 shards by the run id's hash. A single dictionary
+/// rehashed every run at once when it grew (each doubling, on the Raft loop, on every node at the
+/// same index), and the first append after a frozen view (a snapshot's `exportView`) copied the
+/// whole index; both grew with the retained runs. Shards grow and are copied one at a time.
+/// Iteration order is unspecified, as a dictionary's.
+struct HistoryRunTable: Sendable, Sequence {
+    private static let shardBits = 6
+    private var shards: [[String: RunHistoryIndex]] = Array(repeating: [:], count: 1 << shardBits)
+    /// Runs in all shards.
+    private(set) var count = 0
+
+    private static func shard(_ runId: String) -> Int {
+        Int(UInt(bitPattern: runId.hashValue) >> (UInt.bitWidth - shardBits))
+    }
+
+    /// The run's entry; assigning nil removes it. Changes happen in place.
+    subscript(runId: String) -> RunHistoryIndex? {
+        get { shards[Self.shard(runId)][runId] }
+        set {
+            let shard = Self.shard(runId)
+            let before = shards[shard].count
+            shards[shard][runId] = newValue
+            count += shards[shard].count - before
+        }
+        _modify {
+            let shard = Self.shard(runId)
+            let before = shards[shard].count
+            yield &shards[shard][runId]
+            count += shards[shard].count - before
+        }
+    }
+
+    /// The run's entry, an empty one if absent; changed in place (and then kept).
+    subscript(runId: String, default empty: @autoclosure () -> RunHistoryIndex) -> RunHistoryIndex {
+        get { self[runId] ?? empty() }
+        _modify {
+            let shard = Self.shard(runId)
+            let before = shards[shard].count
+            yield &shards[shard][runId, default: empty()]
+            count += shards[shard].count - before
+        }
+    }
+
+    @discardableResult
+    mutating func removeValue(forKey runId: String) -> RunHistoryIndex? {
+        let shard = Self.shard(runId)
+        guard let removed = shards[shard].removeValue(forKey: runId) else { return nil }
+        count -= 1
+        return removed
+    }
+
+    mutating func reserveCapacity(_ runs: Int) {
+        for shard in shards.indices { shards[shard].reserveCapacity(runs >> Self.shardBits + 1) }
+    }
+
+    struct Iterator: IteratorProtocol {
+        fileprivate var shards: IndexingIterator<[[String: RunHistoryIndex]]>
+        fileprivate var current: Dictionary<String, RunHistoryIndex>.Iterator?
+
+        mutating func next() -> (key: String, value: RunHistoryIndex)? {
+            while true {
+                if let element = current?.next() { return element }
+                guard let shard = shards.next() else { return nil }
+                current = shard.makeIterator()
+            }
+        }
+    }
+
+    func makeIterator() -> Iterator { Iterator(shards: shards.makeIterator(), current: nil) }
+}
+
 /// Bytes of records in a segment, and how many of them still belong to a live run.
 struct SegmentUsage: Sendable {
     var totalBytes = 0
@@ -158,7 +229,7 @@ public struct HistoryRecoveryReport: Sendable, Equatable {
 
 /// The mutable state of an open store, guarded by its mutex.
 struct HistoryState {
-    var runs: [String: RunHistoryIndex]
+    var runs: HistoryRunTable
     var segments: [UInt64: HistorySegment]
     var usage: [UInt64: SegmentUsage]
     var activeSequence: UInt64

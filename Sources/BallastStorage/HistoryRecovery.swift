@@ -46,7 +46,7 @@ enum HistoryRecovery {
             usage[1] = SegmentUsage()
         }
         let runs = try builder.build()
-        for run in runs.values {
+        for (_, run) in runs {
             for ref in run.records { usage[ref.segment, default: SegmentUsage()].liveBytes += ref.size }
         }
         var segments: [UInt64: HistorySegment] = [:]
@@ -160,8 +160,8 @@ struct HistoryIndexBuilder {
         }
     }
 
-    func build() throws(HistoryError) -> [String: RunHistoryIndex] {
-        var runs: [String: RunHistoryIndex] = [:]
+    func build() throws(HistoryError) -> HistoryRunTable {
+        var runs = HistoryRunTable()
         runs.reserveCapacity(pending.count)
         for (runId, records) in pending {
             var run = RunHistoryIndex()
