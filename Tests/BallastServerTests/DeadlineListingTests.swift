@@ -13,15 +13,7 @@ struct DeadlineListingTests {
     func oneListingAtATime() async throws {
         let runs = 5_000
         var scenario = HistoryScenario()
-        for number in 0 ..< runs {
-            var request = Ballast_V1_StartWorkflowRequest()
-            request.workflowID = "timed-\(number)"
-            request.workflowType.name = "Transfer"
-            request.taskQueue = "q"
-            request.requestID = "start-timed-\(number)"
-            request.workflowExecutionTimeoutNanos = 3_600 * 1_000_000_000
-            try scenario.add(.startWorkflow(request))
-        }
+        for number in 0 ..< runs { try scenario.start("timed-\(number)", executionTimeoutNanos: 3_600 * 1_000_000_000) }
         let machine = EngineStateMachine(logger: Logger(label: "test.deadlines")) { why in Issue.record("fatal: \(why)") }
         for entry in scenario.entries { _ = machine.apply(entry) }
         let expected = machine.read { $0.dueTimers().count }

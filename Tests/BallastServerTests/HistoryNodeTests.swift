@@ -33,12 +33,14 @@ struct HistoryScenario {
         return result
     }
 
-    mutating func start(_ workflowId: String) throws -> RunKey {
+    @discardableResult
+    mutating func start(_ workflowId: String, executionTimeoutNanos: Int64 = 0) throws -> RunKey {
         var request = Ballast_V1_StartWorkflowRequest()
         request.workflowID = workflowId
         request.workflowType.name = "Transfer"
         request.taskQueue = "q"
         request.requestID = "start-\(workflowId)"
+        request.workflowExecutionTimeoutNanos = executionTimeoutNanos
         guard case .started(let response) = try add(.startWorkflow(request)).response else {
             throw NodeSnapshotError.corrupt("start of \(workflowId) refused")
         }
