@@ -95,7 +95,7 @@ extension Dispatcher {
         }
         guard let epoch else { return }
         let engine = stateMachine.read { $0 }
-        let startThread = state.withLock { state -> Bool in
+        let firstInLine = state.withLock { state -> Bool in
             if state.listingDeadlines {
                 state.queuedListing = (epoch, engine)
                 return false
@@ -103,8 +103,8 @@ extension Dispatcher {
             state.listingDeadlines = true
             return true
         }
-        guard startThread else { return }
-        BallastServer.startThread(named: "leader-deadlines") { [self] in
+        guard firstInLine else { return }
+        startThread(named: "leader-deadlines") { [self] in
             var listing: (epoch: UInt64, engine: WorkflowEngine)? = (epoch, engine)
             while let (epoch, engine) = listing {
                 let deadlines = engine.dueTimers()
