@@ -13,7 +13,7 @@ import Testing
 struct CallDeadlinesTests {
     @Test("random starts, finishes and clock advances: every deadline of a call in flight fires once, at its time")
     func modelCheck() {
-        for seed in UInt64(1)...40 {
+        for seed in UInt64(1)...16 {
             var random = FuzzRandom(seed: seed)
             let loop = EmbeddedEventLoop()
             var deadlines = CallDeadlines()

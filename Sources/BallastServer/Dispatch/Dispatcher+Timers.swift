@@ -107,6 +107,7 @@ extension Dispatcher {
         startThread(named: "leader-deadlines") { [self] in
             var listing: (epoch: UInt64, engine: WorkflowEngine)? = (epoch, engine)
             while let (epoch, engine) = listing {
+                state.withLock { $0.beforeListing }?()
                 let deadlines = engine.dueTimers()
                 var current = false
                 listing = state.withLock { state in

@@ -66,6 +66,8 @@ final class Dispatcher: @unchecked Sendable {
         var queuedListing: (epoch: UInt64, engine: WorkflowEngine)?
         /// Listings done so far (for tests).
         var deadlineListings = 0
+        /// Runs on the listing thread before each listing (tests hold a listing with it).
+        var beforeListing: (@Sendable () -> Void)?
     }
 
     /// What the shell must do after a change: propose, push, load from the engine.
