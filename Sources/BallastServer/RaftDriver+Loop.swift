@@ -14,7 +14,7 @@ extension RaftDriver {
             for event in batch { handle(event) }
             processReady()
             isLeaderNow.store(node.currentRole == .leader, ordering: .relaxed)
-            if restoringIndex == nil, node.hasCommittedToApply || isApplyBehind { _ = post(.continueApplying) }
+            if !rebuildingSnapshot, node.hasCommittedToApply || isApplyBehind { _ = post(.continueApplying) }
             let took = clock.now - started
             if took >= Self.slowTurn { reportSlowTurn(took, events: batch.count, applied: applied.rawValue - appliedBefore.rawValue) }
         }
@@ -136,7 +136,7 @@ extension RaftDriver {
         // Committed entries still waiting from an earlier Ready come first: no more are taken
         // until they are applied, so the queue holds at most one Ready's worth.
         // None are taken while a snapshot is rebuilt either: they apply after it.
-        let ready = node.takeReady(handOutCommitted: !isApplyBehind && restoringIndex == nil)
+        let ready = node.takeReady(handOutCommitted: !isApplyBehind && !rebuildingSnapshot)
         if ready.isEmpty {
             guard isApplyBehind else { return }
             applyWithinBudget()
@@ -187,7 +187,7 @@ extension RaftDriver {
     /// Applies queued committed entries, at least one, until the queue is empty or the turn's
     /// budget is spent.
     func applyWithinBudget() {
-        guard isApplyBehind, restoringIndex == nil else { return }
+        guard isApplyBehind, !rebuildingSnapshot else { return }
         let clock = ContinuousClock()
         let deadline = clock.now + Self.applyBudget
         repeat {
@@ -222,7 +222,7 @@ extension RaftDriver {
     /// large state does not stall the loop (and with it heartbeats, so a leader would lose its
     /// term). The log is compacted once the bytes are back (`snapshotSerialized`).
     func takeSnapshot() {
-        guard !snapshotInProgress, restoringIndex == nil else {
+        guard !snapshotInProgress, !rebuildingSnapshot else {
             snapshotWanted = true
             return
         }
@@ -323,12 +323,11 @@ extension RaftDriver {
         applyQueue.removeAll { $0.index <= snapshot.metadata.index }
         applyNext = 0
         failProposals(through: snapshot.metadata.index)
-        guard restoringIndex == nil else {
-            restoringIndex = snapshot.metadata.index
+        guard !rebuildingSnapshot else {
             queuedRestore = snapshot
             return
         }
-        restoringIndex = snapshot.metadata.index
+        rebuildingSnapshot = true
         let rebuild = stateMachine.prepareRestore(from: snapshot)
         let events = self.events
         startThread(named: "raft-restore-\(id)") {
@@ -345,7 +344,7 @@ extension RaftDriver {
     func restorePrepared(_ metadata: SnapshotMetadata, _ install: SnapshotInstall?, took: Duration) {
         if let newer = queuedRestore {
             queuedRestore = nil
-            restoringIndex = nil
+            rebuildingSnapshot = false
             logger.info("snapshot rebuilt, but a newer one arrived meanwhile", metadata: [
                 "index": "\(metadata.index)", "newerIndex": "\(newer.metadata.index)",
             ])
@@ -359,7 +358,7 @@ extension RaftDriver {
             return
         }
         install()
-        restoringIndex = nil
+        rebuildingSnapshot = false
         applied = metadata.index
         logger.info("snapshot from the leader in place", metadata: [
             "index": "\(metadata.index)", "rebuildMicros": "\(microseconds(took))",

@@ -170,9 +170,9 @@ public final class RaftDriver: @unchecked Sendable {
     var snapshotInProgress = false
     /// Whether the core asked for a snapshot while one was in progress (taken when it ends).
     var snapshotWanted = false
-    /// The index of the snapshot from the leader being rebuilt off the loop thread; nothing is
+    /// Whether a snapshot from the leader is being rebuilt off the loop thread; nothing is
     /// applied meanwhile.
-    var restoringIndex: LogIndex?
+    var rebuildingSnapshot = false
     /// A newer snapshot from the leader that arrived during a rebuild; rebuilt after it, in its stead.
     var queuedRestore: Snapshot?
     /// This node's id (names the snapshot thread).
