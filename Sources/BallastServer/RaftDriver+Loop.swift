@@ -194,6 +194,7 @@ extension RaftDriver {
             apply(applyQueue[applyNext])
             applyNext += 1
         } while isApplyBehind && clock.now < deadline
+        stateMachine.finishApplying()
         if !isApplyBehind {
             applyQueue.removeAll(keepingCapacity: true)
             applyNext = 0

@@ -22,6 +22,9 @@ public protocol RaftStateMachine: AnyObject {
     /// Applies one committed entry (`.normal`, `.noop` or `.configChange`); what it returns is
     /// handed to the completion of the proposal that created the entry, if it was proposed here.
     func apply(_ entry: Entry) -> (any Sendable)?
+    /// Called on the loop thread after a turn's run of `apply` calls, before the loop turns to
+    /// other work: where a state machine writes out what that turn's entries buffered.
+    func finishApplying()
     /// Captures the state as of the last applied entry and returns the work that serializes it.
     /// The capture runs on the loop thread, so it must be cheap (copy-on-write copies, no
     /// walk over the whole state); the driver runs the returned work on another thread while
@@ -44,6 +47,8 @@ public typealias SnapshotRestore = @Sendable () -> SnapshotInstall?
 public typealias SnapshotInstall = @Sendable () -> Void
 
 extension RaftStateMachine {
+    public func finishApplying() {}
+
     public func prepareRestore(from snapshot: Snapshot) -> SnapshotRestore {
         let machine = LoopBound<any RaftStateMachine>(self)
         return { { machine.value.restore(from: snapshot) } }

@@ -56,6 +56,8 @@ extension HistoryFileStore {
     func copyForward(_ plan: CompactionPlan, records: [[UInt8]]) throws(HistoryError) -> HistorySegment? {
         try state.withLock { (state: inout HistoryState) throws(HistoryError) -> HistorySegment? in
             try state.checkUsable()
+            // The copies are written at once (they are fsynced next), behind what was staged.
+            try state.flushStaged()
             let copies = state.active
             var buffer: [UInt8] = []
             var moved: [CompactionPlan.LiveRecord] = []
@@ -139,9 +141,10 @@ extension HistoryFileStore {
     }
 
     /// The store's index as it is now, to read later from any thread: what a snapshot needs.
-    /// Taking it copies nothing (the index is copy-on-write; the store's next write copies it
-    /// once). The view holds the segments it points into open, so appends, deletions,
-    /// compaction and even `close()` after it was taken do not change what it reads.
+    /// Taking it copies nothing (the index and the staged bytes are copy-on-write; the store's
+    /// next write copies them once). The view holds the segments it points into open, so
+    /// appends, deletions, compaction and even `close()` after it was taken do not change what
+    /// it reads.
     public func exportView() throws(HistoryError) -> ExportView {
         try state.withLock { (state: inout HistoryState) throws(HistoryError) in
             if state.isClosed { throw HistoryError.closed }
@@ -153,10 +156,13 @@ extension HistoryFileStore {
     public struct ExportView: Sendable {
         let runs: HistoryRunTable
         let segments: [UInt64: HistorySegment]
+        /// What was staged when the view was taken (its records are read from here).
+        let tail: StagedTail
 
         init(state: HistoryState) {
             runs = state.runs
             segments = state.segments
+            tail = state.stagedTail
         }
 
         /// The whole histories of `runIds` as they were when the view was taken (runs not
@@ -176,7 +182,7 @@ extension HistoryFileStore {
             for sequence in wanted.keys.sorted() {
                 guard let (segment, refs) = wanted[sequence], let first = refs.map(\.ref.offset).min() else { continue }
                 let end = refs.map { $0.ref.offset + $0.ref.size }.max() ?? first
-                let region = try segment.read(offset: first, count: end - first)
+                let region = try segment.read(offset: first, count: end - first, tail: tail)
                 for (runId, ref) in refs {
                     let decoded = region.withUnsafeBytes { HistoryFormat.decodeRecord($0, at: ref.offset - first) }
                     guard case .record(let record, _) = decoded, record.type == .events, record.runId == runId,

@@ -12,9 +12,12 @@ import Darwin
 /// maps each run to its records.
 ///
 /// Appends are idempotent by event id: events already stored are compared byte for byte and
-/// skipped; a different one is `HistoryError.conflict` and changes nothing. Appends are not
-/// fsynced (the Raft log replays them after a crash; see the docs); `sync()` makes everything
-/// written so far durable and is called before a snapshot is saved.
+/// skipped; a different one is `HistoryError.conflict` and changes nothing. Appends are staged
+/// in memory (indexed and readable at once) and written to the active segment by `flush()`,
+/// which the node calls once per apply turn, in one `pwrite`; more than
+/// `Options.writeBehindBytes` staged are written by the next append. Nothing is fsynced per
+/// append (the Raft log replays them after a crash; see the docs); `sync()` writes and makes
+/// durable everything appended so far and is called before a snapshot is saved.
 ///
 /// Thread-safe: every method may be called from any thread. Reads take the lock only to find
 /// the records, then read the files without it.
@@ -26,12 +29,17 @@ public final class HistoryFileStore: Sendable {
         /// Compaction copies the oldest segment's live records forward once the dead bytes of
         /// the whole store exceed its live bytes and this many bytes.
         public var minimumDeadBytesToCompact: Int
+        /// An append that finds at least this many bytes staged writes them first.
+        public var writeBehindBytes: Int
 
-        /// The defaults: 16 MiB segments, compaction past one segment of dead bytes.
-        public init(segmentSizeBytes: Int = 16 << 20, minimumDeadBytesToCompact: Int? = nil) {
+        /// The defaults: 16 MiB segments, compaction past one segment of dead bytes, up to
+        /// 1 MiB staged.
+        public init(segmentSizeBytes: Int = 16 << 20, minimumDeadBytesToCompact: Int? = nil, writeBehindBytes: Int = 1 << 20) {
             precondition(segmentSizeBytes >= 4_096, "history segments must be at least 4 KiB")
+            precondition(writeBehindBytes >= 0, "the write-behind limit cannot be negative")
             self.segmentSizeBytes = segmentSizeBytes
             self.minimumDeadBytesToCompact = minimumDeadBytesToCompact ?? segmentSizeBytes
+            self.writeBehindBytes = writeBehindBytes
         }
     }
 
@@ -68,10 +76,12 @@ public final class HistoryFileStore: Sendable {
 
     deinit { close() }
 
-    /// Closes the store and releases the directory; later calls throw `closed`. Reads in
-    /// progress finish (they hold their segments open).
+    /// Writes what is staged (best effort: what cannot be written is replayed from the Raft log
+    /// after the restart, as after a crash), closes the store and releases the directory; later
+    /// calls throw `closed`. Reads in progress finish (they hold their segments open).
     public func close() {
         state.withLock { state in
+            if !state.isClosed, state.failure == nil { try? state.flushStaged() }
             state.isClosed = true
             state.segments.removeAll()
             if let fd = state.lockFD { closeDescriptor(fd) }
@@ -115,7 +125,7 @@ public final class HistoryFileStore: Sendable {
         let last = through.overflow ? Int64.max : through.partialValue
         let located = try state.withLock { (state: inout HistoryState) throws(HistoryError) in
             if state.isClosed { throw HistoryError.closed }
-            guard let run = state.runs[runId] else { return [(HistoryRecordRef, HistorySegment)]() }
+            guard let run = state.runs[runId] else { return [LocatedRecord]() }
             return state.locate(run, from: fromEventId, through: min(last, run.eventCount))
         }
         return try readEvents(located, from: fromEventId, through: last, maxBytes: maxBytes)
@@ -127,6 +137,9 @@ public final class HistoryFileStore: Sendable {
         let options = self.options
         try state.withLock { (state: inout HistoryState) throws(HistoryError) in
             try state.checkUsable()
+            guard state.runs[runId] != nil else { return }
+            // As in `write`: a lack of space throws here, before anything changed.
+            if state.staged.count >= options.writeBehindBytes { try state.flushStaged() }
             guard let run = state.runs.removeValue(forKey: runId) else { return }
             for ref in run.records { state.usage[ref.segment, default: SegmentUsage()].liveBytes -= ref.size }
             try state.writeTombstone(runId: runId, options: options, directory: directory)
@@ -145,13 +158,24 @@ public final class HistoryFileStore: Sendable {
         state.withLock { state in state.runs.map(\.key).sorted() }
     }
 
-    /// Makes everything written so far durable (fdatasync of the active segment; closed ones
-    /// were synced when they were closed). The fdatasync runs outside the store's lock, so
-    /// appends (the Raft loop) do not wait for the disk meanwhile; a failure still makes the
-    /// store refuse writes.
+    /// Writes the staged records to the active segment's file in one `pwrite`. A lack of space
+    /// keeps them staged (still indexed and readable) and throws; the next `flush` tries again.
+    /// Any other failure makes the store refuse writes.
+    public func flush() throws(HistoryError) {
+        try state.withLock { (state: inout HistoryState) throws(HistoryError) in
+            try state.checkUsable()
+            try state.flushStaged()
+        }
+    }
+
+    /// Makes everything appended so far durable: writes what is staged, then fdatasyncs the
+    /// active segment (closed ones were synced when they were closed). The fdatasync runs
+    /// outside the store's lock, so appends (the Raft loop) do not wait for the disk
+    /// meanwhile; a failure still makes the store refuse writes.
     public func sync() throws(HistoryError) {
         let active = try state.withLock { (state: inout HistoryState) throws(HistoryError) in
             try state.checkUsable()
+            try state.flushStaged()
             return state.active
         }
         do { try Posix.dataSync(active.fd, path: active.path) } catch {
@@ -172,9 +196,12 @@ public final class HistoryFileStore: Sendable {
 }
 
 extension HistoryState {
-    /// Writes `events` (ids from `firstEventId`) as one or more records at the end of the active segment.
+    /// Stages `events` (ids from `firstEventId`) as one or more records at the end of the active
+    /// segment, after writing what was staged before if it reached `writeBehindBytes` (so a
+    /// lack of space there throws before anything of this call changed).
     mutating func write(runId: String, firstEventId: Int64, events: ArraySlice<[UInt8]>,
                         options: HistoryFileStore.Options, directory: String) throws(HistoryError) {
+        if staged.count >= options.writeBehindBytes { try flushStaged() }
         var buffer: [UInt8] = []
         var refs: [HistoryRecordRef] = []
         var chunkStart = events.startIndex
@@ -196,7 +223,7 @@ extension HistoryState {
             chunkBytes += cost
         }
         flushChunk(upTo: events.endIndex)
-        try writeAtEnd(buffer)
+        stage(buffer)
         var contentHash: UInt64 = 0
         var eventId = firstEventId
         for event in events {
@@ -211,41 +238,62 @@ extension HistoryState {
         try rotateIfFull(options: options, directory: directory)
     }
 
-    /// Writes a tombstone for `runId` at the end of the active segment (dead bytes from the start).
+    /// Stages a tombstone for `runId` at the end of the active segment (dead bytes from the start).
     mutating func writeTombstone(runId: String, options: HistoryFileStore.Options, directory: String) throws(HistoryError) {
         var buffer: [UInt8] = []
         HistoryFormat.appendRecord(to: &buffer, type: .tombstone, runId: runId, firstEventId: 0, events: [])
-        try writeAtEnd(buffer)
+        stage(buffer)
         usage[activeSequence, default: SegmentUsage()].totalBytes += buffer.count
         try rotateIfFull(options: options, directory: directory)
     }
 
-    /// Writes `bytes` at the end of the active segment; a failure makes the store unusable
-    /// (what reached the file is unknown until it is reopened and scanned), except a lack of
-    /// space: then the file is cut back to the last whole record, the index is unchanged and
-    /// the same append can be retried once space is freed.
+    /// Adds whole records to the staged bytes of the active segment.
+    mutating func stage(_ bytes: [UInt8]) {
+        staged.append(contentsOf: bytes)
+        activeEnd += bytes.count
+    }
+
+    /// Writes the staged records to the end of the active segment's file, then forgets them.
+    mutating func flushStaged() throws(HistoryError) {
+        guard !staged.isEmpty else { return }
+        try writeToFile(staged, at: stagedStart)
+        staged.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes `bytes` at the end of the active segment, which must have nothing staged
+    /// (compaction's copies, written at once so that they can be fsynced).
     mutating func writeAtEnd(_ bytes: [UInt8]) throws(HistoryError) {
+        precondition(staged.isEmpty, "history records are written past staged ones")
+        try writeToFile(bytes, at: activeEnd)
+        activeEnd += bytes.count
+    }
+
+    /// Writes `bytes` at `offset`, the end of the active segment's file; a failure makes the
+    /// store unusable (what reached the file is unknown until it is reopened and scanned),
+    /// except a lack of space: then the file is cut back to its last whole record, nothing else
+    /// changes, and the same write can be tried again once space is freed.
+    private mutating func writeToFile(_ bytes: [UInt8], at offset: Int) throws(HistoryError) {
         let active = self.active
         do {
-            try bytes.withUnsafeBytes { try Posix.pwriteAll(active.fd, $0, offset: activeEnd, path: active.path) }
+            try bytes.withUnsafeBytes { try Posix.pwriteAll(active.fd, $0, offset: offset, path: active.path) }
         } catch {
             let wrapped = HistoryError.wrap(error)
             // Cut what part of the write reached the file (segments are not preallocated, so
-            // the file ends at `activeEnd`): a shorter record written there later must not be
+            // the file ends at `offset`): a shorter record written there later must not be
             // followed by whole records of this failed write, which recovery would take for
             // corruption. Cutting frees space, so it works on a full disk.
-            if !wrapped.isNoSpace || (try? Posix.truncate(active.fd, size: activeEnd, path: active.path)) == nil {
+            if !wrapped.isNoSpace || (try? Posix.truncate(active.fd, size: offset, path: active.path)) == nil {
                 failure = "write to \(active.name) failed: \(error)"
             }
             throw wrapped
         }
-        activeEnd += bytes.count
     }
 
-    /// Closes the active segment (fdatasync) and starts the next once it is full, so only the
-    /// last segment can ever hold unsynced bytes.
+    /// Closes the active segment (writes what is staged, fdatasync) and starts the next once it
+    /// is full, so only the last segment can ever hold unsynced bytes.
     mutating func rotateIfFull(options: HistoryFileStore.Options, directory: String) throws(HistoryError) {
         guard activeEnd >= options.segmentSizeBytes else { return }
+        try flushStaged()
         let active = self.active
         do {
             try Posix.dataSync(active.fd, path: active.path)

@@ -48,6 +48,22 @@ final class HistorySegment: Sendable {
         try verifiedRecord(read(offset: ref.offset, count: ref.size), ref)
     }
 
+    /// Reads `count` bytes at `offset` of this segment, taking those at or past `tail.start`
+    /// from `tail` when it holds this segment's staged bytes (`HistoryState.staged`).
+    func read(offset: Int, count: Int, tail: StagedTail) throws(HistoryError) -> [UInt8] {
+        guard tail.sequence == sequence, offset + count > tail.start else { return try read(offset: offset, count: count) }
+        var bytes: [UInt8] = []
+        if offset < tail.start {
+            bytes = try read(offset: offset, count: tail.start - offset)
+            // A file shorter than what was written to it: the caller's checks report it.
+            guard bytes.count == tail.start - offset else { return bytes }
+        }
+        let from = max(offset, tail.start) - tail.start
+        let to = min(offset + count - tail.start, tail.bytes.count)
+        if from < to { bytes.append(contentsOf: tail.bytes[from ..< to]) }
+        return bytes
+    }
+
     /// Reads the bytes of the record described by `ref`, verified (for copying them verbatim).
     func readRecordBytes(_ ref: HistoryRecordRef) throws(HistoryError) -> [UInt8] {
         let bytes = try read(offset: ref.offset, count: ref.size)
@@ -56,7 +72,7 @@ final class HistorySegment: Sendable {
     }
 
     /// The record `bytes` hold, checked against `ref`.
-    private func verifiedRecord(_ bytes: [UInt8], _ ref: HistoryRecordRef) throws(HistoryError) -> HistoryRecord {
+    func verifiedRecord(_ bytes: [UInt8], _ ref: HistoryRecordRef) throws(HistoryError) -> HistoryRecord {
         guard bytes.count == ref.size else {
             throw .unreadableRecord(file: name, offset: ref.offset, reason: "file ends after \(bytes.count) of \(ref.size) bytes")
         }
@@ -233,7 +249,12 @@ struct HistoryState {
     var segments: [UInt64: HistorySegment]
     var usage: [UInt64: SegmentUsage]
     var activeSequence: UInt64
+    /// Where the next record goes in the active segment: its file's end plus `staged`.
     var activeEnd: Int
+    /// Records appended to the active segment but not yet written to its file (write-behind:
+    /// one `pwrite` per `flush` instead of one per append). They are indexed and read from
+    /// here; `flushStaged` writes them, and a lack of space there keeps them staged.
+    var staged: [UInt8] = []
     var failure: String?
     var isClosed = false
     /// The descriptor holding the directory's `LOCK`, until the store is closed.
@@ -254,8 +275,15 @@ struct HistoryState {
         return segment
     }
 
-    /// The records of `run` that hold events `from...through`, with their open segments.
-    func locate(_ run: RunHistoryIndex, from: Int64, through: Int64) -> [(HistoryRecordRef, HistorySegment)] {
+    /// Where the staged bytes begin in the active segment.
+    var stagedStart: Int { activeEnd - staged.count }
+
+    /// The staged bytes and where they go (what a reader without the lock needs of them).
+    var stagedTail: StagedTail { StagedTail(sequence: activeSequence, start: stagedStart, bytes: staged) }
+
+    /// The records of `run` that hold events `from...through`: where each is in its open
+    /// segment, or a copy of its bytes while it is staged.
+    func locate(_ run: RunHistoryIndex, from: Int64, through: Int64) -> [LocatedRecord] {
         guard from <= through else { return [] }
         // Records are sorted and contiguous: binary search the first one that ends at or after `from`.
         var low = 0, high = run.records.count
@@ -263,12 +291,17 @@ struct HistoryState {
             let middle = (low + high) / 2
             if run.records[middle].lastEventId < from { low = middle + 1 } else { high = middle }
         }
-        var located: [(HistoryRecordRef, HistorySegment)] = []
+        var located: [LocatedRecord] = []
         var position = low
         while position < run.records.count, run.records[position].firstEventId <= through {
             let ref = run.records[position]
             guard let segment = segments[ref.segment] else { preconditionFailure("a live record points at a closed segment") }
-            located.append((ref, segment))
+            if ref.segment == activeSequence, ref.offset >= stagedStart {
+                let start = ref.offset - stagedStart
+                located.append(LocatedRecord(ref: ref, segment: segment, staged: Array(staged[start ..< start + ref.size])))
+            } else {
+                located.append(LocatedRecord(ref: ref, segment: segment, staged: nil))
+            }
             position += 1
         }
         return located
@@ -285,13 +318,34 @@ struct HistoryState {
     }
 }
 
+/// The staged bytes of the active segment (`HistoryState.staged`) and where they begin.
+struct StagedTail: Sendable {
+    var sequence: UInt64
+    var start: Int
+    var bytes: [UInt8]
+}
+
+/// A record found by `HistoryState.locate`: in its segment's file, or staged (its bytes copied).
+struct LocatedRecord {
+    var ref: HistoryRecordRef
+    var segment: HistorySegment
+    var staged: [UInt8]?
+
+    /// The record, verified against `ref`.
+    func read() throws(HistoryError) -> HistoryRecord {
+        guard let staged else { return try segment.readRecord(ref) }
+        return try segment.verifiedRecord(staged, ref)
+    }
+}
+
 /// Reads events `from...through` out of located records (no lock held: file reads only).
-func readEvents(_ located: [(HistoryRecordRef, HistorySegment)], from: Int64, through: Int64,
+func readEvents(_ located: [LocatedRecord], from: Int64, through: Int64,
                 maxBytes: Int) throws(HistoryError) -> [[UInt8]] {
     var events: [[UInt8]] = []
     var bytes = 0
-    for (ref, segment) in located {
-        let record = try segment.readRecord(ref)
+    for item in located {
+        let ref = item.ref
+        let record = try item.read()
         var id = ref.firstEventId
         for event in record.events {
             defer { id += 1 }

@@ -177,6 +177,39 @@ struct HistoryNodeTests {
         #expect(try allHistories(againStore) == before)
     }
 
+    @Test("the events of an apply turn are staged in the store, readable at once, and written when the turn ends")
+    func anApplyTurnsHistoryIsWrittenWhenItEnds() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let scenario = try HistoryScenario.make()
+        let (machine, store) = try makeMachine(directory)
+        defer { store.close() }
+        func crashImage() throws -> [String: [[UInt8]]] {
+            let image = try temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: image) }
+            for name in try sizes(of: directory).keys {
+                try FileManager.default.copyItem(atPath: directory + "/" + name, toPath: image + "/" + name)
+            }
+            let crashed = try HistoryFileStore(directory: image)
+            defer { crashed.close() }
+            return try allHistories(crashed)
+        }
+        let half = scenario.entries.count / 2
+        for entry in scenario.entries[..<half] { _ = machine.apply(entry) }
+        machine.finishApplying()
+        let afterFirstTurn = try allHistories(store)
+        #expect(!afterFirstTurn.isEmpty)
+        #expect(try crashImage() == afterFirstTurn)
+        for entry in scenario.entries[half...] { _ = machine.apply(entry) }
+        let run = scenario.runs[1].runId
+        #expect(try machine.historyEvents(runId: run, from: 1, max: .max) == scenario.referenceHistories.events(runId: run),
+                "readable before the turn ends")
+        #expect(try crashImage() == afterFirstTurn, "a crash mid-turn leaves the last turn's histories (the log replays the rest)")
+        machine.finishApplying()
+        let afterSecondTurn = try allHistories(store)
+        #expect(try crashImage() == afterSecondTurn)
+    }
+
     @Test func aSnapshotRestoresIntoAFreshNodeWithIdenticalHistories() throws {
         let source = try temporaryDirectory(), target = try temporaryDirectory()
         defer { for path in [source, target] { try? FileManager.default.removeItem(atPath: path) } }

@@ -9,10 +9,17 @@ import Testing
 /// Records every applied `.normal` entry; readable from the test thread.
 final class RecordingStateMachine: RaftStateMachine, @unchecked Sendable {
     private let log = Mutex<[[UInt8]]>([])
+    private let finished = Mutex(0)
     var applied: [[UInt8]] { log.withLock { $0 } }
+    /// How many entries had been applied when the driver last called `finishApplying`.
+    var appliedAtLastFinish: Int { finished.withLock { $0 } }
     func apply(_ entry: Entry) -> (any Sendable)? {
         if entry.kind == .normal { log.withLock { $0.append(entry.data) } }
         return entry.data.count
+    }
+    func finishApplying() {
+        let count = applied.count
+        finished.withLock { $0 = count }
     }
     func captureSnapshot() -> SnapshotSerializer {
         let bytes = log.withLock { entries in entries.flatMap { [UInt8(truncatingIfNeeded: $0.count)] + $0 } }
@@ -118,6 +125,8 @@ struct RaftDriverTests {
         }
         for id in cluster.ids {
             try await waitUntil("\(id) applied everything") { cluster.machine(id)?.applied.count == payloads.count }
+            // Each turn's run of applies ends with `finishApplying` (the history store's write).
+            try await waitUntil("\(id) finished its last apply turn") { cluster.machine(id)?.appliedAtLastFinish == payloads.count }
         }
         let orders = cluster.ids.compactMap { cluster.machine($0)?.applied }
         #expect(Set(orders.map { $0.map { $0 } }).count == 1, "all nodes must apply one order")

@@ -136,30 +136,65 @@ struct DiskFaultTests {
         }
     }
 
-    @Test("a history append that fails part-way for lack of space is cut back and retried; nothing partial is ever read")
+    @Test("a history flush that fails part-way for lack of space is cut back and kept staged; nothing partial is ever read")
     func historyPartialWriteOnFullDisk() throws {
         try withTemporaryDirectory { directory in
             defer { StorageFaultInjection.clear(pathContaining: directory) }
-            let store = try HistoryFileStore(directory: directory, options: HistoryFileStore.Options(segmentSizeBytes: 4096))
+            let options = HistoryFileStore.Options(segmentSizeBytes: 4096)
+            let store = try HistoryFileStore(directory: directory, options: options)
+            let segment = try #require(try historySegmentNames(directory).first)
             func events(_ count: Int, _ seed: UInt8) -> [[UInt8]] { (0 ..< count).map { [UInt8](repeating: seed &+ UInt8($0), count: 90) } }
             _ = try store.append(runId: "run-a", firstEventId: 1, events: events(5, 1))
-            // Two records' worth in one call (a big batch), of which only 150 bytes reach the disk.
-            StorageFaultInjection.failNext(.write, pathContaining: directory, bytesWrittenFirst: 150)
+            try store.flush()
+            let written = try historyFileSize(directory, segment)
+            // Two records' worth staged (a big batch), of which only 150 bytes reach the disk.
             let big = events(30, 50)
-            #expect { _ = try store.append(runId: "run-a", firstEventId: 6, events: big) } throws: { error in
-                (error as? HistoryError)?.isNoSpace == true
-            }
-            #expect(store.summary(runId: "run-a")?.eventCount == 5)
-            StorageFaultInjection.clear(pathContaining: directory)
-            // A shorter record now lands where the failed one began; then the rest.
-            _ = try store.append(runId: "run-b", firstEventId: 1, events: events(1, 9))
             #expect(try store.append(runId: "run-a", firstEventId: 6, events: big) == 30)
+            StorageFaultInjection.failNext(.write, pathContaining: directory, bytesWrittenFirst: 150)
+            #expect { try store.flush() } throws: { error in (error as? HistoryError)?.isNoSpace == true }
+            #expect(try historyFileSize(directory, segment) == written, "the partial write is cut back")
+            // Still staged: indexed and read from memory; a crash now leaves the whole first records only.
+            #expect(store.summary(runId: "run-a")?.eventCount == 35)
+            #expect(try store.read(runId: "run-a", fromEventId: 1, maxEvents: 100) == events(5, 1) + big)
+            let image = try historyCrashImage(of: directory)
+            defer { try? FileManager.default.removeItem(atPath: image) }
+            let crashed = try HistoryFileStore(directory: image, options: options)
+            #expect(crashed.recoveryReport.tornTail == nil)
+            #expect(try storedHistories(crashed) == ["run-a": events(5, 1)])
+            crashed.close()
+            StorageFaultInjection.clear(pathContaining: directory)
+            // The next flush writes it all, with what was staged meanwhile.
+            _ = try store.append(runId: "run-b", firstEventId: 1, events: events(1, 9))
+            try store.flush()
             try store.sync()
             store.close()
-            let reopened = try HistoryFileStore(directory: directory, options: HistoryFileStore.Options(segmentSizeBytes: 4096))
+            let reopened = try HistoryFileStore(directory: directory, options: options)
             defer { reopened.close() }
             #expect(try reopened.read(runId: "run-a", fromEventId: 1, maxEvents: 100) == events(5, 1) + big)
             #expect(try reopened.read(runId: "run-b", fromEventId: 1, maxEvents: 100) == events(1, 9))
+        }
+    }
+
+    @Test("an append that must write the staged records first and finds no space changes nothing; retried, it is stored once")
+    func historyAppendAtTheWriteBehindLimitOnFullDisk() throws {
+        try withTemporaryDirectory { directory in
+            defer { StorageFaultInjection.clear(pathContaining: directory) }
+            let store = try HistoryFileStore(directory: directory, options: HistoryFileStore.Options(writeBehindBytes: 500))
+            let event = [UInt8](repeating: 3, count: 600)
+            _ = try store.append(runId: "run", firstEventId: 1, events: [event])
+            let before = store.statistics
+            StorageFaultInjection.failNext(.write, pathContaining: directory)
+            #expect { _ = try store.append(runId: "run", firstEventId: 2, events: [event]) } throws: { error in
+                (error as? HistoryError)?.isNoSpace == true
+            }
+            #expect { try store.delete(runId: "run") } throws: { error in (error as? HistoryError)?.isNoSpace == true }
+            #expect(store.statistics == before && store.summary(runId: "run")?.eventCount == 1)
+            StorageFaultInjection.clear(pathContaining: directory)
+            #expect(try store.append(runId: "run", firstEventId: 1, events: [event, event]) == 1)
+            store.close()
+            let reopened = try HistoryFileStore(directory: directory)
+            defer { reopened.close() }
+            #expect(try reopened.read(runId: "run", fromEventId: 1, maxEvents: 10) == [event, event])
         }
     }
 

@@ -4,8 +4,11 @@ import Synchronization
 /// Where a node keeps its runs' serialized history events: `HistoryFileStore` on disk, or
 /// `MemoryHistoryBytesStore` in tests. Thread-safe; appends are idempotent by event id.
 public protocol HistoryBytesStore: Sendable {
-    /// Appends events with contiguous ids from `firstEventId`; returns how many were new.
+    /// Appends events with contiguous ids from `firstEventId`; returns how many were new. They
+    /// may be staged in memory (readable at once) until `flush()`.
     func append(runId: String, firstEventId: Int64, events: [[UInt8]]) throws(HistoryError) -> Int
+    /// Writes what appends and deletions staged (once per apply turn); a lack of space keeps it staged.
+    func flush() throws(HistoryError)
     /// Up to `maxEvents` events from `fromEventId`, stopping before `maxBytes` (at least one event).
     func read(runId: String, fromEventId: Int64, maxEvents: Int, maxBytes: Int) throws(HistoryError) -> [[UInt8]]
     /// Deletes a run's history.
@@ -103,6 +106,8 @@ public final class MemoryHistoryBytesStore: HistoryBytesStore {
     }
 
     public func runIds() -> [String] { histories.withLock { $0.keys.sorted() } }
+
+    public func flush() throws(HistoryError) {}
 
     public func sync() throws(HistoryError) {}
 

@@ -253,6 +253,8 @@ final class MembershipTracker: RaftStateMachine {
         return inner.apply(entry)
     }
 
+    func finishApplying() { inner.finishApplying() }
+
     private func applied(_ entry: Entry) {
         guard let change = ConfigChange(encoded: entry.data) else { return }
         switch change {

@@ -67,24 +67,31 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
             onFatal("cannot apply committed entry \(entry.index): \(error); this node stops rather than diverge")
             return nil
         }
-        // Before anyone hears of the entry: a dispatched task's history must be readable.
-        guard recordHistory(result, index: entry.index) else { return nil }
+        // Before anyone hears of the entry: a dispatched task's history must be readable (the
+        // store serves what it has staged; `finishApplying` writes it out).
+        guard recordHistory(at: entry.index, { () throws in try HistoryRecorder.record(result, into: history) }) else { return nil }
         closeSignals.closed(result.closedRuns) { engine.closedRunProgress($0) }
         rolePublisher.publish(engine)
         onApplied?(entry.index.rawValue, result)
         return result
     }
 
-    /// Records `result`'s events. A store that fails for lack of space is retried (appends are
-    /// idempotent by event id) until it succeeds: the entry is committed and must be recorded,
-    /// so the loop waits for space rather than skip it or stop the node. Any other failure stops
-    /// the node. Returns false after `onFatal`.
-    private func recordHistory(_ result: ApplyResult, index: LogIndex) -> Bool {
+    /// Writes the history the turn's entries staged in the store, in one write.
+    public func finishApplying() {
+        _ = recordHistory(at: LogIndex(engine.lastAppliedIndex), { () throws in try history.flush() })
+    }
+
+    /// Runs `write`, a step of recording the history of entries through `index`. A store that
+    /// fails for lack of space is retried (appends are idempotent by event id, and a flush keeps
+    /// what it could not write) until it succeeds: the entries are committed and must be
+    /// recorded, so the loop waits for space rather than skip them or stop the node. Any other
+    /// failure stops the node. Returns false after `onFatal`.
+    private func recordHistory(at index: LogIndex, _ write: () throws -> Void) -> Bool {
         var stalled = false
         defer { if stalled { onHistoryNoSpace?(nil) } }
         while true {
             do {
-                try HistoryRecorder.record(result, into: history)
+                try write()
                 return true
             } catch let error as HistoryError where error.isNoSpace {
                 if !stalled {
