@@ -97,12 +97,13 @@ public final class HistoryFileStore: Sendable {
         let options = self.options
         return try state.withLock { (state: inout HistoryState) throws(HistoryError) -> Int in
             try state.checkUsable()
-            // Only the count is read here: a copy of the run's entry held across `write` would
-            // make its in-place append copy the run's record list.
-            let next = (state.runs[runId]?.eventCount ?? 0) + 1
+            // Hashed once for both lookups. Only the count is read here: a copy of the run's entry
+            // held across `write` would make its in-place append copy the run's record list.
+            let key = HashedRunId(runId)
+            let next = (state.runs[key]?.eventCount ?? 0) + 1
             guard firstEventId <= next else { throw .gap(runId: runId, expected: next, got: firstEventId) }
             let overlap = Int(min(Int64(events.count), next - firstEventId))
-            if overlap > 0, let run = state.runs[runId] {
+            if overlap > 0, let run = state.runs[key] {
                 let through = firstEventId + Int64(overlap) - 1
                 let stored = try readEvents(state.locate(run, from: firstEventId, through: through),
                                             from: firstEventId, through: through, maxBytes: .max)
@@ -111,7 +112,7 @@ public final class HistoryFileStore: Sendable {
                 }
             }
             guard overlap < events.count else { return 0 }
-            try state.write(runId: runId, firstEventId: next, events: events[overlap...], options: options, directory: directory)
+            try state.write(runId: key, firstEventId: next, events: events[overlap...], options: options, directory: directory)
             return events.count - overlap
         }
     }
@@ -199,8 +200,9 @@ extension HistoryState {
     /// Stages `events` (ids from `firstEventId`) as one or more records at the end of the active
     /// segment, after writing what was staged before if it reached `writeBehindBytes` (so a
     /// lack of space there throws before anything of this call changed).
-    mutating func write(runId: String, firstEventId: Int64, events: ArraySlice<[UInt8]>,
+    mutating func write(runId key: HashedRunId, firstEventId: Int64, events: ArraySlice<[UInt8]>,
                         options: HistoryFileStore.Options, directory: String) throws(HistoryError) {
+        let runId = key.runId
         if staged.count >= options.writeBehindBytes { try flushStaged() }
         var buffer: [UInt8] = []
         var refs: [HistoryRecordRef] = []
@@ -232,7 +234,7 @@ extension HistoryState {
         }
         // In place: a copy of the run's entry would share its record list, and appending to the
         // copy would copy the whole list.
-        runs[runId, default: RunHistoryIndex()].appended(records: refs, contentHash: contentHash, lastEventId: eventId - 1)
+        runs[key, default: RunHistoryIndex()].appended(records: refs, contentHash: contentHash, lastEventId: eventId - 1)
         usage[activeSequence, default: SegmentUsage()].totalBytes += buffer.count
         usage[activeSequence, default: SegmentUsage()].liveBytes += buffer.count
         try rotateIfFull(options: options, directory: directory)

@@ -125,48 +125,54 @@ struct RunHistoryIndex: Sendable {
 /// same index), and the first append after a frozen view (a snapshot's `exportView`) copied the
 /// whole index; both grew with the retained runs. Shards grow and are copied one at a time.
 /// Iteration order is unspecified, as a dictionary's.
+///
+/// Each run id is hashed once per access and the hash is stored beside it (`HashedRunId`, as the
+/// engine's `ShardedDictionary` does): a probe compares stored hashes before the strings, so an
+/// append of a new run (every start, on every node) no longer reads the strings of every run it
+/// probes past (cache misses, and `memcmp` on ids of equal length), and growing a shard does not
+/// hash its run ids again.
 struct HistoryRunTable: Sendable, Sequence {
-    private static let shardBits = 6
-    private var shards: [[String: RunHistoryIndex]] = Array(repeating: [:], count: 1 << shardBits)
+    fileprivate static let shardBits = 6
+    private var shards: [[HashedRunId: RunHistoryIndex]] = Array(repeating: [:], count: 1 << shardBits)
     /// Runs in all shards.
     private(set) var count = 0
 
-    private static func shard(_ runId: String) -> Int {
-        Int(UInt(bitPattern: runId.hashValue) >> (UInt.bitWidth - shardBits))
-    }
-
     /// The run's entry; assigning nil removes it. Changes happen in place.
     subscript(runId: String) -> RunHistoryIndex? {
-        get { shards[Self.shard(runId)][runId] }
+        get { self[HashedRunId(runId)] }
+        set { self[HashedRunId(runId)] = newValue }
+        _modify { yield &self[HashedRunId(runId)] }
+    }
+
+    /// The run's entry, by a run id hashed already; assigning nil removes it.
+    subscript(key: HashedRunId) -> RunHistoryIndex? {
+        get { shards[key.shard][key] }
         set {
-            let shard = Self.shard(runId)
-            let before = shards[shard].count
-            shards[shard][runId] = newValue
-            count += shards[shard].count - before
+            let before = shards[key.shard].count
+            shards[key.shard][key] = newValue
+            count += shards[key.shard].count - before
         }
         _modify {
-            let shard = Self.shard(runId)
-            let before = shards[shard].count
-            yield &shards[shard][runId]
-            count += shards[shard].count - before
+            let before = shards[key.shard].count
+            yield &shards[key.shard][key]
+            count += shards[key.shard].count - before
         }
     }
 
     /// The run's entry, an empty one if absent; changed in place (and then kept).
-    subscript(runId: String, default empty: @autoclosure () -> RunHistoryIndex) -> RunHistoryIndex {
-        get { self[runId] ?? empty() }
+    subscript(key: HashedRunId, default empty: @autoclosure () -> RunHistoryIndex) -> RunHistoryIndex {
+        get { self[key] ?? empty() }
         _modify {
-            let shard = Self.shard(runId)
-            let before = shards[shard].count
-            yield &shards[shard][runId, default: empty()]
-            count += shards[shard].count - before
+            let before = shards[key.shard].count
+            yield &shards[key.shard][key, default: empty()]
+            count += shards[key.shard].count - before
         }
     }
 
     @discardableResult
     mutating func removeValue(forKey runId: String) -> RunHistoryIndex? {
-        let shard = Self.shard(runId)
-        guard let removed = shards[shard].removeValue(forKey: runId) else { return nil }
+        let key = HashedRunId(runId)
+        guard let removed = shards[key.shard].removeValue(forKey: key) else { return nil }
         count -= 1
         return removed
     }
@@ -176,12 +182,12 @@ struct HistoryRunTable: Sendable, Sequence {
     }
 
     struct Iterator: IteratorProtocol {
-        fileprivate var shards: IndexingIterator<[[String: RunHistoryIndex]]>
-        fileprivate var current: Dictionary<String, RunHistoryIndex>.Iterator?
+        fileprivate var shards: IndexingIterator<[[HashedRunId: RunHistoryIndex]]>
+        fileprivate var current: Dictionary<HashedRunId, RunHistoryIndex>.Iterator?
 
         mutating func next() -> (key: String, value: RunHistoryIndex)? {
             while true {
-                if let element = current?.next() { return element }
+                if let element = current?.next() { return (element.key.runId, element.value) }
                 guard let shard = shards.next() else { return nil }
                 current = shard.makeIterator()
             }
@@ -189,6 +195,32 @@ struct HistoryRunTable: Sendable, Sequence {
     }
 
     func makeIterator() -> Iterator { Iterator(shards: shards.makeIterator(), current: nil) }
+}
+
+/// A run id and its hash value (SipHash, keyed per process: run ids come from the engine, but
+/// colliding keys must still not be cheap to make), computed once per access.
+struct HashedRunId: Hashable, Sendable {
+    let runId: String
+    let hash: Int
+
+    init(_ runId: String) {
+        self.runId = runId
+        hash = runId.hashValue
+    }
+
+    static func == (left: Self, right: Self) -> Bool { left.hash == right.hash && left.runId == right.runId }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+
+    /// The stored hash mixed with the dictionary's per-storage seed (a multiply and a shift, not
+    /// SipHash again): the hash is already well mixed; the seed only varies the order per storage.
+    func _rawHashValue(seed: Int) -> Int {
+        let mixed = UInt64(bitPattern: Int64(hash ^ seed)) &* 0x9e37_79b9_7f4a_7c15
+        return Int(bitPattern: UInt(mixed ^ (mixed >> 32)))
+    }
+
+    /// The shard (the top bits; the shard's dictionary uses the low bits).
+    var shard: Int { Int(UInt(bitPattern: hash) >> (UInt.bitWidth - HistoryRunTable.shardBits)) }
 }
 
 /// Bytes of records in a segment, and how many of them still belong to a live run.

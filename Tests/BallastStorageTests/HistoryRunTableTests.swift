@@ -20,7 +20,7 @@ struct HistoryRunTableTests {
                     let ref = HistoryRecordRef(segment: UInt64(random.below(4) + 1), offset: step * 16, size: 16,
                                                firstEventId: (model[runId]?.eventCount ?? 0) + 1, eventCount: 1)
                     let hash = UInt64(random.below(1 << 30))
-                    table[runId, default: RunHistoryIndex()].appended(records: [ref], contentHash: hash, lastEventId: ref.firstEventId)
+                    table[HashedRunId(runId), default: RunHistoryIndex()].appended(records: [ref], contentHash: hash, lastEventId: ref.firstEventId)
                     model[runId, default: RunHistoryIndex()].appended(records: [ref], contentHash: hash, lastEventId: ref.firstEventId)
                 case 2:
                     #expect(table.removeValue(forKey: runId)?.eventCount == model.removeValue(forKey: runId)?.eventCount)
