@@ -21,11 +21,18 @@ extension HistoryFileStore {
         return true
     }
 
-    /// Chooses the segment to reclaim and lists its live records (under the lock); nil when
-    /// there is nothing to reclaim or a compaction is already running.
+    /// Chooses the segment to reclaim (under the lock) and lists its live records (without it);
+    /// nil when there is nothing to reclaim or a compaction is already running.
+    ///
+    /// The list comes from a copy of the run index taken under the lock (copy-on-write: each
+    /// shard is copied once, by the next write to it): walking every run's records under the
+    /// lock held appends — the Raft loop — for the whole walk, which grows with the runs
+    /// retained. The oldest segment is closed, so no record reaches it after the copy: the list
+    /// holds every record live at copy time and more (runs deleted meanwhile), and `copyForward`
+    /// checks each against the index again.
     func planCompaction() throws(HistoryError) -> CompactionPlan? {
         let options = self.options
-        return try state.withLock { (state: inout HistoryState) throws(HistoryError) -> CompactionPlan? in
+        let chosen = try state.withLock { (state: inout HistoryState) throws(HistoryError) -> (HistorySegment, HistoryRunTable?)? in
             try state.checkUsable()
             guard !state.compacting, let oldest = state.segments.keys.min(), oldest != state.activeSequence,
                   let segment = state.segments[oldest] else { return nil }
@@ -35,19 +42,21 @@ extension HistoryFileStore {
             guard oldestLive == 0 || (dead > statistics.liveBytes && dead >= options.minimumDeadBytesToCompact) else {
                 return nil
             }
-            // Live records of the segment, in file order (so the copies keep the runs' order too).
-            var live: [CompactionPlan.LiveRecord] = []
-            if oldestLive > 0 {
-                for (runId, run) in state.runs {
-                    for (position, ref) in run.records.enumerated() where ref.segment == oldest {
-                        live.append(CompactionPlan.LiveRecord(runId: runId, position: position, ref: ref))
-                    }
-                }
-                live.sort { $0.ref.offset < $1.ref.offset }
-            }
             state.compacting = true
-            return CompactionPlan(segment: segment, live: live)
+            return (segment, oldestLive > 0 ? state.runs : nil)
         }
+        guard let (segment, runs) = chosen else { return nil }
+        // Live records of the segment, in file order (so the copies keep the runs' order too).
+        var live: [CompactionPlan.LiveRecord] = []
+        if let runs {
+            for (runId, run) in runs {
+                for (position, ref) in run.records.enumerated() where ref.segment == segment.sequence {
+                    live.append(CompactionPlan.LiveRecord(runId: runId, position: position, ref: ref))
+                }
+            }
+            live.sort { $0.ref.offset < $1.ref.offset }
+        }
+        return CompactionPlan(segment: segment, live: live)
     }
 
     /// Appends the copies of the records still live to the active segment and points the index
