@@ -174,10 +174,10 @@ public final class HistoryFileStore: Sendable {
     /// outside the store's lock, so appends (the Raft loop) do not wait for the disk
     /// meanwhile; a failure still makes the store refuse writes.
     public func sync() throws(HistoryError) {
-        let active = try state.withLock { (state: inout HistoryState) throws(HistoryError) in
+        let (active, end) = try state.withLock { (state: inout HistoryState) throws(HistoryError) in
             try state.checkUsable()
             try state.flushStaged()
-            return state.active
+            return (state.active, state.activeEnd)
         }
         do { try Posix.dataSync(active.fd, path: active.path) } catch {
             state.withLock { state in
@@ -185,7 +185,15 @@ public final class HistoryFileStore: Sendable {
             }
             throw HistoryError.wrap(error)
         }
+        state.withLock { state in
+            if state.activeSequence == active.sequence { state.syncedEnd = max(state.syncedEnd, end) }
+        }
     }
+
+    /// Bytes of the active segment not yet known durable (staged ones included): what closing
+    /// it would have to fdatasync, on the thread that appends. The node's writeback keeps this
+    /// small with `sync()` on a thread of its own (`HistoryMaintenance`).
+    public var unsyncedBytes: Int { state.withLock { $0.activeEnd - $0.syncedEnd } }
 
     /// Counters describing the store.
     public var statistics: HistoryStoreStatistics { state.withLock { $0.statistics } }
@@ -298,13 +306,15 @@ extension HistoryState {
         try flushStaged()
         let active = self.active
         do {
-            try Posix.dataSync(active.fd, path: active.path)
+            // Usually little or nothing is left to sync here: the node's writeback syncs as it goes.
+            if syncedEnd < activeEnd { try Posix.dataSync(active.fd, path: active.path) }
             let next = activeSequence + 1
             try HistoryRecovery.createSegment(directory: directory, sequence: next)
             segments[next] = try HistorySegment(sequence: next, directory: directory, writable: true)
             usage[next] = SegmentUsage()
             activeSequence = next
             activeEnd = HistoryFormat.segmentHeaderSize
+            syncedEnd = HistoryFormat.segmentHeaderSize
         } catch {
             // Lack of space leaves the full segment active (the records are written and indexed,
             // so a retried append finds them stored); the next write tries to rotate again.

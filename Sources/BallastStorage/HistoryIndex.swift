@@ -289,6 +289,9 @@ struct HistoryState {
     var staged: [UInt8] = []
     var failure: String?
     var isClosed = false
+    /// The end of what is known durable in the active segment (`sync()`); what lies past it
+    /// must reach the disk before the segment is closed.
+    var syncedEnd = HistoryFormat.segmentHeaderSize
     /// The descriptor holding the directory's `LOCK`, until the store is closed.
     var lockFD: Int32?
     var compactedSegments = 0

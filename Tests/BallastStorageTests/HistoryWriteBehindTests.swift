@@ -91,6 +91,34 @@ struct HistoryWriteBehindTests {
         }
     }
 
+    @Test("unsyncedBytes counts what the active segment holds past its last sync, staged bytes too; a new segment starts synced")
+    func unsyncedBytesFollowAppendsSyncsAndRotation() throws {
+        try withTemporaryDirectory { directory in
+            let store = try HistoryFileStore(directory: directory, options: HistoryFileStore.Options(segmentSizeBytes: 4_096))
+            defer { store.close() }
+            #expect(store.unsyncedBytes == 0)
+            _ = try store.append(runId: "a", firstEventId: 1, events: historyEvents("a", from: 1, count: 2))
+            let first = store.statistics.totalBytes
+            #expect(store.unsyncedBytes == first, "staged")
+            try store.flush()
+            #expect(store.unsyncedBytes == first, "written, not synced")
+            try store.sync()
+            #expect(store.unsyncedBytes == 0)
+            _ = try store.append(runId: "a", firstEventId: 3, events: historyEvents("a", from: 3, count: 1))
+            #expect(store.unsyncedBytes == store.statistics.totalBytes - first)
+            // Fill the segment: the append that closes it leaves the new one with nothing unsynced
+            // but the records appended after.
+            var id: Int64 = 4
+            while try historySegmentNames(directory).count == 1 {
+                _ = try store.append(runId: "a", firstEventId: id, events: historyEvents("a", from: id, count: 1, bytes: 500))
+                id += 1
+            }
+            #expect(store.unsyncedBytes == 0)
+            _ = try store.append(runId: "a", firstEventId: id, events: historyEvents("a", from: id, count: 1))
+            #expect(store.unsyncedBytes > 0)
+        }
+    }
+
     @Test("an export view reads records partly written and partly staged when it was taken")
     func anExportViewReadsWrittenAndStagedRecords() throws {
         try withTemporaryDirectory { directory in
