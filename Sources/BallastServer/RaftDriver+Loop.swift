@@ -385,8 +385,8 @@ extension RaftDriver {
     }
 }
 
-/// Whole microseconds, for log lines.
-private func microseconds(_ duration: Duration) -> Int64 {
+/// Whole microseconds (log lines, `usleep`).
+func microseconds(_ duration: Duration) -> Int64 {
     let (seconds, attoseconds) = duration.components
     return seconds * 1_000_000 + attoseconds / 1_000_000_000_000
 }

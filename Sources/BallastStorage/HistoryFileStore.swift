@@ -212,16 +212,18 @@ extension HistoryState {
                         options: HistoryFileStore.Options, directory: String) throws(HistoryError) {
         let runId = key.runId
         if staged.count >= options.writeBehindBytes { try flushStaged() }
-        var buffer: [UInt8] = []
+        // Encoded straight into the staged bytes: `activeEnd + written` is where each record goes.
+        let stagedBefore = staged.count
+        var written: Int { staged.count - stagedBefore }
         var refs: [HistoryRecordRef] = []
         var chunkStart = events.startIndex
         var chunkBytes = 0
         var id = firstEventId
         func flushChunk(upTo end: Int) {
             guard chunkStart < end else { return }
-            let offset = activeEnd + buffer.count
-            HistoryFormat.appendRecord(to: &buffer, type: .events, runId: runId, firstEventId: id, events: events[chunkStart..<end])
-            refs.append(HistoryRecordRef(segment: activeSequence, offset: offset, size: activeEnd + buffer.count - offset,
+            let offset = activeEnd + written
+            HistoryFormat.appendRecord(to: &staged, type: .events, runId: runId, firstEventId: id, events: events[chunkStart..<end])
+            refs.append(HistoryRecordRef(segment: activeSequence, offset: offset, size: activeEnd + written - offset,
                                          firstEventId: id, eventCount: end - chunkStart))
             id += Int64(end - chunkStart)
             chunkStart = end
@@ -233,7 +235,8 @@ extension HistoryState {
             chunkBytes += cost
         }
         flushChunk(upTo: events.endIndex)
-        stage(buffer)
+        let recordBytes = written
+        activeEnd += recordBytes
         var contentHash: UInt64 = 0
         var eventId = firstEventId
         for event in events {
@@ -243,8 +246,8 @@ extension HistoryState {
         // In place: a copy of the run's entry would share its record list, and appending to the
         // copy would copy the whole list.
         runs[key, default: RunHistoryIndex()].appended(records: refs, contentHash: contentHash, lastEventId: eventId - 1)
-        usage[activeSequence, default: SegmentUsage()].totalBytes += buffer.count
-        usage[activeSequence, default: SegmentUsage()].liveBytes += buffer.count
+        usage[activeSequence, default: SegmentUsage()].totalBytes += recordBytes
+        usage[activeSequence, default: SegmentUsage()].liveBytes += recordBytes
         try rotateIfFull(options: options, directory: directory)
     }
 

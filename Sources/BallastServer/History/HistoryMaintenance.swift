@@ -60,8 +60,7 @@ public final class HistoryMaintenance: Sendable {
     }
 
     private func writeback(_ store: HistoryFileStore, bytes: Int, every interval: Duration, logger: Logger) {
-        let (seconds, attoseconds) = interval.components
-        let micros = UInt32(clamping: seconds * 1_000_000 + attoseconds / 1_000_000_000_000)
+        let micros = UInt32(clamping: microseconds(interval))
         while !stopping.load(ordering: .relaxed) {
             if store.unsyncedBytes >= bytes {
                 do {

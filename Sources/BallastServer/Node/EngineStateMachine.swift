@@ -100,8 +100,7 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
                                  metadata: ["index": "\(index)", "error": "\(error)"])
                     onHistoryNoSpace?("\(error)")
                 }
-                let (seconds, attoseconds) = historyNoSpaceRetryInterval.components
-                usleep(UInt32(clamping: seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+                usleep(UInt32(clamping: microseconds(historyNoSpaceRetryInterval)))
             } catch {
                 onFatal("cannot record the history of committed entry \(index): \(error); this node stops")
                 return false
