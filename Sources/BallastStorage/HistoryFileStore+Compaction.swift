@@ -96,8 +96,10 @@ extension HistoryFileStore {
     func finishCompaction(_ plan: CompactionPlan, copiesIn copies: HistorySegment?) throws(HistoryError) {
         let old = plan.segment
         do {
-            // The copies are durable before the original goes.
+            // The copies are durable before the original goes: their data, and the name of their
+            // segment if rotation renamed it into place since the directory was last synced.
             if let copies { try Posix.dataSync(copies.fd, path: copies.path) }
+            try syncRenames(upTo: state.withLock { $0.renames })
             try Posix.unlink(old.path)
             try Posix.syncDirectory(directory)
         } catch {

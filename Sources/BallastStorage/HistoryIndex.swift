@@ -297,6 +297,15 @@ struct HistoryState {
     var compactedSegments = 0
     /// A compaction is between its plan and its end (`HistoryFileStore.compactIfNeeded`).
     var compacting = false
+    /// The next segment's file, made ahead by `HistoryFileStore.prepareNextSegment()` (off the
+    /// thread that appends), which rotation renames into place instead of creating one.
+    var prepared: PreparedHistorySegment?
+    /// `prepareNextSegment()` is making a file (outside the lock).
+    var preparing = false
+    /// Segments renamed into place by rotation, and how many of those renames a directory
+    /// fsync has made durable (`sync()` does it).
+    var renames: UInt64 = 0
+    var renamesSynced: UInt64 = 0
 
     /// Throws if the store was closed or a write failed.
     func checkUsable() throws(HistoryError) {

@@ -119,22 +119,40 @@ enum HistoryRecovery {
 
     /// Creates segment `sequence` durably: header to a temporary file, fsync, rename, directory fsync.
     static func createSegment(directory: String, sequence: UInt64) throws(HistoryError) {
-        let name = HistoryFormat.segmentName(sequence)
-        let temporary = directory + "/" + name + ".tmp"
+        let temporary = directory + "/" + HistoryFormat.segmentName(sequence) + ".tmp"
+        try writeSegmentHeaderFile(temporary, sequence: sequence)
         do {
-            let fd = try Posix.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
-            defer { _ = close(fd) }
-            try HistoryFormat.segmentHeader(sequence: sequence).withUnsafeBytes {
-                try Posix.pwriteAll(fd, $0, offset: 0, path: temporary)
-            }
-            try Posix.fullSync(fd, path: temporary)
-            try Posix.rename(temporary, directory + "/" + name)
+            try Posix.rename(temporary, directory + "/" + HistoryFormat.segmentName(sequence))
             try Posix.syncDirectory(directory)
         } catch {
             _ = try? Posix.unlink(temporary)
             throw HistoryError.wrap(error)
         }
     }
+
+    /// Writes a file at `path` holding only segment `sequence`'s header, and fsyncs it: a
+    /// segment once renamed into place always has a whole header. A failure removes the file.
+    static func writeSegmentHeaderFile(_ path: String, sequence: UInt64) throws(HistoryError) {
+        do {
+            let fd = try Posix.open(path, O_WRONLY | O_CREAT | O_TRUNC)
+            defer { _ = close(fd) }
+            try HistoryFormat.segmentHeader(sequence: sequence).withUnsafeBytes {
+                try Posix.pwriteAll(fd, $0, offset: 0, path: path)
+            }
+            try Posix.fullSync(fd, path: path)
+        } catch {
+            _ = try? Posix.unlink(path)
+            throw HistoryError.wrap(error)
+        }
+    }
+}
+
+/// The next segment's file, made ahead of need under a temporary name (header written and
+/// fsynced), waiting for rotation to rename it into place. Opening a store removes it (like
+/// every `history-*.tmp` file).
+struct PreparedHistorySegment {
+    var sequence: UInt64
+    var path: String
 }
 
 /// Collects records in file order and builds each run's index.

@@ -82,9 +82,12 @@ enum Posix {
 
     /// Makes a directory's entries (creations, renames, deletions) durable.
     static func syncDirectory(_ path: String) throws {
+        if let rule = StorageFaultInjection.check(.syncDirectory, path: path) {
+            throw StorageError.io(operation: "fsync", path: path, errno: rule.errno)
+        }
         let fd = try open(path, O_RDONLY | O_DIRECTORY)
         defer { _ = close(fd) }
-        try fullSync(fd, path: path)
+        if fsync(fd) != 0 { throw StorageError.io(operation: "fsync", path: path, errno: errno) }
     }
 
     /// Reserves `size` bytes for the file so later writes need no allocation.

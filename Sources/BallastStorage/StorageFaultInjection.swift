@@ -21,6 +21,8 @@ public enum StorageFaultInjection {
         case allocate
         /// `fdatasync` / `fsync` of files (not directories).
         case sync
+        /// `fsync` of a directory (making creations, renames and deletions durable).
+        case syncDirectory
     }
 
     /// One armed failure.
@@ -35,6 +37,8 @@ public enum StorageFaultInjection {
         public var remaining: Int
         /// For `.write`: how many bytes reach the file before the call fails (a partial write).
         public var bytesWrittenFirst: Int
+        /// How many calls this rule failed so far.
+        public var hits = 0
     }
 
     private static let armed = Atomic<Bool>(false)
@@ -62,6 +66,12 @@ public enum StorageFaultInjection {
     /// How many calls failed by injection since the process started.
     public static var injectedFailures: Int { hits.load(ordering: .relaxed) }
 
+    /// How many calls the rules armed with exactly this `pathContaining` failed since they were
+    /// armed (0 once cleared): unlike `injectedFailures`, not disturbed by tests running beside.
+    public static func injectedFailures(pathContaining: String) -> Int {
+        rules.withLock { rules in rules.reduce(0) { $0 + ($1.pathContaining == pathContaining ? $1.hits : 0) } }
+    }
+
     /// The rule that fails this call, if any (consuming one of its failures).
     static func check(_ operation: Operation, path: String) -> Rule? {
         guard armed.load(ordering: .acquiring) else { return nil }
@@ -70,6 +80,7 @@ public enum StorageFaultInjection {
                 $0.operation == operation && $0.remaining > 0 && path.contains($0.pathContaining)
             }) else { return nil }
             rules[position].remaining -= rules[position].remaining == .max ? 0 : 1
+            rules[position].hits += 1
             hits.add(1, ordering: .relaxed)
             return rules[position]
         }

@@ -203,7 +203,8 @@ struct SwiftRoundTripTests {
 
     @Test("graceful shutdown lets a call in flight finish, then closes the connection")
     func gracefulShutdown() async throws {
-        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0, registry: EchoService.registry())
+        let probe = StreamProbe()
+        let server = try await GRPCServer.start(host: "127.0.0.1", port: 0, registry: EchoService.registry(probe: probe))
         let port = try #require(server.port)
         let client = try await GRPCClient.connect(host: "127.0.0.1", port: port)
         var slow = EchoRequest()
@@ -211,15 +212,13 @@ struct SwiftRoundTripTests {
         slow.text = "in flight"
         let inFlight = slow
         async let reply = client.unary(EchoService.sleep, request: inFlight, responseType: EchoResponse.self)
-        // Wait until the call is on the server before shutting down.
-        let deadline = ContinuousClock.now + .seconds(5)
-        while ContinuousClock.now < deadline {
-            let open = try await client.channel.eventLoop.submit { [client] in
-                try client.channel.pipeline.syncOperations.handler(type: HTTP2ConnectionHandler.self).openStreamCount
-            }.get()
-            if open > 0 { break }
+        // Wait until the server's handler has the call (the client having its stream open is not
+        // enough: under load the GOAWAY could reach the server before the call's HEADERS).
+        let deadline = ContinuousClock.now + .seconds(10)
+        while probe.sleepsStarted.withLockedValue({ $0 }) == 0, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(5))
         }
+        try #require(probe.sleepsStarted.withLockedValue { $0 } == 1, "the call never reached the server's handler")
         await server.shutdownGracefully()
         #expect(try await reply.text == "in flight")
         let status = await #expect(throws: GRPCStatus.self) {

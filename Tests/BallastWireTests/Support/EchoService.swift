@@ -45,6 +45,7 @@ enum EchoService {
             throw GRPCStatus(GRPCStatusCode(rawValue: Int(request.statusCode)) ?? .unknown, request.text, trailers: trailers)
         }
         registry.unary(sleep) { (request: EchoRequest, context) in
+            probe?.sleepsStarted.withLockedValue { $0 += 1 }
             try await Task.sleep(for: .milliseconds(Int(request.sleepMs)))
             return response(request, context)
         }
@@ -98,8 +99,10 @@ func registerBallastTestHandlers(_ registry: inout GRPCMethodRegistry) {
     }
 }
 
-/// Counts what the streaming test handler managed to send (to check back-pressure).
+/// Counts what the test handlers did: messages the streaming handler managed to send (to check
+/// back-pressure), and sleep calls the server has begun to serve.
 final class StreamProbe: Sendable {
     let sent = NIOLockedValueBox(0)
     let failed = NIOLockedValueBox(false)
+    let sleepsStarted = NIOLockedValueBox(0)
 }
