@@ -167,6 +167,7 @@ extension WorkflowEngine {
     /// Forgets a closed run and tells the node to delete its history.
     mutating func dropClosedRun(_ summary: ClosedRun, _ context: inout ApplyContext) {
         closed.removeValue(forKey: summary.key.runId)
+        forgetForRetention(summary, &context)
         indexDropped(summary.key.runId)
         let workflowKey = WorkflowKey(namespace: summary.key.namespace, workflowId: summary.key.workflowId)
         if currentRuns[workflowKey] == summary.key.runId { currentRuns.removeValue(forKey: workflowKey) }

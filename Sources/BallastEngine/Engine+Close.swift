@@ -44,10 +44,7 @@ extension WorkflowEngine {
         closed[summary.key.runId] = summary
         indexClosed(summary)
         closedOrder.append(summary.key.runId)
-        var request = Ballast_V1_RetentionExpiredRequest()
-        request.namespace = summary.key.namespace
-        request.workflowExecution = summary.key.execution
-        context.arm(DueTimer(dueTimeUnixNanos: summary.retentionExpiry, run: summary.key, payload: .retentionExpired(request)))
+        orderForRetention(summary, &context)
         while closed.count > limits.maxClosedSummaries, closedOrderHead < closedOrder.count {
             let oldest = closedOrder[closedOrderHead]
             closedOrderHead += 1

@@ -39,16 +39,14 @@ extension WorkflowEngine {
         return tasks.sorted { $0.sequence < $1.sequence }
     }
 
-    /// Every armed deadline, earliest first, so a new leader can rebuild its timer wheel.
+    /// Every armed deadline, earliest first, so a new leader can rebuild its timer wheel: those
+    /// of the open runs, and the retention deadlines of the `retentionDeadlineWindow` closed
+    /// runs whose retention ends first (each that leaves the window arms the next; see
+    /// RetentionOrder.swift).
     public func dueTimers() -> [DueTimer] {
         var timers: [DueTimer] = []
         for run in runs.values { timers += deadlines(of: run) }
-        for summary in closed.values {
-            var request = Ballast_V1_RetentionExpiredRequest()
-            request.namespace = summary.key.namespace
-            request.workflowExecution = summary.key.execution
-            timers.append(DueTimer(dueTimeUnixNanos: summary.retentionExpiry, run: summary.key, payload: .retentionExpired(request)))
-        }
+        timers += retentionWindowDeadlines()
         return timers.sorted(by: DueTimer.sortKey)
     }
 

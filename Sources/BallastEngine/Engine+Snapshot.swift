@@ -65,6 +65,7 @@ extension WorkflowEngine {
         if message.hasSecurity { engine.security = try SecurityState(snapshot: message.security) }
         guard engine.namespaces[defaultNamespace] != nil else { throw .corruptSnapshot("the default namespace is missing") }
         engine.rebuildVisibilityIndex()
+        engine.rebuildRetentionOrder()
         let indexHash = engine.visibility.digest()
         guard message.visibilityIndexHash == 0 || message.visibilityIndexHash == indexHash else {
             throw .corruptSnapshot("the visibility index rebuilt from the snapshot hashes to \(indexHash), the snapshot says \(message.visibilityIndexHash)")

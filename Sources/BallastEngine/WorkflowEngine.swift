@@ -30,6 +30,8 @@ public struct WorkflowEngine: Sendable {
     var securityRevision: UInt64 = 0
     /// List/Count indexes over open and remembered closed runs (Visibility/).
     var visibility = VisibilityIndex()
+    /// Remembered closed runs by retention expiry (RetentionOrder.swift): derived from `closed`.
+    var retentionOrder = SortedChunks<RetentionKey>()
 
     /// Creates an empty engine holding only the `default` namespace.
     /// The newest entry format this engine applies: `eagerDispatchFormatVersion`, or lower on a

@@ -149,6 +149,17 @@ struct SortedChunks<Element: Comparable> {
 
     /// Every element in ascending order.
     var elements: FlattenSequence<[[Element]]> { chunks.joined() }
+
+    /// The element with `index` elements before it, nil past the end. Walks the chunks from
+    /// the front: for indexes near the start.
+    func element(atIndex index: Int) -> Element? {
+        var remaining = index
+        for chunk in chunks {
+            if remaining < chunk.count { return chunk[remaining] }
+            remaining -= chunk.count
+        }
+        return nil
+    }
 }
 
 extension SortedChunks: Sendable where Element: Sendable {}
