@@ -1,6 +1,7 @@
 @testable import BallastEngine
 @testable import BallastServer
 import BallastProto
+import BallastWire
 import Testing
 
 /// Builds ready tasks and streams for the dispatcher core's scenarios.
@@ -396,23 +397,67 @@ struct TimerQueueTests {
         }
     }
 
-    @Test("when full, a deadline that does not fit is read again from the engine once it is due")
-    func overflowRebuilds() {
+    @Test("when full, an earlier deadline takes the latest one's place; what was let go is read again from the engine once due")
+    func overflowKeepsTheEarliest() {
         var queue = TimerQueue(capacity: 4)
         for due in [100, 200, 300, 400] { queue.add(timer(Int64(due), "t\(due)")) }
+        queue.add(timer(500, "late"))
+        #expect(queue.count == 4 && queue.overflowEarliestNanos == 500, "later than everything held: not kept")
         queue.add(timer(50, "early"))
-        #expect(queue.count == 4 && queue.overflowEarliestNanos == 50)
-        let outcome6 = queue.takeRebuildRequest(nowNanos: 40)
-        #expect(!outcome6)
-        let outcome7 = queue.takeRebuildRequest(nowNanos: 60)
-        #expect(outcome7)
-        let outcome8 = queue.takeRebuildRequest(nowNanos: 60)
-        #expect(!outcome8, "asked once")
-        let engine = [50, 100, 200, 300, 400].map { timer(Int64($0), $0 == 50 ? "early" : "t\($0)") }
-        queue.removeAll() // as the dispatcher does when it reloads the engine's deadlines
-        queue.add(contentsOf: engine)
+        #expect(queue.count == 4 && queue.overflowEarliestNanos == 400, "kept; the latest held (400) let go")
+        let tooSoon = queue.takeRebuildRequest(nowNanos: 60)
+        #expect(!tooSoon, "nothing let go is due yet, and the queue is more than half full")
         #expect(ids(queue.popDue(nowNanos: 60, limit: 10)) == ["early"])
-        #expect(queue.overflowEarliestNanos == 400, "the latest one did not fit this time")
+        #expect(ids(queue.popDue(nowNanos: 399, limit: 10)) == ["t100", "t200", "t300"])
+        let due = queue.takeRebuildRequest(nowNanos: 400)
+        #expect(due)
+        let again = queue.takeRebuildRequest(nowNanos: 400)
+        #expect(!again, "asked once")
+        // The dispatcher refills from the engine's deadlines without emptying the queue.
+        queue.clearOverflow()
+        queue.add(contentsOf: [400, 500].map { timer(Int64($0), $0 == 400 ? "t400" : "late") })
+        #expect(queue.overflowEarliestNanos == nil)
+        #expect(ids(queue.popDue(nowNanos: 500, limit: 10)) == ["t400", "late"])
+    }
+
+    @Test("a full queue holds exactly the earliest deadlines offered, under random adds and pops, and remembers the earliest it let go", arguments: [1, 2, 3, 7, 64])
+    func fullQueueAgainstModel(capacity: Int) {
+        var queue = TimerQueue(capacity: max(2, capacity))
+        let capacity = max(2, capacity)
+        var model: [(due: Int64, order: Int, id: String)] = []
+        var letGo: Int64?
+        var generator = SplitMix64(seed: UInt64(capacity))
+        var now: Int64 = 0
+        for index in 0..<4_000 {
+            let due = now + Int64(generator.next() % 300)
+            let id = "t\(index)"
+            queue.add(timer(due, id))
+            if model.count < capacity {
+                model.append((due, index, id))
+            } else if let latest = model.max(by: { ($0.due, $0.order) < ($1.due, $1.order) }), due < latest.due {
+                model.removeAll { $0.id == latest.id }
+                model.append((due, index, id))
+                letGo = min(letGo ?? latest.due, latest.due)
+            } else {
+                letGo = min(letGo ?? due, due)
+            }
+            #expect(queue.count == model.count)
+            #expect(queue.overflowEarliestNanos == letGo)
+            if generator.next() % 3 == 0 {
+                now += Int64(generator.next() % 80)
+                let limit = Int(generator.next() % 5) + 1
+                let expected = model.filter { $0.due <= now }.sorted { ($0.due, $0.order) < ($1.due, $1.order) }.prefix(limit)
+                #expect(ids(queue.popDue(nowNanos: now, limit: limit)) == expected.map(\.id))
+                let taken = Set(expected.map(\.id))
+                model.removeAll { taken.contains($0.id) }
+            }
+            if generator.next() % 97 == 0 {
+                queue.clearOverflow()
+                letGo = nil
+            }
+        }
+        let rest = model.sorted { ($0.due, $0.order) < ($1.due, $1.order) }.map(\.id)
+        #expect(ids(queue.popDue(nowNanos: .max, limit: .max)) == rest)
     }
 }
 

@@ -70,16 +70,19 @@ extension Dispatcher {
         }
     }
 
-    /// Re-reads every deadline from the engine (after the queue overflowed).
+    /// Re-reads every deadline from the engine (after the queue let some go), keeping what it
+    /// holds meanwhile: the queue keeps the earliest, so the refill only adds what it lacks.
     private func rebuildTimers(epoch: UInt64) {
         guard let driver else { return }
         driver.inspect { [self] _ in reloadDeadlines(ifEpoch: epoch) }
     }
 
-    /// While leading, empties the timer queue and refills it with every deadline of the engine
-    /// as it is now, without holding the loop thread: the engine is captured here (a
+    /// While leading, refills the timer queue with every deadline of the engine as it is now
+    /// (emptied first after a leadership change or a restore; kept as it is when `expected`
+    /// names the epoch of a refill the full queue asked for, so that the deadlines it holds
+    /// are not late while the listing runs), without holding the loop thread: the engine is captured here (a
     /// copy-on-write copy, microseconds) and its deadlines are listed and added from a thread
-    /// of its own. Listing them walks every open run and closed-run summary; on the loop, with
+    /// of its own. Listing them walks every open run (and the retention window); on the loop, with
     /// 33,000 runs, that held a new leader's loop 0.3 s — longer than an election timeout, so
     /// it often lost its term at once (seen in a chaos soak). Deadlines that entries applied
     /// meanwhile add stay (adding a known one is a no-op); ones that went stale meanwhile are
@@ -90,7 +93,7 @@ extension Dispatcher {
     func reloadDeadlines(ifEpoch expected: UInt64? = nil) {
         let epoch = state.withLock { state -> UInt64? in
             guard state.core.isLeading, expected == nil || expected == state.epoch else { return nil }
-            state.timers.removeAll()
+            if expected == nil { state.timers.removeAll() } else { state.timers.clearOverflow() }
             return state.epoch
         }
         guard let epoch else { return }
