@@ -362,7 +362,13 @@ extension HistoryState {
             if syncedEnd < activeEnd { try Posix.dataSync(active.fd, path: active.path) }
             let next = activeSequence + 1
             if let ready = prepared, ready.sequence == next {
-                // Made ahead (header fsynced): a rename, whose directory fsync the next `sync()` does.
+                // Made ahead (header fsynced): a rename, whose directory fsync the next `sync()`
+                // does. At most one rename is ever pending: a crash may then lose only the last
+                // segment's name, never leave a gap before a later one (which opening refuses).
+                if renamesSynced < renames {
+                    try Posix.syncDirectory(directory)
+                    renamesSynced = renames
+                }
                 try Posix.rename(ready.path, directory + "/" + HistoryFormat.segmentName(next))
                 prepared = nil
                 renames += 1

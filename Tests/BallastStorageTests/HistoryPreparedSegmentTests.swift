@@ -82,6 +82,23 @@ struct HistoryPreparedSegmentTests {
         }
     }
 
+    @Test("with no sync between two rotations by rename, the second fsyncs the directory first (never two names pending)")
+    func neverTwoRenamesPending() throws {
+        try withTemporaryDirectory { directory in
+            defer { StorageFaultInjection.clear(pathContaining: directory) }
+            let store = try HistoryFileStore(directory: directory, options: HistoryFileStore.Options(segmentSizeBytes: 4_096))
+            defer { store.close() }
+            var id: Int64 = 1
+            try store.prepareNextSegment()
+            try appendUntil(segments: 2, store, directory, runId: "a", from: &id)
+            try store.prepareNextSegment()
+            StorageFaultInjection.failNext(.syncDirectory, pathContaining: directory, errno: EIO, count: 1)
+            #expect(throws: HistoryError.self) { try appendUntil(segments: 3, store, directory, runId: "a", from: &id) }
+            #expect(StorageFaultInjection.injectedFailures(pathContaining: directory) == 1)
+            #expect(try historySegmentNames(directory).count == 2, "segment 3 was not renamed into place")
+        }
+    }
+
     @Test("a sync that made a rename durable does not fsync the directory again")
     func oneDirectorySyncPerRename() throws {
         try withTemporaryDirectory { directory in
