@@ -22,21 +22,52 @@ public struct ListFilter: Sendable {
 }
 
 extension WorkflowEngine {
-    /// Tasks ready for workers on a queue, in dispatch order (rebuilt from state alone).
+    /// Tasks ready for workers on a queue (any namespace), in dispatch order (rebuilt from state alone).
     public func readyTasks(taskQueue: String) -> [ReadyTask] {
-        var tasks: [ReadyTask] = []
-        for run in runs.values {
+        readyTasks(namespace: nil, taskQueue: taskQueue, limitPerKind: .max).tasks
+    }
+
+    /// The earliest `limitPerKind` ready workflow tasks and the earliest `limitPerKind` ready
+    /// activity tasks of a queue in `namespace` (every namespace when nil), in dispatch order,
+    /// and whether more of each kind are ready. Walks every open run: the leader calls it on a
+    /// copy of the engine, off the loop thread.
+    public func readyTasks(namespace: String?, taskQueue: String, limitPerKind: Int)
+        -> (tasks: [ReadyTask], moreWorkflowTasks: Bool, moreActivityTasks: Bool) {
+        var workflow: [ReadyTask] = []
+        var activities: [ReadyTask] = []
+        for run in runs.values where namespace == nil || run.key.namespace == namespace {
             if let task = run.workflowTask, !task.isStarted, run.taskQueue == taskQueue {
-                tasks.append(ReadyTask(kind: .workflow, taskQueue: run.taskQueue, run: run.key,
-                                       scheduledEventId: task.scheduledEventId, attempt: task.attempt,
-                                       activityId: "", sequence: task.sequence))
+                workflow.append(ReadyTask(kind: .workflow, taskQueue: run.taskQueue, run: run.key,
+                                          scheduledEventId: task.scheduledEventId, attempt: task.attempt,
+                                          activityId: "", sequence: task.sequence))
             }
             for activity in run.activities.values
             where activity.phase == .scheduled && activity.attributes.taskQueue == taskQueue {
-                tasks.append(readyTask(run.key, activity))
+                activities.append(readyTask(run.key, activity))
             }
         }
-        return tasks.sorted { $0.sequence < $1.sequence }
+        let moreWorkflowTasks = workflow.count > limitPerKind
+        let moreActivityTasks = activities.count > limitPerKind
+        var tasks = Array(workflow.sorted { $0.sequence < $1.sequence }.prefix(limitPerKind))
+        tasks += activities.sorted { $0.sequence < $1.sequence }.prefix(limitPerKind)
+        tasks.sort { $0.sequence < $1.sequence }
+        return (tasks, moreWorkflowTasks, moreActivityTasks)
+    }
+
+    /// Whether `task` is ready now, exactly as `readyTasks` would list it: its run is open and
+    /// it is the run's unstarted workflow task, or a scheduled activity attempt, with the same
+    /// queue and sequence.
+    public func isReady(_ task: ReadyTask) -> Bool {
+        guard let run = runs[task.run.runId], run.key == task.run else { return false }
+        switch task.kind {
+        case .workflow:
+            guard let pending = run.workflowTask, !pending.isStarted else { return false }
+            return ReadyTask(kind: .workflow, taskQueue: run.taskQueue, run: run.key, scheduledEventId: pending.scheduledEventId,
+                             attempt: pending.attempt, activityId: "", sequence: pending.sequence) == task
+        case .activity:
+            guard let activity = run.activities[task.scheduledEventId], activity.phase == .scheduled else { return false }
+            return readyTask(run.key, activity) == task
+        }
     }
 
     /// Every armed deadline, earliest first, so a new leader can rebuild its timer wheel: those

@@ -34,7 +34,11 @@ struct EngineBenchCommand: AsyncParsableCommand {
         let before = Self.residentBytes()
         let engine = EngineBenchmark.openRuns(openRuns)
         let after = Self.residentBytes()
-        withExtendedLifetime(engine) {}
+        // What the leader's dispatcher pays to list a queue's ready tasks (it walks every open run).
+        let listingStart = Self.monotonicNanos()
+        let listed = engine.readyTasks(namespace: "default", taskQueue: "transfers", limitPerKind: 10_000)
+        let listingNanos = Self.monotonicNanos() - listingStart
+        withExtendedLifetime((engine, listed)) {}
         BenchResult(
             bench: "engine", opsPerSecond: Double(entries) / (Double(max(1, applyNanos)) / 1e9),
             p50Milliseconds: perEntryMilliseconds, p99Milliseconds: perEntryMilliseconds, concurrency: options.concurrency,
@@ -42,6 +46,7 @@ struct EngineBenchCommand: AsyncParsableCommand {
                 ("entries", Double(entries)),
                 ("with_driver_entries_per_s", Double(entries) / (Double(max(1, wholeNanos)) / 1e9)),
                 ("bytes_per_open_run", Double(max(0, after - before)) / Double(openRuns)),
+                ("ready_listing_ms", Double(listingNanos) / 1e6),
             ]
         ).print(json: options.json)
     }

@@ -206,6 +206,30 @@ struct DispatchCoreTests {
         #expect(scenario.starts().map(\.1) == ["r3", "r4", "r5", "r6"])
     }
 
+    @Test("a load that lists only the first tasks of a kind (more are in the engine) asks again once the queue drained to half")
+    func truncatedLoadAsksAgain() throws {
+        var limits = DispatchLimits()
+        limits.maxQueuedTasksPerQueue = 4
+        var scenario = Scenario(limits: limits)
+        let stream = try scenario.stream(workflow: 0)
+        let all = (1 ... 7).map { scenario.task(run: "r\($0)") }
+        // The engine held seven; the listing stopped at four.
+        scenario.core.load(scenario.queue, readyTasks: Array(all.prefix(4)), nowNanos: 0, moreWorkflowTasks: true)
+        #expect(scenario.core.takeLoadRequests().isEmpty, "full: no room yet")
+        _ = scenario.core.grant(stream, workflowSlots: 2, activitySlots: 0)
+        #expect(scenario.starts().map(\.1) == ["r1", "r2"])
+        #expect(scenario.core.takeLoadRequests() == [scenario.queue])
+        // This listing is complete (r3…r7), but r7 does not fit: read again once drained.
+        scenario.core.load(scenario.queue, readyTasks: Array(all[2...]), nowNanos: 0)
+        _ = scenario.core.grant(stream, workflowSlots: 10, activitySlots: 0)
+        #expect(scenario.starts().map(\.1) == ["r3", "r4", "r5", "r6"])
+        #expect(scenario.core.takeLoadRequests() == [scenario.queue])
+        // A complete listing that fits leaves nothing to ask for.
+        scenario.core.load(scenario.queue, readyTasks: [all[6]], nowNanos: 0)
+        #expect(scenario.starts().map(\.1) == ["r7"])
+        #expect(scenario.core.takeLoadRequests().isEmpty)
+    }
+
     @Test("tasks of a queue no worker serves stay in the engine; the first stream asks for the queue to be loaded")
     func untrackedQueuesLoadOnConnect() throws {
         var scenario = Scenario()

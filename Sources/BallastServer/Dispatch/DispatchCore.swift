@@ -233,15 +233,19 @@ struct DispatchCore: Sendable {
         return requests
     }
 
-    /// The engine's ready tasks of a queue's name (any namespace; others are skipped), in
-    /// sequence order, read on the Raft loop thread.
-    mutating func load(_ key: TaskQueueKey, readyTasks: [ReadyTask], nowNanos: Int64) {
+    /// The engine's ready tasks of a queue (tasks of other namespaces are skipped), in
+    /// sequence order, still ready on the Raft loop thread. `moreWorkflowTasks` and
+    /// `moreActivityTasks` say the engine holds more of that kind than were listed (the listing
+    /// stops at the lists' capacity): the kind then counts as overflowed, so it is read again
+    /// once it has drained to half.
+    mutating func load(_ key: TaskQueueKey, readyTasks: [ReadyTask], nowNanos: Int64,
+                       moreWorkflowTasks: Bool = false, moreActivityTasks: Bool = false) {
         guard queues[key] != nil else { return }
         queues[key]!.loaded = true
         queues[key]!.loadRequested = false
-        queues[key]!.workflowOverflowed = false
-        queues[key]!.activityOverflowed = false
-        loadCandidates.remove(key)
+        queues[key]!.workflowOverflowed = moreWorkflowTasks
+        queues[key]!.activityOverflowed = moreActivityTasks
+        if moreWorkflowTasks || moreActivityTasks { loadCandidates.insert(key) } else { loadCandidates.remove(key) }
         for task in readyTasks where task.run.namespace == key.namespace && startsInFlight[ReadyTaskKey(task)] == nil {
             queueOrHold(QueuedTask(task: task, readyAtNanos: nowNanos), into: key)
         }

@@ -96,6 +96,8 @@ final class Dispatcher: @unchecked Sendable {
     /// Whether every member has reported a build that applies eager entries (format 2); the
     /// node's `FormatAgreement` sets it. Off until then.
     private let eagerAgreed = Atomic<Bool>(false)
+    /// Where a queue's ready tasks are listed from a copy of the engine, one listing at a time.
+    private let readyListing = DispatchQueue(label: "dispatcher-ready-listing", qos: .utility)
     /// Whether this node proposes eager entries now: configured and agreed by every member.
     var eagerActive: Bool { eagerDispatch && eagerAgreed.load(ordering: .relaxed) }
 
@@ -223,18 +225,32 @@ final class Dispatcher: @unchecked Sendable {
         for queue in work.loads { load(queue, epoch: work.epoch) }
     }
 
-    /// Reads a queue's ready tasks from the engine on the loop thread and feeds them to the core.
+    /// Reads a queue's ready tasks from the engine and feeds them to the core. Listing them
+    /// walks every open run (`ready_listing_ms` of `ballast bench engine`), which on the loop
+    /// thread held heartbeats for as long, on every first worker of a queue and every 5,000
+    /// tasks of a backlog drained. So the engine is captured on the
+    /// loop (a copy-on-write copy, microseconds), listed on a queue of its own up to the core's
+    /// capacity per kind, and back on the loop each listed task is checked still ready
+    /// (`isReady`, a lookup) before the core takes it: one started meanwhile is not queued again.
     private func load(_ queue: TaskQueueKey, epoch: UInt64) {
         guard let driver else { return }
+        let limit = state.withLock { $0.core.limits.maxQueuedTasksPerQueue }
         driver.inspect { [self] _ in
-            let tasks = stateMachine.read { $0.readyTasks(taskQueue: queue.taskQueue) }
-            let now = monotonicNanos()
-            let work = state.withLock { state -> Work? in
-                guard state.epoch == epoch else { return nil }
-                state.core.load(queue, readyTasks: tasks, nowNanos: now)
-                return collectWork(&state)
+            let engine = stateMachine.read { $0 }
+            readyListing.async { [self] in
+                let listed = engine.readyTasks(namespace: queue.namespace, taskQueue: queue.taskQueue, limitPerKind: limit)
+                driver.inspect { [self] _ in
+                    let tasks = stateMachine.read { engine in listed.tasks.filter { engine.isReady($0) } }
+                    let now = monotonicNanos()
+                    let work = state.withLock { state -> Work? in
+                        guard state.epoch == epoch else { return nil }
+                        state.core.load(queue, readyTasks: tasks, nowNanos: now,
+                                        moreWorkflowTasks: listed.moreWorkflowTasks, moreActivityTasks: listed.moreActivityTasks)
+                        return collectWork(&state)
+                    }
+                    if let work { perform(work) }
+                }
             }
-            if let work { perform(work) }
         }
     }
 
