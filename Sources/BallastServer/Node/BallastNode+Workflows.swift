@@ -153,6 +153,26 @@ extension BallastNode {
         return try outcome.get()
     }
 
+    /// Where reads that walk many runs run, one at a time per process (`readOnCopy`).
+    static let walkingReads = DispatchQueue(label: "ballast-walking-reads", qos: .utility)
+
+    /// Like `read`, for a read that walks many runs or rows (a Count, the web UI's failing runs):
+    /// the engine is captured at the read point on the loop thread (a copy-on-write copy,
+    /// microseconds) and `body` runs on that copy off it, one such read at a time. On the loop,
+    /// a walk over a large state held heartbeats for as long as it took (the election timeout is
+    /// 150–300 ms), and any client could ask for one.
+    func readOnCopy<T: Sendable>(stale: Bool, _ body: @escaping @Sendable (WorkflowEngine) throws(EngineRejection) -> T) async throws -> T {
+        let engine = try await read(stale: stale) { engine throws(EngineRejection) in engine }
+        let outcome: Result<T, GRPCStatus> = await withCheckedContinuation { continuation in
+            Self.walkingReads.async {
+                continuation.resume(returning: Result { () throws(GRPCStatus) -> T in
+                    do throws(EngineRejection) { return try body(engine) } catch { throw Self.status(for: error) }
+                })
+            }
+        }
+        return try outcome.get()
+    }
+
     /// Runs `body` against the engine once this node has applied everything the leader had
     /// committed when the read started (ReadIndex); followers redirect to the leader.
     func linearizableRead<T: Sendable>(_ body: @escaping @Sendable (WorkflowEngine) throws(EngineRejection) -> T) async throws -> T {

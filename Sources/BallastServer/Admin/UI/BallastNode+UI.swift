@@ -151,7 +151,8 @@ extension BallastNode {
         }
         let limit = Self.uiFailingRows
         do {
-            let (runs, truncated) = try await read(stale: banner.localReads) { engine throws(EngineRejection) in
+            // Off the loop: it walks every open run.
+            let (runs, truncated) = try await readOnCopy(stale: banner.localReads) { engine throws(EngineRejection) in
                 engine.failingRuns(namespace: "", moreThan: moreThan, limit: limit)
             }
             var taskErrors: [String: String] = [:]
