@@ -20,6 +20,17 @@ private func appendUntil(segments: Int, _ store: HistoryFileStore, _ directory: 
     }
 }
 
+/// Runs `body` with a store of 4 KiB segments in a fresh directory; afterwards closes the store
+/// and clears the fault rules armed for the directory.
+private func withSmallStore(_ body: (HistoryFileStore, String) throws -> Void) throws {
+    try withTemporaryDirectory { directory in
+        defer { StorageFaultInjection.clear(pathContaining: directory) }
+        let store = try HistoryFileStore(directory: directory, options: HistoryFileStore.Options(segmentSizeBytes: 4_096))
+        defer { store.close() }
+        try body(store, directory)
+    }
+}
+
 /// The segment that follows the active one made ahead of need (`prepareNextSegment`), so that
 /// closing a segment on the Raft loop is a rename instead of two fsyncs.
 @Suite("History store: the next segment made ahead", .serialized)
@@ -57,10 +68,7 @@ struct HistoryPreparedSegmentTests {
 
     @Test("after a rotation by rename, sync() fsyncs the directory (and only then)")
     func syncMakesTheRenameDurable() throws {
-        try withTemporaryDirectory { directory in
-            defer { StorageFaultInjection.clear(pathContaining: directory) }
-            let store = try HistoryFileStore(directory: directory, options: HistoryFileStore.Options(segmentSizeBytes: 4_096))
-            defer { store.close() }
+        try withSmallStore { store, directory in
             var id: Int64 = 1
             _ = try store.append(runId: "a", firstEventId: id, events: historyEvents("a", from: id, count: 1))
             id += 1
@@ -84,10 +92,7 @@ struct HistoryPreparedSegmentTests {
 
     @Test("with no sync between two rotations by rename, the second fsyncs the directory first (never two names pending)")
     func neverTwoRenamesPending() throws {
-        try withTemporaryDirectory { directory in
-            defer { StorageFaultInjection.clear(pathContaining: directory) }
-            let store = try HistoryFileStore(directory: directory, options: HistoryFileStore.Options(segmentSizeBytes: 4_096))
-            defer { store.close() }
+        try withSmallStore { store, directory in
             var id: Int64 = 1
             try store.prepareNextSegment()
             try appendUntil(segments: 2, store, directory, runId: "a", from: &id)
@@ -101,10 +106,7 @@ struct HistoryPreparedSegmentTests {
 
     @Test("a sync that made a rename durable does not fsync the directory again")
     func oneDirectorySyncPerRename() throws {
-        try withTemporaryDirectory { directory in
-            defer { StorageFaultInjection.clear(pathContaining: directory) }
-            let store = try HistoryFileStore(directory: directory, options: HistoryFileStore.Options(segmentSizeBytes: 4_096))
-            defer { store.close() }
+        try withSmallStore { store, directory in
             var id: Int64 = 1
             try store.prepareNextSegment()
             try appendUntil(segments: 2, store, directory, runId: "a", from: &id)
