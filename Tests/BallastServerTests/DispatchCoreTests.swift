@@ -230,6 +230,30 @@ struct DispatchCoreTests {
         #expect(scenario.core.takeLoadRequests().isEmpty)
     }
 
+    @Test("a task that overflows the list between the load request and the load (the listing did not see it) is read again later")
+    func overflowDuringALoadIsRemembered() throws {
+        var limits = DispatchLimits()
+        limits.maxQueuedTasksPerQueue = 4
+        var scenario = Scenario(limits: limits)
+        let stream = try scenario.stream(workflow: 0)
+        let early = (1 ... 5).map { scenario.task(run: "r\($0)") }
+        for task in early { scenario.core.taskReady(task, nowNanos: 0) }
+        _ = scenario.core.grant(stream, workflowSlots: 2, activitySlots: 0)
+        #expect(scenario.starts().map(\.1) == ["r1", "r2"])
+        #expect(scenario.core.takeLoadRequests() == [scenario.queue], "r5 did not fit")
+        // While the listing runs, three more become ready (the last does not fit), and r5 is no
+        // longer ready by the time the listing comes back: the load adds nothing new.
+        let late = (6 ... 8).map { scenario.task(run: "r\($0)") }
+        for task in late { scenario.core.taskReady(task, nowNanos: 0) }
+        scenario.core.load(scenario.queue, readyTasks: Array(early[2 ... 3]), nowNanos: 0)
+        _ = scenario.core.grant(stream, workflowSlots: 10, activitySlots: 0)
+        #expect(scenario.starts().map(\.1) == ["r3", "r4", "r6", "r7"])
+        #expect(scenario.core.takeLoadRequests() == [scenario.queue], "r8 is only in the engine")
+        scenario.core.load(scenario.queue, readyTasks: [late[2]], nowNanos: 0)
+        #expect(scenario.starts().map(\.1) == ["r8"])
+        #expect(scenario.core.takeLoadRequests().isEmpty)
+    }
+
     @Test("tasks of a queue no worker serves stay in the engine; the first stream asks for the queue to be loaded")
     func untrackedQueuesLoadOnConnect() throws {
         var scenario = Scenario()

@@ -228,6 +228,11 @@ struct DispatchCore: Sendable {
                 || (queue.activityOverflowed && queue.activity.count <= half)
             guard !queue.loaded || roomAfterOverflow else { continue }
             queues[key]?.loadRequested = true
+            // Cleared now, not at the load: the listing reads a copy of the engine taken after
+            // this, off the loop, so a task that overflows the list before the load comes back
+            // is not in it and must leave its mark for the next load.
+            queues[key]?.workflowOverflowed = false
+            queues[key]?.activityOverflowed = false
             requests.append(key)
         }
         return requests
@@ -236,16 +241,16 @@ struct DispatchCore: Sendable {
     /// The engine's ready tasks of a queue (tasks of other namespaces are skipped), in
     /// sequence order, still ready on the Raft loop thread. `moreWorkflowTasks` and
     /// `moreActivityTasks` say the engine holds more of that kind than were listed (the listing
-    /// stops at the lists' capacity): the kind then counts as overflowed, so it is read again
-    /// once it has drained to half.
+    /// stops at the lists' capacity): the kind then counts as overflowed, as it does when the
+    /// list overflowed since the load was requested, so it is read again once drained to half.
     mutating func load(_ key: TaskQueueKey, readyTasks: [ReadyTask], nowNanos: Int64,
                        moreWorkflowTasks: Bool = false, moreActivityTasks: Bool = false) {
         guard queues[key] != nil else { return }
         queues[key]!.loaded = true
         queues[key]!.loadRequested = false
-        queues[key]!.workflowOverflowed = moreWorkflowTasks
-        queues[key]!.activityOverflowed = moreActivityTasks
-        if moreWorkflowTasks || moreActivityTasks { loadCandidates.insert(key) } else { loadCandidates.remove(key) }
+        if moreWorkflowTasks { queues[key]!.workflowOverflowed = true }
+        if moreActivityTasks { queues[key]!.activityOverflowed = true }
+        if queues[key]!.workflowOverflowed || queues[key]!.activityOverflowed { loadCandidates.insert(key) } else { loadCandidates.remove(key) }
         for task in readyTasks where task.run.namespace == key.namespace && startsInFlight[ReadyTaskKey(task)] == nil {
             queueOrHold(QueuedTask(task: task, readyAtNanos: nowNanos), into: key)
         }
