@@ -16,7 +16,7 @@ struct RetentionKey: Comparable, Sendable {
 /// retention has passed. Handing the leader one deadline per closed run filled its deadline
 /// queue: past a million closed runs (seven days of 1.7 closes a second) the queue, bounded at
 /// a million, dropped each new task timeout and re-read every deadline from the engine when
-/// the dropped one came due, about every ten seconds, with all deadlines late meanwhile. Only
+/// the dropped one came due, every few seconds, with all deadlines late meanwhile. Only
 /// the `retentionDeadlineWindow` closed runs whose retention ends first have a deadline out
 /// (armed when they enter that window, listed by `dueTimers()`); each one that leaves it
 /// (expired, or dropped beyond `maxClosedSummaries`) arms the run that takes its place. The
