@@ -226,14 +226,14 @@ public final class HistoryFileStore: Sendable {
             state.withLock { $0.preparing = false }
             throw error
         }
-        let (kept, stale) = state.withLock { state -> (Bool, PreparedHistorySegment?) in
+        // Nothing else was prepared meanwhile: `preparing` let one call through, and rotation
+        // only ever takes a prepared file away.
+        let kept = state.withLock { state -> Bool in
             state.preparing = false
-            guard !state.isClosed, state.activeSequence + 1 == next else { return (false, nil) }
-            let stale = state.prepared
+            guard !state.isClosed, state.activeSequence + 1 == next else { return false }
             state.prepared = PreparedHistorySegment(sequence: next, path: path)
-            return (true, stale)
+            return true
         }
-        if let stale { _ = try? Posix.unlink(stale.path) }
         if !kept { _ = try? Posix.unlink(path) }
         return kept
     }
