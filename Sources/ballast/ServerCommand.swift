@@ -1,4 +1,5 @@
 import ArgumentParser
+import CBallastAllocator
 import BallastEngine
 import BallastRaft
 import BallastServer
@@ -71,6 +72,7 @@ struct ServerCommand: AsyncParsableCommand {
         var logger = Logger(label: "ballast.node.\(configuration.id.rawValue)")
         logger.logLevel = Logger.Level(rawValue: settings["log-level"] ?? "info") ?? .info
         let fatalLogger = logger
+        Self.logAllocator(logger)
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         let history = try HistoryFileStore(directory: configuration.dataDirectory + "/history")
         if let torn = history.recoveryReport.tornTail {
@@ -94,6 +96,17 @@ struct ServerCommand: AsyncParsableCommand {
         maintenance.cancel()
         history.close()
         logger.info("stopped")
+    }
+
+    /// Says which allocator the process runs on: jemalloc, linked in (`CBallastAllocator`).
+    private static func logAllocator(_ logger: Logger) {
+        let status = ballast_allocator_background_threads_status()
+        let version = String(cString: ballast_allocator_version())
+        if status == 0 {
+            logger.info("allocator: jemalloc \(version), background threads on")
+        } else {
+            logger.warning("allocator: jemalloc \(version) without its background threads (error \(status)): freed memory goes back to the system on the threads that free it")
+        }
     }
 
     private var flagValues: [String: String] {
