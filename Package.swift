@@ -31,9 +31,9 @@ let package = Package(
             name: "CSQLite", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]),
 
-        // jemalloc in place of glibc's malloc for the two executables (Debian's libjemalloc-dev),
-        // with its background threads turned on at start: about a tenth less CPU per committed
-        // operation through the cluster. See docs/architecture.md, "Memory".
+        // jemalloc in place of glibc's malloc for the two executables (Debian's libjemalloc-dev):
+        // about a tenth more committed operations per second through the cluster. See
+        // docs/architecture.md, "Memory".
         .target(name: "CBallastAllocator", linkerSettings: [.linkedLibrary("jemalloc")]),
 
         // Sans-I/O Raft core.

@@ -50,7 +50,7 @@ extension RaftDriver {
         case .tick:
             node.tick()
             handOverIfDiskFull()
-        case .propose(let data, let completion): handlePropose(data, completion)
+        case .propose(let data, let message, let completion): handlePropose(data, message, completion)
         case .read(let completion): startRead(completion)
         case .configChange(let change, let context, let completion): proposeChange(change, context, completion)
         case .transfer(let target):
@@ -74,12 +74,12 @@ extension RaftDriver {
         }
     }
 
-    func handlePropose(_ data: [UInt8], _ completion: @escaping ProposalCompletion) {
+    func handlePropose(_ data: [UInt8], _ message: (any Sendable)?, _ completion: @escaping ProposalCompletion) {
         if let failure = storageFailure { return completion(.failure(.storageFailed(failure))) }
         if node.currentRole == .leader, let why = diskFullReason?() { return completion(.failure(.diskFull(why))) }
         do {
             let index = try node.propose(data)
-            pendingProposals[index] = (node.currentTerm, completion)
+            pendingProposals[index] = PendingProposal(term: node.currentTerm, message: message, completion: completion)
         } catch {
             completion(.failure(.refused(error)))
         }
@@ -90,7 +90,7 @@ extension RaftDriver {
         if node.currentRole == .leader, let why = diskFullReason?() { return completion(.failure(.diskFull(why))) }
         do {
             let index = try node.proposeConfigChange(change, context: context)
-            pendingProposals[index] = (node.currentTerm, completion)
+            pendingProposals[index] = PendingProposal(term: node.currentTerm, message: nil, completion: completion)
         } catch {
             completion(.failure(.refused(error)))
         }
@@ -203,9 +203,17 @@ extension RaftDriver {
 
     func apply(_ entry: Entry) {
         precondition(entry.index == applied.next, "applied \(applied) then got \(entry.index): committed entries must be contiguous")
-        let output = stateMachine.apply(entry)
+        let pending = pendingProposals.removeValue(forKey: entry.index)
+        // The entry at (index, term) is unique (Log Matching): committed in the term this node
+        // proposed it in, it is that proposal, and its data the encoding of the proposal's message.
+        let output: (any Sendable)?
+        if let pending, pending.term == entry.term, let message = pending.message {
+            output = stateMachine.apply(entry, proposed: message)
+        } else {
+            output = stateMachine.apply(entry)
+        }
         applied = entry.index
-        guard let pending = pendingProposals.removeValue(forKey: entry.index) else { return }
+        guard let pending else { return }
         pending.completion(pending.term == entry.term
             ? .success(AppliedEntry(index: entry.index, output: output)) : .failure(.superseded(index: entry.index)))
     }

@@ -22,6 +22,11 @@ public protocol RaftStateMachine: AnyObject {
     /// Applies one committed entry (`.normal`, `.noop` or `.configChange`); what it returns is
     /// handed to the completion of the proposal that created the entry, if it was proposed here.
     func apply(_ entry: Entry) -> (any Sendable)?
+    /// Applies one committed entry that this node proposed, in the term it was committed in, with
+    /// the `message` it was proposed with (`RaftDriver.propose(_:message:completion:)`): the
+    /// entry's data is the encoding of that message, so a state machine may use it instead of
+    /// decoding the data again. The default applies the entry alone.
+    func apply(_ entry: Entry, proposed message: any Sendable) -> (any Sendable)?
     /// Called on the loop thread after a turn's run of `apply` calls, before the loop turns to
     /// other work: where a state machine writes out what that turn's entries buffered.
     func finishApplying()
@@ -47,6 +52,8 @@ public typealias SnapshotRestore = @Sendable () -> SnapshotInstall?
 public typealias SnapshotInstall = @Sendable () -> Void
 
 extension RaftStateMachine {
+    public func apply(_ entry: Entry, proposed message: any Sendable) -> (any Sendable)? { apply(entry) }
+
     public func finishApplying() {}
 
     public func prepareRestore(from snapshot: Snapshot) -> SnapshotRestore {
@@ -118,9 +125,18 @@ public final class RaftDriver: @unchecked Sendable {
     /// Completion of a linearizable read: called once the local state reflects the read point.
     public typealias ReadCompletion = @Sendable (Result<LogIndex, RaftDriverError>) -> Void
 
+    /// A proposal of this node's waiting for its entry to be applied.
+    struct PendingProposal {
+        /// The term it was appended in: the entry at its index is this proposal only if committed in that term.
+        var term: Term
+        /// What the entry's data encodes, for the state machine (nil: decode the data).
+        var message: (any Sendable)?
+        var completion: ProposalCompletion
+    }
+
     enum Event {
         case message(Message)
-        case propose([UInt8], ProposalCompletion)
+        case propose([UInt8], (any Sendable)?, ProposalCompletion)
         case read(ReadCompletion)
         case configChange(ConfigChange, [UInt8], ProposalCompletion)
         case transfer(NodeID)
@@ -148,7 +164,7 @@ public final class RaftDriver: @unchecked Sendable {
     // Loop-thread state.
     var node: RaftNode
     let stateMachine: any RaftStateMachine
-    var pendingProposals: [LogIndex: (term: Term, completion: ProposalCompletion)] = [:]
+    var pendingProposals: [LogIndex: PendingProposal] = [:]
     var pendingReads: [UInt64: ReadCompletion] = [:]
     var confirmedReads: [(index: LogIndex, completion: ReadCompletion)] = []
     var nextReadContext: UInt64 = 1
@@ -224,12 +240,14 @@ public final class RaftDriver: @unchecked Sendable {
     public func receive(_ message: Message) { post(.message(message)) }
     /// Advances the core's logical clock by one tick.
     public func tick() { post(.tick) }
-    /// Proposes `data`; `completion` runs once it is committed and applied (or failed).
-    public func propose(_ data: [UInt8], completion: @escaping ProposalCompletion) {
+    /// Proposes `data`; `completion` runs once it is committed and applied (or failed). When
+    /// `message` is given, `data` must be its encoding: if the entry is committed in the term it
+    /// was proposed in, the state machine gets the message with it (`apply(_:proposed:)`).
+    public func propose(_ data: [UInt8], message: (any Sendable)? = nil, completion: @escaping ProposalCompletion) {
         // Checked here too (on a leader: followers redirect), so a loop busy retrying a write on
         // a full disk still answers at once.
         if isLeaderNow.load(ordering: .relaxed), let why = diskFullReason?() { return completion(.failure(.diskFull(why))) }
-        if !post(.propose(data, completion)) { completion(.failure(.stopped)) }
+        if !post(.propose(data, message, completion)) { completion(.failure(.stopped)) }
     }
     /// Starts a linearizable read; `completion` runs once this node has applied the read point.
     public func read(completion: @escaping ReadCompletion) {

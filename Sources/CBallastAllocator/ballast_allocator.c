@@ -1,23 +1,11 @@
 // The executables `ballast` and `transfers` link jemalloc (Debian's libjemalloc-dev), which
 // takes the place of glibc's malloc in the whole process. See docs/architecture.md, "Memory".
-#include <errno.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include "ballast_allocator.h"
 
 // jemalloc's control interface, declared here rather than through <jemalloc/jemalloc.h>, whose
 // unprefixed declarations of malloc and free would only repeat glibc's.
 int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
-
-static int background_threads_status = EAGAIN;
-
-// Before main, so that every thread the process starts finds them running.
-__attribute__((constructor)) static void ballast_allocator_start_background_threads(void) {
-    bool enable = true;
-    background_threads_status = mallctl("background_thread", NULL, NULL, &enable, sizeof(enable));
-}
-
-int ballast_allocator_background_threads_status(void) { return background_threads_status; }
 
 const char *ballast_allocator_version(void) {
     const char *version = NULL;

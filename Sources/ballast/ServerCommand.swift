@@ -1,10 +1,10 @@
 import ArgumentParser
-import CBallastAllocator
 import BallastEngine
 import BallastRaft
 import BallastServer
 import BallastStorage
 import BallastWire
+import CBallastAllocator
 import Foundation
 import Logging
 import NIOPosix
@@ -100,13 +100,8 @@ struct ServerCommand: AsyncParsableCommand {
 
     /// Says which allocator the process runs on: jemalloc, linked in (`CBallastAllocator`).
     private static func logAllocator(_ logger: Logger) {
-        let status = ballast_allocator_background_threads_status()
         let version = String(cString: ballast_allocator_version())
-        if status == 0 {
-            logger.info("allocator: jemalloc \(version), background threads on")
-        } else {
-            logger.warning("allocator: jemalloc \(version) without its background threads (error \(status)): freed memory goes back to the system on the threads that free it")
-        }
+        logger.info("allocator: jemalloc \(version.isEmpty ? "(version unknown)" : version)")
     }
 
     private var flagValues: [String: String] {

@@ -17,6 +17,13 @@ final class RecordingStateMachine: RaftStateMachine, @unchecked Sendable {
         if entry.kind == .normal { log.withLock { $0.append(entry.data) } }
         return entry.data.count
     }
+    private let proposedLog = Mutex<[(data: [UInt8], message: String?)]>([])
+    /// The entries this node applied with the message they were proposed with, in order.
+    var appliedWithMessage: [(data: [UInt8], message: String?)] { proposedLog.withLock { $0 } }
+    func apply(_ entry: Entry, proposed message: any Sendable) -> (any Sendable)? {
+        proposedLog.withLock { $0.append((entry.data, message as? String)) }
+        return apply(entry)
+    }
     func finishApplying() {
         let count = applied.count
         finished.withLock { $0 = count }
@@ -101,9 +108,9 @@ final class DriverCluster: @unchecked Sendable {
     }
 }
 
-/// Proposes `data` and waits for its commit-and-apply outcome.
-func propose(_ driver: RaftDriver, _ data: [UInt8]) async -> Result<AppliedEntry, RaftDriverError> {
-    await withCheckedContinuation { continuation in driver.propose(data) { continuation.resume(returning: $0) } }
+/// Proposes `data` (with `message`, what it encodes) and waits for its commit-and-apply outcome.
+func propose(_ driver: RaftDriver, _ data: [UInt8], message: String? = nil) async -> Result<AppliedEntry, RaftDriverError> {
+    await withCheckedContinuation { continuation in driver.propose(data, message: message) { continuation.resume(returning: $0) } }
 }
 
 @Suite("Raft driver on real logs", .serialized)
@@ -131,6 +138,24 @@ struct RaftDriverTests {
         let orders = cluster.ids.compactMap { cluster.machine($0)?.applied }
         #expect(Set(orders.map { $0.map { $0 } }).count == 1, "all nodes must apply one order")
         #expect(Set(orders[0]) == Set(payloads))
+    }
+
+    @Test("the proposer applies its own entries with the message they were proposed with; other nodes apply the data alone")
+    func proposerGetsItsMessage() async throws {
+        let cluster = try DriverCluster()
+        defer { cluster.shutdown() }
+        let (leaderID, leader) = try await cluster.waitForLeader()
+        for value in 0 ..< 20 { _ = try await propose(leader, [UInt8(value)], message: "message \(value)").get() }
+        _ = try await propose(leader, [99]).get() // no message: applied as data alone
+        for id in cluster.ids {
+            try await waitUntil("\(id) applied everything") { cluster.machine(id)?.applied.count == 21 }
+        }
+        let own = try #require(cluster.machine(leaderID)).appliedWithMessage
+        #expect(own.map(\.data) == (0 ..< 20).map { [UInt8($0)] })
+        #expect(own.map(\.message) == (0 ..< 20).map { "message \($0)" })
+        for id in cluster.ids where id != leaderID {
+            #expect(cluster.machine(id)?.appliedWithMessage.isEmpty == true, "node \(id) did not propose these entries")
+        }
     }
 
     @Test("when the leader stops a new one takes over, and the old one restarts from its log and catches up")

@@ -261,7 +261,7 @@ final class Dispatcher: @unchecked Sendable {
         guard let bytes = try? DeterministicBinaryEncoder.encode(entry) else {
             return completion(.failure(.refused(.notLeader(leaderHint: nil))))
         }
-        driver.propose(bytes) { outcome in
+        driver.propose(bytes, message: entry) { outcome in
             switch outcome {
             case .success(let applied):
                 if let result = applied.output as? ApplyResult { completion(.success(result)) } else { completion(.failure(.stopped)) }

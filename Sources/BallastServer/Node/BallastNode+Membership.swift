@@ -253,6 +253,11 @@ final class MembershipTracker: RaftStateMachine {
         return inner.apply(entry)
     }
 
+    func apply(_ entry: Entry, proposed message: any Sendable) -> (any Sendable)? {
+        if entry.kind == .configChange { applied(entry) }
+        return inner.apply(entry, proposed: message)
+    }
+
     func finishApplying() { inner.finishApplying() }
 
     private func applied(_ entry: Entry) {

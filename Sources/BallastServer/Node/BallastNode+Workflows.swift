@@ -98,7 +98,7 @@ extension BallastNode {
             return completion(.failure(error))
         }
         let started = ContinuousClock.now
-        driver.propose(bytes) { [self] outcome in
+        driver.propose(bytes, message: entry) { [self] outcome in
             // On the loop thread, right after the apply: push what the entry started, refund the rest.
             if let ticket {
                 let eagerStarts = (try? outcome.get()).flatMap { $0.output as? ApplyResult }?.eagerStarts ?? []

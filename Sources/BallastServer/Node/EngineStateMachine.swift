@@ -60,19 +60,34 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
             onFatal("committed entry \(entry.index) is not an engine entry: \(error); this node stops rather than diverge")
             return nil
         }
+        return apply(decoded, at: entry.index)
+    }
+
+    /// This node's own proposal, committed in the term it was proposed in: its data is the
+    /// encoding of `message`, which is applied as it is rather than decoded again (on a leader
+    /// that decoding was about a tenth of the loop thread's time). Debug builds check that the
+    /// data decodes to the same message, as every follower will decode it.
+    public func apply(_ entry: Entry, proposed message: any Sendable) -> (any Sendable)? {
+        guard entry.kind == .normal, let message = message as? Ballast_V1_EngineEntry else { return apply(entry) }
+        assert((try? Ballast_V1_EngineEntry(serializedBytes: entry.data)) == message,
+               "entry \(entry.index) does not decode to the message it was proposed with")
+        return apply(message, at: entry.index)
+    }
+
+    private func apply(_ decoded: Ballast_V1_EngineEntry, at index: LogIndex) -> (any Sendable)? {
         let result: ApplyResult
         do {
-            result = try engine.apply(decoded, index: entry.index.rawValue)
+            result = try engine.apply(decoded, index: index.rawValue)
         } catch {
-            onFatal("cannot apply committed entry \(entry.index): \(error); this node stops rather than diverge")
+            onFatal("cannot apply committed entry \(index): \(error); this node stops rather than diverge")
             return nil
         }
         // Before anyone hears of the entry: a dispatched task's history must be readable (the
         // store serves what it has staged; `finishApplying` writes it out).
-        guard recordHistory(at: entry.index, { () throws in try HistoryRecorder.record(result, into: history) }) else { return nil }
+        guard recordHistory(at: index, { () throws in try HistoryRecorder.record(result, into: history) }) else { return nil }
         closeSignals.closed(result.closedRuns) { engine.closedRunProgress($0) }
         rolePublisher.publish(engine)
-        onApplied?(entry.index.rawValue, result)
+        onApplied?(index.rawValue, result)
         return result
     }
 

@@ -1,11 +1,6 @@
 #ifndef BALLAST_ALLOCATOR_H
 #define BALLAST_ALLOCATOR_H
 
-/// What turning on jemalloc's background threads returned when the process started (they
-/// return freed memory to the system off the threads that free it): 0 when they run, else
-/// jemalloc's error number.
-int ballast_allocator_background_threads_status(void);
-
 /// jemalloc's version string (for example "5.3.0-0-g54eaed1d8b56b1aa528be3bdd1877e59c56fa90c"),
 /// or "" when it cannot be read.
 const char *ballast_allocator_version(void);
