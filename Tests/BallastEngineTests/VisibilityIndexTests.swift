@@ -184,6 +184,42 @@ struct VisibilityIndexTests {
         #expect(oldestFirst.executions.map(\.execution.workflowID) == ["bulk-0", "bulk-1", "bulk-2"])
     }
 
+    @Test("a page reads at most its row limit, says so, and its token goes on from the last row read")
+    func rowLimitEndsThePageWithAToken() throws {
+        var h = Harness()
+        h.register(["Amount": .int])
+        for number in 0..<300 {
+            h.start("bulk-\(number)") { request in request.searchAttributes.indexedFields["Amount"] = integer(Int64(number)) }
+        }
+        let query = try ParsedVisibilityQuery(parsing: "Amount < 20 OR Amount >= 290")
+        let whole = try h.engine.listWorkflows(namespace: "", query: query, pageSize: 100)
+        #expect(whole.plan == "scan" && whole.executions.count == 30 && !whole.stoppedAtRowLimit && whole.nextPageToken.isEmpty)
+        // The newest ten match at once; then 270 rows match nothing: a limit of 50 stops in them.
+        let first = try h.engine.listWorkflows(namespace: "", query: query, pageSize: 100, maxExaminedRows: 50)
+        #expect(first.examinedRows == 50 && first.stoppedAtRowLimit && !first.nextPageToken.isEmpty)
+        #expect(first.executions.map(\.execution.workflowID) == (290..<300).reversed().map { "bulk-\($0)" })
+        var runIds = first.executions.map(\.execution.runID)
+        var token = first.nextPageToken
+        var pages = 1
+        while !token.isEmpty, pages < 100 {
+            let page = try h.engine.listWorkflows(namespace: "", query: query, pageSize: 100, pageToken: token, maxExaminedRows: 50)
+            #expect(page.examinedRows <= 50)
+            runIds += page.executions.map(\.execution.runID)
+            token = page.nextPageToken
+            pages += 1
+        }
+        #expect(runIds == whole.executions.map(\.execution.runID), "limited pages add up to the whole page")
+        // 300 rows, 50 a page; the sixth reads the last row at its limit without knowing it was
+        // the last, so a seventh, empty page ends the walk.
+        #expect(pages == 7)
+        // A page that fills before its limit did not stop at it (its token, if any, is the usual one).
+        let full = try h.engine.listWorkflows(namespace: "", query: query, pageSize: 5, maxExaminedRows: 50)
+        #expect(full.executions.count == 5 && !full.stoppedAtRowLimit && !full.nextPageToken.isEmpty)
+        // Limits outside 1…maxExaminedRowsPerPage are brought inside.
+        let one = try h.engine.listWorkflows(namespace: "", query: query, pageSize: 100, maxExaminedRows: 0)
+        #expect(one.examinedRows == 1 && one.stoppedAtRowLimit)
+    }
+
     @Test("a page token stays valid while runs are added and removed")
     func stableTokens() throws {
         var h = Harness()

@@ -200,6 +200,35 @@ struct HistoryAPITests {
         await single.stop()
     }
 
+    /// A page that needs more rows than the loop may read is built again on a copy off the loop,
+    /// whole: the caller gets the same page a loop without the limit would give.
+    @Test func aListPageThatReadsManyRowsIsBuiltOffTheLoop() async throws {
+        let single = try await SingleNode { $0.listRowsOnLoop = 4 }
+        let client = try await single.client()
+        for number in 0..<12 {
+            let _: Ballast_V1_StartWorkflowResponse = try await client.unary(
+                BallastMethod.Workflow.start, request: startRequest("scan-\(number)", type: number % 5 == 1 ? "Rare" : "Bulk"))
+        }
+        func list(_ query: String) async throws -> Ballast_V1_ListWorkflowExecutionsResponse {
+            var request = Ballast_V1_ListWorkflowExecutionsRequest()
+            request.query = query
+            request.pageSize = 100
+            return try await client.unary(BallastMethod.Workflow.list, request: request)
+        }
+        // WorkflowId STARTS_WITH has no index: the page reads all 12 rows.
+        let scanned = try await list("WorkflowId STARTS_WITH 'scan-1'")
+        #expect(scanned.executions.map(\.execution.workflowID) == ["scan-11", "scan-10", "scan-1"])
+        #expect(scanned.nextPageToken.isEmpty)
+        #expect(single.node.metrics.text().contains("ballast_reads_off_loop_total 1"))
+        // An index serves this one: three rows for three runs, answered on the loop.
+        let rare = try await list("WorkflowType = 'Rare'")
+        #expect(rare.executions.map(\.execution.workflowID) == ["scan-11", "scan-6", "scan-1"])
+        #expect(rare.nextPageToken.isEmpty)
+        #expect(single.node.metrics.text().contains("ballast_reads_off_loop_total 1"))
+        await client.close()
+        await single.stop()
+    }
+
     @Test func listAndCountFilterPageAndRejectBadQueries() async throws {
         let single = try await SingleNode()
         let client = try await single.client()

@@ -35,14 +35,21 @@ struct VisibilityRequest: Sendable {
         do { return try ParsedVisibilityQuery(parsing: text) } catch { throw .invalid(error.description) }
     }
 
-    /// The page at the read point (runs on the Raft loop thread).
-    func page(_ engine: WorkflowEngine) -> Result<Ballast_V1_ListWorkflowExecutionsResponse, GRPCStatusError> {
+    /// A List page and whether it stopped at its row limit with rows left to read.
+    struct ListPage: Sendable {
+        var response: Ballast_V1_ListWorkflowExecutionsResponse
+        var stoppedAtRowLimit: Bool
+    }
+
+    /// The page at the read point, reading at most `maxExaminedRows` rows of the index.
+    func page(_ engine: WorkflowEngine, maxExaminedRows: Int = WorkflowEngine.maxExaminedRowsPerPage) -> Result<ListPage, GRPCStatusError> {
         do {
-            let page = try engine.listWorkflows(namespace: namespace, query: query, filter: filter, pageSize: pageSize, pageToken: pageToken)
+            let page = try engine.listWorkflows(namespace: namespace, query: query, filter: filter, pageSize: pageSize,
+                                                pageToken: pageToken, maxExaminedRows: maxExaminedRows)
             var response = Ballast_V1_ListWorkflowExecutionsResponse()
             response.executions = page.executions
             response.nextPageToken = .init(page.nextPageToken)
-            return .success(response)
+            return .success(ListPage(response: response, stoppedAtRowLimit: page.stoppedAtRowLimit))
         } catch {
             return .failure(.invalid(error.description))
         }

@@ -155,13 +155,35 @@ extension BallastNode {
 
     /// Where reads that walk many runs run, one at a time per process (`readOnCopy`).
     static let walkingReads = DispatchQueue(label: "ballast-walking-reads", qos: .utility)
+    /// Reads that may wait for their turn to run on a copy (`readOnCopy`); more are refused
+    /// with RESOURCE_EXHAUSTED.
+    static let maxWaitingOffLoopReads = 32
 
-    /// Like `read`, for a read that walks many runs or rows (a Count, the web UI's failing runs):
-    /// the engine is captured at the read point on the loop thread (a copy-on-write copy,
-    /// microseconds) and `body` runs on that copy off it, one such read at a time. On the loop,
-    /// a walk over a large state held heartbeats for as long as it took (the election timeout is
-    /// 150–300 ms), and any client could ask for one.
+    /// Enters `gate`, or throws RESOURCE_EXHAUSTED naming `waiting` (what waits there).
+    func admit(_ gate: AdmissionGate, _ waiting: String) async throws {
+        do {
+            try await gate.enter()
+        } catch AdmissionGate.Refusal.tooManyWaiting(let limit) {
+            metrics.recordReadRefused()
+            throw GRPCStatus(.resourceExhausted, "\(limit) \(waiting) are already waiting on this node; retry later")
+        }
+    }
+
+    /// Like `read`, for a read that walks many runs or rows (a Count, a List page that reads
+    /// many rows, the web UI's failing runs): the engine is captured at the read point on the
+    /// loop thread (a copy-on-write copy, microseconds) and `body` runs on that copy off it.
+    /// On the loop, a walk over a large state held heartbeats for as long as it took (the
+    /// election timeout is 150–300 ms), and any client could ask for one.
+    ///
+    /// Such reads run one at a time per node, and each takes its read point (and its copy) only
+    /// when its turn comes: a copy held while waiting would make the loop copy again each shard
+    /// of the engine it changes, once for every waiting read. Still linearizable: the read
+    /// point comes after the call began. At most `maxWaitingOffLoopReads` wait; one more is
+    /// refused with RESOURCE_EXHAUSTED.
     func readOnCopy<T: Sendable>(stale: Bool, _ body: @escaping @Sendable (WorkflowEngine) throws(EngineRejection) -> T) async throws -> T {
+        try await admit(offLoopReads, "reads that walk many runs (counts, long list pages)")
+        defer { offLoopReads.leave() }
+        metrics.recordReadOffLoop()
         let engine = try await read(stale: stale) { engine throws(EngineRejection) in engine }
         let outcome: Result<T, GRPCStatus> = await withCheckedContinuation { continuation in
             Self.walkingReads.async {

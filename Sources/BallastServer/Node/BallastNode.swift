@@ -18,6 +18,10 @@ public final class BallastNode: @unchecked Sendable {
     let dispatcher: Dispatcher
     /// State digests for `/status?digest=1`, one computed at a time.
     let digests: SingleFlight<StatusDigest>
+    /// Reads that run on a copy of the engine, one at a time (`readOnCopy`).
+    let offLoopReads = AdmissionGate(capacity: 1, maxWaiting: BallastNode.maxWaitingOffLoopReads)
+    /// List pages being built on the Raft loop thread, a few at a time (`listWorkflows`).
+    let listsOnLoop = AdmissionGate(capacity: BallastNode.listPagesOnLoopAtOnce, maxWaiting: BallastNode.maxWaitingListPages)
     /// Authorization, the roles bootstrap and the audit outbox (Security/).
     let security: NodeSecurity
     /// Whether the disk is too full for new writes (free space, stalled writes).

@@ -141,6 +141,11 @@ public struct NodeConfiguration: Sendable {
     /// hidden: lower only to make a node act as an older build when rehearsing an upgrade).
     /// The leader proposes eager entries only while every member reports 2 or more.
     public var maxEngineFormat: UInt32 = eagerDispatchFormatVersion
+    /// Rows of the visibility index a List page may read on the Raft loop thread; a page that
+    /// needs more is built on a copy of the engine off the loop (BallastNode.listWorkflows).
+    /// 5,000 rows take about 1.5 ms in a release build; a page of the largest size (1,000
+    /// runs) from an index that serves its query reads 1,001. Tests set it low.
+    public var listRowsOnLoop = 5_000
 
     /// Creates a configuration; call `validate()` before use.
     public init(id: NodeID, dataDirectory: String, raftAddress: HostPort, apiAddress: HostPort, adminAddress: HostPort,

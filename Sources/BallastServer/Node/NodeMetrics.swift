@@ -29,6 +29,8 @@ public final class NodeMetrics: Sendable {
     private let deadlinesDropped: Counter
     private let eagerStarts: Counter
     private let partialHistories: Counter
+    private let readsOffLoop: Counter
+    private let readsRefused: Counter
     private let pendingTasks = Mutex<[String: Gauge]>([:])
     private let workflowsStarted: Counter
     /// One counter per closing status; the label set is fixed, so it stays bounded.
@@ -97,6 +99,12 @@ public final class NodeMetrics: Sendable {
         partialHistories = registry.makeCounter(
             descriptor: name("dispatch", "partial_histories", "total",
                              "Workflow tasks pushed with only the events after the stream's previous task of the run (sticky)."))
+        readsOffLoop = registry.makeCounter(
+            descriptor: name("", "reads_off_loop", "total",
+                             "Reads run on a copy of the engine off the Raft loop: counts, List pages that read many rows, the web UI's failing runs."))
+        readsRefused = registry.makeCounter(
+            descriptor: name("", "reads_refused", "total",
+                             "List pages and reads off the loop refused with RESOURCE_EXHAUSTED: too many of them were waiting on this node."))
         deadlinesDropped = registry.makeCounter(
             descriptor: name("", "deadlines_dropped", "total",
                              "Deadlines that came due after the engine had dropped them (task done, timer canceled), not proposed."))
@@ -171,6 +179,8 @@ public final class NodeMetrics: Sendable {
     func recordDeadlinesDropped(_ count: Int) { deadlinesDropped.increment(by: Int64(count)) }
     func recordEagerStarts(_ count: Int) { if count > 0 { eagerStarts.increment(by: Int64(count)) } }
     func recordPartialHistory() { partialHistories.increment() }
+    func recordReadOffLoop() { readsOffLoop.increment() }
+    func recordReadRefused() { readsRefused.increment() }
 
     /// Sets the dispatch gauges: open streams and ready tasks per tracked queue (a queue's
     /// gauge is removed when the queue is no longer tracked, so labels stay bounded).
