@@ -68,6 +68,13 @@ final class Dispatcher: @unchecked Sendable {
         var deadlineListings = 0
         /// Runs on the listing thread before each listing (tests hold a listing with it).
         var beforeListing: (@Sendable () -> Void)?
+        /// Queues whose ready tasks wait to be listed, in the order asked (`load`), and whether a
+        /// listing runs.
+        var pendingLoads: [(queue: TaskQueueKey, epoch: UInt64)] = []
+        var listingReadyTasks = false
+        /// Runs on the listing queue before each ready listing with the applied index of the
+        /// engine copy it lists (tests hold a listing with it).
+        var beforeReadyListing: (@Sendable (_ copyIndex: UInt64) -> Void)?
     }
 
     /// What the shell must do after a change: propose, push, load from the engine.
@@ -229,16 +236,46 @@ final class Dispatcher: @unchecked Sendable {
     /// walks every open run (`ready_listing_ms` of `ballast bench engine`: 122–137 ms for
     /// 100,000 open runs, 446 ms for 300,000), which on the loop thread held heartbeats for as
     /// long, on every first worker of a queue and every 5,000 tasks of a backlog drained (the
-    /// election timeout is 150–300 ms). So the engine is captured on the
-    /// loop (a copy-on-write copy, microseconds), listed on a queue of its own up to the core's
-    /// capacity per kind, and back on the loop each listed task is checked still ready
-    /// (`isReady`, a lookup) before the core takes it: one started meanwhile is not queued again.
+    /// election timeout is 150–300 ms). So the engine is captured on the loop (a copy-on-write
+    /// copy, microseconds), listed on a queue of its own up to the core's capacity per kind, and
+    /// back on the loop each listed task is checked still ready (`isReady`, a lookup) before
+    /// the core takes it: one started meanwhile is not queued again.
+    ///
+    /// One queue is listed at a time, and its copy is taken when its listing starts, not when
+    /// the load is asked for: copies taken at once for many queues (a new leader with many
+    /// queues, or a worker opening streams for many queue names) were each held until their
+    /// turn, and every apply meanwhile copied each shard of the engine it changed once per
+    /// waiting copy, on the loop, and kept the old shards in memory.
     private func load(_ queue: TaskQueueKey, epoch: UInt64) {
-        guard let driver else { return }
-        let limit = state.withLock { $0.core.limits.maxQueuedTasksPerQueue }
+        let start = state.withLock { state -> Bool in
+            state.pendingLoads.append((queue, epoch))
+            guard !state.listingReadyTasks else { return false }
+            state.listingReadyTasks = true
+            return true
+        }
+        if start { listNextQueue() }
+    }
+
+    /// Lists the next queue waiting in `pendingLoads` (loads of an earlier leadership are
+    /// dropped: that term's core is gone), then the one after it, until none waits.
+    private func listNextQueue() {
+        let next = state.withLock { state -> (queue: TaskQueueKey, epoch: UInt64, limit: Int)? in
+            while !state.pendingLoads.isEmpty {
+                let load = state.pendingLoads.removeFirst()
+                if load.epoch == state.epoch { return (load.queue, load.epoch, state.core.limits.maxQueuedTasksPerQueue) }
+            }
+            state.listingReadyTasks = false
+            return nil
+        }
+        guard let (queue, epoch, limit) = next else { return }
+        guard let driver else {
+            state.withLock { $0.listingReadyTasks = false }
+            return
+        }
         driver.inspect { [self] _ in
             let engine = stateMachine.read { $0 }
             readyListing.async { [self] in
+                state.withLock { $0.beforeReadyListing }?(engine.lastAppliedIndex)
                 let listed = engine.readyTasks(namespace: queue.namespace, taskQueue: queue.taskQueue, limitPerKind: limit)
                 driver.inspect { [self] _ in
                     let tasks = stateMachine.read { engine in listed.tasks.filter { engine.isReady($0) } }
@@ -250,6 +287,7 @@ final class Dispatcher: @unchecked Sendable {
                         return collectWork(&state)
                     }
                     if let work { perform(work) }
+                    listNextQueue()
                 }
             }
         }
