@@ -8,15 +8,24 @@ extension RaftDriver {
     /// The loop thread: take every queued event, feed the core, then carry out its Ready.
     func runLoop() {
         let clock = ContinuousClock()
+        // The thread's CPU time is read once a turn, at its end: waiting for events between
+        // turns takes none, so the difference from the last reading is this turn's.
+        var cpuAtLastTurnEnd = Self.threadCPUNanos()
         while let batch = events.popAll() {
             let started = clock.now
             let appliedBefore = applied
             for event in batch { handle(event) }
+            let handled = clock.now
             processReady()
             isLeaderNow.store(node.currentRole == .leader, ordering: .relaxed)
             if !rebuildingSnapshot, node.hasCommittedToApply || isApplyBehind { _ = post(.continueApplying) }
             let took = clock.now - started
-            if took >= Self.slowTurn { reportSlowTurn(took, events: batch.count, applied: applied.rawValue - appliedBefore.rawValue) }
+            let cpuNow = Self.threadCPUNanos()
+            if took >= Self.slowTurn {
+                reportSlowTurn(took, events: batch.count, applied: applied.rawValue - appliedBefore.rawValue,
+                               handling: handled - started, cpuNanos: cpuNow - cpuAtLastTurnEnd)
+            }
+            cpuAtLastTurnEnd = cpuNow
         }
         failEverything(with: .stopped)
         if announcedLeaderTerm != nil {
@@ -29,8 +38,19 @@ extension RaftDriver {
     /// 150–300 ms by default), so it is logged.
     static var slowTurn: Duration { .milliseconds(100) }
 
-    /// Logs a slow turn, at most one line a second (counting the turns not logged).
-    func reportSlowTurn(_ took: Duration, events: Int, applied: UInt64) {
+    /// CPU time this thread has used, in nanoseconds (`CLOCK_THREAD_CPUTIME_ID`).
+    static func threadCPUNanos() -> Int64 {
+        var time = timespec()
+        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time) == 0 else { return 0 }
+        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+    }
+
+    /// Logs a slow turn, at most one line a second (counting the turns not logged), with where
+    /// its time went: handling the events (`handleMicros`; the rest is carrying out the core's
+    /// Ready: writes handed to the log writer, messages, applies) and the loop thread's own CPU
+    /// time (`cpuMicros`). A turn whose CPU time is far below its length waited: for a lock, a
+    /// full queue, or a core the machine gave to other threads.
+    func reportSlowTurn(_ took: Duration, events: Int, applied: UInt64, handling: Duration, cpuNanos: Int64) {
         let now = ContinuousClock.now
         if let last = lastSlowTurnLog, now - last < .seconds(1) {
             unloggedSlowTurns += 1
@@ -38,6 +58,7 @@ extension RaftDriver {
         }
         logger.warning("slow Raft loop turn: heartbeats, votes and proposals waited", metadata: [
             "micros": "\(microseconds(took))", "events": "\(events)", "entriesApplied": "\(applied)",
+            "handleMicros": "\(microseconds(handling))", "cpuMicros": "\(cpuNanos / 1_000)",
             "slowTurnsNotLogged": "\(unloggedSlowTurns)",
         ])
         lastSlowTurnLog = now
