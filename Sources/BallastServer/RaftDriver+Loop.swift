@@ -14,6 +14,8 @@ extension RaftDriver {
         while let batch = events.popAll() {
             let started = clock.now
             let appliedBefore = applied
+            turnSending = .zero
+            turnReading = .zero
             for event in batch { handle(event) }
             let handled = clock.now
             processReady()
@@ -47,9 +49,11 @@ extension RaftDriver {
 
     /// Logs a slow turn, at most one line a second (counting the turns not logged), with where
     /// its time went: handling the events (`handleMicros`; the rest is carrying out the core's
-    /// Ready: writes handed to the log writer, messages, applies) and the loop thread's own CPU
-    /// time (`cpuMicros`). A turn whose CPU time is far below its length waited: for a lock, a
-    /// full queue, or a core the machine gave to other threads.
+    /// Ready: writes handed to the log writer, messages, applies), of that the messages handed
+    /// to the transport, which encodes them on this thread (`sendMicros`), and the reads
+    /// completed (`readsMicros`), and the loop thread's own CPU time (`cpuMicros`). A turn whose
+    /// CPU time is far below its length waited: for a lock, a full queue, or a core the machine
+    /// gave to other threads.
     func reportSlowTurn(_ took: Duration, events: Int, applied: UInt64, handling: Duration, cpuNanos: Int64) {
         let now = ContinuousClock.now
         if let last = lastSlowTurnLog, now - last < .seconds(1) {
@@ -59,6 +63,7 @@ extension RaftDriver {
         logger.warning("slow Raft loop turn: heartbeats, votes and proposals waited", metadata: [
             "micros": "\(microseconds(took))", "events": "\(events)", "entriesApplied": "\(applied)",
             "handleMicros": "\(microseconds(handling))", "cpuMicros": "\(cpuNanos / 1_000)",
+            "sendMicros": "\(microseconds(turnSending))", "readsMicros": "\(microseconds(turnReading))",
             "slowTurnsNotLogged": "\(unloggedSlowTurns)",
         ])
         lastSlowTurnLog = now
@@ -165,7 +170,11 @@ extension RaftDriver {
             announceLeadership()
             return
         }
-        if !ready.messages.isEmpty { transport.send(ready.messages) }
+        if !ready.messages.isEmpty {
+            let sending = ContinuousClock.now
+            transport.send(ready.messages)
+            turnSending += ContinuousClock.now - sending
+        }
         if let snapshot = ready.snapshot { restoreSnapshot(snapshot) }
         persist(ready)
         applyQueue += ready.committed
@@ -241,6 +250,8 @@ extension RaftDriver {
 
     func completeReads() {
         guard !confirmedReads.isEmpty else { return }
+        let reading = ContinuousClock.now
+        defer { turnReading += ContinuousClock.now - reading }
         var waiting: [(index: LogIndex, completion: ReadCompletion)] = []
         for read in confirmedReads {
             if read.index <= applied { read.completion(.success(read.index)) } else { waiting.append(read) }

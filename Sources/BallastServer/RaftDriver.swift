@@ -201,6 +201,10 @@ public final class RaftDriver: @unchecked Sendable {
     /// When a slow loop turn was last logged, and how many slow turns went unlogged since.
     var lastSlowTurnLog: ContinuousClock.Instant?
     var unloggedSlowTurns = 0
+    /// Time the current loop turn spent handing messages to the transport (which encodes them on
+    /// this thread) and completing reads, for the slow-turn line.
+    var turnSending: Duration = .zero
+    var turnReading: Duration = .zero
 
     /// Restores the core from `log`, hands the log to a `LogWriter` and starts the loop thread.
     public init(

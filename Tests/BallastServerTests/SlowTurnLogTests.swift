@@ -52,5 +52,8 @@ struct SlowTurnLogTests {
         let cpu = try #require(Int("\(line["cpuMicros"] ?? "")"))
         #expect(handled >= 300_000 && handled <= micros, "the sleep was in handling an event")
         #expect(cpu >= 0 && cpu < micros / 2, "a sleeping loop uses little CPU: \(cpu) µs of \(micros) µs")
+        // Nothing was sent or read in that turn; the parts of the Ready are still reported.
+        #expect(Int("\(line["sendMicros"] ?? "")").map { $0 < 300_000 } == true)
+        #expect(Int("\(line["readsMicros"] ?? "")").map { $0 < 300_000 } == true)
     }
 }
