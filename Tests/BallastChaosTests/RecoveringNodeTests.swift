@@ -42,7 +42,10 @@ import Testing
         let cluster = ChaosCluster(binary: standIn, directory: directory, ports: ports, peerAddresses: [:], logLevel: "info",
                                    group: group)
         var configuration = ChaosRunConfiguration(directory: directory, ballastBinary: standIn, transfersBinary: standIn)
-        configuration.recoveryWait = .seconds(1)
+        // Long enough for several rounds of probes: on a loaded CI machine one probe of a ready
+        // node can time out (500 ms), and the wait must tell that apart from a node not ready.
+        // (CI once saw "nodes 1,2 not ready" with a 1 s wait, in which node 1 was probed twice.)
+        configuration.recoveryWait = .seconds(6)
         let lines = Mutex<[String]>([])
         let runner = ChaosRunner(configuration: configuration, logger: Logger(label: "test")) { line in
             lines.withLock { $0.append(line) }
@@ -74,7 +77,7 @@ import Testing
         // (A second run with a long recovery wait, so the short one is told apart.)
         ready.withLock { _ = $0.remove(1) }
         var patient = configuration
-        patient.recoveryWait = .seconds(8)
+        patient.recoveryWait = .seconds(12)
         let second = ChaosRunner(configuration: patient, logger: Logger(label: "test")) { line in lines.withLock { $0.append(line) } }
         await second.inject(ScheduledFault(id: 3, kind: .latency, injectAtMilliseconds: 0, healAtMilliseconds: 1000,
                                            latencyMilliseconds: 150), setup)
