@@ -209,9 +209,15 @@ struct VisibilityIndexTests {
             pages += 1
         }
         #expect(runIds == whole.executions.map(\.execution.runID), "limited pages add up to the whole page")
-        // 300 rows, 50 a page; the sixth reads the last row at its limit without knowing it was
-        // the last, so a seventh, empty page ends the walk.
-        #expect(pages == 7)
+        // 300 rows, 50 a page: the sixth reads the last row at its limit and, seeing no row after
+        // it, ends the walk without a token (no seventh, empty page).
+        #expect(pages == 6)
+        // The same at the first page: a limit equal to the rows read ends the walk, and one less
+        // stops at the limit with a token.
+        let exact = try h.engine.listWorkflows(namespace: "", query: query, pageSize: 100, maxExaminedRows: 300)
+        #expect(exact.examinedRows == 300 && exact.executions.count == 30 && exact.nextPageToken.isEmpty)
+        let short = try h.engine.listWorkflows(namespace: "", query: query, pageSize: 100, maxExaminedRows: 299)
+        #expect(short.examinedRows == 299 && short.stoppedAtRowLimit && !short.nextPageToken.isEmpty)
         // A page that fills before its limit did not stop at it (its token, if any, is the usual one).
         let full = try h.engine.listWorkflows(namespace: "", query: query, pageSize: 5, maxExaminedRows: 50)
         #expect(full.executions.count == 5 && !full.stoppedAtRowLimit && !full.nextPageToken.isEmpty)

@@ -125,7 +125,9 @@ extension WorkflowEngine {
             keys.append(key)
             if page.examinedRows >= rowLimit { break }
         }
-        if let lastExamined, page.examinedRows >= rowLimit, walk.hasMore {
+        // Stopped at the limit: a token only if the walk has another row (peeked, not examined),
+        // so a page that read the last row at its limit does not send the caller to an empty one.
+        if let lastExamined, page.examinedRows >= rowLimit, walk.next() != nil {
             page.nextPageToken = VisibilityPageToken.encode(lastExamined, order: query.order, fingerprint: fingerprint)
             page.stoppedAtRowLimit = true
         }
@@ -171,7 +173,7 @@ struct VisibilityWalk {
     private var sortedPosition = 0
     private let order: VisibilityOrder
     private let plan: VisibilityPlan
-    private(set) var hasMore = true
+    private var hasMore = true
 
     init(index: VisibilityIndex, space: NamespaceVisibility, plan: VisibilityPlan, order: VisibilityOrder,
          after position: VisibilityRowKey?, sortLimit: Int) {
