@@ -16,6 +16,12 @@ public struct RaftConfiguration: Sendable {
     public var maxBytesPerAppend: Int = 1 << 20
     /// AppendEntries messages in flight per follower in the replicate state (pipelining window).
     public var maxInflightAppends: Int = 64
+    /// Entry bytes (`Entry.sizeBytes`) of the AppendEntries in flight per follower in the
+    /// replicate state: no further append is sent while this many are unacknowledged (one always
+    /// goes when none is in flight). Without it a follower far behind is sent
+    /// `maxInflightAppends` × `maxBytesPerAppend` in one `Ready`, which the shell must build and
+    /// hand to the transport in one turn of its loop.
+    public var maxInflightBytes: Int = 8 << 20
     /// Payload bytes of one InstallSnapshot chunk.
     public var snapshotChunkBytes: Int = 1 << 20
     /// Proposed bytes not yet committed above which `propose` fails with `proposalBacklogFull`.

@@ -10,8 +10,10 @@ struct Progress: Sendable {
     var recentlyActive = false
     /// In probe state: an append is outstanding, so no other is sent until an answer or heartbeat.
     var probeSent = false
-    /// In replicate state: the last index of each append in flight, oldest first.
-    var inflights: [LogIndex] = []
+    /// In replicate state: the last index and entry bytes of each append in flight, oldest first.
+    var inflights: [Inflight] = []
+    /// In replicate state: the entry bytes of `inflights`, summed.
+    var inflightBytes = 0
     /// In snapshot state: the index of the snapshot being sent.
     var snapshotIndex: LogIndex = .zero
     /// In snapshot state: the byte offset the follower has acknowledged.
@@ -24,13 +26,38 @@ struct Progress: Sendable {
         self.next = next
     }
 
+    /// One append in flight.
+    struct Inflight: Sendable {
+        /// The index of its last entry.
+        var lastIndex: LogIndex
+        /// Its entries' `sizeBytes`, summed.
+        var bytes: Int
+    }
+
     /// Whether no append may be sent now.
-    func isPaused(maxInflight: Int) -> Bool {
+    func isPaused(maxInflight: Int, maxInflightBytes: Int) -> Bool {
         switch state {
         case .probe: probeSent
-        case .replicate: inflights.count >= max(1, maxInflight)
+        case .replicate: isWindowFull(maxInflight: maxInflight, maxInflightBytes: maxInflightBytes)
         case .snapshot: true
         }
+    }
+
+    /// Whether the pipelining window is full, by count or by bytes (never with nothing in flight).
+    func isWindowFull(maxInflight: Int, maxInflightBytes: Int) -> Bool {
+        !inflights.isEmpty && (inflights.count >= max(1, maxInflight) || inflightBytes >= maxInflightBytes)
+    }
+
+    /// Forgets the oldest append in flight (a heartbeat answer shows the follower is alive, and
+    /// its answer to that append may have been lost).
+    mutating func freeOldestInflight() {
+        guard !inflights.isEmpty else { return }
+        inflightBytes -= inflights.removeFirst().bytes
+    }
+
+    private mutating func clearInflights() {
+        inflights = []
+        inflightBytes = 0
     }
 
     /// Returns to probing one append at a time from just after `match`.
@@ -38,7 +65,7 @@ struct Progress: Sendable {
         next = state == .snapshot ? max(match.next, snapshotIndex.next) : match.next
         state = .probe
         probeSent = false
-        inflights = []
+        clearInflights()
         snapshotIndex = .zero
         snapshotOffset = 0
     }
@@ -47,7 +74,7 @@ struct Progress: Sendable {
     mutating func becomeReplicate() {
         state = .replicate
         next = match.next
-        inflights = []
+        clearInflights()
         probeSent = false
     }
 
@@ -56,7 +83,7 @@ struct Progress: Sendable {
         state = .snapshot
         snapshotIndex = index
         snapshotOffset = 0
-        inflights = []
+        clearInflights()
         probeSent = false
     }
 
@@ -69,17 +96,19 @@ struct Progress: Sendable {
             moved = true
         }
         if next <= index { next = index.next }
-        inflights.removeAll { $0 <= index }
+        while let oldest = inflights.first, oldest.lastIndex <= index { freeOldestInflight() }
         return moved
     }
 
-    /// Records an append of entries ending at `lastIndex` (or an empty append) just sent.
-    mutating func sent(lastIndex: LogIndex?) {
+    /// Records an append of entries ending at `lastIndex` (or an empty append) just sent; `bytes`
+    /// is their `sizeBytes`, summed.
+    mutating func sent(lastIndex: LogIndex?, bytes: Int) {
         switch state {
         case .replicate:
             if let lastIndex {
                 next = lastIndex.next
-                inflights.append(lastIndex)
+                inflights.append(Inflight(lastIndex: lastIndex, bytes: bytes))
+                inflightBytes += bytes
             }
         case .probe: probeSent = true
         case .snapshot: break

@@ -67,7 +67,9 @@ extension RaftNode {
 
     /// Sends one append (or starts a snapshot) to `peer` if flow control allows; true if one was sent.
     mutating func sendAppend(to peer: NodeID, sendIfEmpty: Bool) -> Bool {
-        guard var state = progress[peer], !state.isPaused(maxInflight: configuration.maxInflightAppends) else { return false }
+        guard var state = progress[peer],
+              !state.isPaused(maxInflight: configuration.maxInflightAppends, maxInflightBytes: configuration.maxInflightBytes)
+        else { return false }
         let previousIndex = state.next.previous
         guard let previousTerm = log.term(at: previousIndex) else {
             sendSnapshotChunk(to: peer)
@@ -76,7 +78,7 @@ extension RaftNode {
         let entries = log.entries(from: state.next, maxCount: max(1, configuration.maxEntriesPerAppend), maxBytes: configuration.maxBytesPerAppend)
         if entries.isEmpty && !sendIfEmpty { return false }
         send(to: peer, .append(previousIndex: previousIndex, previousTerm: previousTerm, entries: entries, commit: commit))
-        state.sent(lastIndex: entries.last?.index)
+        state.sent(lastIndex: entries.last?.index, bytes: entries.reduce(0) { $0 + $1.sizeBytes })
         progress[peer] = state
         return true
     }
@@ -168,8 +170,9 @@ extension RaftNode {
         guard var state = progress[peer] else { return }
         state.recentlyActive = true
         state.probeSent = false
-        if state.state == .replicate && state.inflights.count >= configuration.maxInflightAppends {
-            state.inflights.removeFirst()
+        if state.state == .replicate
+            && state.isWindowFull(maxInflight: configuration.maxInflightAppends, maxInflightBytes: configuration.maxInflightBytes) {
+            state.freeOldestInflight()
         }
         if state.state == .snapshot { state.heartbeatsSinceChunk += 1 }
         progress[peer] = state

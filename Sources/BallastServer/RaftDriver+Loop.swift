@@ -20,7 +20,7 @@ extension RaftDriver {
             let handled = clock.now
             processReady()
             isLeaderNow.store(node.currentRole == .leader, ordering: .relaxed)
-            if !rebuildingSnapshot, node.hasCommittedToApply || isApplyBehind { _ = post(.continueApplying) }
+            if !rebuildingSnapshot, node.hasCommittedToApply || isApplyBehind || hasReadsToComplete { _ = post(.continueApplying) }
             let took = clock.now - started
             let cpuNow = Self.threadCPUNanos()
             if took >= Self.slowTurn {
@@ -50,7 +50,7 @@ extension RaftDriver {
     /// Logs a slow turn, at most one line a second (counting the turns not logged), with where
     /// its time went: handling the events (`handleMicros`; the rest is carrying out the core's
     /// Ready: writes handed to the log writer, messages, applies), of that the messages handed
-    /// to the transport, which encodes them on this thread (`sendMicros`), and the reads
+    /// to the transport (`sendMicros`; the TCP transport encodes them off this thread), and the reads
     /// completed (`readsMicros`), and the loop thread's own CPU time (`cpuMicros`). A turn whose
     /// CPU time is far below its length waited: for a lock, a full queue, or a core the machine
     /// gave to other threads.
@@ -164,7 +164,7 @@ extension RaftDriver {
         // None are taken while a snapshot is rebuilt either: they apply after it.
         let ready = node.takeReady(handOutCommitted: !isApplyBehind && !rebuildingSnapshot)
         if ready.isEmpty {
-            guard isApplyBehind else { return }
+            guard isApplyBehind || hasReadsToComplete else { return }
             applyWithinBudget()
             completeReads()
             announceLeadership()
@@ -248,13 +248,32 @@ extension RaftDriver {
             ? .success(AppliedEntry(index: entry.index, output: output)) : .failure(.superseded(index: entry.index)))
     }
 
+    /// Time one loop turn may spend completing reads (each runs its read on the loop, at its
+    /// read point: a describe, a history target, a List page of up to 5,000 rows). A client that
+    /// pipelines hundreds of reads would otherwise hold heartbeats and votes for all of them;
+    /// the rest wait for the next turns, after the events that came meanwhile.
+    static var readBudget: Duration { .milliseconds(20) }
+
+    /// Whether a confirmed read waits only for its turn (its read point is applied).
+    var hasReadsToComplete: Bool { confirmedReads.contains { $0.index <= applied } }
+
+    /// Completes, in order of confirmation, the reads whose read point is applied, at least one,
+    /// until the turn's read budget is spent.
     func completeReads() {
         guard !confirmedReads.isEmpty else { return }
-        let reading = ContinuousClock.now
-        defer { turnReading += ContinuousClock.now - reading }
+        let clock = ContinuousClock()
+        let reading = clock.now
+        defer { turnReading += clock.now - reading }
+        let deadline = reading + Self.readBudget
         var waiting: [(index: LogIndex, completion: ReadCompletion)] = []
+        var completedAny = false
         for read in confirmedReads {
-            if read.index <= applied { read.completion(.success(read.index)) } else { waiting.append(read) }
+            if read.index <= applied && (!completedAny || clock.now < deadline) {
+                read.completion(.success(read.index))
+                completedAny = true
+            } else {
+                waiting.append(read)
+            }
         }
         confirmedReads = waiting
     }

@@ -201,8 +201,8 @@ public final class RaftDriver: @unchecked Sendable {
     /// When a slow loop turn was last logged, and how many slow turns went unlogged since.
     var lastSlowTurnLog: ContinuousClock.Instant?
     var unloggedSlowTurns = 0
-    /// Time the current loop turn spent handing messages to the transport (which encodes them on
-    /// this thread) and completing reads, for the slow-turn line.
+    /// Time the current loop turn spent handing messages to the transport and completing reads,
+    /// for the slow-turn line.
     var turnSending: Duration = .zero
     var turnReading: Duration = .zero
 

@@ -90,6 +90,53 @@ struct ReplicationTests {
         #expect(cluster.appliedTexts(2) == (0..<10).map { "\($0)" })
     }
 
+    @Test("given a byte bound on the window, when a follower is far behind, then only that many bytes go out in one Ready; acks let more go")
+    func inflightBytesBoundTheWindow() throws {
+        // Entries of 100 payload bytes weigh 124 (`sizeBytes`); 300 bytes in flight allow three
+        // appends of one entry (the third goes while 248 are in flight), where the count alone
+        // would allow 64.
+        var cluster = TestCluster(voters: [1, 2]) {
+            $0.maxEntriesPerAppend = 1
+            $0.maxInflightAppends = 64
+            $0.maxInflightBytes = 300
+        }
+        cluster.elect(1)
+        cluster.tickAll()
+        #expect(cluster[1].status.progress[NodeID(2)]?.state == .replicate)
+        let texts = (0..<10).map { String(repeating: "\($0)", count: 100) }
+        for text in texts { try cluster.propose(1, text) }
+        let ready = cluster[1].takeReady()
+        let appends = ready.messages.filter { $0.to == NodeID(2) && (appendEntryCount($0) ?? 0) > 0 }
+        #expect(appends.count == 3, "the byte bound stops the window at three appends, not the count's 64")
+        cluster.enqueue(ready.messages)
+        cluster.complete(ready, on: NodeID(1))
+        cluster.stabilize()
+        cluster.tickAll()
+        #expect(cluster.appliedTexts(2) == texts, "acknowledgements free the window until everything is sent")
+    }
+
+    @Test("given a window full by bytes whose answers were lost, then heartbeat answers free it one append at a time")
+    func heartbeatFreesAWindowFullByBytes() throws {
+        var cluster = TestCluster(voters: [1, 2]) {
+            $0.maxEntriesPerAppend = 1
+            $0.maxInflightBytes = 300
+        }
+        cluster.elect(1)
+        cluster.tickAll()
+        cluster.accepts = { message in
+            if message.from == NodeID(2), case .appendResponse = message.body { false } else { true }
+        }
+        let sentBefore = cluster.sent.count
+        let texts = (0..<6).map { String(repeating: "\($0)", count: 100) }
+        for text in texts { try cluster.propose(1, text) }
+        cluster.stabilize()
+        let appends = cluster.sent[sentBefore...].filter { $0.to == NodeID(2) && (appendEntryCount($0) ?? 0) > 0 }
+        #expect(appends.count == 3, "three appends out, none acknowledged: the window is full")
+        cluster.accepts = { _ in true }
+        cluster.tickAll(4)
+        #expect(cluster.appliedTexts(2) == texts)
+    }
+
     @Test("given a new leader and a lagging follower in probe state, then it sends one append at a time")
     func probeSendsOne() {
         var cluster = TestCluster(voters: [1, 2, 3]) { $0.maxEntriesPerAppend = 1 }

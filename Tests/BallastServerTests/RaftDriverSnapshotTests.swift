@@ -208,6 +208,41 @@ struct RaftDriverApplyBudgetTests {
         }
     }
 
+    @Test("a burst of reads, each doing a millisecond's work on the loop, is completed over several turns, with events answered between them")
+    func readsAreSliced() async throws {
+        let directory = NSTemporaryDirectory() + "ballast-driver-reads-\(UInt64.random(in: 0 ... .max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let driver = try startDriver(in: directory, machine: SlowStateMachine(microsecondsPerEntry: 0))
+        defer { driver.stop() }
+        let ticker = Ticker(driver)
+        defer { ticker.stop() }
+        try await waitUntil("the single voter leads") { await status(driver).role == .leader }
+
+        // 1,000 reads confirmed together, each taking a millisecond on the loop (a List page):
+        // a second in all. The loop is held while they are posted, so it takes them in one
+        // turn. The first to complete posts a status request from the loop itself, so it is
+        // queued behind whatever the loop does next, deterministically.
+        let reads = 1_000
+        let completed = Atomic<Int>(0)
+        let answeredAfter = Mutex<Int?>(nil)
+        let hold = DispatchSemaphore(value: 0)
+        driver.inspect { _ in hold.wait() }
+        for _ in 0 ..< reads {
+            driver.read { result in
+                guard case .success = result else { return }
+                usleep(1_000) // the work a read does, not a wait for an event
+                if completed.add(1, ordering: .relaxed).newValue == 1 {
+                    driver.inspect { _ in answeredAfter.withLock { $0 = completed.load(ordering: .relaxed) } }
+                }
+            }
+        }
+        hold.signal()
+        try await waitUntil("every read completes", timeout: .seconds(60)) { completed.load(ordering: .relaxed) == reads }
+        let answered = try #require(answeredAfter.withLock { $0 })
+        #expect(answered < reads / 2, "the status was answered after \(answered) of \(reads) reads, not after all of them")
+    }
+
     private func status(_ driver: RaftDriver) async -> RaftStatus {
         await withCheckedContinuation { continuation in driver.inspect { continuation.resume(returning: $0) } }
     }

@@ -49,11 +49,13 @@ final class PeerConnection: @unchecked Sendable {
         self.jitter = DeterministicRandom(seed: seed)
     }
 
-    /// Queues encoded messages for the peer (from any thread).
-    func enqueue(_ payloads: [[UInt8]]) {
+    /// Queues messages for the peer (from any thread); they are encoded on this connection's loop.
+    func enqueue(_ messages: [Message], codec: RaftMessageCodec) {
         loop.execute { [self] in
-            for payload in payloads {
-                guard queuedBytes + payload.count <= maxQueuedBytes else {
+            for message in messages {
+                // A full queue drops the message without the cost of encoding it.
+                let payload = queuedBytes < maxQueuedBytes ? codec.encode(message) : []
+                guard !payload.isEmpty, queuedBytes + payload.count <= maxQueuedBytes else {
                     droppedMessages += 1
                     continue
                 }
