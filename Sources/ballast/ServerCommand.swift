@@ -4,6 +4,7 @@ import BallastRaft
 import BallastServer
 import BallastStorage
 import BallastWire
+import CBallastAllocator
 import Foundation
 import Logging
 import NIOPosix
@@ -71,6 +72,7 @@ struct ServerCommand: AsyncParsableCommand {
         var logger = Logger(label: "ballast.node.\(configuration.id.rawValue)")
         logger.logLevel = Logger.Level(rawValue: settings["log-level"] ?? "info") ?? .info
         let fatalLogger = logger
+        Self.logAllocator(logger)
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         let history = try HistoryFileStore(directory: configuration.dataDirectory + "/history")
         if let torn = history.recoveryReport.tornTail {
@@ -94,6 +96,12 @@ struct ServerCommand: AsyncParsableCommand {
         maintenance.cancel()
         history.close()
         logger.info("stopped")
+    }
+
+    /// Says which allocator the process runs on: jemalloc, linked in (`CBallastAllocator`).
+    private static func logAllocator(_ logger: Logger) {
+        let version = String(cString: ballast_allocator_version())
+        logger.info("allocator: jemalloc \(version.isEmpty ? "(version unknown)" : version)")
     }
 
     private var flagValues: [String: String] {
