@@ -214,10 +214,18 @@ extension BallastNode {
     }
 
     /// The leader the Raft core knows, or nil (also when the driver has stopped and cannot answer).
+    /// The half-second bound is a task's sleep, not a task on the event loops: this runs while
+    /// a node stops (its dispatcher closing worker streams), after its loops may have shut down,
+    /// and NIO drops a task scheduled on a loop that has shut down without completing it (a
+    /// debug build traps on the leaked promise; a release build would wait here forever).
     private func knownLeader() async -> NodeID? {
         let answer = PollWaiter.Box<NodeID?>()
         driver.inspect { answer.resolve($0.leader) }
-        group.next().scheduleTask(in: .milliseconds(500)) { answer.resolve(nil) }
+        let bound = Task {
+            try? await Task.sleep(for: .milliseconds(500))
+            answer.resolve(nil)
+        }
+        defer { bound.cancel() }
         return await answer.value()
     }
 }
