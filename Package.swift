@@ -157,7 +157,7 @@ let package = Package(
         .target(name: "BallastFuzzSupport", dependencies: ["BallastRaft"], path: "Tests/FuzzSupport"),
 
         .testTarget(name: "BallastRaftTests", dependencies: ["BallastRaft"]),
-        .testTarget(name: "BallastEngineTests", dependencies: ["BallastEngine", "BallastProto"]),
+        .testTarget(name: "BallastEngineTests", dependencies: ["BallastEngine", "BallastProto", "BallastFuzzSupport"]),
         .testTarget(
             name: "BallastWireTests",
             dependencies: [

@@ -27,13 +27,13 @@ struct FuzzHTTP2BridgeTests {
     }
 
     @Test("a server connection fed mutated client streams in random chunks never traps, and closes on garbage")
-    func serverFedGarbage() throws {
+    func serverFedGarbage() async throws {
         let valid = try Self.clientBytes()
         // A fresh connection's preface as the client sends it (connection preface + SETTINGS).
         let preface = Array(valid.prefix(24))
         var closedOnNoise = 0
         var noiseCases = 0
-        try forEachFuzzCase(seed: 0x4772_0001, count: fuzzIterations(1_500)) { random, caseSeed in
+        try await forEachFuzzCase(seed: 0x4772_0001, count: fuzzIterations(1_500)) { random, caseSeed in
             let loop = EmbeddedEventLoop()
             let delegate = RecordingDelegate()
             delegate.answerRequests = true

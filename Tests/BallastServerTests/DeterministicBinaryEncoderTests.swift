@@ -1,3 +1,4 @@
+import BallastFuzzSupport
 import BallastProto
 import BallastRaft
 @testable import BallastServer
@@ -23,9 +24,11 @@ struct DeterministicBinaryEncoderTests {
     }
 
     @Test("random events of every kind, nested messages, maps and repeated fields encode as swift-protobuf does")
-    func randomEvents() throws {
+    func randomEvents() async throws {
         var kinds = Set<String>()
+        var yielder = PoolYielder() // seconds of work in a debug build: the other tests' waits go on
         for seed in UInt64(1) ... 3_000 {
+            await yielder.yieldIfDue()
             var filler = RandomFieldDecoder(seed: seed)
             var event = Ballast_V1_HistoryEvent()
             try event.decodeMessage(decoder: &filler)

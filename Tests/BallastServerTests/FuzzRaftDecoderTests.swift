@@ -14,9 +14,9 @@ struct FuzzRaftDecoderTests {
     let codec = RaftMessageCodec()
 
     @Test("Raft messages: mutated encodings of every kind and noise decode or throw RaftWireError")
-    func raftMessages() throws {
+    func raftMessages() async throws {
         let valid = everyMessageKind.map { codec.encode($0) }
-        forEachFuzzCase(seed: 0xFA57_0001, count: fuzzIterations(10_000)) { random, caseSeed in
+        await forEachFuzzCase(seed: 0xFA57_0001, count: fuzzIterations(10_000)) { random, caseSeed in
             let input = random.below(8) == 0 ? random.bytes(random.below(300)) : FuzzMutation.mutate(valid[random.below(valid.count)], &random)
             do {
                 let message = try codec.decode(input)
@@ -29,9 +29,9 @@ struct FuzzRaftDecoderTests {
     }
 
     @Test("Raft frames: mutated frame streams in random splits give payloads or an error, buffering at most the input")
-    func raftFrames() throws {
+    func raftFrames() async throws {
         let limit = 1 << 20
-        forEachFuzzCase(seed: 0xFA57_0002, count: fuzzIterations(5_000)) { random, caseSeed in
+        await forEachFuzzCase(seed: 0xFA57_0002, count: fuzzIterations(5_000)) { random, caseSeed in
             var stream = ByteBuffer()
             for _ in 0 ... random.below(3) {
                 let message = everyMessageKind[random.below(everyMessageKind.count)]
@@ -59,8 +59,8 @@ struct FuzzRaftDecoderTests {
     }
 
     @Test("the Raft frame decoder in a channel pipeline closes on garbage instead of trapping")
-    func raftFramesInChannel() throws {
-        forEachFuzzCase(seed: 0xFA57_0003, count: fuzzIterations(500)) { random, caseSeed in
+    func raftFramesInChannel() async throws {
+        await forEachFuzzCase(seed: 0xFA57_0003, count: fuzzIterations(500)) { random, caseSeed in
             let channel = EmbeddedChannel(handler: ByteToMessageHandler(RaftFrameDecoder(maxPayloadBytes: 1 << 16)))
             defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
             var stream = ByteBuffer()
@@ -78,7 +78,7 @@ struct FuzzRaftDecoderTests {
     }
 
     @Test("member tables: mutated tables decode or throw; a mutated members file is refused with a clear error")
-    func memberTables() throws {
+    func memberTables() async throws {
         var members: [UInt64: NodeInfo] = [:]
         for id in UInt64(1) ... 4 {
             members[id] = NodeInfo(id: id, raft: "127.0.0.1:70\(id)1", api: "127.0.0.1:70\(id)2", admin: "127.0.0.1:70\(id)3")
@@ -86,7 +86,7 @@ struct FuzzRaftDecoderTests {
         let book = AddressBook(initialVoters: [1, 2, 3], members: members, removed: [9])
         let encoded = MemberTableCodec.encodeBook(book)
         let list = MemberTableCodec.encodeList(Array(book.members.values))
-        forEachFuzzCase(seed: 0xFA57_0004, count: fuzzIterations(5_000)) { random, _ in
+        await forEachFuzzCase(seed: 0xFA57_0004, count: fuzzIterations(5_000)) { random, _ in
             _ = try? MemberTableCodec.decodeBook(FuzzMutation.mutate(encoded, &random))
             _ = try? MemberTableCodec.decodeList(FuzzMutation.mutate(list, &random))
         }
@@ -97,7 +97,7 @@ struct FuzzRaftDecoderTests {
         try file.save(book)
         let valid = try [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/members")))
         var refused = 0
-        forEachFuzzCase(seed: 0xFA57_0005, count: fuzzIterations(300)) { random, caseSeed in
+        await forEachFuzzCase(seed: 0xFA57_0005, count: fuzzIterations(300)) { random, caseSeed in
             let mutated = FuzzMutation.mutate(valid, &random)
             try? Data(mutated).write(to: URL(fileURLWithPath: directory + "/members"))
             do {

@@ -25,9 +25,9 @@ struct FuzzSegmentReaderTests {
     }
 
     @Test("WAL records: mutated segment bytes decode record by record without trapping")
-    func walRecordDecoding() throws {
+    func walRecordDecoding() async throws {
         let segments = try Self.validWAL().sorted { $0.key < $1.key }.map(\.value)
-        forEachFuzzCase(seed: 0x5E6_0001, count: fuzzIterations(4_000)) { random, _ in
+        await forEachFuzzCase(seed: 0x5E6_0001, count: fuzzIterations(4_000)) { random, _ in
             let bytes = FuzzMutation.mutate(segments[random.below(segments.count)], &random)
             bytes.withUnsafeBytes { buffer in
                 var offset = WALFormat.segmentHeaderSize
@@ -43,14 +43,14 @@ struct FuzzSegmentReaderTests {
     }
 
     @Test("WAL open: a damaged segment is recovered as a prefix of what was written, or refused with a StorageError")
-    func walOpen() throws {
+    func walOpen() async throws {
         let files = try Self.validWAL()
         let written = try withTemporaryDirectory { directory -> [Entry] in
             for (name, bytes) in files { try writeFile(directory + "/" + name, bytes) }
             return try reopenAndRestore(directory).entries
         }
         var refused = 0
-        forEachFuzzCase(seed: 0x5E6_0002, count: fuzzIterations(300)) { random, caseSeed in
+        await forEachFuzzCase(seed: 0x5E6_0002, count: fuzzIterations(300)) { random, caseSeed in
             let outcome: Result<[Entry], any Error> = Result {
                 try withTemporaryDirectory { directory in
                     let names = files.keys.sorted()
@@ -76,7 +76,7 @@ struct FuzzSegmentReaderTests {
     }
 
     @Test("history store open: a damaged segment opens with only events that were written, or is refused with a HistoryError")
-    func historyOpen() throws {
+    func historyOpen() async throws {
         let options = HistoryFileStore.Options(segmentSizeBytes: 4096)
         let events = (1 ... 30).map { id in (0 ..< 70).map { UInt8(truncatingIfNeeded: id &* 13 &+ $0) } }
         let files = try withTemporaryDirectory { directory -> [String: [UInt8]] in
@@ -94,7 +94,7 @@ struct FuzzSegmentReaderTests {
             return files
         }
         let original = ["run-a": Array(events[0 ..< 20]), "run-c": Array(events[5 ..< 25])]
-        forEachFuzzCase(seed: 0x5E6_0003, count: fuzzIterations(300)) { random, caseSeed in
+        await forEachFuzzCase(seed: 0x5E6_0003, count: fuzzIterations(300)) { random, caseSeed in
             let outcome: Result<[String: [[UInt8]]], any Error> = Result {
                 try withTemporaryDirectory { directory in
                     let names = files.keys.sorted()

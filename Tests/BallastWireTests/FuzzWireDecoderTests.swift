@@ -23,9 +23,9 @@ struct FuzzWireDecoderTests {
     }
 
     @Test("gRPC deframing: mutated message streams fed in random splits end in frames or a status, with bounded buffering")
-    func grpcDeframer() throws {
+    func grpcDeframer() async throws {
         let limit = 64 << 10
-        forEachFuzzCase(seed: 0xF00D_0001, count: fuzzIterations(5_000)) { random, caseSeed in
+        await forEachFuzzCase(seed: 0xF00D_0001, count: fuzzIterations(5_000)) { random, caseSeed in
             let input = FuzzMutation.mutate(Self.validFrames(&random), &random)
             var deframer = GRPCMessageDeframer(maxMessageBytes: limit)
             var offset = 0
@@ -53,11 +53,11 @@ struct FuzzWireDecoderTests {
     }
 
     @Test("LZ4 event batches: mutated frames and counts decode to an error or to at most the size limit")
-    func lz4Batches() throws {
+    func lz4Batches() async throws {
         let events = try SampleHistory.transfer(eventCount: 40).map { try $0.serializedBytes() as [UInt8] }
         let batch = try LZ4EventBatchCodec.encode(serializedEvents: events, firstEventID: 1)
         let limit = 1 << 20
-        forEachFuzzCase(seed: 0xF00D_0002, count: fuzzIterations(3_000)) { random, caseSeed in
+        await forEachFuzzCase(seed: 0xF00D_0002, count: fuzzIterations(3_000)) { random, caseSeed in
             var mutated = batch
             mutated.lz4Frame = random.below(10) == 0 ? random.bytes(random.below(200)) : FuzzMutation.mutate(batch.lz4Frame, &random)
             if random.below(4) == 0 { mutated.eventCount = UInt32(truncatingIfNeeded: random.next()) }
@@ -72,10 +72,10 @@ struct FuzzWireDecoderTests {
     }
 
     @Test("LZ4 frames: noise and mutated frames never produce more than maxOutputBytes")
-    func lz4Frames() throws {
+    func lz4Frames() async throws {
         let plain = (0 ..< 100_000).map { UInt8(truncatingIfNeeded: $0 / 7) }
         let frame = try LZ4Frame.compress(plain)
-        forEachFuzzCase(seed: 0xF00D_0003, count: fuzzIterations(3_000)) { random, caseSeed in
+        await forEachFuzzCase(seed: 0xF00D_0003, count: fuzzIterations(3_000)) { random, caseSeed in
             let input = random.below(5) == 0 ? random.bytes(random.below(1_000)) : FuzzMutation.mutate(frame, &random)
             let limit = 1 + random.below(200_000)
             if let output = try? input.withUnsafeBytes({ try LZ4Frame.decompress($0, maxOutputBytes: limit) }) {
@@ -116,8 +116,8 @@ struct FuzzWireDecoderTests {
     }()
 
     @Test("protobuf request payloads: mutated and random bytes decode or throw, for every request type the API decodes")
-    func protobufRequests() throws {
-        forEachFuzzCase(seed: 0xF00D_0004, count: fuzzIterations(6_000)) { random, _ in
+    func protobufRequests() async throws {
+        await forEachFuzzCase(seed: 0xF00D_0004, count: fuzzIterations(6_000)) { random, _ in
             let (type, valid) = Self.requestTypes[random.below(Self.requestTypes.count)]
             let input = random.below(6) == 0 ? random.bytes(random.below(256)) : FuzzMutation.mutate(valid, &random)
             if let decoded = try? type.init(serializedBytes: input) {

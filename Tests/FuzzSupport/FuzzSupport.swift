@@ -83,3 +83,38 @@ public func forEachFuzzCase(seed: UInt64, count: Int, _ body: (inout FuzzRandom,
         try body(&random, caseSeed)
     }
 }
+
+/// `forEachFuzzCase` for an async test: the same cases, giving the test's thread back to the
+/// other tests every few milliseconds (`PoolYielder`).
+public func forEachFuzzCase(seed: UInt64, count: Int, _ body: (inout FuzzRandom, UInt64) throws -> Void) async rethrows {
+    var seeds = FuzzRandom(seed: seed)
+    var yielder = PoolYielder()
+    for _ in 0 ..< count {
+        let caseSeed = seeds.next()
+        var random = FuzzRandom(seed: caseSeed)
+        try body(&random, caseSeed)
+        await yielder.yieldIfDue()
+    }
+}
+
+/// Swift Testing runs every test on Swift's cooperative thread pool, which has one thread per
+/// core: two on a CI machine. A synchronous test that computes for seconds holds one of them,
+/// two such tests hold all of it, and meanwhile no async test runs at all: its wait for a
+/// condition (a leader elected, a message arrived) is not looked at again until they finish,
+/// and on a loaded machine that was past the wait's deadline. A long loop in a test calls
+/// `yieldIfDue()` once per step, which gives the thread back to the queued tests every few
+/// milliseconds (`Task.yield`).
+public struct PoolYielder {
+    private let interval: Duration
+    private var lastYield = ContinuousClock.now
+
+    /// Yields at most once per `interval` of the loop's time.
+    public init(interval: Duration = .milliseconds(5)) { self.interval = interval }
+
+    /// Lets the queued tests run if `interval` has passed since the last time.
+    public mutating func yieldIfDue() async {
+        guard ContinuousClock.now - lastYield >= interval else { return }
+        await Task.yield()
+        lastYield = ContinuousClock.now
+    }
+}
