@@ -150,11 +150,16 @@ struct FrameViewDecoder: ByteToMessageDecoder {
     }
 }
 
-/// Polls `condition` every few milliseconds until it holds, failing the test after `timeout`.
+/// Polls `condition` every few milliseconds until it holds, failing the test once a look that
+/// began after `timeout` finds it false. (A look that began before the deadline may come back
+/// long after it, when the test waited for a thread of the busy test pool: its answer is old,
+/// so one more look is taken.)
 func waitUntil(_ what: String, timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
-    while try await !condition() {
-        guard ContinuousClock.now < deadline else {
+    while true {
+        let lookBegan = ContinuousClock.now
+        if try await condition() { return }
+        guard lookBegan < deadline else {
             Issue.record("timed out waiting until \(what)")
             throw CancellationError()
         }
