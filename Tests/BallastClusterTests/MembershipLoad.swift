@@ -140,12 +140,15 @@ final class StartLoad: Sendable {
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
+/// Polls `condition` until it holds or `timeout` passes. Fails only when a look that began
+/// after the deadline finds it false: a look begun before it may be answered late on a loaded
+/// machine, and its answer is older than the deadline (as `waitUntil` in BallastServerTests).
 func waitFor(_ what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
+    while true {
+        let lookBegan = ContinuousClock.now
         if try await condition() { return }
+        guard lookBegan < deadline else { throw ClusterTestFailure("timed out waiting for \(what)") }
         try await Task.sleep(for: .milliseconds(20))
     }
-    throw ClusterTestFailure("timed out waiting for \(what)")
 }

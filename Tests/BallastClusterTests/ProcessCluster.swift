@@ -217,7 +217,10 @@ final class ProcessCluster: @unchecked Sendable {
     /// Fails at once, naming the node and its log, if a node that should run has exited.
     func waitForLeader(excluding: Int? = nil, timeout: Duration = .seconds(20)) async throws -> Int {
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        // Looks until one that began after the deadline finds no leader (see `waitFor`).
+        var lookBegan = ContinuousClock.now
+        while lookBegan < deadline {
+            lookBegan = ContinuousClock.now
             for (id, node) in nodes.sorted(by: { $0.key < $1.key }) where node.process?.isRunning == false {
                 // The directory is removed when the test ends: say what the node said.
                 let log = (try? String(contentsOfFile: directory + "/node-\(id).log", encoding: .utf8)) ?? ""

@@ -55,16 +55,44 @@ struct BoxedTableTests {
                 #expect(copies.tables[which][runId]?.nextEventId == copies.expected[which][runId])
             }
             #expect(copies.tables[which].count == copies.expected[which].count)
+            // Now and then all of it (keys, values, lookups), not only the count.
+            if random.chance(3) { expectContents(copies.tables[which], copies.expected[which]) }
         }
         #expect(copies.tables.count > 2, "the seed took captures")
-        for (table, expected) in zip(copies.tables, copies.expected) {
-            #expect(table.count == expected.count)
-            #expect(table.isEmpty == expected.isEmpty)
-            #expect(Set(table.keys) == Set(expected.keys))
-            var seen: [String: Int64] = [:]
-            for state in table.values { seen[state.key.runId] = state.nextEventId }
-            #expect(seen == expected)
-        }
+        for (table, expected) in zip(copies.tables, copies.expected) { expectContents(table, expected) }
+    }
+
+    private func expectContents(_ table: BoxedTable<RunState>, _ expected: [String: Int64], sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(table.count == expected.count, sourceLocation: sourceLocation)
+        #expect(table.isEmpty == expected.isEmpty, sourceLocation: sourceLocation)
+        #expect(Set(table.keys) == Set(expected.keys), sourceLocation: sourceLocation)
+        #expect(Array(table.keys).count == expected.count, sourceLocation: sourceLocation)
+        var seen: [String: Int64] = [:]
+        for state in table.values { seen[state.key.runId] = state.nextEventId }
+        #expect(seen == expected, sourceLocation: sourceLocation)
+        for (runId, marker) in expected { #expect(table[runId]?.nextEventId == marker, sourceLocation: sourceLocation) }
+    }
+
+    @Test("a run taken out and not put back is absent everywhere, through later takes, puts and copies")
+    func takenRunIsAbsent() {
+        var table = BoxedTable<RunState>()
+        for (index, runId) in ["a", "b", "c"].enumerated() { table.updateValue(run(runId, marker: Int64(index + 1)), forKey: runId) }
+        #expect(table.removeValue(forKey: "a")?.nextEventId == 1)
+        expectContents(table, ["b": 2, "c": 3])
+        #expect(table.removeValue(forKey: "a") == nil, "a run taken out twice is out")
+        let captured = table
+        #expect(table.removeValue(forKey: "b")?.nextEventId == 2)
+        expectContents(table, ["c": 3])
+        expectContents(captured, ["b": 2, "c": 3])
+        table.updateValue(run("a", marker: 4), forKey: "a")
+        table.updateValue(run("b", marker: 5), forKey: "b")
+        expectContents(table, ["a": 4, "b": 5, "c": 3])
+        expectContents(captured, ["b": 2, "c": 3])
+        #expect(table.removeValue(forKey: "c")?.nextEventId == 3)
+        table["c"] = nil
+        expectContents(table, ["a": 4, "b": 5])
+        table.updateValue(run("c", marker: 6), forKey: "c")
+        expectContents(table, ["a": 4, "b": 5, "c": 6])
     }
 
     @Test("a run taken out of a box a copy shares is a copy: changing it leaves the copy's run alone")
