@@ -1,4 +1,4 @@
-import BallastEngine
+@testable import BallastEngine
 import BallastProto
 import Testing
 
@@ -19,6 +19,8 @@ struct DeadlineLivenessTests {
             for timer in result.newTimers where !armed.contains(timer) { armed.append(timer) }
             guard step % 10 == 9 else { continue }
             let listed = h.engine.dueTimers()
+            #expect(zip(listed, listed.dropFirst()).allSatisfy { !DueTimer.sortKey($1, $0) },
+                    "seed \(seed) step \(step): deadlines are listed in their total order")
             for timer in listed {
                 #expect(h.engine.isPending(timer), "seed \(seed) step \(step): a listed deadline is pending")
                 #expect(armed.contains(timer), "seed \(seed) step \(step): \(timer.payload) is listed but was never armed")
