@@ -83,8 +83,8 @@ extension WorkflowEngine {
         // three quarters of the 1.0–1.6 s a listing took for 100,000 open runs (now 0.28–0.42 s).
         // `sortKey` is a total order, so the order is the same.
         let due = timers.map(\.dueTimeUnixNanos)
-        let order = timers.withUnsafeBufferPointer { timers in
-            timers.indices.sorted { due[$0] != due[$1] ? due[$0] < due[$1] : DueTimer.sortKey(timers[$0], timers[$1]) }
+        let order = timers.withUnsafeBufferPointer { listed in
+            listed.indices.sorted { due[$0] != due[$1] ? due[$0] < due[$1] : DueTimer.sortKey(listed[$0], listed[$1]) }
         }
         return order.map { timers[$0] }
     }

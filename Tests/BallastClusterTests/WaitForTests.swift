@@ -5,11 +5,11 @@ struct WaitForTests {
     @Test("a look that began before the deadline and ended after it is followed by one more look")
     func looksAgainAfterALateAnswer() async throws {
         var looks = 0
-        try await waitFor("the second look", timeout: .milliseconds(50)) {
+        try await waitFor("the second look", timeout: .milliseconds(500)) {
             looks += 1
             guard looks > 1 else {
                 // A slow answer (a loaded machine), false when it began, returned after the deadline.
-                try await Task.sleep(for: .milliseconds(150))
+                try await Task.sleep(for: .milliseconds(700))
                 return false
             }
             return true
