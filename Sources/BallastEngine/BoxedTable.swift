@@ -15,7 +15,7 @@
 /// allocates nothing.
 struct BoxedTable<Value: Sendable>: Sendable {
     /// One value. `value` is nil only in the spare box.
-    private final class Box: @unchecked Sendable {
+    fileprivate final class Box: @unchecked Sendable {
         // Unchecked: a box is written only while uniquely referenced (see the type's comment), so
         // a box reachable from two engines, or two threads, is only ever read.
         var value: Value?
@@ -41,6 +41,19 @@ struct BoxedTable<Value: Sendable>: Sendable {
 
     /// Every value, in unspecified order (each a copy).
     var values: some Sequence<Value> { boxes.values.lazy.map { $0.value! } }
+
+    /// A value where it is, in its box: its fields are read one by one (the extensions below),
+    /// without copying the whole value.
+    struct Lent {
+        fileprivate let box: Box
+    }
+
+    /// Every value, lent, in unspecified order: for walks that read a few fields of every value.
+    /// `values` copies each whole value, and a `borrowing` closure parameter did not avoid that
+    /// copy (a value in a class instance is copied out to be lent).
+    func forEachLent(_ body: (Lent) throws -> Void) rethrows {
+        for box in boxes.values { try body(Lent(box: box)) }
+    }
 
     /// The value for `runId` (a copy); assigning nil removes it.
     subscript(runId: String) -> Value? {
@@ -72,4 +85,13 @@ struct BoxedTable<Value: Sendable>: Sendable {
         spare = box
         return value
     }
+}
+
+extension BoxedTable.Lent where Value == RunState {
+    // A box in the table always holds a value (only the spare box is empty).
+    var key: RunKey { box.value!.key }
+    var namespace: String { box.value!.key.namespace }
+    var taskQueue: String { box.value!.taskQueue }
+    var workflowTask: WorkflowTaskState? { box.value!.workflowTask }
+    var activities: [Int64: PendingActivity] { box.value!.activities }
 }

@@ -35,23 +35,34 @@ extension WorkflowEngine {
         -> (tasks: [ReadyTask], moreWorkflowTasks: Bool, moreActivityTasks: Bool) {
         var workflow: [ReadyTask] = []
         var activities: [ReadyTask] = []
-        for run in runs.values where namespace == nil || run.key.namespace == namespace {
+        // Each run is read field by field where it is (`forEachLent`); only a run with a ready
+        // task has its key copied, and only a ready activity is copied out of the run's map.
+        runs.forEachLent { run in
+            guard namespace == nil || run.namespace == namespace else { return }
             if let task = run.workflowTask, !task.isStarted, run.taskQueue == taskQueue {
                 workflow.append(ReadyTask(kind: .workflow, taskQueue: run.taskQueue, run: run.key,
                                           scheduledEventId: task.scheduledEventId, attempt: task.attempt,
                                           activityId: "", sequence: task.sequence))
             }
-            for activity in run.activities.values
-            where activity.phase == .scheduled && activity.attributes.taskQueue == taskQueue {
-                activities.append(readyTask(run.key, activity))
+            let pending = run.activities
+            for position in pending.values.indices
+            where pending.values[position].phase == .scheduled && pending.values[position].attributes.taskQueue == taskQueue {
+                activities.append(readyTask(run.key, pending.values[position]))
             }
         }
         let moreWorkflowTasks = workflow.count > limitPerKind
         let moreActivityTasks = activities.count > limitPerKind
-        var tasks = Array(workflow.sorted { $0.sequence < $1.sequence }.prefix(limitPerKind))
-        tasks += activities.sorted { $0.sequence < $1.sequence }.prefix(limitPerKind)
-        tasks.sort { $0.sequence < $1.sequence }
-        return (tasks, moreWorkflowTasks, moreActivityTasks)
+        var tasks = Self.earliest(workflow, limitPerKind)
+        tasks += Self.earliest(activities, limitPerKind)
+        return (Self.earliest(tasks, tasks.count), moreWorkflowTasks, moreActivityTasks)
+    }
+
+    /// The `limit` tasks of lowest sequence (sequences are unique), in that order. The
+    /// sequences are sorted and the tasks gathered once: sorting the tasks themselves copied
+    /// each (retaining its strings) at every merge step.
+    private static func earliest(_ tasks: [ReadyTask], _ limit: Int) -> [ReadyTask] {
+        let order = tasks.indices.map { (sequence: tasks[$0].sequence, index: $0) }.sorted { $0.sequence < $1.sequence }
+        return order.prefix(limit).map { tasks[$0.index] }
     }
 
     /// Whether `task` is ready now, exactly as `readyTasks` would list it: its run is open and

@@ -1,4 +1,4 @@
-import BallastEngine
+@testable import BallastEngine
 import BallastProto
 import Testing
 
@@ -52,5 +52,41 @@ struct ReadyListingTests {
         _ = h.startActivity(run, "a")
         #expect(!h.engine.isReady(activity), "started")
         #expect(try h.engine.isReady(#require(h.readyWorkflowTask(other))))
+    }
+
+    @Test("over random entries, the listing is what a plain walk over every open run finds, earliest first, cut per kind",
+          arguments: [UInt64(31), 32, 33])
+    func listingMatchesAPlainWalk(seed: UInt64) {
+        var h = Harness()
+        var generator = EntryGenerator(seed: seed)
+        var listedAny = false
+        for step in 0..<400 {
+            let (payload, advance) = generator.next(h.engine)
+            _ = h.apply(payload, advance: advance)
+            guard step % 10 == 9 else { continue }
+            // The reference: copy every run out and look at all of it.
+            var expected: [ReadyTask] = []
+            for run in h.engine.runs.values {
+                if let task = run.workflowTask, !task.isStarted, run.taskQueue == "q" {
+                    expected.append(ReadyTask(kind: .workflow, taskQueue: "q", run: run.key, scheduledEventId: task.scheduledEventId,
+                                              attempt: task.attempt, activityId: "", sequence: task.sequence))
+                }
+                for activity in run.activities.values where activity.phase == .scheduled && activity.attributes.taskQueue == "q" {
+                    expected.append(h.engine.readyTask(run.key, activity))
+                }
+            }
+            expected.sort { $0.sequence < $1.sequence }
+            listedAny = listedAny || !expected.isEmpty
+            let all = h.engine.readyTasks(namespace: nil, taskQueue: "q", limitPerKind: .max)
+            #expect(all.tasks == expected && !all.moreWorkflowTasks && !all.moreActivityTasks, "seed \(seed) step \(step)")
+            #expect(h.engine.readyTasks(namespace: "default", taskQueue: "q", limitPerKind: .max).tasks == expected)
+            #expect(h.engine.readyTasks(namespace: "elsewhere", taskQueue: "q", limitPerKind: .max).tasks.isEmpty)
+            let cut = h.engine.readyTasks(namespace: nil, taskQueue: "q", limitPerKind: 1)
+            let firstOfEach = [ReadyTask.Kind.workflow, .activity].compactMap { kind in expected.first { $0.kind == kind } }
+            #expect(cut.tasks == firstOfEach.sorted { $0.sequence < $1.sequence }, "seed \(seed) step \(step)")
+            #expect(cut.moreWorkflowTasks == (expected.filter { $0.kind == .workflow }.count > 1))
+            #expect(cut.moreActivityTasks == (expected.filter { $0.kind == .activity }.count > 1))
+        }
+        #expect(listedAny, "the entries made some task ready")
     }
 }
