@@ -74,18 +74,8 @@ public func fuzzIterations(_ standard: Int) -> Int {
 }
 
 /// Runs `body` for `count` seeded inputs derived from `seed`; a failure names the case's seed
-/// (reproduce one case with `FuzzRandom(seed:)` of that value).
-public func forEachFuzzCase(seed: UInt64, count: Int, _ body: (inout FuzzRandom, UInt64) throws -> Void) rethrows {
-    var seeds = FuzzRandom(seed: seed)
-    for _ in 0 ..< count {
-        let caseSeed = seeds.next()
-        var random = FuzzRandom(seed: caseSeed)
-        try body(&random, caseSeed)
-    }
-}
-
-/// `forEachFuzzCase` for an async test: the same cases, giving the test's thread back to the
-/// other tests every few milliseconds (`PoolYielder`).
+/// (reproduce one case with `FuzzRandom(seed:)` of that value). Async so that it can give the
+/// test's thread back to the other tests every few milliseconds (`PoolYielder`).
 public func forEachFuzzCase(seed: UInt64, count: Int, _ body: (inout FuzzRandom, UInt64) throws -> Void) async rethrows {
     var seeds = FuzzRandom(seed: seed)
     var yielder = PoolYielder()
