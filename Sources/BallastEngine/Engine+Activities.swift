@@ -106,13 +106,13 @@ extension WorkflowEngine {
         let attributes = activity.attributes
         switch type {
         case .scheduleToClose where attributes.scheduleToCloseTimeoutNanos > 0:
-            return activity.firstScheduledTime + attributes.scheduleToCloseTimeoutNanos
+            return activity.firstScheduledTime.addingSaturated(attributes.scheduleToCloseTimeoutNanos)
         case .scheduleToStart where activity.phase == .scheduled && attributes.scheduleToStartTimeoutNanos > 0:
-            return activity.attemptScheduledTime + attributes.scheduleToStartTimeoutNanos
+            return activity.attemptScheduledTime.addingSaturated(attributes.scheduleToStartTimeoutNanos)
         case .startToClose where activity.phase == .started && attributes.startToCloseTimeoutNanos > 0:
-            return activity.startedTime + attributes.startToCloseTimeoutNanos
+            return activity.startedTime.addingSaturated(attributes.startToCloseTimeoutNanos)
         case .heartbeat where activity.phase == .started && attributes.heartbeatTimeoutNanos > 0:
-            return max(activity.startedTime, activity.lastHeartbeatTime) + attributes.heartbeatTimeoutNanos
+            return max(activity.startedTime, activity.lastHeartbeatTime).addingSaturated(attributes.heartbeatTimeoutNanos)
         default:
             return nil
         }

@@ -129,14 +129,14 @@ extension WorkflowEngine {
         timeoutType: Ballast_V1_TimeoutType?, _ context: inout ApplyContext
     ) {
         let closeDeadline = activity.attributes.scheduleToCloseTimeoutNanos > 0
-            ? activity.firstScheduledTime + activity.attributes.scheduleToCloseTimeoutNanos : 0
+            ? activity.firstScheduledTime.addingSaturated(activity.attributes.scheduleToCloseTimeoutNanos) : 0
         let decision = RetryRules.decide(policy: activity.attributes.retryPolicy, attempt: activity.attempt,
                                          failure: failure, now: context.now, scheduleToCloseDeadline: closeDeadline)
         if decision.state == .inProgress {
             var retrying = activity
             retrying.phase = .backoff
-            retrying.attempt += 1
-            retrying.retryTime = context.now + decision.backoffNanos
+            retrying.attempt = activity.attempt.nextAttempt
+            retrying.retryTime = context.now.addingSaturated(decision.backoffNanos)
             retrying.lastFailure = failure
             retrying.identity = identity.isEmpty ? activity.identity : identity
             run.activities[retrying.scheduledEventId] = retrying

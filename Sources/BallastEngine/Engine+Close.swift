@@ -26,7 +26,7 @@ extension WorkflowEngine {
             startTime: run.startTime, closeTime: context.now, historyLength: run.historyLength,
             historyHash: run.historyHash, startRequestId: run.startRequestId, firstRunId: run.firstRunId,
             memo: run.memo, searchAttributes: run.searchAttributes, parent: run.parent,
-            retentionExpiry: context.now + retention)
+            retentionExpiry: context.now.addingSaturated(retention))
         rememberClosed(summary, &context)
         context.result.closedRuns.append(run.key)
         for initiatedId in run.children.keys.sorted() {

@@ -98,7 +98,7 @@ extension WorkflowEngine {
         event.workflowTaskCompletedEventID = completedEventId
         let startedId = run.append(.timerStarted(event), &context)
         let timer = PendingTimer(timerId: command.timerID, startedEventId: startedId,
-                                 fireTime: context.now + command.startToFireTimeoutNanos)
+                                 fireTime: context.now.addingSaturated(command.startToFireTimeoutNanos))
         run.timers[command.timerID] = timer
         context.arm(timerDue(run.key, timer))
     }

@@ -125,7 +125,7 @@ extension WorkflowEngine {
         if taskTimeout <= 0 { taskTimeout = Self.defaultWorkflowTaskTimeoutNanos }
         started.workflowTaskTimeoutNanos = min(taskTimeout, Self.maxWorkflowTaskTimeoutNanos)
         if started.workflowExecutionTimeoutNanos > 0, started.workflowExecutionExpirationTimeUnixNanos == 0 {
-            started.workflowExecutionExpirationTimeUnixNanos = now + started.workflowExecutionTimeoutNanos
+            started.workflowExecutionExpirationTimeUnixNanos = now.addingSaturated(started.workflowExecutionTimeoutNanos)
         }
         if started.workflowRunTimeoutNanos == 0 || (started.workflowExecutionTimeoutNanos > 0
             && started.workflowRunTimeoutNanos > started.workflowExecutionTimeoutNanos) {
@@ -149,7 +149,7 @@ extension WorkflowEngine {
             key: key, workflowType: started.workflowType.name, taskQueue: started.taskQueue, startTime: now,
             startRequestId: started.requestID, firstRunId: started.firstExecutionRunID,
             workflowTaskTimeout: started.workflowTaskTimeoutNanos)
-        run.runExpiration = started.workflowRunTimeoutNanos > 0 ? now + started.workflowRunTimeoutNanos : 0
+        run.runExpiration = started.workflowRunTimeoutNanos > 0 ? now.addingSaturated(started.workflowRunTimeoutNanos) : 0
         run.executionExpiration = started.workflowExecutionExpirationTimeUnixNanos
         run.parent = parent
         run.memo = started.memo
@@ -175,7 +175,7 @@ extension WorkflowEngine {
         let key = run.key
         run.append(.workflowExecutionStarted(started), &context)
         if backoffNanos > 0 {
-            run.backoffUntil = now + backoffNanos
+            run.backoffUntil = now.addingSaturated(backoffNanos)
             var due = Ballast_V1_WorkflowBackoffDueRequest()
             due.namespace = key.namespace
             due.workflowExecution = key.execution

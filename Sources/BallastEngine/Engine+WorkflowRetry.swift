@@ -19,7 +19,7 @@ extension WorkflowEngine {
         started.continuedFailure = failure
         started.firstExecutionRunID = run.firstRunId
         started.retryPolicy = retry.policy
-        started.attempt = retry.attempt + 1
+        started.attempt = retry.attempt.nextAttempt
         started.workflowExecutionExpirationTimeUnixNanos = run.executionExpiration
         started.memo = run.memo
         started.searchAttributes = run.searchAttributes

@@ -100,7 +100,7 @@ extension WorkflowEngine {
             }
         }
         run.flushBuffered(&context)
-        scheduleWorkflowTask(&run, attempt: task.attempt + 1, &context)
+        scheduleWorkflowTask(&run, attempt: task.attempt.nextAttempt, &context)
     }
 
     /// Writes WorkflowTaskFailed for a started task.

@@ -40,11 +40,22 @@ enum RetryRules {
         var interval = Double(policy.initialIntervalNanos)
         let cap = Double(policy.maximumIntervalNanos)
         var step: Int32 = 1
-        while step < attempt, interval < cap {
+        // A coefficient of 1 never reaches the cap: without the test this looped once per attempt.
+        while step < attempt, interval < cap, policy.backoffCoefficient > 1 {
             interval *= policy.backoffCoefficient
             step += 1
         }
-        return Int64(min(interval, cap))
+        return wholeNanos(min(interval, cap))
+    }
+
+    /// An interval computed in `Double`, as whole nanoseconds. A cap of `Int64.max` nanoseconds
+    /// is 2^63 as a `Double`, one past the largest `Int64`, where a plain conversion traps; such
+    /// an interval saturates (and so does one that is not a number, which the validated policies
+    /// cannot produce). Below 2^63 this is the conversion itself.
+    static func wholeNanos(_ interval: Double) -> Int64 {
+        if interval.isNaN || interval >= 0x1p63 { return .max }
+        if interval < -0x1p63 { return .min }
+        return Int64(interval)
     }
 
     /// Whether a failed attempt is retried, and after how long.
@@ -59,7 +70,7 @@ enum RetryRules {
             return (.maximumAttemptsReached, 0)
         }
         let wait = backoff(policy: policy, attempt: attempt)
-        if scheduleToCloseDeadline > 0, now + wait >= scheduleToCloseDeadline {
+        if scheduleToCloseDeadline > 0, now.addingSaturated(wait) >= scheduleToCloseDeadline {
             return (.timeout, 0)
         }
         return (.inProgress, wait)

@@ -32,6 +32,24 @@ struct WriteCallsNodeTests {
         await single.stop()
     }
 
+    /// Timeouts as long as a request can ask for. The engine's deadline arithmetic trapped on
+    /// such an entry once it was committed, stopping every node that applied it, and again on
+    /// every restart; the deadlines are now at the end of time and the node keeps serving.
+    @Test func theLongestTimeoutsAreServedAndTheNodeKeepsServing() async throws {
+        let single = try await SingleNode()
+        let client = try await single.client()
+        var request = startRequest("forever")
+        request.workflowExecutionTimeoutNanos = .max
+        request.workflowRunTimeoutNanos = .max
+        request.workflowTaskTimeoutNanos = .max
+        let started: Ballast_V1_StartWorkflowResponse = try await client.unary(BallastMethod.Workflow.start, request: request)
+        #expect(started.started)
+        let next: Ballast_V1_StartWorkflowResponse = try await client.unary(BallastMethod.Workflow.start, request: startRequest("after"))
+        #expect(next.started)
+        await client.close()
+        await single.stop()
+    }
+
     @Test func anActivityHeartbeatIsAnsweredAndABadTokenRefused() async throws {
         let single = try await SingleNode()
         let client = try await single.client()
