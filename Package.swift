@@ -153,7 +153,8 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
 
-        // Seeded input mutation shared by the decoder fuzz tests of several test targets.
+        // Seeded input mutation shared by the decoder fuzz tests of several test targets, and the
+        // protobuf wire-format walker of the extreme-value tests.
         .target(name: "BallastFuzzSupport", dependencies: ["BallastRaft"], path: "Tests/FuzzSupport"),
 
         .testTarget(name: "BallastRaftTests", dependencies: ["BallastRaft"]),

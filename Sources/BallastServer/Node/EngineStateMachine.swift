@@ -66,12 +66,19 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
     /// This node's own proposal, committed in the term it was proposed in: its data is the
     /// encoding of `message`, which is applied as it is rather than decoded again (on a leader
     /// that decoding was about a tenth of the loop thread's time). Debug builds check that the
-    /// data decodes to the same message, as every follower will decode it.
+    /// data decodes to a message with the same encoding, as every follower will decode it.
     public func apply(_ entry: Entry, proposed message: any Sendable) -> (any Sendable)? {
         guard entry.kind == .normal, let message = message as? Ballast_V1_EngineEntry else { return apply(entry) }
-        assert((try? Ballast_V1_EngineEntry(serializedBytes: entry.data)) == message,
-               "entry \(entry.index) does not decode to the message it was proposed with")
+        assert(Self.decodesAsProposed(entry, message), "entry \(entry.index) does not decode to the message it was proposed with")
         return apply(message, at: entry.index)
+    }
+
+    /// Whether `entry`'s data decodes to a message encoded exactly as `message` is. Compared as
+    /// bytes, not with `==`: a message holding a NaN (a retry policy's backoff coefficient, say)
+    /// is not `==` to itself, which stopped debug builds on such a client request.
+    static func decodesAsProposed(_ entry: Entry, _ message: Ballast_V1_EngineEntry) -> Bool {
+        guard let decoded = try? Ballast_V1_EngineEntry(serializedBytes: entry.data) else { return false }
+        return (try? DeterministicBinaryEncoder.encode(decoded)) == (try? DeterministicBinaryEncoder.encode(message))
     }
 
     private func apply(_ decoded: Ballast_V1_EngineEntry, at index: LogIndex) -> (any Sendable)? {
