@@ -40,8 +40,9 @@ enum RetryRules {
         var interval = Double(policy.initialIntervalNanos)
         let cap = Double(policy.maximumIntervalNanos)
         var step: Int32 = 1
-        // A coefficient of 1 never reaches the cap: without the test this looped once per attempt.
-        while step < attempt, interval < cap, policy.backoffCoefficient > 1 {
+        // A coefficient of 1 leaves the interval as it is: without the test this looped once
+        // per earlier attempt (up to two billion times) for the same result.
+        while step < attempt, interval < cap, policy.backoffCoefficient != 1 {
             interval *= policy.backoffCoefficient
             step += 1
         }
