@@ -1,5 +1,5 @@
 import BallastProto
-import BallastSDK
+@testable import BallastSDK
 import BallastWire
 import Foundation
 import Synchronization
@@ -68,6 +68,33 @@ struct ClientTests {
         }
         backoff.reset()
         #expect(backoff.next(using: &generator) <= .milliseconds(10))
+    }
+
+    @Test("durations of a thousand years saturate instead of trapping the caller")
+    func hugeDurationsSaturate() {
+        // A maximum of Int64.max nanoseconds is 2^63 as a Double: converting the grown ceiling
+        // trapped once it got there.
+        var policy = CallRetryPolicy()
+        policy.initialBackoff = .seconds(4_000_000_000)
+        policy.maximumBackoff = .seconds(Int64.max)
+        var backoff = Backoff(policy: policy)
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<4 { _ = backoff.next(using: &generator) }
+        #expect(backoff.ceiling == .nanoseconds(Int64.max))
+        policy.multiplier = .nan
+        backoff = Backoff(policy: policy)
+        _ = backoff.next(using: &generator)
+        #expect(backoff.ceiling == .nanoseconds(Int64.max))
+        // Start options: a timeout too long for 64-bit nanoseconds is sent as Int64.max (the
+        // server takes it as a deadline at the end of time); it trapped before.
+        var options = WorkflowStartOptions()
+        options.executionTimeout = .seconds(Int64.max)
+        options.runTimeout = .seconds(1_000 * 365 * 86_400)
+        options.taskTimeout = .seconds(10)
+        var request = Ballast_V1_StartWorkflowRequest()
+        options.apply(to: &request)
+        #expect(request.workflowExecutionTimeoutNanos == .max && request.workflowRunTimeoutNanos == .max)
+        #expect(request.workflowTaskTimeoutNanos == 10_000_000_000)
     }
 
     @Test("retry decisions: UNAVAILABLE follows the leader trailer, other codes are final")

@@ -34,18 +34,19 @@ public struct Backoff: Sendable {
     public mutating func next<Generator: RandomNumberGenerator>(using generator: inout Generator) -> Duration {
         let ceilingNanos = max(Self.nanoseconds(ceiling), 1)
         let delay = Duration.nanoseconds(Int64.random(in: (ceilingNanos / 2) ... ceilingNanos, using: &generator))
-        let grown = Double(ceilingNanos) * policy.multiplier
-        ceiling = .nanoseconds(Int64(min(grown, Double(Self.nanoseconds(policy.maximumBackoff)))))
+        let grown = min(Double(ceilingNanos) * policy.multiplier, Double(Self.nanoseconds(policy.maximumBackoff)))
+        // Saturating: a maximum of `Int64.max` nanoseconds is 2^63 as a Double, where (as for a
+        // NaN or a huge negative from an odd multiplier) a plain conversion traps.
+        ceiling = .nanoseconds(grown < 0x1p63 ? (grown > -0x1p63 ? Int64(grown) : 1) : .max)
         return delay
     }
 
     /// Back to the initial delay (after a success).
     public mutating func reset() { ceiling = policy.initialBackoff }
 
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
+    /// Whole nanoseconds, saturating (`Duration.nanoseconds`): a timeout of a thousand years is
+    /// sent as `Int64.max` rather than trapping in the caller.
+    static func nanoseconds(_ duration: Duration) -> Int64 { duration.nanoseconds }
 }
 
 /// What to do after a failed attempt.
