@@ -100,7 +100,7 @@ public enum WireFormat {
     /// `message` with one extreme value appended at each field number (the last value of a
     /// scalar field wins), and the same inside every nested message, down to `depth` levels. A
     /// length-delimited field counts as a message when its bytes parse as one; a string that
-    /// happens to parse gives variants the decoder refuses, which are skipped.
+    /// happens to parse only gets longer (or invalid UTF-8, which the decoder refuses).
     public static func variants(of message: [UInt8], depth: Int) -> [[UInt8]] {
         guard let fields = parse(message) else { return [] }
         var out: [[UInt8]] = []
