@@ -27,6 +27,24 @@ public struct TransferRunner: Sendable {
         public var startFor: Duration?
         /// Called with each start and approval signal the cluster acknowledged (the ack log).
         public var onAcknowledged: (@Sendable (AckRecord) -> Void)?
+        /// Hold further starts once this many transfers were taken from the plan, until `release`
+        /// returns (nil: never hold). Transfers already started go on while the runner holds; the
+        /// demo kills the leader there, so that the kill always falls between starts.
+        public var hold: Hold?
+
+        /// A point where the runner stops starting transfers until told to go on.
+        public struct Hold: Sendable {
+            /// How many transfers are started before the hold.
+            public var after: Int
+            /// Returns when the runner may start the rest.
+            public var release: @Sendable () async -> Void
+
+            /// A hold after `after` starts, lifted when `release` returns.
+            public init(after: Int, release: @escaping @Sendable () async -> Void) {
+                self.after = after
+                self.release = release
+            }
+        }
 
         /// Default options.
         public init() {}
@@ -107,20 +125,25 @@ public struct TransferRunner: Sendable {
             }
         }
         var taken = 0
+        var hold = options.hold
         await withTaskGroup(of: Void.self) { group in
             var pending = TransferPlan.Generator(parameters)
-            func next() -> TransferPlan.Item? {
+            func next() async -> TransferPlan.Item? {
                 if let stopStarting, clock.now >= stopStarting { return nil }
                 guard let item = pending.next() else { return nil }
+                if let pause = hold, taken >= pause.after {
+                    hold = nil
+                    await pause.release()
+                }
                 taken += 1
                 return item
             }
             for _ in 0 ..< options.concurrency {
-                guard let item = next() else { break }
+                guard let item = await next() else { break }
                 group.addTask { await self.runOne(item, deadline: deadline, shared: shared) }
             }
             while await group.next() != nil {
-                guard let item = next() else { continue }
+                guard let item = await next() else { continue }
                 group.addTask { await self.runOne(item, deadline: deadline, shared: shared) }
             }
         }

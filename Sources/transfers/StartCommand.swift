@@ -15,7 +15,9 @@ struct StartCommand: AsyncParsableCommand {
             progress line every second and a summary; exits 0 only when every transfer closed. With --for it \
             keeps starting transfers until that long has passed (--count then caps how many, default 1000000), \
             then waits for those it started (--timeout counts from there). --ack-log FILE appends one JSON \
-            line per start and approval signal the cluster acknowledged (docs/reliability.md).
+            line per start and approval signal the cluster acknowledged (docs/reliability.md). With \
+            --hold-after N --hold-file FILE it starts N transfers, then starts no more while FILE exists \
+            (those started go on); cluster/demo kills the leader there.
             """)
 
     @OptionGroup var common: CommonOptions
@@ -35,6 +37,8 @@ struct StartCommand: AsyncParsableCommand {
     @Option(help: "How long to wait for every transfer to close (e.g. 10m).") var timeout = "10m"
     @Option(help: "Task queue the workers serve.") var taskQueue = TransferDefaults.taskQueue
     @Flag(help: "Print the summary as one JSON line.") var json = false
+    @Option(help: "After this many starts, start no more while --hold-file exists.") var holdAfter: Int?
+    @Option(help: "The file whose existence holds the starts (see --hold-after).") var holdFile: String?
 
     func validate() throws {
         guard (1 ... 10_000).contains(concurrency) else { throw ValidationError("--concurrency must be 1...10000") }
@@ -42,6 +46,9 @@ struct StartCommand: AsyncParsableCommand {
         _ = try parseDuration(timeout, flag: "--timeout")
         if let duration { _ = try parseDuration(duration, flag: "--for") }
         if let ackLog, ackLog.isEmpty { throw ValidationError("--ack-log must name a file") }
+        guard (holdAfter == nil) == (holdFile == nil) else { throw ValidationError("--hold-after and --hold-file go together") }
+        if let holdAfter, holdAfter < 1 { throw ValidationError("--hold-after must be at least 1") }
+        if let holdFile, holdFile.isEmpty { throw ValidationError("--hold-file must name a file") }
         if let problem = try parameters().problem { throw ValidationError(problem) }
     }
 
@@ -72,6 +79,15 @@ struct StartCommand: AsyncParsableCommand {
             options.taskQueue = taskQueue
             options.startFor = startFor
             if let ackWriter { options.onAcknowledged = { record in ackWriter.append(record) } }
+            if let holdAfter, let holdFile {
+                options.hold = .init(after: holdAfter) {
+                    say("holding after \(holdAfter) starts while \(holdFile) exists")
+                    while FileManager.default.fileExists(atPath: holdFile), !Task.isCancelled {
+                        try? await Task.sleep(for: .milliseconds(50))
+                    }
+                    say("hold lifted: starting the rest")
+                }
+            }
             let what: String
             if let duration {
                 what = "transfers for \(duration) (at most \(plannedCount)"

@@ -68,6 +68,10 @@ struct MembershipScriptTests {
         #expect(code == 0, "\(output)")
         #expect(output.contains("mutual TLS"), "the cluster came up over TLS: \(output)")
         #expect(output.contains("SIGKILL of the leader") && output.contains("demo passed"), "\(output)")
+        // Mid-way: the starter held after half the transfers and started the rest only after the kill.
+        let kill = output.range(of: "SIGKILL of the leader")?.lowerBound
+        let lifted = output.range(of: "hold lifted")?.lowerBound
+        #expect(kill != nil && lifted != nil && kill! < lifted!, "the rest started after the kill: \(output)")
         #expect(FileManager.default.fileExists(atPath: directory + "/tls/ca.crt"))
     }
 
