@@ -16,8 +16,15 @@ extension RaftDriver {
             let appliedBefore = applied
             turnSending = .zero
             turnReading = .zero
-            for event in batch { handle(event) }
-            let handled = clock.now
+            turnCosts.reset()
+            var eventStarted = started
+            for event in batch {
+                handle(event)
+                let eventEnded = clock.now
+                turnCosts.record(event, took: eventEnded - eventStarted)
+                eventStarted = eventEnded
+            }
+            let handled = eventStarted
             processReady()
             isLeaderNow.store(node.currentRole == .leader, ordering: .relaxed)
             if !rebuildingSnapshot, node.hasCommittedToApply || isApplyBehind || hasReadsToComplete { _ = post(.continueApplying) }
@@ -53,18 +60,22 @@ extension RaftDriver {
     /// to the transport (`sendMicros`; the TCP transport encodes them off this thread), and the reads
     /// completed (`readsMicros`), and the loop thread's own CPU time (`cpuMicros`). A turn whose
     /// CPU time is far below its length waited: for a lock, a full queue, or a core the machine
-    /// gave to other threads.
+    /// gave to other threads. `handledByKind` splits the handling by kind of event (messages by
+    /// their body) as `kind=micros/count`, costliest first, kinds under a millisecond left out;
+    /// `slowestEvent` is the single event that took longest.
     func reportSlowTurn(_ took: Duration, events: Int, applied: UInt64, handling: Duration, cpuNanos: Int64) {
         let now = ContinuousClock.now
         if let last = lastSlowTurnLog, now - last < .seconds(1) {
             unloggedSlowTurns += 1
             return
         }
+        let costs = turnCosts.summary
         logger.warning("slow Raft loop turn: heartbeats, votes and proposals waited", metadata: [
             "micros": "\(microseconds(took))", "events": "\(events)", "entriesApplied": "\(applied)",
             "handleMicros": "\(microseconds(handling))", "cpuMicros": "\(cpuNanos / 1_000)",
             "sendMicros": "\(microseconds(turnSending))", "readsMicros": "\(microseconds(turnReading))",
             "slowTurnsNotLogged": "\(unloggedSlowTurns)",
+            "handledByKind": "\(costs.byKind)", "slowestEvent": "\(costs.slowest)",
         ])
         lastSlowTurnLog = now
         unloggedSlowTurns = 0

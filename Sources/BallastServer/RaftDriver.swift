@@ -205,6 +205,8 @@ public final class RaftDriver: @unchecked Sendable {
     /// for the slow-turn line.
     var turnSending: Duration = .zero
     var turnReading: Duration = .zero
+    /// The current loop turn's event handling by kind of event, for the slow-turn line.
+    var turnCosts = TurnCosts()
 
     /// Restores the core from `log`, hands the log to a `LogWriter` and starts the loop thread.
     public init(

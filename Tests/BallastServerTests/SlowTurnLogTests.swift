@@ -52,6 +52,15 @@ struct SlowTurnLogTests {
         let cpu = try #require(Int("\(line["cpuMicros"] ?? "")"))
         #expect(handled >= 300_000 && handled <= micros, "the sleep was in handling an event")
         #expect(cpu >= 0 && cpu < micros / 2, "a sleeping loop uses little CPU: \(cpu) µs of \(micros) µs")
+        // The handling is put down to the inspection, the turn's slowest event.
+        let byKind = "\(line["handledByKind"] ?? "")"
+        let inspect = byKind.split(separator: " ").first { $0.hasPrefix("inspect=") }
+        let inspectMicros = inspect.flatMap { Int($0.dropFirst("inspect=".count).prefix { $0 != "/" }) }
+        #expect(inspectMicros.map { $0 >= 300_000 && $0 <= handled } == true, "by kind: \(byKind)")
+        #expect(inspect?.hasSuffix("/1") == true, "one inspection: \(byKind)")
+        let slowest = "\(line["slowestEvent"] ?? "")"
+        #expect(slowest.hasPrefix("inspect=") && Int(slowest.dropFirst("inspect=".count)).map { $0 >= 300_000 } == true,
+                "slowest event: \(slowest)")
         // Nothing was sent or read in that turn; the parts of the Ready are still reported.
         #expect(Int("\(line["sendMicros"] ?? "")").map { $0 < 300_000 } == true)
         #expect(Int("\(line["readsMicros"] ?? "")").map { $0 < 300_000 } == true)
