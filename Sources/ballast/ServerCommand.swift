@@ -73,6 +73,7 @@ struct ServerCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: settings["log-level"] ?? "info") ?? .info
         let fatalLogger = logger
         Self.logAllocator(logger)
+        Self.raiseFileLimit(logger, apiConnections: configuration.apiLimits.maxConnections)
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         let history = try HistoryFileStore(directory: configuration.dataDirectory + "/history")
         if let torn = history.recoveryReport.tornTail {
@@ -102,6 +103,22 @@ struct ServerCommand: AsyncParsableCommand {
     private static func logAllocator(_ logger: Logger) {
         let version = String(cString: ballast_allocator_version())
         logger.info("allocator: jemalloc \(version.isEmpty ? "(version unknown)" : version)")
+    }
+
+    /// Raises the open-files limit to the hard limit, and warns when even that is below what
+    /// the connection caps allow (a flood of connections could then starve the log of files).
+    private static func raiseFileLimit(_ logger: Logger, apiConnections: Int) {
+        guard let (soft, hard) = FileDescriptorLimit.raise() else {
+            logger.warning("cannot read the open-files limit (RLIMIT_NOFILE)")
+            return
+        }
+        let needed = FileDescriptorLimit.needed(apiConnections: apiConnections)
+        if soft < UInt64(needed) {
+            logger.warning("the open-files limit is below what the connection limits allow; raise it (ulimit -n, LimitNOFILE) or lower --max-connections",
+                           metadata: ["limit": "\(soft)", "hardLimit": "\(hard)", "needed": "\(needed)"])
+        } else {
+            logger.info("open-files limit", metadata: ["limit": "\(soft)", "needed": "\(needed)"])
+        }
     }
 
     private var flagValues: [String: String] {

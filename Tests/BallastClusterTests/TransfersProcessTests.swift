@@ -128,8 +128,13 @@ struct TransfersProcessTests {
         let leader = try await cluster.waitForLeader()
         try transfers.startWorker(1)
         try transfers.startWorker(2)
+        // The starter holds after 100 starts until the leader is dead, so the kill falls mid-way
+        // however fast the first hundred run.
+        let hold = cluster.directory + "/hold-starts"
+        #expect(FileManager.default.createFile(atPath: hold, contents: nil))
         let start = try transfers.start(["--count", "200", "--concurrency", "32", "--fail-rate", "0.1", "--transient-rate", "0.2",
-                                         "--seed", "11", "--approval-timeout", "20s", "--timeout", "150s"])
+                                         "--seed", "11", "--approval-timeout", "20s", "--timeout", "150s",
+                                         "--hold-after", "100", "--hold-file", hold])
         var options = BallastClientOptions()
         options.callTimeout = .seconds(20)
         let endpoints = cluster.apiEndpoints()
@@ -137,7 +142,9 @@ struct TransfersProcessTests {
 
         // A third of the way: SIGKILL the leader; the cluster elects another and goes on.
         try await waitUntilClosed(client, atLeast: 60, start: start, timeout: .seconds(90))
+        #expect(start.isRunning, "the starter holds with 100 transfers still to start")
         cluster.kill(leader)
+        try FileManager.default.removeItem(atPath: hold)
         let newLeader = try await cluster.waitForLeader(excluding: leader)
         #expect(newLeader != leader)
         // Half-way: SIGKILL worker 1 with tasks in hand and start it again; its activities and

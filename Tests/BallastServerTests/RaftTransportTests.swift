@@ -114,6 +114,46 @@ struct RaftTransportTests {
         try await group.shutdownGracefully()
     }
 
+    @Test("a connection that does not say hello in time is closed, one that did stays; connections over the cap are closed at accept")
+    func helloDeadlineAndConnectionCap() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let received = Mutex<Int>(0)
+        let receiver = TCPRaftTransport(localInfo: info(2), peers: [:], group: group, logger: Logger(label: "test"),
+                                        inboundConnectionLimit: 3, helloDeadline: .seconds(2))
+        let port = try await receiver.listen(host: "127.0.0.1", port: 0) { _ in received.withLock { $0 += 1 } }
+        func connect() async throws -> any Channel { try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get() }
+        // Opened together: one says hello, one says nothing, one trickles a frame's first bytes.
+        let greeted = try await connect()
+        var hello = ByteBuffer()
+        RaftFrameEncoder.write(payload: info(1).encoded, kind: .hello, to: &hello)
+        try await greeted.writeAndFlush(hello).get()
+        let silent = try await connect()
+        let trickling = try await connect()
+        try await trickling.writeAndFlush(ByteBuffer(bytes: Array(hello.readableBytesView.prefix(3)))).get()
+        // A fourth is over the cap: closed at accept.
+        let over = try await connect()
+        try await waitUntil("the connection over the cap is closed") { !over.isActive }
+        #expect(receiver.inboundCap.refusedConnections == 1)
+        // The silent and the trickling ones are closed at the deadline; the greeted one stays.
+        try await waitUntil("the silent and the trickling connections are closed") { !silent.isActive && !trickling.isActive }
+        #expect(greeted.isActive, "a connection that said hello is not subject to the deadline")
+        var message = ByteBuffer()
+        RaftFrameEncoder.write(payload: RaftMessageCodec().encode(Message(from: NodeID(1), to: NodeID(2), term: Term(1), body: .timeoutNow)),
+                               kind: .message, to: &message)
+        try await greeted.writeAndFlush(message).get()
+        try await waitUntil("the greeted connection's message is delivered") { received.withLock { $0 } == 1 }
+        // With room again, a new connection is admitted.
+        try await waitUntil("the closed connections are uncounted") { receiver.inboundCap.openConnections == 1 }
+        let another = try await connect()
+        try await another.writeAndFlush(hello).get()
+        try await another.writeAndFlush(message).get()
+        try await waitUntil("the new connection's message is delivered") { received.withLock { $0 } == 2 }
+        try await greeted.close()
+        try await another.close()
+        await receiver.shutdown()
+        try await group.shutdownGracefully()
+    }
+
     private func info(_ id: UInt64) -> NodeInfo {
         NodeInfo(id: id, raft: "127.0.0.1:\(7000 + id)", api: "127.0.0.1:\(8000 + id)", admin: "127.0.0.1:\(9000 + id)")
     }

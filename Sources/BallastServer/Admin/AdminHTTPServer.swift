@@ -56,19 +56,44 @@ public struct AdminResponse: Sendable {
 public typealias AdminRouter = @Sendable (AdminRequest) async -> AdminResponse
 
 /// The HTTP/1.1 server on the admin port (`/healthz`, `/readyz`, `/status`, `/metrics`, the UI).
+///
+/// Whoever can reach the port gets bounded resources: at most `maxConnections` connections
+/// (more are closed at accept), each closed unless a complete request arrives within
+/// `requestDeadline` of its opening or of its last answer (idle and trickling clients), and
+/// closed after a request that is not HTTP (answered 400 first). Bodies over `maxBodyBytes`
+/// get 413.
 public final class AdminHTTPServer: Sendable {
     private let channel: any Channel
+    private let cap: ConnectionCap
+
+    /// Connections open by default at most: browsers, scrapers and the other members' status
+    /// calls need a few dozen.
+    public static let defaultMaxConnections = 128
+    /// How long a connection may take to deliver a whole request by default.
+    public static let defaultRequestDeadline: TimeAmount = .seconds(30)
 
     /// Binds `host:port` (port 0 picks a free one) and serves `router`; with `tls`, over mutual
     /// TLS only (HTTPS), each request carrying the caller's verified identity.
     public init(host: String, port: Int, group: any EventLoopGroup, logger: Logger, maxBodyBytes: Int = 1 << 20,
+                maxConnections: Int = AdminHTTPServer.defaultMaxConnections,
+                requestDeadline: TimeAmount = AdminHTTPServer.defaultRequestDeadline,
                 tls: TLSContextStore? = nil, router: @escaping AdminRouter) async throws {
+        let cap = ConnectionCap(limit: maxConnections)
+        self.cap = cap
         channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let handler = AdminRequestHandler(router: router, maxBodyBytes: maxBodyBytes, logger: logger)
+                guard cap.admit(channel) else {
+                    logger.debug("refusing a connection: the admin port is at its connection limit", metadata: ["limit": "\(cap.limit)"])
+                    // A failed initializer makes NIO close the accepted socket before registering it.
+                    return channel.eventLoop.makeFailedFuture(ConnectionCapReached(port: "admin", limit: cap.limit))
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    let deadline = ConnectionDeadline(channel: channel, limit: requestDeadline,
+                                                      reason: "no complete admin request within \(requestDeadline)", logger: logger)
+                    deadline.arm()
+                    let handler = AdminRequestHandler(router: router, maxBodyBytes: maxBodyBytes, deadline: deadline, logger: logger)
                     try TLSServerPipeline.configure(
                         channel, store: tls, logger: logger,
                         onPeer: { identity, _ in
@@ -86,6 +111,10 @@ public final class AdminHTTPServer: Sendable {
 
     /// The bound port.
     public var port: Int { channel.localAddress?.port ?? 0 }
+    /// Connections open now.
+    public var openConnections: Int { cap.openConnections }
+    /// Connections closed at accept because `maxConnections` were open.
+    public var refusedConnections: Int { cap.refusedConnections }
 
     /// Stops accepting connections.
     public func close() async { try? await channel.close() }
@@ -98,6 +127,7 @@ private final class AdminRequestHandler: ChannelInboundHandler {
 
     private let router: AdminRouter
     private let maxBodyBytes: Int
+    private let deadline: ConnectionDeadline
     private let logger: Logger
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
@@ -105,10 +135,19 @@ private final class AdminRequestHandler: ChannelInboundHandler {
     /// The connection's verified client identity (TLS), set before any request is read.
     var peer: PeerIdentity?
 
-    init(router: @escaping AdminRouter, maxBodyBytes: Int, logger: Logger) {
+    init(router: @escaping AdminRouter, maxBodyBytes: Int, deadline: ConnectionDeadline, logger: Logger) {
         self.router = router
         self.maxBodyBytes = maxBodyBytes
+        self.deadline = deadline
         self.logger = logger
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { deadline.disarm() }
+
+    /// Bytes that are not HTTP: NIO's error handler has answered 400 (asking to close); close.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("closing an admin connection after an error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -122,6 +161,7 @@ private final class AdminRequestHandler: ChannelInboundHandler {
         case .end:
             guard let head else { return }
             self.head = nil
+            deadline.disarm()  // the request is complete: its answer may take as long as it takes
             respond(context: context, head: head)
         }
     }
@@ -158,6 +198,7 @@ private final class AdminRequestHandler: ChannelInboundHandler {
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
         if keepAlive {
             context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+            deadline.arm()  // the next request must come within the deadline too
         } else {
             let channel = context.channel
             context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }

@@ -20,6 +20,8 @@ final class RaftInboundHandler: ChannelInboundHandler {
     var certifiedPeer: NodeID?
     /// Refuse a hello on a connection without a verified certificate (TLS required).
     private let requireCertificate: Bool
+    /// Closes the connection unless a valid hello arrives in time (set before any frame arrives).
+    var helloDeadline: ConnectionDeadline?
 
     init(localID: NodeID, codec: RaftMessageCodec, logger: Logger, hello: @escaping @Sendable (NodeInfo) -> Void,
          members: @escaping @Sendable ([NodeInfo]) -> Void = { _ in }, requireCertificate: Bool = false,
@@ -47,6 +49,7 @@ final class RaftInboundHandler: ChannelInboundHandler {
                     return refuse(context, "a hello from node \(info.id) without a verified certificate")
                 }
                 peer = NodeID(info.id)
+                helloDeadline?.disarm()
                 hello(info)
             case .members:
                 guard peer != nil else { return refuse(context, "a member table before the hello frame") }
@@ -72,6 +75,8 @@ final class RaftInboundHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         closeOnError(context: context, error)
     }
+
+    func handlerRemoved(context: ChannelHandlerContext) { helloDeadline?.disarm() }
 
     private func closeOnError(context: ChannelHandlerContext, _ error: any Error) {
         logger.warning("closing Raft connection after bad input",

@@ -59,6 +59,14 @@ public final class TCPRaftTransport: RaftTransport, @unchecked Sendable {
     private let logger: Logger
     private let codec = RaftMessageCodec()
     private let maxQueuedBytesPerPeer: Int
+    /// Inbound connections kept open at most: a member opens one (again after each reconnect,
+    /// the old one closing), so this is far above what a cluster needs, and far below what would
+    /// take the process's file descriptors.
+    let inboundCap: ConnectionCap
+    /// `inboundCap`'s limit by default.
+    public static let inboundConnectionLimit = 256
+    /// How long an inbound connection may take to say hello before it is closed.
+    let helloDeadline: TimeAmount
     private let onBookChanged: (@Sendable (AddressBook) -> Void)?
     private let listener = Mutex<(any Channel)?>(nil)
     /// Serializes `onBookChanged` calls, each reading the book inside, so the last one persisted
@@ -71,8 +79,11 @@ public final class TCPRaftTransport: RaftTransport, @unchecked Sendable {
     /// change of the book (from any thread), so the node can persist it.
     public init(localInfo: NodeInfo, book: AddressBook, overrides: [NodeID: PeerAddress] = [:], group: any EventLoopGroup,
                 logger: Logger, maxQueuedBytesPerPeer: Int = 64 << 20, tls: RaftTLS? = nil,
+                inboundConnectionLimit: Int = TCPRaftTransport.inboundConnectionLimit, helloDeadline: TimeAmount = .seconds(10),
                 onBookChanged: (@Sendable (AddressBook) -> Void)? = nil) {
         self.tls = tls
+        inboundCap = ConnectionCap(limit: inboundConnectionLimit)
+        self.helloDeadline = helloDeadline
         localID = NodeID(localInfo.id)
         var book = book
         book.learn(localInfo, from: .configEntry)
@@ -86,14 +97,15 @@ public final class TCPRaftTransport: RaftTransport, @unchecked Sendable {
 
     /// Creates the transport for a static set of peers (`--peers`), as tests and tools use it.
     public convenience init(localInfo: NodeInfo, peers: [NodeID: PeerAddress], group: any EventLoopGroup, logger: Logger,
-                            maxQueuedBytesPerPeer: Int = 64 << 20, tls: RaftTLS? = nil) {
+                            maxQueuedBytesPerPeer: Int = 64 << 20, tls: RaftTLS? = nil,
+                            inboundConnectionLimit: Int = TCPRaftTransport.inboundConnectionLimit, helloDeadline: TimeAmount = .seconds(10)) {
         var book = AddressBook(initialVoters: [])
         for (id, address) in peers where id.rawValue != localInfo.id {
             book.learn(NodeInfo(id: id.rawValue, raft: HostPort(host: address.host, port: address.port).description, api: "", admin: ""),
                        from: .commandLine)
         }
         self.init(localInfo: localInfo, book: book, group: group, logger: logger, maxQueuedBytesPerPeer: maxQueuedBytesPerPeer,
-                  tls: tls)
+                  tls: tls, inboundConnectionLimit: inboundConnectionLimit, helloDeadline: helloDeadline)
     }
 
     /// Starts accepting peers on `host:port` (port 0 picks a free one); returns the bound port.
@@ -110,9 +122,18 @@ public final class TCPRaftTransport: RaftTransport, @unchecked Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
+                guard inboundCap.admit(channel) else {
+                    logger.debug("refusing a Raft connection: the port is at its connection limit",
+                                   metadata: ["limit": "\(inboundCap.limit)", "remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
+                    return channel.eventLoop.makeFailedFuture(ConnectionCapReached(port: "Raft", limit: inboundCap.limit))
+                }
+                return channel.eventLoop.makeCompletedFuture {
                     let inbound = RaftInboundHandler(localID: localID, codec: codec, logger: logger, hello: hello, members: members,
                                                      requireCertificate: tls?.server.options.required ?? false, deliver: deliver)
+                    let deadline = ConnectionDeadline(channel: channel, limit: helloDeadline,
+                                                      reason: "no hello within \(helloDeadline)", logger: logger)
+                    deadline.arm()
+                    inbound.helloDeadline = deadline
                     try TLSServerPipeline.configure(
                         channel, store: tls?.server, logger: logger,
                         onPeer: { [self] identity, _ in
