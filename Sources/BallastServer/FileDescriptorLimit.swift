@@ -1,3 +1,4 @@
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,8 +25,27 @@ public enum FileDescriptorLimit {
         return (UInt64(limit.rlim_cur), UInt64(limit.rlim_max))
     }
 
+    /// Raises the limit (`raise()`) and logs it with what a node of `configuration` may need,
+    /// as a warning when the limit is below that (a flood of connections could then leave the
+    /// log without descriptors).
+    public static func raiseAndReport(for configuration: NodeConfiguration, logger: Logger) {
+        guard let (soft, hard) = raise() else {
+            logger.warning("cannot read the open-files limit (RLIMIT_NOFILE)")
+            return
+        }
+        let needed = needed(apiConnections: configuration.apiLimits.maxConnections, adminConnections: configuration.adminMaxConnections)
+        if soft < UInt64(needed) {
+            logger.warning("""
+                the open-files limit is below what the connection limits allow; raise it (ulimit -n, LimitNOFILE) \
+                or lower --max-connections and --admin-max-connections
+                """, metadata: ["limit": "\(soft)", "hardLimit": "\(hard)", "needed": "\(needed)"])
+        } else {
+            logger.info("open-files limit", metadata: ["limit": "\(soft)", "needed": "\(needed)"])
+        }
+    }
+
     /// Descriptors a node with these connection caps may need at most.
-    public static func needed(apiConnections: Int) -> Int {
-        apiConnections + AdminHTTPServer.defaultMaxConnections + TCPRaftTransport.inboundConnectionLimit + reserve
+    public static func needed(apiConnections: Int, adminConnections: Int) -> Int {
+        apiConnections + adminConnections + TCPRaftTransport.inboundConnectionLimit + reserve
     }
 }

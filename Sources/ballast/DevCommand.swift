@@ -45,6 +45,7 @@ struct DevCommand: AsyncParsableCommand {
         let configuration = try settings.nodeConfiguration()
         var logger = Logger(label: "ballast.dev")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
+        FileDescriptorLimit.raiseAndReport(for: configuration, logger: logger)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let history = try HistoryFileStore(directory: directory + "/history")
         let fatalLogger = logger

@@ -36,6 +36,8 @@ struct ServerCommand: AsyncParsableCommand {
     var diskReserveBytes: UInt64?
     @Option(help: "Most client and worker connections the API port keeps open; more are closed at accept (default 1024).")
     var maxConnections: Int?
+    @Option(help: "Most connections the admin port keeps open; more are closed at accept (default 128).")
+    var adminMaxConnections: Int?
     @Option(help: "New API connections accepted per second and in a burst; over it accepting pauses (default 500).")
     var maxNewConnectionsPerSecond: Int?
     @Option(help: "Largest request message on the API port in bytes; larger ones get RESOURCE_EXHAUSTED (default 4 MiB).")
@@ -73,7 +75,7 @@ struct ServerCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: settings["log-level"] ?? "info") ?? .info
         let fatalLogger = logger
         Self.logAllocator(logger)
-        Self.raiseFileLimit(logger, apiConnections: configuration.apiLimits.maxConnections)
+        FileDescriptorLimit.raiseAndReport(for: configuration, logger: logger)
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         let history = try HistoryFileStore(directory: configuration.dataDirectory + "/history")
         if let torn = history.recoveryReport.tornTail {
@@ -105,22 +107,6 @@ struct ServerCommand: AsyncParsableCommand {
         logger.info("allocator: jemalloc \(version.isEmpty ? "(version unknown)" : version)")
     }
 
-    /// Raises the open-files limit to the hard limit, and warns when even that is below what
-    /// the connection caps allow (a flood of connections could then starve the log of files).
-    private static func raiseFileLimit(_ logger: Logger, apiConnections: Int) {
-        guard let (soft, hard) = FileDescriptorLimit.raise() else {
-            logger.warning("cannot read the open-files limit (RLIMIT_NOFILE)")
-            return
-        }
-        let needed = FileDescriptorLimit.needed(apiConnections: apiConnections)
-        if soft < UInt64(needed) {
-            logger.warning("the open-files limit is below what the connection limits allow; raise it (ulimit -n, LimitNOFILE) or lower --max-connections",
-                           metadata: ["limit": "\(soft)", "hardLimit": "\(hard)", "needed": "\(needed)"])
-        } else {
-            logger.info("open-files limit", metadata: ["limit": "\(soft)", "needed": "\(needed)"])
-        }
-    }
-
     private var flagValues: [String: String] {
         var values: [String: String] = [:]
         values["id"] = id.map { String($0) }
@@ -137,6 +123,7 @@ struct ServerCommand: AsyncParsableCommand {
         values["disk-reserve-bytes"] = diskReserveBytes.map { String($0) }
         values["election-ticks"] = electionTicks.map { String($0) }
         values["max-connections"] = maxConnections.map { String($0) }
+        values["admin-max-connections"] = adminMaxConnections.map { String($0) }
         values["max-new-connections-per-second"] = maxNewConnectionsPerSecond.map { String($0) }
         values["max-message-bytes"] = maxMessageBytes.map { String($0) }
         values["eager-dispatch"] = eagerDispatch
@@ -163,7 +150,8 @@ struct ServerSettings {
                                     "admin-token", "admin-tokens", "roles",
                                     "tls-cert", "tls-key", "tls-ca", "tls-min-version", "tls-required", "tls-allow-cleartext",
                                     "tls-reload-interval-ms", "disk-reserve-bytes",
-                                    "max-connections", "max-new-connections-per-second", "max-message-bytes", "eager-dispatch", "max-engine-format"]
+                                    "max-connections", "max-new-connections-per-second", "max-message-bytes", "eager-dispatch", "max-engine-format",
+                                    "admin-max-connections"]
     private var values: [String: String] = [:]
 
     subscript(key: String) -> String? { values[key] }
@@ -247,6 +235,12 @@ struct ServerSettings {
             configuration.diskReserveBytes = count
         }
         configuration.apiLimits = try apiLimits()
+        if let text = values["admin-max-connections"] {
+            guard let count = Int(text), (1 ... 100_000).contains(count) else {
+                throw ValidationError("--admin-max-connections must be 1…100000")
+            }
+            configuration.adminMaxConnections = count
+        }
         if let text = values["eager-dispatch"] {
             guard let enabled = Bool(text) else { throw ValidationError("--eager-dispatch takes true or false, not '\(text)'") }
             configuration.eagerDispatch = enabled

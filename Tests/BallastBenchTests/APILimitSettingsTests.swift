@@ -39,6 +39,18 @@ struct APILimitSettingsTests {
         }
     }
 
+    @Test("--admin-max-connections: 128 by default, the value given, and out of range refused naming the flag")
+    func adminMaxConnections() throws {
+        #expect(try Self.configuration([:]).adminMaxConnections == AdminHTTPServer.defaultMaxConnections)
+        #expect(try Self.configuration(["admin-max-connections": "16"]).adminMaxConnections == 16)
+        for value in ["0", "100001", "-3", "lots"] {
+            #expect(throws: (any Error).self) { try Self.configuration(["admin-max-connections": value]) }
+            do { _ = try Self.configuration(["admin-max-connections": value]) } catch {
+                #expect("\(error)".contains("--admin-max-connections"), "\(error)")
+            }
+        }
+    }
+
     @Test("the config file takes the same keys")
     func configFile() throws {
         let path = NSTemporaryDirectory() + "ballast-limits-\(UUID().uuidString.prefix(8)).conf"

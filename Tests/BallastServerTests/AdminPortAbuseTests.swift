@@ -34,7 +34,8 @@ struct AdminPortAbuseTests {
             #expect(described.info.execution.runID == run, "after \(after)")
         }
 
-        // 1. Bytes that are not HTTP, or HTTP that breaks its rules: any answer is a 4xx, or none.
+        // 1. Bytes that are not HTTP, or HTTP that breaks its rules: no answer, or one below 500;
+        // an answer that says `Connection: close` is followed by the close.
         var random = SplitMix64(seed: 7)
         var raw: [(String, [UInt8])] = (0..<48).map { number in
             let length = [1, 3, 17, 255, 1024, 8192][number % 6]
@@ -164,12 +165,25 @@ struct AdminPortAbuseTests {
         var describeAgain = Ballast_V1_DescribeWorkflowExecutionRequest()
         describeAgain.execution.workflowID = "target"
         let _: Ballast_V1_DescribeWorkflowExecutionResponse = try await client.unary(BallastMethod.Workflow.describe, request: describeAgain)
+        // The server closed those over its limit at accept; the others stay open (idle, within the deadline).
+        var refusedHere = 0
+        try await waitUntil("the connections over the limit are closed") {
+            refusedHere = idle.filter { !Self.isOpen($0) }.count
+            return refusedHere >= idle.count - AdminHTTPServer.defaultMaxConnections
+        }
         for socket in idle { close(socket) }
         try await waitUntil("the admin port serves again") {
             (try? await Self.status(of: Self.exchange(port: admin, patience: .seconds(2),
                                                 Array("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)))) == 200
         }
         try await stillServing("\(idle.count) idle connections")
+        // The refusals show in /metrics.
+        let metrics = String(decoding: try await Self.exchange(port: admin, patience: .seconds(10),
+                                                               Array("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)),
+                             as: UTF8.self)
+        let refusedLine = metrics.split(separator: "\n").first { $0.hasPrefix("ballast_connections_refused_total{port=\"admin\"}") }
+        let refused = refusedLine.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
+        #expect(refused == Double(refusedHere), "admin refusals in /metrics: \(refusedLine ?? "none"), seen closed here: \(refusedHere)")
     }
 
     @Test("the admin port keeps at most its connection limit, closes idle and trickling connections at the request deadline, and restarts the deadline after each answer")
@@ -191,7 +205,7 @@ struct AdminPortAbuseTests {
         defer { for socket in [idle, trickling, askedOnce, asking] { close(socket) } }
         let firstAnswer = try await Self.offThePool { try Self.Asker(socket: askedOnce).ask(request) }
         #expect(firstAnswer)
-        // A fourth is over the limit: closed at accept.
+        // A fifth is over the limit: closed at accept, unanswered.
         let overTheLimit = try await Self.exchangeNotingClose(port: port, patience: .seconds(5), request)
         #expect(overTheLimit.closed && overTheLimit.answer.isEmpty)
         #expect(server.refusedConnections == 1)

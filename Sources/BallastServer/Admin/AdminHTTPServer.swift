@@ -144,7 +144,8 @@ private final class AdminRequestHandler: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) { deadline.disarm() }
 
-    /// Bytes that are not HTTP: NIO's error handler has answered 400 (asking to close); close.
+    /// Any error closes the connection. Bytes that are not HTTP arrive here after NIO's error
+    /// handler has answered them 400 with `Connection: close`, which it does not do itself.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("closing an admin connection after an error", metadata: ["error": "\(error)"])
         context.close(promise: nil)

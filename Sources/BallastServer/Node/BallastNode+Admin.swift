@@ -21,6 +21,7 @@ extension BallastNode {
             return .json(Self.encodeJSON(await status(digest: request.query["digest"] == "1")))
         case "/metrics":
             metrics.update(from: await raftStatus())
+            metrics.updateConnections(connectionCounts())
             return AdminResponse(contentType: "text/plain; version=0.0.4; charset=utf-8", body: Array(metrics.text().utf8))
         case "/cluster":
             return .json(Self.encodeJSON(await clusterView(askLeader: request.query["local"] == nil)))

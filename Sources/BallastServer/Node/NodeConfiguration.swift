@@ -134,6 +134,9 @@ public struct NodeConfiguration: Sendable {
     /// `--max-new-connections-per-second`, `--max-message-bytes`; docs/protocol.md, "Limits
     /// against hostile clients"). The defaults are `GRPCServerConfiguration`'s.
     public var apiLimits = APILimits()
+    /// Connections the admin port keeps open at most (`--admin-max-connections`); more are
+    /// closed at accept (docs/operations.md, "The admin port").
+    public var adminMaxConnections = AdminHTTPServer.defaultMaxConnections
     /// Eager dispatch (`--eager-dispatch`): entries that make tasks ready start them for a
     /// worker with free slots (format-version-2 entries, which builds before it cannot apply).
     public var eagerDispatch = true

@@ -35,6 +35,13 @@ public final class NodeMetrics: Sendable {
     private let workflowsStarted: Counter
     /// One counter per closing status; the label set is fixed, so it stays bounded.
     private let workflowsClosed: [ClosedStatus: Counter]
+    /// Per port (`api`, `admin`, `raft`): inbound connections open, and those closed at accept.
+    private let connectionsOpen: [String: Gauge]
+    private let connectionsRefused: [String: Counter]
+    /// The servers' refusal totals at the last update (the counters grow by the difference).
+    private let refusedAtLastUpdate = Mutex<[String: Int]>([:])
+    /// The ports `updateConnections` reports, as the `port` label.
+    static let connectionPorts = ["api", "admin", "raft"]
 
     /// How a run closed, as the `status` label of `ballast_workflows_closed_total`.
     enum ClosedStatus: String, CaseIterable {
@@ -91,6 +98,19 @@ public final class NodeMetrics: Sendable {
                 labels: [("status", status.rawValue)])
         }
         workflowsClosed = closed
+        var open: [String: Gauge] = [:]
+        var refused: [String: Counter] = [:]
+        for port in Self.connectionPorts {
+            open[port] = registry.makeGauge(
+                descriptor: name("", "connections_open", "", "Inbound connections open now, by port (raft: from peers)."),
+                labels: [("port", port)])
+            refused[port] = registry.makeCounter(
+                descriptor: name("", "connections_refused", "total",
+                                 "Inbound connections closed at accept because the port was at its connection limit, by port."),
+                labels: [("port", port)])
+        }
+        connectionsOpen = open
+        connectionsRefused = refused
         timersFired = registry.makeCounter(
             descriptor: name("", "timers_fired", "total", "Deadlines (timers, timeouts, retries) fired and applied by this leader."))
         eagerStarts = registry.makeCounter(
@@ -202,6 +222,21 @@ public final class NodeMetrics: Sendable {
             for (key, gauge) in gauges where !seen.contains(key) {
                 registry.unregisterGauge(gauge)
                 gauges[key] = nil
+            }
+        }
+    }
+
+    /// Sets the open-connection gauges and counts the refusals since the last update, per port
+    /// (`refused`: the server's total since it started).
+    func updateConnections(_ ports: [(port: String, open: Int, refused: Int)]) {
+        refusedAtLastUpdate.withLock { last in
+            for entry in ports {
+                connectionsOpen[entry.port]?.set(Double(entry.open))
+                let growth = entry.refused - (last[entry.port] ?? 0)
+                if growth > 0 {
+                    connectionsRefused[entry.port]?.increment(by: Int64(growth))
+                    last[entry.port] = entry.refused
+                }
             }
         }
     }

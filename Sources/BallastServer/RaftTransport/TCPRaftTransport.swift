@@ -124,7 +124,7 @@ public final class TCPRaftTransport: RaftTransport, @unchecked Sendable {
             .childChannelInitializer { [self] channel in
                 guard inboundCap.admit(channel) else {
                     logger.debug("refusing a Raft connection: the port is at its connection limit",
-                                   metadata: ["limit": "\(inboundCap.limit)", "remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
+                                 metadata: ["limit": "\(inboundCap.limit)", "remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
                     return channel.eventLoop.makeFailedFuture(ConnectionCapReached(port: "Raft", limit: inboundCap.limit))
                 }
                 return channel.eventLoop.makeCompletedFuture {
