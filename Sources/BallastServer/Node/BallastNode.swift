@@ -36,15 +36,6 @@ public final class BallastNode: @unchecked Sendable {
     public let metrics: NodeMetrics
     private var admin: AdminHTTPServer?
     private var api: GRPCServer?
-
-    /// Per port: inbound connections open now, and those closed at accept since the node started
-    /// (for `/metrics`).
-    func connectionCounts() -> [(port: String, open: Int, refused: Int)] {
-        var counts = [(port: "raft", open: transport.inboundCap.openConnections, refused: transport.inboundCap.refusedConnections)]
-        if let api { counts.append(("api", api.connectionCount, api.refusedConnectionCount)) }
-        if let admin { counts.append(("admin", admin.openConnections, admin.refusedConnections)) }
-        return counts
-    }
     /// The addresses actually bound (ports may have been 0 in the configuration).
     public private(set) var info: NodeInfo
     /// The TLS contexts of the API, Raft and admin ports (nil in cleartext), and their reloader.
@@ -209,6 +200,15 @@ public final class BallastNode: @unchecked Sendable {
             recordSecurityEvent(.adminTokensReloaded, detail: "admin tokens reload refused (\(reason)); the previous tokens stay: \(why)")
             return false
         }
+    }
+
+    /// Per port: inbound connections open now, and those closed at accept since the node started
+    /// (for `/metrics`).
+    func connectionCounts() -> [(port: String, open: Int, refused: Int)] {
+        var counts = [(port: "raft", open: transport.inboundCap.openConnections, refused: transport.inboundCap.refusedConnections)]
+        if let api { counts.append(("api", api.connectionCount, api.refusedConnectionCount)) }
+        if let admin { counts.append(("admin", admin.openConnections, admin.refusedConnections)) }
+        return counts
     }
 
     /// The core's status, read on the driver's loop thread.
