@@ -33,7 +33,7 @@ public enum HistoryText {
                 activities[event.eventID] = "\(scheduled.activityType.name)#\(scheduled.activityID)"
             }
             return Row(eventID: event.eventID, time: time(event.eventTimeUnixNanos),
-                       offset: offset(event.eventTimeUnixNanos - first.eventTimeUnixNanos), type: event.typeName,
+                       offset: offset(event.eventTimeUnixNanos.subtractingReportingOverflow(first.eventTimeUnixNanos).partialValue), type: event.typeName,
                        details: details(event, activities: activities), tone: tone(event))
         }
     }
@@ -176,11 +176,13 @@ public enum HistoryText {
             + "\(zeroPadded(second, 2)).\(zeroPadded(millisOfDay % 1000, 3))Z"
     }
 
-    /// `350ms`, `1.2s`, or `-` for zero or less.
+    /// `350ms`, `1.2s`, or `-` for zero or less. Rounded to tenths without adding first: a
+    /// timer of `Int64.max` (what the Swift SDK sends for a sleep beyond 292 years) made
+    /// `nanos + 50_000_000` overflow, which trapped in the node serving the run's web page.
     public static func duration(_ nanos: Int64) -> String {
         if nanos <= 0 { return "-" }
         if nanos < 1_000_000_000 { return "\(nanos / 1_000_000)ms" }
-        let tenths = (nanos + 50_000_000) / 100_000_000
+        let tenths = nanos / 100_000_000 + (nanos % 100_000_000 >= 50_000_000 ? 1 : 0)
         return "\(tenths / 10).\(tenths % 10)s"
     }
 

@@ -203,9 +203,14 @@ public final class GRPCClient: Sendable {
         try? await channel.closeFuture.get()
     }
 
+    /// A timeout in whole nanoseconds, `Int64.max` for one too long to count (292 years): the
+    /// plain product trapped, stopping the caller's process.
     static func nanoseconds(_ duration: Duration) -> Int64 {
         let (seconds, attoseconds) = duration.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        let (sum, overflowed) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
+        return overflowed ? (seconds < 0 ? .min : .max) : sum
     }
 }
 

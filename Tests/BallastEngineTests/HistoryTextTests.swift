@@ -25,6 +25,10 @@ struct HistoryTextTests {
         #expect(HistoryText.duration(350_000_000) == "350ms")
         #expect(HistoryText.duration(1_249_000_000) == "1.2s")
         #expect(HistoryText.duration(61_960_000_000) == "62.0s")
+        #expect(HistoryText.duration(1_250_000_000) == "1.3s")
+        // The longest timer (a sleep beyond 292 years in the Swift SDK): adding half a tenth first overflowed.
+        #expect(HistoryText.duration(.max) == "9223372036.9s")
+        #expect(HistoryText.duration(.max - 50_000_000) == "9223372036.8s")
     }
 
     @Test("base64 matches Foundation's for every length remainder")

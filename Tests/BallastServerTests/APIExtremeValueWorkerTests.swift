@@ -428,13 +428,11 @@ struct APIExtremeValueWorkerTests {
 
     /// A timer as long as a workflow can ask for — the Swift SDK saturates any sleep past 292
     /// years to `Int64.max` nanoseconds — made the web UI's page of its run trap: the timeline's
-    /// `HistoryText.duration` rounds with an addition that overflows there, and the admin port's
-    /// handler runs in the node, so opening the page stopped the node (`ballast workflow show`
-    /// traps the same way in the CLI). Found by sending this file's variants, then opening each
-    /// run's page. HistoryText is the engine's (Sources/BallastEngine), which another change owns:
-    /// enable this test with the fix there (a rounding that saturates).
-    @Test(.disabled("HistoryText.duration overflows at Int64.max; the fix belongs in Sources/BallastEngine"))
-    func theWebPageOfARunWithTheLongestTimerIsServed() async throws {
+    /// `HistoryText.duration` rounded with an addition that overflowed there, and the admin
+    /// port's handler runs in the node, so opening the page stopped the node (`ballast workflow
+    /// show` trapped the same way in the CLI). Found by sending this file's variants, then
+    /// opening each run's page; `HistoryText.duration` now rounds without the addition.
+    @Test func theWebPageOfARunWithTheLongestTimerIsServed() async throws {
         let single = try await SingleNode()
         let client = try await single.client()
         let token = try await Self.freshWorkflowTask(client, queue: "forever", workflowId: "forever")

@@ -74,4 +74,14 @@ struct CallDeadlinesTests {
         #expect(!GRPCWireValue.list("l z4", names: "lz4"))
         #expect(!GRPCWireValue.list("LZ4", names: "lz4"))
     }
+
+    @Test("a client timeout too long for 64-bit nanoseconds is Int64.max, not a trap in the caller")
+    func timeoutNanosecondsSaturate() {
+        #expect(GRPCClient.nanoseconds(.milliseconds(1_500)) == 1_500_000_000)
+        #expect(GRPCClient.nanoseconds(.nanoseconds(7)) == 7)
+        #expect(GRPCClient.nanoseconds(.seconds(Int64.max)) == .max)
+        #expect(GRPCClient.nanoseconds(.seconds(9_223_372_036)) == 9_223_372_036_000_000_000)
+        #expect(GRPCClient.nanoseconds(.seconds(9_223_372_036) + .milliseconds(900)) == .max)
+        #expect(GRPCClient.nanoseconds(.seconds(-Int64.max)) == .min)
+    }
 }
