@@ -7,15 +7,18 @@ struct ApplyContext {
     let now: Int64
     /// The log index being applied (salts generated run ids).
     let index: UInt64
+    /// Whether retry arithmetic is bounded (entry format 3 on; `RetryRules`).
+    let boundedRetries: Bool
     var result = ApplyResult()
     /// Distinguishes runs created by the same entry (children, continue-as-new).
     var nextRunSalt: UInt64 = 0
     /// Cross-run effects, run in order once the entry's own run is stored.
     var followUps: [FollowUp] = []
 
-    init(now: Int64, index: UInt64) {
+    init(now: Int64, index: UInt64, formatVersion: UInt32) {
         self.now = now
         self.index = index
+        boundedRetries = formatVersion >= boundedRetryFormatVersion
     }
 
     /// Records an appended event for the run's history store.

@@ -28,7 +28,7 @@ extension WorkflowEngine {
         event.startToCloseTimeoutNanos = startToClose
         event.heartbeatTimeoutNanos = min(command.heartbeatTimeoutNanos, startToClose)
         event.workflowTaskCompletedEventID = completedEventId
-        event.retryPolicy = RetryRules.withDefaults(command.retryPolicy)
+        event.retryPolicy = RetryRules.withDefaults(command.retryPolicy, bounded: context.boundedRetries)
         let scheduledId = run.append(.activityTaskScheduled(event), &context)
         let activity = PendingActivity(
             scheduledEventId: scheduledId, attributes: event, firstScheduledTime: context.now,

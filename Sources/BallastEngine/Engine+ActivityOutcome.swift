@@ -131,7 +131,8 @@ extension WorkflowEngine {
         let closeDeadline = activity.attributes.scheduleToCloseTimeoutNanos > 0
             ? activity.firstScheduledTime.addingSaturated(activity.attributes.scheduleToCloseTimeoutNanos) : 0
         let decision = RetryRules.decide(policy: activity.attributes.retryPolicy, attempt: activity.attempt,
-                                         failure: failure, now: context.now, scheduleToCloseDeadline: closeDeadline)
+                                         failure: failure, now: context.now, scheduleToCloseDeadline: closeDeadline,
+                                         bounded: context.boundedRetries)
         if decision.state == .inProgress {
             var retrying = activity
             retrying.phase = .backoff

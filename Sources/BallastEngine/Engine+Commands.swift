@@ -73,7 +73,7 @@ extension WorkflowEngine {
                     event.newExecutionRunID = retried.runId
                     outcome.close = RunClose(event: .workflowExecutionFailed(event), status: .failed, continueAsNew: retried)
                 } else if let retry = run.retry {
-                    event.retryState = retryStateAfter(retry, failure: command.failure, run: run, now: context.now)
+                    event.retryState = retryStateAfter(retry, failure: command.failure, run: run, context)
                     outcome.close = RunClose(event: .workflowExecutionFailed(event), status: .failed)
                 }
             case let .cancelWorkflowExecution(command)?:

@@ -136,14 +136,16 @@ extension WorkflowEngine {
             started.parentWorkflowExecution = parent.key.execution
             started.parentInitiatedEventID = parent.initiatedEventId
         }
-        openRun(Self.newRunState(key, started: started, parent: newRun.parent, now: now), started: started,
+        openRun(Self.newRunState(key, started: started, parent: newRun.parent, now: now,
+                                 boundedRetries: context.boundedRetries), started: started,
                 backoffNanos: newRun.backoffNanos, &context)
         return key
     }
 
     /// The state of a run about to start with these attributes.
     private static func newRunState(
-        _ key: RunKey, started: Ballast_V1_WorkflowExecutionStartedEventAttributes, parent: ParentLink?, now: Int64
+        _ key: RunKey, started: Ballast_V1_WorkflowExecutionStartedEventAttributes, parent: ParentLink?, now: Int64,
+        boundedRetries: Bool
     ) -> RunState {
         var run = RunState(
             key: key, workflowType: started.workflowType.name, taskQueue: started.taskQueue, startTime: now,
@@ -155,7 +157,7 @@ extension WorkflowEngine {
         run.memo = started.memo
         run.searchAttributes = started.searchAttributes
         if started.hasRetryPolicy {
-            run.retry = RunRetry(policy: RetryRules.withDefaults(started.retryPolicy), attempt: started.attempt,
+            run.retry = RunRetry(policy: RetryRules.withDefaults(started.retryPolicy, bounded: boundedRetries), attempt: started.attempt,
                                  input: started.hasInput ? started.input : nil,
                                  header: started.hasHeader ? started.header : nil,
                                  runTimeout: started.workflowRunTimeoutNanos)

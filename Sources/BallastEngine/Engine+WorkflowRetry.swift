@@ -5,7 +5,8 @@ extension WorkflowEngine {
     func retryRun(_ run: RunState, failure: Ballast_V1_Failure, _ context: inout ApplyContext) -> NewRun? {
         guard let retry = run.retry else { return nil }
         let decision = RetryRules.decide(policy: retry.policy, attempt: retry.attempt, failure: failure,
-                                         now: context.now, scheduleToCloseDeadline: run.executionExpiration)
+                                         now: context.now, scheduleToCloseDeadline: run.executionExpiration,
+                                         bounded: context.boundedRetries)
         guard decision.state == .inProgress else { return nil }
         var started = Ballast_V1_WorkflowExecutionStartedEventAttributes()
         started.workflowType.name = run.workflowType
@@ -29,8 +30,9 @@ extension WorkflowEngine {
     }
 
     /// Why a run with a retry policy is not retried.
-    func retryStateAfter(_ retry: RunRetry, failure: Ballast_V1_Failure, run: RunState, now: Int64) -> Ballast_V1_RetryState {
-        RetryRules.decide(policy: retry.policy, attempt: retry.attempt, failure: failure, now: now,
-                          scheduleToCloseDeadline: run.executionExpiration).state
+    func retryStateAfter(_ retry: RunRetry, failure: Ballast_V1_Failure, run: RunState,
+                         _ context: borrowing ApplyContext) -> Ballast_V1_RetryState {
+        RetryRules.decide(policy: retry.policy, attempt: retry.attempt, failure: failure, now: context.now,
+                          scheduleToCloseDeadline: run.executionExpiration, bounded: context.boundedRetries).state
     }
 }

@@ -1,8 +1,17 @@
 import BallastProto
 
-/// The engine entry format of ordinary entries. This build applies versions 1 through
-/// `eagerDispatchFormatVersion`; an entry with any other version stops the apply.
+/// The engine entry format of ordinary entries, the oldest. This build applies versions 1 through
+/// `newestEngineFormatVersion`; an entry with any other version stops the apply.
 public let engineFormatVersion: UInt32 = 1
+
+/// The format from which retry arithmetic is bounded (`RetryRules`): a default maximum interval
+/// saturates instead of wrapping, and a backoff takes at most about a thousand multiplications
+/// whatever the attempt. Entries of versions 1 and 2 keep the arithmetic they were written
+/// under, so every build that applies them computes the same retry times.
+public let boundedRetryFormatVersion: UInt32 = 3
+
+/// The newest entry format this build applies and writes (once every member applies it too).
+public let newestEngineFormatVersion: UInt32 = boundedRetryFormatVersion
 
 /// Identifies one workflow run: namespace, workflow id and run id.
 public struct RunKey: Hashable, Comparable, Sendable, CustomStringConvertible {

@@ -55,10 +55,11 @@ public struct DueTimer: Sendable, Equatable {
     /// The entry payload to propose.
     public var payload: Ballast_V1_EngineEntry.OneOf_Payload
 
-    /// The complete entry to propose at `leaderTimeUnixNanos` (≥ the due time).
-    public func makeEntry(leaderTimeUnixNanos: Int64) -> Ballast_V1_EngineEntry {
+    /// The complete entry to propose at `leaderTimeUnixNanos` (≥ the due time), in
+    /// `formatVersion` (the one the cluster agreed on).
+    public func makeEntry(leaderTimeUnixNanos: Int64, formatVersion: UInt32 = engineFormatVersion) -> Ballast_V1_EngineEntry {
         var entry = Ballast_V1_EngineEntry()
-        entry.formatVersion = engineFormatVersion
+        entry.formatVersion = formatVersion
         entry.leaderTimeUnixNanos = leaderTimeUnixNanos
         entry.payload = payload
         return entry

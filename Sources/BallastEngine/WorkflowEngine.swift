@@ -34,10 +34,10 @@ public struct WorkflowEngine: Sendable {
     var retentionOrder = SortedChunks<RetentionKey>()
 
     /// Creates an empty engine holding only the `default` namespace.
-    /// The newest entry format this engine applies: `eagerDispatchFormatVersion`, or lower on a
+    /// The newest entry format this engine applies: `newestEngineFormatVersion`, or lower on a
     /// node told to act as an older build (`--max-engine-format`, to rehearse upgrades). Not
     /// part of the state, its snapshot or its digest.
-    public var newestFormatVersion: UInt32 = eagerDispatchFormatVersion
+    public var newestFormatVersion: UInt32 = newestEngineFormatVersion
 
     public init(limits: EngineLimits = EngineLimits()) {
         self.limits = limits
@@ -54,7 +54,8 @@ public struct WorkflowEngine: Sendable {
             throw .indexNotIncreasing(index: index, lastApplied: lastAppliedIndex)
         }
         lastAppliedIndex = index
-        var context = ApplyContext(now: max(clock, entry.leaderTimeUnixNanos), index: index)
+        var context = ApplyContext(now: max(clock, entry.leaderTimeUnixNanos), index: index,
+                                   formatVersion: entry.formatVersion)
         do {
             try dispatch(entry, &context)
             runFollowUps(&context)

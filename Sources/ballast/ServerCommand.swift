@@ -246,8 +246,8 @@ struct ServerSettings {
             configuration.eagerDispatch = enabled
         }
         if let text = values["max-engine-format"] {
-            guard let version = UInt32(text), (engineFormatVersion ... eagerDispatchFormatVersion).contains(version) else {
-                throw ValidationError("--max-engine-format takes \(engineFormatVersion) to \(eagerDispatchFormatVersion), not '\(text)'")
+            guard let version = UInt32(text), (engineFormatVersion ... newestEngineFormatVersion).contains(version) else {
+                throw ValidationError("--max-engine-format takes \(engineFormatVersion) to \(newestEngineFormatVersion), not '\(text)'")
             }
             configuration.maxEngineFormat = version
         }

@@ -143,7 +143,7 @@ struct DispatchProcessTests {
         await client.close()
     }
 
-    @Test("a member acting as an older build (--max-engine-format 1) keeps eager dispatch off and keeps applying; restarted as the new build, eager dispatch turns on")
+    @Test("a member acting as an older build (--max-engine-format 1) keeps eager dispatch off and entries in format 1, and keeps applying; restarted as the new build, eager dispatch turns on and entries are written in format 3")
     func eagerDispatchWaitsForEveryMember() async throws {
         let olderBuild = Mutex(true)
         let cluster = try ProcessCluster(size: 3, nodeArguments: { id in
@@ -158,6 +158,7 @@ struct DispatchProcessTests {
         }
         try await cluster.waitForEagerDispatch(false)
         try await waitFor("node 3 to report engine format 1") { await cluster.status(of: 3)?.engineFormatVersion == 1 }
+        #expect(await cluster.status(of: try await cluster.waitForLeader())?.entryFormat == 1)
 
         func runOne(_ id: String) async throws -> Int {
             let leader = try await cluster.waitForLeader()
@@ -186,8 +187,45 @@ struct DispatchProcessTests {
         olderBuild.withLock { $0 = false }
         try cluster.restart(3)
         leader = try await cluster.waitForEagerDispatch(true)
+        #expect(await cluster.status(of: leader)?.entryFormat == 3)
         leader = try await runOne("mixed-2")
         #expect((try await cluster.metrics(of: leader)["ballast_dispatch_eager_starts_total"] ?? 0) > 0)
+    }
+
+    @Test("a member acting as the build before bounded retries (--max-engine-format 2): entries are written in format 2, eagerly, and it applies them all, a failed activity's retry included")
+    func formatTwoMemberGetsFormatTwoEntries() async throws {
+        let cluster = try ProcessCluster(size: 3, nodeArguments: { id in id == 3 ? ["--max-engine-format", "2"] : [] })
+        defer { cluster.shutdown() }
+        if try await cluster.waitForLeader() == 3 {
+            _ = cluster.stop(3)
+            try cluster.start(3)
+            _ = try await cluster.waitForLeader(excluding: 3)
+        }
+        let leader = try await cluster.waitForEagerDispatch(true)
+        #expect(await cluster.status(of: leader)?.entryFormat == 2)
+        #expect(await cluster.status(of: 3)?.engineFormatVersion == 2)
+        let client = try await connect(cluster, leader)
+        let worker = try await DispatchTestWorker.connectToLeader(port: cluster.nodes[leader]!.apiPort, group: cluster.group)
+        let _: Ballast_V1_StartWorkflowResponse = try await client.unary(
+            BallastMethod.Workflow.start, request: DispatchFixtures.start("format-2"), timeout: .seconds(10))
+        try await worker.complete(try await worker.nextWorkflowTask(), [DispatchFixtures.scheduleActivity("debit")])
+        var failed = Ballast_V1_RespondActivityTaskFailedRequest()
+        failed.taskToken = try await worker.nextActivityTask().taskToken
+        failed.failure.message = "try again"
+        failed.failure.type = "Flaky"
+        let _: Ballast_V1_RespondActivityTaskFailedResponse = try await client.unary(
+            BallastMethod.Worker.respondActivityTaskFailed, request: failed, timeout: .seconds(10))
+        try await worker.grant(workflow: 0, activity: 1)
+        try await worker.complete(try await worker.nextActivityTask(), result: "debited")
+        try await worker.complete(try await worker.nextWorkflowTask(), [DispatchFixtures.completeWorkflow()])
+        #expect(try await DispatchFixtures.status(client, "format-2") == .completed)
+        let commit = try #require(await cluster.status(of: leader)?.commit)
+        try await waitFor("node 3 to apply up to the leader's commit \(commit)") {
+            (await cluster.status(of: 3)?.applied ?? 0) >= commit
+        }
+        #expect(cluster.nodes[3]?.process?.isRunning == true, "a format-3 entry would have stopped it")
+        await worker.close()
+        await client.close()
     }
 
     @Test("after the leader's SIGKILL the new leader writes eager entries at once: as a follower it had heard the old leader report format 2")

@@ -14,6 +14,9 @@ struct Harness {
     var index: UInt64 = 0
     var now: Int64 = 1_700_000_000 * second
     var last = ApplyResult()
+    /// The format of the entries `apply` writes unless told otherwise: the newest, as a cluster
+    /// of this build writes.
+    var formatVersion = newestEngineFormatVersion
 
     init(limits: EngineLimits = EngineLimits()) {
         engine = WorkflowEngine(limits: limits)
@@ -22,11 +25,11 @@ struct Harness {
     /// Applies one entry at the current time (after advancing by `advance`), with `eager` if given.
     @discardableResult
     mutating func apply(_ payload: Payload, advance: Int64 = 1_000_000, eager: Ballast_V1_EagerDispatch? = nil,
-                        version: UInt32 = 1) -> ApplyResult {
+                        version: UInt32? = nil) -> ApplyResult {
         now += advance
         index += 1
         var entry = Ballast_V1_EngineEntry()
-        entry.formatVersion = version
+        entry.formatVersion = version ?? formatVersion
         entry.eager = eager
         entry.leaderTimeUnixNanos = now
         entry.payload = payload

@@ -16,18 +16,18 @@ import Testing
 
     @Test func waitsGrowByTheCoefficientUpToTheCap() {
         let policy = Self.policy(initial: 1_000, coefficient: 2, maximum: 10_000)
-        #expect((1...6).map { RetryRules.backoff(policy: policy, attempt: $0) } == [1_000, 2_000, 4_000, 8_000, 10_000, 10_000])
+        #expect((1...6).map { RetryRules.backoff(policy: policy, attempt: $0, bounded: true) } == [1_000, 2_000, 4_000, 8_000, 10_000, 10_000])
     }
 
     @Test func aCapOfTheLargestIntervalSaturates() {
         // Int64.max as a Double is 2^63, one past the largest Int64: converting it traps.
         let policy = Self.policy(initial: .max, coefficient: 2, maximum: .max)
-        #expect(RetryRules.backoff(policy: policy, attempt: 1) == .max)
+        #expect(RetryRules.backoff(policy: policy, attempt: 1, bounded: true) == .max)
         let growing = Self.policy(initial: 1_000_000_000, coefficient: 2, maximum: .max)
-        #expect(RetryRules.backoff(policy: growing, attempt: 100) == .max)
-        #expect(RetryRules.backoff(policy: growing, attempt: 3) == 4_000_000_000)
+        #expect(RetryRules.backoff(policy: growing, attempt: 100, bounded: true) == .max)
+        #expect(RetryRules.backoff(policy: growing, attempt: 3, bounded: true) == 4_000_000_000)
         let unbounded = Self.policy(initial: 1_000, coefficient: .infinity, maximum: .max)
-        #expect(RetryRules.backoff(policy: unbounded, attempt: 2) == .max)
+        #expect(RetryRules.backoff(policy: unbounded, attempt: 2, bounded: true) == .max)
     }
 
     @Test func aCoefficientOfOneKeepsTheInitialIntervalAtTheLastAttempt() {
@@ -35,7 +35,7 @@ import Testing
         // no timed test): the loop that ran once per earlier attempt gave this same value, in
         // 24 s of a debug build for these two billion attempts.
         let policy = Self.policy(initial: 1_000, coefficient: 1, maximum: 10_000)
-        #expect(RetryRules.backoff(policy: policy, attempt: .max) == 1_000)
+        #expect(RetryRules.backoff(policy: policy, attempt: .max, bounded: true) == 1_000)
     }
 
     @Test func aRetryThatWouldPassTheEndOfTimeIsATimeout() {
@@ -43,7 +43,7 @@ import Testing
         var failure = Ballast_V1_Failure()
         failure.type = "Flaky"
         let decision = RetryRules.decide(policy: policy, attempt: 1, failure: failure, now: 1_800_000_000_000_000_000,
-                                         scheduleToCloseDeadline: 1_800_000_600_000_000_000)
+                                         scheduleToCloseDeadline: 1_800_000_600_000_000_000, bounded: true)
         #expect(decision.state == .timeout)
     }
 

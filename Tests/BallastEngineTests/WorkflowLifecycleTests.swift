@@ -187,17 +187,23 @@ struct WorkflowLifecycleTests {
     func unknownFormatVersion() {
         var engine = WorkflowEngine()
         var entry = Ballast_V1_EngineEntry()
-        entry.formatVersion = 3
+        entry.formatVersion = newestEngineFormatVersion + 1
         entry.leaderTimeUnixNanos = 1
         entry.signalWorkflow = Ballast_V1_SignalWorkflowRequest()
-        #expect(throws: EngineError.unsupportedFormatVersion(found: 3, supported: 2, index: 1)) {
+        #expect(throws: EngineError.unsupportedFormatVersion(found: 4, supported: 3, index: 1)) {
             _ = try engine.apply(entry, index: 1)
         }
         entry.formatVersion = 0
-        #expect(throws: EngineError.unsupportedFormatVersion(found: 0, supported: 2, index: 1)) {
+        #expect(throws: EngineError.unsupportedFormatVersion(found: 0, supported: 3, index: 1)) {
             _ = try engine.apply(entry, index: 1)
         }
         #expect(engine.lastAppliedIndex == 0)
+        var older = WorkflowEngine()
+        older.newestFormatVersion = eagerDispatchFormatVersion // acting as the build before format 3
+        entry.formatVersion = boundedRetryFormatVersion
+        #expect(throws: EngineError.unsupportedFormatVersion(found: 3, supported: 2, index: 1)) {
+            _ = try older.apply(entry, index: 1)
+        }
         entry.formatVersion = 1
         #expect(throws: EngineError.indexNotIncreasing(index: 0, lastApplied: 0)) { _ = try engine.apply(entry, index: 0) }
     }

@@ -90,7 +90,7 @@ extension Dispatcher {
             return state.nextRequestNumber
         }
         var entry = Ballast_V1_EngineEntry()
-        entry.formatVersion = engineFormatVersion
+        entry.formatVersion = entryFormat
         entry.leaderTimeUnixNanos = Self.wallNanos()
         entry.requestID = "dispatch-\(epoch)-\(stream)-\(requestNumber)"
         if task.kind == .workflow {

@@ -52,7 +52,7 @@ extension Dispatcher {
 
     private func fire(_ timer: DueTimer, nowNanos: Int64, epoch: UInt64) {
         // Never stamp a time before the deadline: the engine refuses a deadline that is not due.
-        let entry = timer.makeEntry(leaderTimeUnixNanos: max(nowNanos, timer.dueTimeUnixNanos))
+        let entry = timer.makeEntry(leaderTimeUnixNanos: max(nowNanos, timer.dueTimeUnixNanos), formatVersion: entryFormat)
         propose(entry) { [self] result in
             var fired = false
             state.withLock { state in

@@ -100,21 +100,28 @@ final class Dispatcher: @unchecked Sendable {
     /// Whether entries may start the tasks they make ready (`Dispatcher+Eager.swift`), as
     /// configured (`--eager-dispatch`).
     let eagerDispatch: Bool
-    /// Whether every member has reported a build that applies eager entries (format 2); the
-    /// node's `FormatAgreement` sets it. Off until then.
-    private let eagerAgreed = Atomic<Bool>(false)
+    /// The newest engine entry format every member has reported (`FormatAgreement`; the node
+    /// sets it): 1 until they have.
+    private let agreedFormat = Atomic<UInt32>(engineFormatVersion)
     /// Where a queue's ready tasks are listed from a copy of the engine, one listing at a time.
     private let readyListing = DispatchQueue(label: "dispatcher-ready-listing", qos: .utility)
     /// Whether this node proposes eager entries now: configured and agreed by every member.
-    var eagerActive: Bool { eagerDispatch && eagerAgreed.load(ordering: .relaxed) }
+    var eagerActive: Bool { eagerDispatch && agreedFormat.load(ordering: .relaxed) >= eagerDispatchFormatVersion }
 
-    /// Records whether every member applies eager entries (false, quietly, when this node does
-    /// not lead).
-    func setEagerAgreed(_ agreed: Bool, leading: Bool = true) {
-        let was = eagerAgreed.exchange(agreed, ordering: .relaxed)
-        guard was != agreed, eagerDispatch, leading else { return }
-        logger.notice(agreed ? "eager dispatch on: every member applies engine format 2"
-                             : "eager dispatch off: a member does not report engine format 2")
+    /// The format of the entries this node proposes: the agreed one, or 1 with `--eager-dispatch
+    /// false`, which keeps every entry readable by the oldest build (a downgrade stays possible).
+    var entryFormat: UInt32 { eagerDispatch ? agreedFormat.load(ordering: .relaxed) : engineFormatVersion }
+
+    /// Records the newest format every member applies (quietly when this node does not lead).
+    func setAgreedFormat(_ format: UInt32, leading: Bool = true) {
+        let was = agreedFormat.exchange(format, ordering: .relaxed)
+        guard was != format, eagerDispatch, leading else { return }
+        let eagerWas = was >= eagerDispatchFormatVersion, eagerNow = format >= eagerDispatchFormatVersion
+        if eagerWas != eagerNow {
+            logger.notice(eagerNow ? "eager dispatch on: every member applies engine format 2"
+                                   : "eager dispatch off: a member does not report engine format 2")
+        }
+        logger.notice("entries written in engine format \(format): the newest every member applies")
     }
 
     /// Set once by the node right after it created the driver, before anything starts.

@@ -37,8 +37,9 @@ extension BallastNode {
         await running?.value
     }
 
-    /// One round: asks the members not yet known to apply format 2 (every member every tenth
-    /// round); on the leader, turns eager dispatch on only once all of them do. Followers learn
+    /// One round: asks the members not yet known to apply this build's format (every member
+    /// every tenth round); on the leader, writes a format (and turns eager dispatch on with
+    /// format 2) only once all of them apply it. Followers learn
     /// the reports too (through the leader's cluster view), so that a follower elected after the
     /// leader died already knows what the dead leader reported and keeps eager dispatch on while
     /// it is down.
@@ -48,7 +49,8 @@ extension BallastNode {
         let members = (status.membership.voters + status.membership.learners).filter { $0 != own }.map { String($0.rawValue) }
         var answers: [ClusterView.Member] = []
         let (agreement, rounds) = formatRounds.state.withLock { ($0.agreement, $0.rounds) }
-        let ask = agreement.toAsk(members: members, everyone: rounds % 10 == 0)
+        let ownFormat = configuration.maxEngineFormat
+        let ask = agreement.toAsk(members: members, everyone: rounds % 10 == 0, ownFormat: ownFormat)
         if status.role == .follower, !ask.isEmpty, let leader = status.leader {
             // A follower knows the admin address of the leader only: it reads the members'
             // reports from the leader's cluster view (the leader asks each member for it).
@@ -68,12 +70,12 @@ extension BallastNode {
             for member in answers where member.reachable {
                 state.agreement.record(member: member.id, format: member.engineFormatVersion)
             }
-            return state.agreement.agreed(members: members, ownFormat: configuration.maxEngineFormat)
+            return state.agreement.agreedFormat(members: members, ownFormat: ownFormat)
         }
-        dispatcher.setEagerAgreed(agreed, leading: status.role == .leader)
-        // Only a leader that has not agreed yet asks again at once (every 100 ms); followers,
-        // whose rounds cost the leader a cluster view, ask once a second.
-        let next = ContinuousClock.now + (agreed || status.role != .leader ? .seconds(1) : .zero)
+        dispatcher.setAgreedFormat(agreed, leading: status.role == .leader)
+        // Only a leader that has not agreed on its own format yet asks again at once (every
+        // 100 ms); followers, whose rounds cost the leader a cluster view, ask once a second.
+        let next = ContinuousClock.now + (agreed >= ownFormat || status.role != .leader ? .seconds(1) : .zero)
         formatRounds.state.withLock { state in
             state.rounds += 1
             state.running = nil

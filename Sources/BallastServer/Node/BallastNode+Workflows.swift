@@ -82,14 +82,14 @@ extension BallastNode {
     func submit(_ payload: Ballast_V1_EngineEntry.OneOf_Payload, requestID: String, eager: Dispatcher.EagerWant? = nil,
                 completion: @escaping @Sendable (Result<EngineResponse, any Error>) -> Void) {
         var entry = Ballast_V1_EngineEntry()
-        entry.formatVersion = engineFormatVersion
+        entry.formatVersion = dispatcher.entryFormat
         entry.leaderTimeUnixNanos = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
         entry.requestID = requestID
         entry.payload = payload
         let dispatcher = self.dispatcher
         let ticket = eager.flatMap { dispatcher.reserveEager($0) }
         if let ticket {
-            entry.formatVersion = eagerDispatchFormatVersion
+            entry.formatVersion = max(entry.formatVersion, eagerDispatchFormatVersion)
             entry.eager = ticket.message
         }
         let bytes: [UInt8]

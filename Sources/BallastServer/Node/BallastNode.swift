@@ -250,6 +250,7 @@ public final class BallastNode: @unchecked Sendable {
         var status = NodeStatus(raft: raft, info: info)
         status.engineFormatVersion = configuration.maxEngineFormat
         status.eagerDispatch = dispatcher.eagerActive
+        status.entryFormat = dispatcher.entryFormat
         return status
     }
 

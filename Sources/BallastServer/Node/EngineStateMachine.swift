@@ -42,7 +42,7 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
     /// Creates an empty engine over `history` (in memory unless given), applying entry formats
     /// up to `newestFormatVersion`.
     public init(logger: Logger, history: any HistoryBytesStore = MemoryHistoryBytesStore(),
-                newestFormatVersion: UInt32 = eagerDispatchFormatVersion, onFatal: @escaping @Sendable (String) -> Void) {
+                newestFormatVersion: UInt32 = newestEngineFormatVersion, onFatal: @escaping @Sendable (String) -> Void) {
         self.logger = logger
         self.history = history
         self.onFatal = onFatal

@@ -143,7 +143,7 @@ public struct NodeConfiguration: Sendable {
     /// The newest engine entry format this node applies and reports (`--max-engine-format`,
     /// hidden: lower only to make a node act as an older build when rehearsing an upgrade).
     /// The leader proposes eager entries only while every member reports 2 or more.
-    public var maxEngineFormat: UInt32 = eagerDispatchFormatVersion
+    public var maxEngineFormat: UInt32 = newestEngineFormatVersion
     /// Rows of the visibility index a List page may read on the Raft loop thread; a page that
     /// needs more is built on a copy of the engine off the loop (BallastNode.listWorkflows).
     /// 5,000 rows take about 1.5 ms in a release build; a page of the largest size (1,000

@@ -31,13 +31,17 @@ public struct NodeStatus: Codable, Sendable, Equatable {
     public var stateDigest: String?
     /// The last engine entry the digest covers.
     public var digestIndex: UInt64?
-    /// The newest engine entry format this node's build applies (2: eager dispatch); absent
-    /// from builds before the field, which apply version 1 only.
+    /// The newest engine entry format this node's build applies (3: bounded retry arithmetic;
+    /// 2: eager dispatch); absent from builds before the field, which apply version 1 only.
     public var engineFormatVersion: UInt32?
     /// Whether this node writes eager entries when it leads (configured, and every member has
     /// reported format 2): on the leader, whether it does now; on a follower, whether it would at
     /// once if elected.
     public var eagerDispatch: Bool?
+    /// The engine format of the entries this node writes when it leads: the newest every member
+    /// has reported (1 with `--eager-dispatch false`); on a follower, what it would write at once
+    /// if elected. Absent from builds before format 3.
+    public var entryFormat: UInt32?
 
     /// Builds the status from the core's picture and this node's addresses.
     public init(raft status: RaftStatus, info: NodeInfo) {
@@ -49,7 +53,7 @@ public struct NodeStatus: Codable, Sendable, Equatable {
         lastIndex = status.lastIndex.rawValue
         persistedIndex = status.persistedIndex.rawValue
         leader = status.leader.map { String($0.rawValue) }
-        engineFormatVersion = eagerDispatchFormatVersion
+        engineFormatVersion = newestEngineFormatVersion
         raft = info.raft
         api = info.api
         admin = info.admin
