@@ -53,7 +53,7 @@ enum RetryRules {
     /// the cap. Unbounded (formats 1 and 2), that is one multiplication per attempt when the
     /// coefficient is just above 1 — 1.0000001 takes 46 million to grow a hundredfold, each
     /// retry decision on the Raft loop of every node. Bounded, the first `exactSteps` are made
-    /// the same way (so a policy that reaches its cap within them, or an attempt below 1,001,
+    /// the same way (so a policy that reaches its cap within them, or an attempt up to 1,001,
     /// gets exactly the interval formats 1 and 2 give) and the rest as one power, by repeated
     /// squaring: at most about 60 more, in plain IEEE multiplications, the same on every node.
     /// A stored maximum that is not positive can only be a wrapped default (validation refuses
