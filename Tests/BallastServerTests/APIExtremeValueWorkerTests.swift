@@ -39,9 +39,7 @@ struct APIExtremeValueWorkerTests {
         sent += try await streamTasksVariants(single, client)
         sent += try await grantVariants(single, client)
         #expect(sent >= 4 * 140, "only \(sent) variants sent")
-        try await Self.expectStillServing(single, client)
-        await client.close()
-        await single.stop()
+        try await Self.expectStillServingThenStop(single, client)
     }
 
     /// StreamTasks opened with each variant: it answers `started` (then stays open until the
@@ -135,9 +133,7 @@ struct APIExtremeValueWorkerTests {
             sent += statuses.count
         }
         #expect(sent > 1_000, "only \(sent) variants sent")
-        try await Self.expectStillServing(single, client)
-        await client.close()
-        await single.stop()
+        try await Self.expectStillServingThenStop(single, client)
     }
 
     /// The activity calls, each variant with the token of an activity started for it (from runs
@@ -186,9 +182,7 @@ struct APIExtremeValueWorkerTests {
         #expect(answers.contains { $0.status.code == .ok }, "no heartbeat reached the activity")
         sent += answers.count
         #expect(sent > 1_500, "only \(sent) variants sent")
-        try await Self.expectStillServing(single, client)
-        await client.close()
-        await single.stop()
+        try await Self.expectStillServingThenStop(single, client)
     }
 
     /// QueryWorkflow with no worker for the run's queue ends at once with FAILED_PRECONDITION
@@ -213,9 +207,7 @@ struct APIExtremeValueWorkerTests {
         }
         let answered = try await queryAnswerVariants(client)
         #expect(answers.count + answered > 1_000, "only \(answers.count + answered) variants sent")
-        try await Self.expectStillServing(single, client)
-        await client.close()
-        await single.stop()
+        try await Self.expectStillServingThenStop(single, client)
     }
 
     /// Each variant answers a query asked for it and pushed to a stream that accepts queries;
@@ -311,9 +303,7 @@ struct APIExtremeValueWorkerTests {
         #expect(answers.contains { $0.status.code == .ok && !$0.messages.isEmpty })
         sent += answers.count
         #expect(sent > 2_000, "only \(sent) variants sent")
-        try await Self.expectStillServing(single, client)
-        await client.close()
-        await single.stop()
+        try await Self.expectStillServingThenStop(single, client)
     }
 
     /// Terminate variants, one lane per run; a run a variant terminated is started again first.
@@ -378,9 +368,7 @@ struct APIExtremeValueWorkerTests {
             sent += answers.count
         }
         #expect(sent > 1_000, "only \(sent) variants sent")
-        try await Self.expectStillServing(single, client)
-        await client.close()
-        await single.stop()
+        try await Self.expectStillServingThenStop(single, client)
     }
 
     /// A long poll is a one-slot stream whose token is never handed out, and its secret was 0:
@@ -447,9 +435,7 @@ struct APIExtremeValueWorkerTests {
         let (code, _) = try await AdminHTTPClient.get(host: admin.host, port: admin.port, path: "/workflows/forever",
                                                       timeout: .seconds(5), group: single.group)
         #expect(code == 200)
-        try await Self.expectStillServing(single, client)
-        await client.close()
-        await single.stop()
+        try await Self.expectStillServingThenStop(single, client)
     }
 
     // MARK: helpers
@@ -572,8 +558,9 @@ struct APIExtremeValueWorkerTests {
         return replaced
     }
 
-    /// The node still leads its one-node cluster, describes a run, starts one and hands out its task.
-    static func expectStillServing(_ single: SingleNode, _ client: GRPCClient) async throws {
+    /// The node still leads its one-node cluster, describes a run, starts one and hands out its
+    /// task; then the client and the node are closed (every test ends with this).
+    static func expectStillServingThenStop(_ single: SingleNode, _ client: GRPCClient) async throws {
         #expect(await single.node.raftStatus().role == .leader)
         var start = startRequest("still-serving")
         start.taskQueue = "still-serving"
@@ -588,6 +575,8 @@ struct APIExtremeValueWorkerTests {
         let polled: Ballast_V1_PollWorkflowTaskResponse = try await client.unary(BallastMethod.Worker.pollWorkflowTask, request: poll,
                                                                                  timeout: .seconds(10))
         #expect(polled.task.info.workflowExecution.runID == started.runID)
+        await client.close()
+        await single.stop()
     }
 }
 
