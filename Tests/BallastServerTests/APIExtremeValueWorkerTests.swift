@@ -392,6 +392,15 @@ struct APIExtremeValueWorkerTests {
             let status = await client.rawUnary(BallastMethod.Worker.grantTaskSlots, payload: try grant.serializedBytes()).0
             #expect(status.code == .notFound, "a grant naming stream \(id) with nonce 0: \(status)")
         }
+        // The poll's nonce is random now; a grant that knew it is refused all the same.
+        let (pollId, pollNonce) = try #require(single.node.dispatcher.state.withLock { state in
+            state.sinks.first.map { ($0.key, $0.value.nonce) }
+        })
+        #expect(pollNonce != 0)
+        var knowing = Ballast_V1_GrantTaskSlotsRequest()
+        (knowing.streamToken, knowing.workflowTaskSlots, knowing.activityTaskSlots) = (Data(Dispatcher.idToken(id: pollId, nonce: pollNonce)), 1, 1)
+        let knowingStatus = await client.rawUnary(BallastMethod.Worker.grantTaskSlots, payload: try knowing.serializedBytes()).0
+        #expect(knowingStatus.code == .notFound, "a grant with the poll's own token: \(knowingStatus)")
         // An activity made ready on the poll's queue goes to an activity poll.
         let token = try await Self.freshWorkflowTask(client, queue: "elsewhere", workflowId: "victim")
         var schedule = Ballast_V1_Command()

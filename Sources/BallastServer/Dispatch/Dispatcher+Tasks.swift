@@ -51,8 +51,9 @@ extension Dispatcher {
     }
 
     /// Returns slots to a stream named by its token; nil when no such stream is open here. A long
-    /// poll is not such a stream: its token is never handed out and its nonce is 0, so a grant
-    /// naming one is a guess, and credit it gave would push tasks the poll cannot answer with.
+    /// poll is not such a stream: its token is never handed out (and its nonce is as secret as a
+    /// stream's), so a grant naming one is a guess, and credit it gave would push tasks the poll
+    /// cannot answer with.
     func grant(token: [UInt8], workflowSlots: UInt32, activitySlots: UInt32) -> (workflow: UInt32, activity: UInt32)? {
         guard let (id, nonce) = Self.decodeIdToken(token) else { return nil }
         let credit = state.withLock { state -> (UInt32, UInt32)? in

@@ -166,7 +166,8 @@ extension BallastNode {
             wait = max(.zero, min(wait, left))
         }
         let waiter = PollWaiter()
-        let sink = TaskSink(identity: identity, nonce: 0, push: { waiter.resolve(.success($0)) },
+        // Its token is never handed out; the nonce is secret all the same (a grant must not find it).
+        let sink = TaskSink(identity: identity, nonce: UInt64.random(in: 1 ... .max), push: { waiter.resolve(.success($0)) },
                             close: { waiter.resolve(.failure($0)) })
         let id: TaskStreamID
         do {
