@@ -33,7 +33,7 @@ public enum HistoryText {
                 activities[event.eventID] = "\(scheduled.activityType.name)#\(scheduled.activityID)"
             }
             return Row(eventID: event.eventID, time: time(event.eventTimeUnixNanos),
-                       offset: offset(event.eventTimeUnixNanos.subtractingReportingOverflow(first.eventTimeUnixNanos).partialValue), type: event.typeName,
+                       offset: offset(Self.elapsed(from: first.eventTimeUnixNanos, to: event.eventTimeUnixNanos)), type: event.typeName,
                        details: details(event, activities: activities), tone: tone(event))
         }
     }
@@ -187,7 +187,15 @@ public enum HistoryText {
     }
 
     /// `+350ms`, `+1.2s`; `+0ms` for the first event.
-    static func offset(_ nanos: Int64) -> String { nanos > 0 ? "+" + duration(nanos) : "+0ms" }
+    public static func offset(_ nanos: Int64) -> String { nanos > 0 ? "+" + duration(nanos) : "+0ms" }
+
+    /// `to - from`, held at `Int64.max`/`Int64.min` where it would overflow (times more than 292
+    /// years apart, which only a history written by hand can hold).
+    public static func elapsed(from: Int64, to: Int64) -> Int64 {
+        let (difference, overflow) = to.subtractingReportingOverflow(from)
+        guard overflow else { return difference }
+        return to > from ? .max : .min
+    }
 
     /// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
     static func civilDate(daysSinceEpoch: Int64) -> (Int64, Int64, Int64) {

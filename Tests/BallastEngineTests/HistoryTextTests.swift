@@ -29,6 +29,11 @@ struct HistoryTextTests {
         // The longest timer (a sleep beyond 292 years in the Swift SDK): adding half a tenth first overflowed.
         #expect(HistoryText.duration(.max) == "9223372036.9s")
         #expect(HistoryText.duration(.max - 50_000_000) == "9223372036.8s")
+        // An event's offset from the first: held at the ends instead of wrapping.
+        #expect(HistoryText.elapsed(from: 5, to: 12) == 7)
+        #expect(HistoryText.elapsed(from: .min, to: .max) == .max)
+        #expect(HistoryText.elapsed(from: .max, to: .min) == .min)
+        #expect(HistoryText.offset(HistoryText.elapsed(from: .min, to: 1)) == "+9223372036.9s")
     }
 
     @Test("base64 matches Foundation's for every length remainder")
