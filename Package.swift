@@ -197,7 +197,7 @@ let package = Package(
         .testTarget(
             name: "BallastClusterTests",
             dependencies: [
-                "BallastServer", "BallastWire", "BallastProto", "BallastSDK", "BallastChaos", "TransfersKit",
+                "BallastServer", "BallastEngine", "BallastWire", "BallastProto", "BallastSDK", "BallastChaos", "TransfersKit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),

@@ -9,6 +9,8 @@ struct ApplyContext {
     let index: UInt64
     /// Whether retry arithmetic is bounded (entry format 3 on; `RetryRules`).
     let boundedRetries: Bool
+    /// Whether appended events add to the run's history size (entry format 4 on).
+    let countsHistorySize: Bool
     var result = ApplyResult()
     /// Distinguishes runs created by the same entry (children, continue-as-new).
     var nextRunSalt: UInt64 = 0
@@ -19,6 +21,7 @@ struct ApplyContext {
         self.now = now
         self.index = index
         boundedRetries = formatVersion >= boundedRetryFormatVersion
+        countsHistorySize = formatVersion >= historySizeFormatVersion
     }
 
     /// Records an appended event for the run's history store.
@@ -58,6 +61,7 @@ extension RunState {
     @discardableResult
     mutating func append(_ attributes: consuming EventAttributes, _ context: inout ApplyContext) -> Int64 {
         let eventId = nextEventId
+        var counted: Int64 = 0
         var event = HistoryEvent()
         event.eventID = eventId
         event.eventTimeUnixNanos = context.now
@@ -66,15 +70,16 @@ extension RunState {
              .childWorkflowExecutionStarted, .childWorkflowExecutionCompleted, .childWorkflowExecutionFailed,
              .childWorkflowExecutionCanceled, .childWorkflowExecutionTimedOut, .childWorkflowExecutionTerminated:
             let linked = linkEventIds(attributes, eventId: eventId)
-            historyHash = HashingVisitor.combineEvent(historyHash, eventId: eventId, time: context.now, attributes: linked)
+            historyHash = HashingVisitor.combineEvent(historyHash, eventId: eventId, time: context.now, attributes: linked, counted: &counted)
             event.attributes = linked
         default:
             // Nothing to link: skip copying the attributes through linkEventIds.
-            historyHash = HashingVisitor.combineEvent(historyHash, eventId: eventId, time: context.now, attributes: attributes)
+            historyHash = HashingVisitor.combineEvent(historyHash, eventId: eventId, time: context.now, attributes: attributes, counted: &counted)
             // Moved into the event (a consuming parameter), not copied and then released.
             event.attributes = consume attributes
         }
         nextEventId += 1
+        if context.countsHistorySize { historySizeBytes = historySizeBytes.addingSaturated(counted) }
         context.emit(key, event)
         return eventId
     }

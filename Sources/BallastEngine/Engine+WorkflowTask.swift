@@ -28,27 +28,43 @@ extension WorkflowEngine {
         scheduleWorkflowTask(&run, attempt: 1, &context)
     }
 
-    /// Puts an open run back, enforcing the history length limits.
+    /// Puts an open run back, enforcing the history length and size limits.
     mutating func storeRun(_ run: consuming RunState, _ context: inout ApplyContext) {
         if run.historyLength >= limits.historyMaxEvents {
-            var failure = Ballast_V1_Failure()
-            failure.message = "history length \(run.historyLength) reached the limit of \(limits.historyMaxEvents) events"
-            failure.type = "HistoryLengthLimitExceeded"
-            failure.nonRetryable = true
-            failure.source = "Server"
-            var attributes = Ballast_V1_WorkflowExecutionFailedEventAttributes()
-            attributes.failure = failure
-            attributes.retryState = .nonRetryableFailure
-            forceClose(&run, RunClose(event: .workflowExecutionFailed(attributes), status: .failed), &context)
+            let message = "history length \(run.historyLength) reached the limit of \(limits.historyMaxEvents) events"
+            failForHistoryLimit(&run, type: "HistoryLengthLimitExceeded", message: message, &context)
+            return
+        }
+        // Counted only by entries of format 4 on (`historySizeFormatVersion`); 0 before.
+        if run.historySizeBytes >= limits.historyMaxBytes {
+            let message = "history size \(run.historySizeBytes) bytes reached the limit of \(limits.historyMaxBytes) bytes"
+            failForHistoryLimit(&run, type: "HistorySizeLimitExceeded", message: message, &context)
             return
         }
         if !run.historyWarned, run.historyLength >= limits.historyWarnEvents {
             run.historyWarned = true
             context.result.warnings.append(.historyLengthWarning(run.key, length: run.historyLength))
         }
+        if !run.historySizeWarned, run.historySizeBytes >= limits.historyWarnBytes {
+            run.historySizeWarned = true
+            context.result.warnings.append(.historySizeWarning(run.key, bytes: run.historySizeBytes))
+        }
         // Moved, not copied, into the map (a plain assignment copied all of RunState's fields and released them).
         let runId = run.key.runId
         runs.updateValue(consume run, forKey: runId)
+    }
+
+    /// Fails a run whose history reached a limit: non-retryable, so no retry policy starts it again.
+    private mutating func failForHistoryLimit(_ run: inout RunState, type: String, message: String, _ context: inout ApplyContext) {
+        var failure = Ballast_V1_Failure()
+        failure.message = message
+        failure.type = type
+        failure.nonRetryable = true
+        failure.source = "Server"
+        var attributes = Ballast_V1_WorkflowExecutionFailedEventAttributes()
+        attributes.failure = failure
+        attributes.retryState = .nonRetryableFailure
+        forceClose(&run, RunClose(event: .workflowExecutionFailed(attributes), status: .failed), &context)
     }
 
     /// Takes out the open run a workflow-task token names (its pending task must match);

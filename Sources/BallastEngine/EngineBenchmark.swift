@@ -32,10 +32,13 @@ public enum EngineBenchmark {
     /// CompleteWorkflowExecution — `concurrency` workflows at a time, interleaved step by step.
     ///
     /// With `applyClock` (a monotonic clock in nanoseconds), each `apply` is timed into `Report.applyNanos`.
-    public static func run(workflows: Int, concurrency: Int = 1_000, applyClock: (() -> UInt64)? = nil) -> Report {
+    /// Entries are written in `formatVersion`: the newest by default, as a cluster of this build writes.
+    public static func run(workflows: Int, concurrency: Int = 1_000, applyClock: (() -> UInt64)? = nil,
+                           formatVersion: UInt32 = newestEngineFormatVersion) -> Report {
         var engine = WorkflowEngine()
         var driver = Driver()
         driver.clock = applyClock
+        driver.formatVersion = formatVersion
         var report = Report()
         var started = 0
         while started < workflows {
@@ -114,6 +117,7 @@ public enum EngineBenchmark {
         var index: UInt64 = 0
         var time: Int64 = 1_700_000_000_000_000_000
         var clock: (() -> UInt64)?
+        var formatVersion = newestEngineFormatVersion
 
         /// What the driver reads of a result to go on.
         struct Outcome {
@@ -126,7 +130,7 @@ public enum EngineBenchmark {
             index += 1
             time += 1_000
             var entry = Ballast_V1_EngineEntry()
-            entry.formatVersion = engineFormatVersion
+            entry.formatVersion = formatVersion
             entry.leaderTimeUnixNanos = time
             entry.payload = consume payload // moved into the entry, not copied
             let start = clock?() ?? 0

@@ -10,8 +10,14 @@ public let engineFormatVersion: UInt32 = 1
 /// under, so every build that applies them computes the same retry times.
 public let boundedRetryFormatVersion: UInt32 = 3
 
+/// The format from which a run's history size is counted and limited (`EngineLimits.historyWarnBytes`,
+/// `historyMaxBytes`): every event an entry of this format or later appends adds its counted size
+/// (`HashingVisitor.counted`) to the run's. Entries of older formats add nothing, so every build
+/// that applies them closes the same runs at the same entries.
+public let historySizeFormatVersion: UInt32 = 4
+
 /// The newest entry format this build applies and writes (once every member applies it too).
-public let newestEngineFormatVersion: UInt32 = boundedRetryFormatVersion
+public let newestEngineFormatVersion: UInt32 = historySizeFormatVersion
 
 /// Identifies one workflow run: namespace, workflow id and run id.
 public struct RunKey: Hashable, Comparable, Sendable, CustomStringConvertible {
@@ -188,6 +194,8 @@ public struct RunEvents: Sendable, Equatable {
 public enum EngineWarning: Sendable, Equatable {
     /// A run's history passed the warning length.
     case historyLengthWarning(RunKey, length: Int64)
+    /// A run's history passed the warning size (counted bytes; format 4 on).
+    case historySizeWarning(RunKey, bytes: Int64)
 }
 
 /// Everything applying one entry produced.
@@ -221,6 +229,10 @@ public struct EngineLimits: Sendable, Equatable {
     public var historyWarnEvents: Int64 = 10_240
     /// History length at which the run is failed.
     public var historyMaxEvents: Int64 = 51_200
+    /// Counted history size at which a warning is reported (entries of format 4 on).
+    public var historyWarnBytes: Int64 = 10 * 1024 * 1024
+    /// Counted history size at which the run is failed (entries of format 4 on).
+    public var historyMaxBytes: Int64 = 50 * 1024 * 1024
     /// Pending activities per run.
     public var maxPendingActivities = 2_000
     /// Pending timers per run.

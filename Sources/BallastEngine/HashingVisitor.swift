@@ -9,9 +9,21 @@ typealias ProtoBytes = Ballast_V1_Payload.Bytes
 /// Feeds a message's fields straight into FNV-1a 64 without serializing it: one traversal, no
 /// buffer. Every value is preceded by its field number and a kind tag; map entries are hashed
 /// one by one and combined by addition, so the result does not depend on map order.
+///
+/// It also counts the message's size on the way (`counted`): `fieldBound` bytes per field
+/// visited (each map entry and each element of a repeated field is one) plus the bytes of every
+/// string, bytes and unknown field. That is never less than the protobuf encoding's size (a tag
+/// of a field numbered below 2,048 takes at most 2 bytes, and a varint value or a length prefix
+/// at most 10), and for events that carry payloads it is close to it. Engine format 4 limits a
+/// run's history by this count (`EngineLimits.historyMaxBytes`), so it is part of the replicated
+/// state: changing what it counts needs a new entry format.
 struct HashingVisitor: Visitor {
     private static let prime: UInt64 = 0x0000_0100_0000_01b3
+    /// What each field adds to `counted` besides its string or bytes content.
+    static let fieldBound: Int64 = 12
     private(set) var hash: UInt64
+    /// The size counted so far (see above).
+    private(set) var counted: Int64 = 0
 
     init(seed: UInt64) { hash = seed }
 
@@ -30,10 +42,12 @@ struct HashingVisitor: Visitor {
 
     fileprivate mutating func field(_ number: Int, _ kind: UInt64) {
         mix(UInt64(truncatingIfNeeded: number) << 8 | kind)
+        counted &+= Self.fieldBound
     }
 
     private mutating func bytes(_ buffer: UnsafeRawBufferPointer) {
         mix(UInt64(buffer.count))
+        counted &+= Int64(buffer.count)
         var offset = 0
         while buffer.count - offset >= 8 {
             mix(UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
@@ -110,6 +124,7 @@ struct HashingVisitor: Visitor {
             try KeyType.visitSingular(value: key, fieldNumber: 1, with: &sub)
             try ValueType.visitSingular(value: entry, fieldNumber: 2, with: &sub)
             sum &+= sub.hash
+            counted &+= sub.counted &+ Self.fieldBound
         }
         field(fieldNumber, 9)
         mix(UInt64(value.count))
@@ -126,6 +141,7 @@ struct HashingVisitor: Visitor {
             try KeyType.visitSingular(value: key, fieldNumber: 1, with: &sub)
             try sub.visitSingularEnumField(value: entry, fieldNumber: 2)
             sum &+= sub.hash
+            counted &+= sub.counted &+ Self.fieldBound
         }
         field(fieldNumber, 10)
         mix(UInt64(value.count))
@@ -142,6 +158,7 @@ struct HashingVisitor: Visitor {
             try KeyType.visitSingular(value: key, fieldNumber: 1, with: &sub)
             try sub.visitSingularMessageField(value: entry, fieldNumber: 2)
             sum &+= sub.hash
+            counted &+= sub.counted &+ Self.fieldBound
         }
         field(fieldNumber, 11)
         mix(UInt64(value.count))
@@ -161,6 +178,13 @@ extension HashingVisitor {
     /// enum several times per event). The field numbers are those of `Ballast_V1_HistoryEvent`
     /// (1, 2 and the attribute cases); `HashingTests` compares this with `combine` for every case.
     static func combineEvent(_ previous: UInt64, eventId: Int64, time: Int64, attributes: EventAttributes) -> UInt64 {
+        var counted: Int64 = 0
+        return combineEvent(previous, eventId: eventId, time: time, attributes: attributes, counted: &counted)
+    }
+
+    /// `combineEvent`, adding the event's counted size (`counted`, above) to `counted`.
+    static func combineEvent(_ previous: UInt64, eventId: Int64, time: Int64, attributes: EventAttributes,
+                             counted: inout Int64) -> UInt64 {
         var visitor = HashingVisitor(seed: RollingHash.combine(previous, EmptyCollection<UInt8>()))
         if eventId != 0 { visitor.int64(eventId, 1) }
         if time != 0 { visitor.int64(time, 2) }
@@ -203,6 +227,7 @@ extension HashingVisitor {
         case let .signalExternalWorkflowExecutionFailed(value): visitor.message(value, 71)
         case let .externalWorkflowExecutionSignaled(value): visitor.message(value, 72)
         }
+        counted &+= visitor.counted
         return visitor.hash
     }
 

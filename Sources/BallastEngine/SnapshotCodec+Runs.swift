@@ -34,6 +34,8 @@ extension SnapshotCodec {
         message.memo = run.memo
         message.searchAttributes = run.searchAttributes
         message.historyWarned = run.historyWarned
+        message.historySizeBytes = run.historySizeBytes
+        message.historySizeWarned = run.historySizeWarned
         if let retry = run.retry {
             message.retry.policy = retry.policy
             message.retry.attempt = retry.attempt
@@ -76,6 +78,8 @@ extension SnapshotCodec {
         run.memo = message.memo
         run.searchAttributes = message.searchAttributes
         run.historyWarned = message.historyWarned
+        run.historySizeBytes = message.historySizeBytes
+        run.historySizeWarned = message.historySizeWarned
         if message.hasRetry {
             let retry = message.retry
             run.retry = RunRetry(policy: retry.policy, attempt: retry.attempt, input: retry.hasInput ? retry.input : nil,

@@ -120,6 +120,9 @@ struct RunState: Equatable {
     var memo = Ballast_V1_Memo()
     var searchAttributes = Ballast_V1_SearchAttributes()
     var historyWarned = false
+    /// Counted bytes of the events appended by entries of format 4 on (`historySizeFormatVersion`).
+    var historySizeBytes: Int64 = 0
+    var historySizeWarned = false
     var retry: RunRetry?
 
     /// A workflow task is running (or is a transient retry): new events wait in `buffered`.

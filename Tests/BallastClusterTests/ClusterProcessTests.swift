@@ -1,3 +1,4 @@
+import BallastEngine
 import BallastServer
 import Foundation
 import Testing
@@ -65,7 +66,7 @@ struct ClusterProcessTests {
                     #expect(value.hasPrefix("127.0.0.1:") && Int(value.dropFirst(10)) != nil, "\(key) must be bare HOST:PORT")
                 }
                 #expect(member["reachable"] as? Bool == true)
-                #expect(member["engineFormatVersion"] as? Int == 3, "each member reports the newest engine format it applies")
+                #expect(member["engineFormatVersion"] as? Int == Int(newestEngineFormatVersion), "each member reports the newest engine format it applies")
             }
         }
         let (status, text) = try cluster.runCLI(["cluster", "status", "--address", "127.0.0.1:1", "--json"])

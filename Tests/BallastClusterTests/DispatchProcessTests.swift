@@ -1,3 +1,4 @@
+import BallastEngine
 import BallastProto
 import BallastServer
 import BallastWire
@@ -143,7 +144,7 @@ struct DispatchProcessTests {
         await client.close()
     }
 
-    @Test("a member acting as an older build (--max-engine-format 1) keeps eager dispatch off and entries in format 1, and keeps applying; restarted as the new build, eager dispatch turns on and entries are written in format 3")
+    @Test("a member acting as an older build (--max-engine-format 1) keeps eager dispatch off and entries in format 1, and keeps applying; restarted as the new build, eager dispatch turns on and entries are written in the newest format")
     func eagerDispatchWaitsForEveryMember() async throws {
         let olderBuild = Mutex(true)
         let cluster = try ProcessCluster(size: 3, nodeArguments: { id in
@@ -187,14 +188,16 @@ struct DispatchProcessTests {
         olderBuild.withLock { $0 = false }
         try cluster.restart(3)
         leader = try await cluster.waitForEagerDispatch(true)
-        #expect(await cluster.status(of: leader)?.entryFormat == 3)
+        #expect(await cluster.status(of: leader)?.entryFormat == newestEngineFormatVersion)
         leader = try await runOne("mixed-2")
         #expect((try await cluster.metrics(of: leader)["ballast_dispatch_eager_starts_total"] ?? 0) > 0)
     }
 
-    @Test("a member acting as the build before bounded retries (--max-engine-format 2): entries are written in format 2, eagerly, and it applies them all, a failed activity's retry included")
-    func formatTwoMemberGetsFormatTwoEntries() async throws {
-        let cluster = try ProcessCluster(size: 3, nodeArguments: { id in id == 3 ? ["--max-engine-format", "2"] : [] })
+    /// Format 2 is the build before bounded retries, format 3 the one before history sizes.
+    @Test("a member acting as an older build (--max-engine-format 2 or 3): entries are written in its format, eagerly, and it applies them all, a failed activity's retry included",
+          arguments: [UInt32(2), 3])
+    func olderMemberGetsEntriesItApplies(format: UInt32) async throws {
+        let cluster = try ProcessCluster(size: 3, nodeArguments: { id in id == 3 ? ["--max-engine-format", "\(format)"] : [] })
         defer { cluster.shutdown() }
         if try await cluster.waitForLeader() == 3 {
             _ = cluster.stop(3)
@@ -202,12 +205,12 @@ struct DispatchProcessTests {
             _ = try await cluster.waitForLeader(excluding: 3)
         }
         let leader = try await cluster.waitForEagerDispatch(true)
-        #expect(await cluster.status(of: leader)?.entryFormat == 2)
-        #expect(await cluster.status(of: 3)?.engineFormatVersion == 2)
+        #expect(await cluster.status(of: leader)?.entryFormat == format)
+        #expect(await cluster.status(of: 3)?.engineFormatVersion == format)
         let client = try await connect(cluster, leader)
         let worker = try await DispatchTestWorker.connectToLeader(port: cluster.nodes[leader]!.apiPort, group: cluster.group)
         let _: Ballast_V1_StartWorkflowResponse = try await client.unary(
-            BallastMethod.Workflow.start, request: DispatchFixtures.start("format-2"), timeout: .seconds(10))
+            BallastMethod.Workflow.start, request: DispatchFixtures.start("format-\(format)"), timeout: .seconds(10))
         try await worker.complete(try await worker.nextWorkflowTask(), [DispatchFixtures.scheduleActivity("debit")])
         var failed = Ballast_V1_RespondActivityTaskFailedRequest()
         failed.taskToken = try await worker.nextActivityTask().taskToken
@@ -218,12 +221,12 @@ struct DispatchProcessTests {
         try await worker.grant(workflow: 0, activity: 1)
         try await worker.complete(try await worker.nextActivityTask(), result: "debited")
         try await worker.complete(try await worker.nextWorkflowTask(), [DispatchFixtures.completeWorkflow()])
-        #expect(try await DispatchFixtures.status(client, "format-2") == .completed)
+        #expect(try await DispatchFixtures.status(client, "format-\(format)") == .completed)
         let commit = try #require(await cluster.status(of: leader)?.commit)
         try await waitFor("node 3 to apply up to the leader's commit \(commit)") {
             (await cluster.status(of: 3)?.applied ?? 0) >= commit
         }
-        #expect(cluster.nodes[3]?.process?.isRunning == true, "a format-3 entry would have stopped it")
+        #expect(cluster.nodes[3]?.process?.isRunning == true, "an entry of format \(format + 1) would have stopped it")
         await worker.close()
         await client.close()
     }

@@ -2070,6 +2070,19 @@ public nonisolated struct Ballast_V1_SnapshotRun: @unchecked Sendable {
   /// Clears the value of `retry`. Subsequent reads from it will return its default value.
   public mutating func clearRetry() {_uniqueStorage()._retry = nil}
 
+  /// The history's counted size in bytes: the events appended by entries of format 4 or later
+  /// (docs/engine.md, "Limits"); 0 for a run only older entries touched.
+  public var historySizeBytes: Int64 {
+    get {_storage._historySizeBytes}
+    set {_uniqueStorage()._historySizeBytes = newValue}
+  }
+
+  /// The size warning was given for this run.
+  public var historySizeWarned: Bool {
+    get {_storage._historySizeWarned}
+    set {_uniqueStorage()._historySizeWarned = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -5633,7 +5646,7 @@ nonisolated extension Ballast_V1_SnapshotParent: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Ballast_V1_SnapshotRun: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SnapshotRun"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}workflow_id\0\u{3}run_id\0\u{3}workflow_type\0\u{3}task_queue\0\u{3}start_time_unix_nanos\0\u{3}start_request_id\0\u{3}first_run_id\0\u{3}next_event_id\0\u{3}history_hash\0\u{3}workflow_task_timeout_nanos\0\u{3}run_expiration_time_unix_nanos\0\u{3}execution_expiration_time_unix_nanos\0\u{3}backoff_until_unix_nanos\0\u{1}parent\0\u{3}workflow_task\0\u{3}previous_started_event_id\0\u{1}buffered\0\u{1}activities\0\u{1}timers\0\u{1}children\0\u{3}cancel_requested\0\u{3}signal_request_ids\0\u{3}pending_signals\0\u{1}memo\0\u{3}search_attributes\0\u{3}history_warned\0\u{1}retry\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}workflow_id\0\u{3}run_id\0\u{3}workflow_type\0\u{3}task_queue\0\u{3}start_time_unix_nanos\0\u{3}start_request_id\0\u{3}first_run_id\0\u{3}next_event_id\0\u{3}history_hash\0\u{3}workflow_task_timeout_nanos\0\u{3}run_expiration_time_unix_nanos\0\u{3}execution_expiration_time_unix_nanos\0\u{3}backoff_until_unix_nanos\0\u{1}parent\0\u{3}workflow_task\0\u{3}previous_started_event_id\0\u{1}buffered\0\u{1}activities\0\u{1}timers\0\u{1}children\0\u{3}cancel_requested\0\u{3}signal_request_ids\0\u{3}pending_signals\0\u{1}memo\0\u{3}search_attributes\0\u{3}history_warned\0\u{1}retry\0\u{3}history_size_bytes\0\u{3}history_size_warned\0")
 
   fileprivate class _StorageClass {
     var _namespace: String = String()
@@ -5664,6 +5677,8 @@ nonisolated extension Ballast_V1_SnapshotRun: SwiftProtobuf.Message, SwiftProtob
     var _searchAttributes: Ballast_V1_SearchAttributes? = nil
     var _historyWarned: Bool = false
     var _retry: Ballast_V1_SnapshotRetry? = nil
+    var _historySizeBytes: Int64 = 0
+    var _historySizeWarned: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -5702,6 +5717,8 @@ nonisolated extension Ballast_V1_SnapshotRun: SwiftProtobuf.Message, SwiftProtob
       _searchAttributes = source._searchAttributes
       _historyWarned = source._historyWarned
       _retry = source._retry
+      _historySizeBytes = source._historySizeBytes
+      _historySizeWarned = source._historySizeWarned
     }
   }
 
@@ -5748,6 +5765,8 @@ nonisolated extension Ballast_V1_SnapshotRun: SwiftProtobuf.Message, SwiftProtob
         case 26: try { try decoder.decodeSingularMessageField(value: &_storage._searchAttributes) }()
         case 27: try { try decoder.decodeSingularBoolField(value: &_storage._historyWarned) }()
         case 28: try { try decoder.decodeSingularMessageField(value: &_storage._retry) }()
+        case 29: try { try decoder.decodeSingularInt64Field(value: &_storage._historySizeBytes) }()
+        case 30: try { try decoder.decodeSingularBoolField(value: &_storage._historySizeWarned) }()
         default: break
         }
       }
@@ -5844,6 +5863,12 @@ nonisolated extension Ballast_V1_SnapshotRun: SwiftProtobuf.Message, SwiftProtob
       try { if let v = _storage._retry {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
       } }()
+      if _storage._historySizeBytes != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._historySizeBytes, fieldNumber: 29)
+      }
+      if _storage._historySizeWarned != false {
+        try visitor.visitSingularBoolField(value: _storage._historySizeWarned, fieldNumber: 30)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -5881,6 +5906,8 @@ nonisolated extension Ballast_V1_SnapshotRun: SwiftProtobuf.Message, SwiftProtob
         if _storage._searchAttributes != rhs_storage._searchAttributes {return false}
         if _storage._historyWarned != rhs_storage._historyWarned {return false}
         if _storage._retry != rhs_storage._retry {return false}
+        if _storage._historySizeBytes != rhs_storage._historySizeBytes {return false}
+        if _storage._historySizeWarned != rhs_storage._historySizeWarned {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -93,9 +93,26 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
         // store serves what it has staged; `finishApplying` writes it out).
         guard recordHistory(at: index, { () throws in try HistoryRecorder.record(result, into: history) }) else { return nil }
         closeSignals.closed(result.closedRuns) { engine.closedRunProgress($0) }
+        for warning in result.warnings { log(warning, at: index) }
         rolePublisher.publish(engine)
         onApplied?(index.rawValue, result)
         return result
+    }
+
+    /// An engine warning (once per run and kind), on every node that applies the entry.
+    private func log(_ warning: EngineWarning, at index: LogIndex) {
+        switch warning {
+        case let .historyLengthWarning(run, length):
+            logger.warning("a run's history is long; the run fails at \(engine.limits.historyMaxEvents) events", metadata: [
+                "namespace": "\(run.namespace)", "workflow_id": "\(run.workflowId)", "run_id": "\(run.runId)",
+                "events": "\(length)", "index": "\(index)",
+            ])
+        case let .historySizeWarning(run, bytes):
+            logger.warning("a run's history is large; the run fails at \(engine.limits.historyMaxBytes) bytes", metadata: [
+                "namespace": "\(run.namespace)", "workflow_id": "\(run.workflowId)", "run_id": "\(run.runId)",
+                "bytes": "\(bytes)", "index": "\(index)",
+            ])
+        }
     }
 
     /// Writes the history the turn's entries staged in the store, in one write.
