@@ -87,6 +87,7 @@ extension RunState {
     /// Writes the event now, or buffers it while a workflow task is in flight.
     mutating func appendOrBuffer(_ attributes: consuming EventAttributes, _ context: inout ApplyContext) {
         if isTaskInFlight {
+            bufferedSize = bufferedSize.addingSaturated(Self.countedSize(attributes))
             var event = HistoryEvent()
             event.attributes = consume attributes
             buffered.append(event)
@@ -95,12 +96,20 @@ extension RunState {
         }
     }
 
+    /// The counted size (`HashingVisitor.counted`) of an event not yet written: its attributes only.
+    static func countedSize(_ attributes: EventAttributes) -> Int64 {
+        var counted: Int64 = 0
+        _ = HashingVisitor.combineEvent(0, eventId: 0, time: 0, attributes: attributes, counted: &counted)
+        return counted
+    }
+
     /// Writes all buffered events; returns whether there were any.
     @discardableResult
     mutating func flushBuffered(_ context: inout ApplyContext) -> Bool {
         guard !buffered.isEmpty else { return false }
         let events = buffered
         buffered.removeAll()
+        bufferedSize = 0
         for event in events {
             if let attributes = event.attributes { append(attributes, &context) }
         }

@@ -35,9 +35,12 @@ extension WorkflowEngine {
             failForHistoryLimit(&run, type: "HistoryLengthLimitExceeded", message: message, &context)
             return
         }
-        // Counted only by entries of format 4 on (`historySizeFormatVersion`); 0 before.
-        if run.historySizeBytes >= limits.historyMaxBytes {
-            let message = "history size \(run.historySizeBytes) bytes reached the limit of \(limits.historyMaxBytes) bytes"
+        // Counted and checked only by entries of format 4 on (`historySizeFormatVersion`), with the
+        // events waiting for the workflow task in flight (a run's memory on every node).
+        let countsSize = context.countsHistorySize
+        let historySize = run.historySizeBytes.addingSaturated(run.bufferedSize)
+        if countsSize, historySize >= limits.historyMaxBytes {
+            let message = "history size \(historySize) bytes reached the limit of \(limits.historyMaxBytes) bytes"
             failForHistoryLimit(&run, type: "HistorySizeLimitExceeded", message: message, &context)
             return
         }
@@ -45,9 +48,9 @@ extension WorkflowEngine {
             run.historyWarned = true
             context.result.warnings.append(.historyLengthWarning(run.key, length: run.historyLength))
         }
-        if !run.historySizeWarned, run.historySizeBytes >= limits.historyWarnBytes {
+        if countsSize, !run.historySizeWarned, historySize >= limits.historyWarnBytes {
             run.historySizeWarned = true
-            context.result.warnings.append(.historySizeWarning(run.key, bytes: run.historySizeBytes))
+            context.result.warnings.append(.historySizeWarning(run.key, bytes: historySize))
         }
         // Moved, not copied, into the map (a plain assignment copied all of RunState's fields and released them).
         let runId = run.key.runId

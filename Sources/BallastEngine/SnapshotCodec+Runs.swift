@@ -61,6 +61,9 @@ extension SnapshotCodec {
         run.workflowTask = message.hasWorkflowTask ? decode(message.workflowTask) : nil
         run.previousStartedEventId = message.previousStartedEventID
         run.buffered = message.buffered
+        run.bufferedSize = message.buffered.reduce(0) { size, event in
+            event.attributes.map { size.addingSaturated(RunState.countedSize($0)) } ?? size
+        }
         for entry in message.activities {
             let activity = decode(entry)
             run.activities[activity.scheduledEventId] = activity

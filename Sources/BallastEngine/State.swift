@@ -109,6 +109,9 @@ struct RunState: Equatable {
     var previousStartedEventId: Int64 = 0
     /// Events that arrived while a workflow task was in flight; written after it resolves.
     var buffered: [Ballast_V1_HistoryEvent] = []
+    /// The counted size of `buffered` (`RunState.countedSize`): derived from it, so not in the
+    /// snapshot (a restore counts it again). From entry format 4 it counts toward the history size.
+    var bufferedSize: Int64 = 0
     var activities: [Int64: PendingActivity] = [:]
     var activityIds: [String: Int64] = [:]
     var timers: [String: PendingTimer] = [:]

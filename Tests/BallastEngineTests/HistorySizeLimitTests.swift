@@ -127,6 +127,52 @@ struct HistorySizeLimitTests {
         #expect(h.engine.stateDigest() == restored.engine.stateDigest())
     }
 
+    /// Signals that arrive while a workflow task runs wait in the run's memory on every node until
+    /// the task ends: up to 2,000 of up to 2 MiB each. From format 4 they count as they arrive.
+    @Test("signals waiting for a running workflow task count: the run fails while they wait", arguments: [UInt32(3), 4])
+    func bufferedSignalsCount(format: UInt32) throws {
+        var h = Harness(limits: Self.limits(warn: 8 * 1024, max: 32 * 1024))
+        h.formatVersion = format
+        let run = h.start("held")
+        _ = h.startWorkflowTask(run)
+        var sent = 0
+        while sent < 40, h.status(run) == .running {
+            h.apply(Self.bigSignal(run, "s\(sent)", bytes: 2_048))
+            sent += 1
+        }
+        let state = h.engine.runs[run.runId]
+        if format >= historySizeFormatVersion {
+            #expect(h.status(run) == .failed)
+            // 40 of them would be 80 KiB; the history without them is a few hundred bytes.
+            #expect(sent < 20, "failed after \(sent) signals of 2 KiB")
+            #expect(h.events(run).last?.workflowExecutionFailed.failure.type == "HistorySizeLimitExceeded")
+        } else {
+            #expect(h.status(run) == .running)
+            #expect(state?.buffered.count == 40)
+            #expect(state?.historySizeBytes == 0)
+        }
+    }
+
+    @Test("the waiting signals' size is counted again on restore, the same as when they arrived")
+    func bufferedSizeSurvivesARestore() throws {
+        var h = Harness()
+        let run = h.start("held")
+        let token = h.startWorkflowTask(run)
+        for index in 0..<3 { h.apply(Self.bigSignal(run, "s\(index)", bytes: 1_000 + index)) }
+        let state = try #require(h.engine.runs[run.runId])
+        #expect(state.buffered.count == 3)
+        #expect(state.bufferedSize > 3_003)
+        let restored = try WorkflowEngine.restore(h.engine.snapshot())
+        #expect(restored.runs[run.runId]?.bufferedSize == state.bufferedSize)
+        // Written when the task completes: the history's count grows by their counted sizes
+        // (now with event ids and times) and nothing waits any more.
+        let before = state.historySizeBytes
+        h.completeWorkflowTask(token, [])
+        let after = try #require(h.engine.runs[run.runId])
+        #expect(after.bufferedSize == 0)
+        #expect(after.historySizeBytes > before + state.bufferedSize)
+    }
+
     /// The count is an upper bound of the encoding (what the store keeps and a reader is sent),
     /// and close to it for events that carry payloads.
     @Test("the counted size of every event is at least its encoded size", arguments: [UInt64(1), 2, 3, 4])
