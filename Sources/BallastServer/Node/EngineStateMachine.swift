@@ -105,12 +105,12 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
         case let .historyLengthWarning(run, length):
             logger.warning("a run's history is long; the run fails at \(engine.limits.historyMaxEvents) events", metadata: [
                 "namespace": "\(run.namespace)", "workflow_id": "\(run.workflowId)", "run_id": "\(run.runId)",
-                "events": "\(length)", "index": "\(index)",
+                "events": "\(length)", "index": "\(index.rawValue)",
             ])
         case let .historySizeWarning(run, bytes):
             logger.warning("a run's history is large; the run fails at \(engine.limits.historyMaxBytes) bytes", metadata: [
                 "namespace": "\(run.namespace)", "workflow_id": "\(run.workflowId)", "run_id": "\(run.runId)",
-                "bytes": "\(bytes)", "index": "\(index)",
+                "bytes": "\(bytes)", "index": "\(index.rawValue)",
             ])
         }
     }
