@@ -18,8 +18,11 @@ struct Progress: Sendable {
     var snapshotIndex: LogIndex = .zero
     /// In snapshot state: the byte offset the follower has acknowledged.
     var snapshotOffset: UInt64 = 0
-    /// In snapshot state: heartbeat answers since the last chunk was sent (a chunk is re-sent after two).
-    var heartbeatsSinceChunk = 0
+    /// In snapshot state: the leader's ticks since the last chunk was sent. A chunk is re-sent on
+    /// a heartbeat answer once two heartbeat intervals have passed; counted in ticks, not answers,
+    /// because every ReadIndex round is a heartbeat too (each answer re-sent a chunk of up to
+    /// `snapshotChunkBytes` before, hundreds a second under reads).
+    var ticksSinceChunk = 0
 
     init(match: LogIndex, next: LogIndex) {
         self.match = match

@@ -33,6 +33,7 @@ extension RaftNode {
             // A transfer that has not finished within an election timeout is abandoned.
             leadTransferee = nil
         }
+        for (peer, state) in progress where state.state == .snapshot { progress[peer]?.ticksSinceChunk += 1 }
         if heartbeatElapsed >= configuration.heartbeatIntervalTicks {
             heartbeatElapsed = 0
             broadcastHeartbeat(readContext: reads.pending.isEmpty ? 0 : reads.lastRound)

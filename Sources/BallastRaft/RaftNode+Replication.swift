@@ -174,11 +174,11 @@ extension RaftNode {
             && state.isWindowFull(maxInflight: configuration.maxInflightAppends, maxInflightBytes: configuration.maxInflightBytes) {
             state.freeOldestInflight()
         }
-        if state.state == .snapshot { state.heartbeatsSinceChunk += 1 }
         progress[peer] = state
         if state.state == .snapshot {
-            // A chunk (possibly large) may still be on its way: re-send only after two heartbeat answers without an ack.
-            if state.heartbeatsSinceChunk >= 2 { sendSnapshotChunk(to: peer) }
+            // A chunk (possibly large) may still be on its way: re-send only once two heartbeat
+            // intervals have passed without an ack (answers to ReadIndex rounds come far oftener).
+            if state.ticksSinceChunk >= 2 * max(1, configuration.heartbeatIntervalTicks) { sendSnapshotChunk(to: peer) }
         } else if state.match < log.lastIndex {
             _ = sendAppend(to: peer, sendIfEmpty: true)
         }

@@ -36,7 +36,7 @@ extension RaftNode {
         let chunk = SnapshotChunk(
             metadata: snapshot.metadata, offset: start, totalBytes: total,
             data: Array(snapshot.data[Int(start)..<Int(end)]), done: end == total)
-        state.heartbeatsSinceChunk = 0
+        state.ticksSinceChunk = 0
         progress[peer] = state
         send(to: peer, .installSnapshot(chunk))
     }
