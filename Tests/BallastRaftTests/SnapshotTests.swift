@@ -71,8 +71,9 @@ struct SnapshotTests {
         #expect(cluster[4].status.membership == cluster[1].status.membership)
     }
 
-    @Test("given a lost chunk, when two heartbeat answers pass without an ack, then the leader re-sends it")
-    func lostChunkIsResent() throws {
+    /// Three voters; leader 1 has taken a 10-byte snapshot (sent in chunks of 4) past entries that
+    /// follower 3, cut off meanwhile, lacks; the cut is healed.
+    static func followerNeedingASnapshot() throws -> TestCluster {
         var cluster = TestCluster(voters: [1, 2, 3]) {
             $0.compactionSlackEntries = 0
             $0.snapshotChunkBytes = 4
@@ -84,6 +85,12 @@ struct SnapshotTests {
         cluster.tickAll()
         cluster.takeSnapshot(1, data: Array(0..<10))
         cluster.heal()
+        return cluster
+    }
+
+    @Test("given a lost chunk, when two heartbeat intervals pass without an ack, then the leader re-sends it")
+    func lostChunkIsResent() throws {
+        var cluster = try Self.followerNeedingASnapshot()
         var dropped = false
         cluster.accepts = { message in
             if case .installSnapshot(let chunk) = message.body, chunk.offset == 4, !dropped {
@@ -110,17 +117,7 @@ struct SnapshotTests {
     /// times a second under reads (a node starts a round in every loop turn that has reads).
     @Test("given a lost chunk, when many ReadIndex rounds are answered within one tick, then the chunk is not re-sent until two heartbeat intervals pass")
     func readRoundsDoNotResendChunks() throws {
-        var cluster = TestCluster(voters: [1, 2, 3]) {
-            $0.compactionSlackEntries = 0
-            $0.snapshotChunkBytes = 4
-        }
-        cluster.elect(1)
-        cluster.tickAll()
-        cluster.isolate(3)
-        for number in 0..<5 { try cluster.propose(1, "\(number)") }
-        cluster.tickAll()
-        cluster.takeSnapshot(1, data: Array(0..<10))
-        cluster.heal()
+        var cluster = try Self.followerNeedingASnapshot()
         // The chunk at offset 4 never arrives.
         cluster.accepts = { message in
             if case .installSnapshot(let chunk) = message.body, chunk.offset == 4 { return false }

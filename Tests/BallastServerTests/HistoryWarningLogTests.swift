@@ -3,29 +3,8 @@ import BallastProto
 import BallastRaft
 import Foundation
 import Logging
-import Synchronization
 import Testing
 @testable import BallastServer
-
-/// Keeps the warnings a logger writes: message and metadata.
-private final class LoggedWarnings: Sendable {
-    private let lines = Mutex<[(String, Logger.Metadata)]>([])
-    func append(_ message: String, _ metadata: Logger.Metadata) { lines.withLock { $0.append((message, metadata)) } }
-    var all: [(String, Logger.Metadata)] { lines.withLock { $0 } }
-}
-
-private struct WarningsHandler: LogHandler {
-    let lines: LoggedWarnings
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .warning
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-    func log(event: LogEvent) {
-        lines.append(event.message.description, metadata.merging(event.metadata ?? [:]) { $1 })
-    }
-}
 
 @Suite("The node logs the engine's history warnings")
 struct HistoryWarningLogTests {
@@ -39,8 +18,8 @@ struct HistoryWarningLogTests {
 
     @Test("a run passing 10 MiB of history is logged once, with the run and its size")
     func historySizeWarningIsLogged() throws {
-        let lines = LoggedWarnings()
-        let machine = EngineStateMachine(logger: Logger(label: "test.history-warning") { _ in WarningsHandler(lines: lines) }) { why in
+        let lines = CapturedLogLines()
+        let machine = EngineStateMachine(logger: lines.logger(label: "test.history-warning")) { why in
             Issue.record("fatal: \(why)")
         }
         var start = Ballast_V1_StartWorkflowRequest()
@@ -59,14 +38,14 @@ struct HistoryWarningLogTests {
             signal.input.payloads = [payload]
             _ = machine.apply(try Self.entry(UInt64(2 + index), .signalWorkflow(signal)))
         }
-        let warnings = lines.all.filter { $0.0.hasPrefix("a run's history is large") }
-        #expect(warnings.count == 1, "\(lines.all.map(\.0))")
-        let metadata = try #require(warnings.first?.1)
+        let warnings = lines.all.filter { $0.message.hasPrefix("a run's history is large") }
+        #expect(warnings.count == 1, "\(lines.all.map(\.message))")
+        let metadata = try #require(warnings.first?.metadata)
         #expect("\(metadata["workflow_id"] ?? "")" == "big")
         #expect("\(metadata["namespace"] ?? "")" == "default")
         #expect("\(metadata["index"] ?? "")" == "7")
         let bytes = try #require(Int64("\(metadata["bytes"] ?? "")"))
         #expect(bytes >= 10 * 1024 * 1024 && bytes < 12 * 1024 * 1024)
-        #expect(warnings.first?.0.contains("fails at 52428800 bytes") == true)
+        #expect(warnings.first?.message.contains("fails at 52428800 bytes") == true)
     }
 }

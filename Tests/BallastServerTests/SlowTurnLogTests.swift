@@ -3,29 +3,7 @@ import BallastServer
 import BallastStorage
 import Foundation
 import Logging
-import Synchronization
 import Testing
-
-/// Keeps the warning lines a logger writes.
-private final class WarningLines: Sendable {
-    private let lines = Mutex<[Logger.Metadata]>([])
-    func append(_ metadata: Logger.Metadata) { lines.withLock { $0.append(metadata) } }
-    var all: [Logger.Metadata] { lines.withLock { $0 } }
-}
-
-private struct WarningCapture: LogHandler {
-    let lines: WarningLines
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .warning
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-    func log(event: LogEvent) {
-        guard event.message.description.hasPrefix("slow Raft loop turn") else { return }
-        lines.append(metadata.merging(event.metadata ?? [:]) { $1 })
-    }
-}
 
 @Suite("Slow Raft loop turns")
 struct SlowTurnLogTests {
@@ -34,19 +12,20 @@ struct SlowTurnLogTests {
         let directory = NSTemporaryDirectory() + "ballast-slow-turn-\(UInt64.random(in: 0 ... .max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let lines = WarningLines()
+        let captured = CapturedLogLines()
+        var slowTurns: [Logger.Metadata] { captured.metadata(ofLinesStartingWith: "slow Raft loop turn") }
         let id = NodeID(1)
         let driver = try RaftDriver(
             configuration: RaftConfiguration(id: id), log: try WriteAheadLog(directory: directory),
             bootstrap: Membership(voters: [id]), stateMachine: RecordingStateMachine(), transport: LocalTransport(),
-            randomSeed: 1, logger: Logger(label: "test.slow-turn") { _ in WarningCapture(lines: lines) })
+            randomSeed: 1, logger: captured.logger(label: "test.slow-turn"))
         defer { driver.stop() }
         // A turn held 300 ms in a sleep on the loop thread: long, and almost no CPU.
         driver.inspect { _ in usleep(300_000) }
         try await waitUntil("the slow turn is logged") {
-            lines.all.contains { Int("\($0["micros"] ?? "0")") ?? 0 >= 300_000 }
+            slowTurns.contains { Int("\($0["micros"] ?? "0")") ?? 0 >= 300_000 }
         }
-        let line = try #require(lines.all.first { Int("\($0["micros"] ?? "0")") ?? 0 >= 300_000 })
+        let line = try #require(slowTurns.first { Int("\($0["micros"] ?? "0")") ?? 0 >= 300_000 })
         let micros = try #require(Int("\(line["micros"] ?? "")"))
         let handled = try #require(Int("\(line["handleMicros"] ?? "")"))
         let cpu = try #require(Int("\(line["cpuMicros"] ?? "")"))
