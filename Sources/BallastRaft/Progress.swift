@@ -23,6 +23,10 @@ struct Progress: Sendable {
     /// because every ReadIndex round is a heartbeat too (each answer re-sent a chunk of up to
     /// `snapshotChunkBytes` before, hundreds a second under reads).
     var ticksSinceChunk = 0
+    /// The leader's ticks since a heartbeat answer last lifted flow control for this follower (a
+    /// probe may go again, a slot of the window is freed): at most once per heartbeat interval,
+    /// as every ReadIndex round's answers are heartbeat answers too. Held at 2^30.
+    var ticksSinceUnpaused = 1 << 30
 
     init(match: LogIndex, next: LogIndex) {
         self.match = match

@@ -33,7 +33,12 @@ extension RaftNode {
             // A transfer that has not finished within an election timeout is abandoned.
             leadTransferee = nil
         }
-        for (peer, state) in progress where state.state == .snapshot { progress[peer]?.ticksSinceChunk += 1 }
+        for peer in progress.keys {
+            guard var state = progress[peer] else { continue }
+            state.ticksSinceUnpaused = min(state.ticksSinceUnpaused + 1, 1 << 30)
+            if state.state == .snapshot { state.ticksSinceChunk += 1 }
+            progress[peer] = state
+        }
         if heartbeatElapsed >= configuration.heartbeatIntervalTicks {
             heartbeatElapsed = 0
             broadcastHeartbeat(readContext: reads.pending.isEmpty ? 0 : reads.lastRound)

@@ -169,10 +169,19 @@ extension RaftNode {
     mutating func handleHeartbeatResponse(from peer: NodeID, readContext: UInt64) {
         guard var state = progress[peer] else { return }
         state.recentlyActive = true
-        state.probeSent = false
-        if state.state == .replicate
-            && state.isWindowFull(maxInflight: configuration.maxInflightAppends, maxInflightBytes: configuration.maxInflightBytes) {
-            state.freeOldestInflight()
+        // The follower is alive: let a probe go again, or free the oldest slot of a full window
+        // (its answer may have been lost) — once per heartbeat interval. Every ReadIndex round is
+        // a heartbeat too, hundreds a second under reads; unpausing on each answer re-sent a probe
+        // batch (up to `maxBytesPerAppend`) per round, and let a slow follower be sent far more
+        // than `maxInflightBytes`.
+        let unpauses = state.ticksSinceUnpaused >= max(1, configuration.heartbeatIntervalTicks)
+        if unpauses {
+            state.ticksSinceUnpaused = 0
+            state.probeSent = false
+            if state.state == .replicate
+                && state.isWindowFull(maxInflight: configuration.maxInflightAppends, maxInflightBytes: configuration.maxInflightBytes) {
+                state.freeOldestInflight()
+            }
         }
         progress[peer] = state
         if state.state == .snapshot {
@@ -180,7 +189,7 @@ extension RaftNode {
             // intervals have passed without an ack (answers to ReadIndex rounds come far oftener).
             if state.ticksSinceChunk >= 2 * max(1, configuration.heartbeatIntervalTicks) { sendSnapshotChunk(to: peer) }
         } else if state.match < log.lastIndex {
-            _ = sendAppend(to: peer, sendIfEmpty: true)
+            _ = sendAppend(to: peer, sendIfEmpty: unpauses)
         }
         if readContext != 0 { acknowledgeRead(round: readContext, from: peer) }
     }
