@@ -49,12 +49,23 @@ final class ChildProcess: Sendable {
     var stdoutData: Data { stdoutBox.withLockedValue { $0 } }
     var stderr: String { String(decoding: stderrBox.withLockedValue { $0 }, as: UTF8.self) }
 
-    /// Polls until stdout holds a line satisfying `match`, or throws at the deadline.
+    /// The lines of stdout that are complete (ended by a newline): a line still being written
+    /// may have arrived in part (`READY ` without its port, seen once in CI).
+    var completeLines: [String] {
+        let text = stdout
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        lines.removeLast() // what follows the last newline: empty, or a line not yet complete
+        return lines
+    }
+
+    /// Polls until stdout holds a complete line satisfying `match`, or throws at the deadline.
     func waitForLine(timeout: Duration = .seconds(30), _ match: @escaping (String) -> Bool) async throws -> String {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let line = stdout.split(separator: "\n").map(String.init).first(where: match) { return line }
-            if !process.isRunning, stdout.split(separator: "\n").map(String.init).first(where: match) == nil {
+            if let line = completeLines.first(where: match) { return line }
+            if !process.isRunning {
+                // Nothing more will come: a last line without its newline counts now.
+                if let line = stdout.split(separator: "\n").map(String.init).first(where: match) { return line }
                 throw ChildProcessError(command: command, detail: "exited (\(process.terminationStatus)) before printing the line; stderr: \(stderr)")
             }
             try await Task.sleep(for: .milliseconds(20))
