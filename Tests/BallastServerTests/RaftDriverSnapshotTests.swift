@@ -341,12 +341,16 @@ struct RaftDriverRestoreTests {
         let lagging = try #require(ids.first { $0 != leader })
         transport.disconnect(lagging)
 
-        // Enough for the leader to snapshot and drop the entries the lagging node lacks.
-        let payload = [UInt8](repeating: 7, count: 256)
+        // Enough for the leader to snapshot and drop the entries the lagging node lacks. Each
+        // entry is above the snapshot threshold on its own, so the leader snapshots again until
+        // its snapshot covers everything applied: the 16 small entries below stay under the
+        // threshold then, whatever index the earlier snapshots were cut at (with smaller entries
+        // the bytes left after the last snapshot varied, and the small ones sometimes crossed it).
+        let payload = [UInt8](repeating: 7, count: 2_100)
         for _ in 0 ..< 64 { drivers[leader]!.propose(payload) { _ in } }
-        try await waitUntil("the leader applied and snapshotted") {
+        try await waitUntil("the leader applied and snapshotted everything") {
             guard let now = await status(leader) else { return false }
-            return machines[leader]!.count == 64 && now.snapshotIndex > .zero
+            return machines[leader]!.count == 64 && now.snapshotIndex == now.applied
         }
         transport.connect(lagging) { [driver = drivers[lagging]!] in driver.receive($0) }
         try await waitUntil("the lagging node rebuilds the leader's snapshot") { machines[lagging]!.rebuilding }
