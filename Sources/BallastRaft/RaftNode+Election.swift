@@ -33,6 +33,7 @@ extension RaftNode {
             // A transfer that has not finished within an election timeout is abandoned.
             leadTransferee = nil
         }
+        reads.ticksSinceRound = min(reads.ticksSinceRound + 1, 1 << 30)
         for peer in progress.keys {
             guard var state = progress[peer] else { continue }
             state.ticksSinceUnpaused = min(state.ticksSinceUnpaused + 1, 1 << 30)

@@ -16,9 +16,15 @@ extension RaftNode {
         reads.unsent.append(PendingRead(context: context, index: commit, round: 0))
     }
 
-    /// Starts one heartbeat round for all reads requested since the last `takeReady()`.
+    /// Starts one heartbeat round for all reads requested since the last round started — once the
+    /// round in flight is confirmed, or a tick after it went out (its answers may be lost), so at
+    /// most one round goes out per round trip or per tick, however many loop turns have reads.
+    /// Each round is a heartbeat to every follower and an answer back: before, a node started one
+    /// in every loop turn with reads, and a stalled follower or leader came back to hundreds of
+    /// answers to handle at once (reliability.md, bug 34).
     mutating func flushReads() {
-        guard !reads.unsent.isEmpty else { return }
+        guard !reads.unsent.isEmpty, reads.pending.isEmpty || reads.ticksSinceRound > 0 else { return }
+        reads.ticksSinceRound = 0
         reads.lastRound += 1
         let round = reads.lastRound
         reads.pending += reads.unsent.map { PendingRead(context: $0.context, index: $0.index, round: round) }
@@ -37,6 +43,7 @@ extension RaftNode {
         let confirmed = reads.pending.prefix { $0.round <= round }
         ready.readStates += confirmed.map { ReadState(context: $0.context, index: $0.index) }
         reads.pending.removeFirst(confirmed.count)
+        // Rounds open at once are few (one per round trip or tick), so this filter is short.
         reads.acks = reads.acks.filter { $0.key > round }
     }
 
@@ -74,6 +81,9 @@ struct ReadIndexQueue: Sendable {
     var acks: [UInt64: Set<NodeID>] = [:]
     /// The latest round number (never reused, so late answers cannot confirm a newer read).
     var lastRound: UInt64 = 0
+    /// The leader's ticks since the latest round went out (a new round waits for the one in
+    /// flight to be confirmed, or for a tick). Held at 2^30.
+    var ticksSinceRound = 0
 
     /// Reads waiting in any stage.
     var count: Int { awaitingTermCommit.count + unsent.count + pending.count }

@@ -19,6 +19,57 @@ struct ReadIndexTests {
         #expect(rounds.count == 2, "one heartbeat per follower carries the read round")
     }
 
+    /// The read rounds (heartbeat `readContext`s) among `messages`, one per follower reached.
+    static func readRounds(_ messages: [Message]) -> [UInt64] {
+        messages.compactMap { message -> UInt64? in
+            if case .heartbeat(_, let context) = message.body, context != 0 { context } else { nil }
+        }
+    }
+
+    @Test("given a read round in flight, when more reads arrive over several loop turns, then they wait and go out together in one round once it is confirmed")
+    func oneReadRoundInFlight() throws {
+        var cluster = TestCluster(voters: [1, 2, 3])
+        cluster.elect(1)
+        try cluster.propose(1, "a")
+        cluster.stabilize()
+        cluster.sent = []
+        // Each read in a loop turn of its own (a Ready taken), none of the answers back yet.
+        for context: UInt64 in 1...5 {
+            try cluster[1].readIndex(context: context)
+            cluster.processReadies()
+        }
+        #expect(Self.readRounds(cluster.sent).count == 2, "one round, to each follower, while it is in flight")
+        cluster.stabilize()
+        #expect(cluster.readStates[NodeID(1)]?.map(\.context) == [1, 2, 3, 4, 5])
+        let rounds = Self.readRounds(cluster.sent)
+        #expect(rounds.count == 4 && Set(rounds).count == 2, "reads 2–5 went out in one second round: \(rounds)")
+    }
+
+    @Test("given a read round whose answers are lost, then a tick later the reads that came meanwhile go out in a new round")
+    func lostRoundDoesNotHoldLaterReads() throws {
+        var cluster = TestCluster(voters: [1, 2, 3])
+        cluster.elect(1)
+        try cluster.propose(1, "a")
+        cluster.stabilize()
+        cluster.accepts = { message in
+            if case .heartbeatResponse = message.body { false } else { true }
+        }
+        cluster.sent = []
+        try cluster[1].readIndex(context: 1)
+        cluster.stabilize()
+        try cluster[1].readIndex(context: 2)
+        cluster.stabilize()
+        let first = Self.readRounds(cluster.sent)
+        #expect(Set(first).count == 1, "the second read waits for the round in flight: \(first)")
+        cluster[1].tick()
+        cluster.processReadies()
+        let second = Set(Self.readRounds(cluster.sent))
+        #expect(second.count == 2, "a tick later the second read has a round of its own: \(second.sorted())")
+        cluster.accepts = { _ in true }
+        cluster.stabilize()
+        #expect(cluster.readStates[NodeID(1)]?.map(\.context) == [1, 2])
+    }
+
     @Test("given a leader cut off from its followers, then its read is not confirmed")
     func readNeedsAQuorum() throws {
         var cluster = TestCluster(voters: [1, 2, 3])

@@ -1,7 +1,7 @@
 import Testing
 @testable import BallastRaft
 
-/// Every ReadIndex round is a heartbeat (a node starts one in every loop turn that has reads), so
+/// Every ReadIndex round is a heartbeat (one per round trip or tick under reads; one per loop turn before bug 34), so
 /// heartbeat answers can come hundreds of times a second. An answer shows the follower is alive
 /// and lifts flow control — a probe may go again, a slot of the pipelining window is freed — but
 /// only once per heartbeat interval: before, every answer did, and a follower in probe state was
