@@ -198,9 +198,23 @@ public struct GRPCMethodRegistry: Sendable {
         })
     }
 
+    /// How deep a request's messages may nest. A node stores what a request carries a few levels
+    /// deeper than the request has it — inside an engine entry in the Raft log, a history event, a
+    /// pending activity in a snapshot, a describe or history response — and every decoder, a
+    /// follower's and a worker's included, stops at swift-protobuf's 100 levels. A request
+    /// accepted at 99 levels (a failure's cause chain is the one field that can nest without
+    /// end) made an entry no follower could decode: each stopped rather than diverge
+    /// (reliability.md, bug 35). 40 leaves room for a cause chain of about 30 failures.
+    public static let requestDepthLimit = 40
+
     static func decode<Request: SwiftProtobuf.Message>(_ type: Request.Type, _ bytes: [UInt8]) throws -> Request {
+        var options = BinaryDecodingOptions()
+        options.messageDepthLimit = requestDepthLimit
         do {
-            return try Request(serializedBytes: bytes)
+            return try Request(serializedBytes: bytes, options: options)
+        } catch BinaryDecodingError.messageDepthLimit {
+            throw GRPCStatus(.invalidArgument, "\(Request.protoMessageName) nests messages more than \(requestDepthLimit) deep "
+                             + "(a failure's cause chain?): refused, as the cluster stores what it carries deeper still")
         } catch {
             throw GRPCStatus(.internal, "cannot decode \(Request.protoMessageName): \(error)")
         }
