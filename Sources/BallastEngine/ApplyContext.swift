@@ -11,6 +11,9 @@ struct ApplyContext {
     let boundedRetries: Bool
     /// Whether appended events add to the run's history size (entry format 4 on).
     let countsHistorySize: Bool
+    /// Whether a retried activity timeout keeps its failure without the previous one as its
+    /// cause (entry format 5 on; `flatTimeoutFailureFormatVersion`).
+    let keepsFlatTimeoutFailures: Bool
     var result = ApplyResult()
     /// Distinguishes runs created by the same entry (children, continue-as-new).
     var nextRunSalt: UInt64 = 0
@@ -22,6 +25,7 @@ struct ApplyContext {
         self.index = index
         boundedRetries = formatVersion >= boundedRetryFormatVersion
         countsHistorySize = formatVersion >= historySizeFormatVersion
+        keepsFlatTimeoutFailures = formatVersion >= flatTimeoutFailureFormatVersion
     }
 
     /// Records an appended event for the run's history store.

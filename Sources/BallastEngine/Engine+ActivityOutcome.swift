@@ -70,7 +70,8 @@ extension WorkflowEngine {
         var (run, activity) = try takeActivityRun(token, mustBeStarted: true)
         var updated = activity
         if request.hasLastHeartbeatDetails { updated.heartbeatDetails = request.lastHeartbeatDetails }
-        failActivityAttempt(&run, updated, failure: request.failure, identity: request.identity, timeoutType: nil, &context)
+        failActivityAttempt(&run, updated, failure: request.failure, finalFailure: request.failure, identity: request.identity,
+                            timeoutType: nil, &context)
         storeRun(run, &context)
     }
 
@@ -123,10 +124,11 @@ extension WorkflowEngine {
         ensureWorkflowTask(&run, &context)
     }
 
-    /// A started attempt failed or timed out: back off and retry, or write the final outcome.
+    /// A started attempt failed or timed out: back off and retry (keeping `failure` for the next
+    /// attempt), or write the final outcome with `finalFailure`.
     mutating func failActivityAttempt(
-        _ run: inout RunState, _ activity: PendingActivity, failure: Ballast_V1_Failure, identity: String,
-        timeoutType: Ballast_V1_TimeoutType?, _ context: inout ApplyContext
+        _ run: inout RunState, _ activity: PendingActivity, failure: Ballast_V1_Failure, finalFailure: Ballast_V1_Failure,
+        identity: String, timeoutType: Ballast_V1_TimeoutType?, _ context: inout ApplyContext
     ) {
         let closeDeadline = activity.attributes.scheduleToCloseTimeoutNanos > 0
             ? activity.firstScheduledTime.addingSaturated(activity.attributes.scheduleToCloseTimeoutNanos) : 0
@@ -149,7 +151,7 @@ extension WorkflowEngine {
         final.lastFailure = previousFailure
         if let timeoutType {
             var timedOut = Ballast_V1_ActivityTaskTimedOutEventAttributes()
-            timedOut.failure = failure
+            timedOut.failure = finalFailure
             timedOut.failure.timeoutType = timeoutType
             timedOut.scheduledEventID = activity.scheduledEventId
             timedOut.startedEventID = activity.phase == .started ? startedEventIdOfPreviousEvent : 0
@@ -157,7 +159,7 @@ extension WorkflowEngine {
             resolveActivity(&run, final, outcome: .activityTaskTimedOut(timedOut), &context)
         } else {
             var failed = Ballast_V1_ActivityTaskFailedEventAttributes()
-            failed.failure = failure
+            failed.failure = finalFailure
             failed.scheduledEventID = activity.scheduledEventId
             failed.startedEventID = startedEventIdOfPreviousEvent
             failed.identity = identity
@@ -177,14 +179,17 @@ extension WorkflowEngine {
         guard var run = runs.removeValue(forKey: runId) else { return }
         var failure = serverFailure("activity \(request.timeoutType) timeout", type: "", nonRetryable: false)
         failure.timeoutType = request.timeoutType
-        if let last = activity.lastFailure { failure.cause = last }
+        // The final event names the last kept failure as the cause. The failure kept for a retry
+        // does not from format 5 on: it nested one level deeper per timeout (bug 36).
+        var final = failure
+        if let last = activity.lastFailure { final.cause = last }
         switch request.timeoutType {
         case .startToClose, .heartbeat:
-            failActivityAttempt(&run, activity, failure: failure, identity: activity.identity,
-                                timeoutType: request.timeoutType, &context)
+            failActivityAttempt(&run, activity, failure: context.keepsFlatTimeoutFailures ? failure : final, finalFailure: final,
+                                identity: activity.identity, timeoutType: request.timeoutType, &context)
         default:
             var timedOut = Ballast_V1_ActivityTaskTimedOutEventAttributes()
-            timedOut.failure = failure
+            timedOut.failure = final
             timedOut.scheduledEventID = activity.scheduledEventId
             timedOut.startedEventID = activity.phase == .started ? startedEventIdOfPreviousEvent : 0
             timedOut.retryState = .timeout

@@ -16,8 +16,17 @@ public let boundedRetryFormatVersion: UInt32 = 3
 /// that applies them closes the same runs at the same entries.
 public let historySizeFormatVersion: UInt32 = 4
 
+/// The format from which an activity attempt that timed out (start-to-close or heartbeat) and is
+/// retried keeps its timeout failure for the next attempt without the previous attempt's failure
+/// as its cause. Before, each such timeout nested the kept failure one level deeper: after about
+/// a hundred, the run's snapshot, its ActivityTaskStarted event and its describe output passed
+/// the 100 levels every protobuf decoder accepts (reliability.md, bug 36). The final
+/// ActivityTaskTimedOut event still carries the last kept failure as its cause (one level), as
+/// in Temporal. Entries of older formats keep nesting, so every build replays them alike.
+public let flatTimeoutFailureFormatVersion: UInt32 = 5
+
 /// The newest entry format this build applies and writes (once every member applies it too).
-public let newestEngineFormatVersion: UInt32 = historySizeFormatVersion
+public let newestEngineFormatVersion: UInt32 = flatTimeoutFailureFormatVersion
 
 /// Identifies one workflow run: namespace, workflow id and run id.
 public struct RunKey: Hashable, Comparable, Sendable, CustomStringConvertible {
