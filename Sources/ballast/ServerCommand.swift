@@ -270,9 +270,11 @@ struct ServerSettings {
         if let value = try count("max-new-connections-per-second", 1 ... 1_000_000, "1…1000000") {
             limits.maxNewConnectionsPerSecond = value
         }
-        let buffered = GRPCServerConfiguration().maxBufferedRequestBytesPerConnection
-        if let value = try count("max-message-bytes", 1024 ... buffered,
-                                 "1024…\(buffered) bytes (a connection buffers at most \(buffered >> 20) MiB of requests)") {
+        // A request becomes one log entry, a little larger than the request, and a follower
+        // takes entries of at most 16 MiB: 15 MiB leaves room (reliability.md, bug 37).
+        let largest = min(GRPCServerConfiguration().maxBufferedRequestBytesPerConnection, RaftMessageCodec.defaultMaxBlobBytes - (1 << 20))
+        if let value = try count("max-message-bytes", 1024 ... largest,
+                                 "1024…\(largest) bytes (a request becomes one Raft log entry, of at most \(RaftMessageCodec.defaultMaxBlobBytes >> 20) MiB)") {
             limits.maxReceiveMessageBytes = value
         }
         return limits

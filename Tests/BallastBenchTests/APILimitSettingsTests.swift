@@ -22,13 +22,15 @@ struct APILimitSettingsTests {
         let set = try Self.configuration(["max-connections": "64", "max-new-connections-per-second": "20",
                                           "max-message-bytes": "1048576"]).apiLimits
         #expect(set.maxConnections == 64 && set.maxNewConnectionsPerSecond == 20 && set.maxReceiveMessageBytes == 1 << 20)
+        #expect(try Self.configuration(["max-message-bytes": "15728640"]).apiLimits.maxReceiveMessageBytes == 15 << 20,
+                "15 MiB: the largest request whose log entry a follower takes")
         let applied = set.applied(to: GRPCServerConfiguration())
         #expect(applied.maxConnections == 64 && applied.maxNewConnectionsPerSecond == 20 && applied.maxReceiveMessageBytes == 1 << 20)
     }
 
     @Test("a value out of range or not a number is refused, naming the flag", arguments: [
         ("max-connections", "0"), ("max-connections", "many"), ("max-connections", "1000001"),
-        ("max-new-connections-per-second", "-1"), ("max-message-bytes", "100"), ("max-message-bytes", "33554433"),
+        ("max-new-connections-per-second", "-1"), ("max-message-bytes", "100"), ("max-message-bytes", "33554433"), ("max-message-bytes", "15728641"),
     ])
     func refused(flag: String, value: String) {
         do {

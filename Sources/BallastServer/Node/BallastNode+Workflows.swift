@@ -76,11 +76,19 @@ extension BallastNode {
         }
     }
 
+    /// The longest request id accepted (Temporal's limit for ids): the engine keeps request ids
+    /// for idempotency as long as a run's summary lives, and one of megabytes would be kept so.
+    static let maxRequestIDBytes = 1_000
+
     /// `submit` for handlers that answer from a callback (`GRPCMethodRegistry.unaryCompleting`):
     /// `completion` runs once, on the Raft loop thread right after the entry is applied (or on
     /// the calling thread if it could not be proposed).
     func submit(_ payload: Ballast_V1_EngineEntry.OneOf_Payload, requestID: String, eager: Dispatcher.EagerWant? = nil,
                 completion: @escaping @Sendable (Result<EngineResponse, any Error>) -> Void) {
+        guard requestID.utf8.count <= Self.maxRequestIDBytes else {
+            return completion(.failure(GRPCStatus(
+                .invalidArgument, "request_id is \(requestID.utf8.count) bytes; at most \(Self.maxRequestIDBytes) are accepted")))
+        }
         var entry = Ballast_V1_EngineEntry()
         entry.formatVersion = dispatcher.entryFormat
         entry.leaderTimeUnixNanos = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
@@ -96,6 +104,14 @@ extension BallastNode {
         do { bytes = try DeterministicBinaryEncoder.encode(entry) } catch {
             if let ticket { dispatcher.eagerFinished(ticket, started: []) }
             return completion(.failure(error))
+        }
+        // A follower refuses an entry larger than this: proposed, it would stay in the leader's
+        // log unreplicated, and every entry after it with it (reliability.md, bug 37).
+        guard bytes.count <= RaftMessageCodec.defaultMaxBlobBytes else {
+            if let ticket { dispatcher.eagerFinished(ticket, started: []) }
+            return completion(.failure(GRPCStatus(
+                .resourceExhausted, "the request makes a log entry of \(bytes.count) bytes; "
+                    + "a log entry carries at most \(RaftMessageCodec.defaultMaxBlobBytes) bytes")))
         }
         let started = ContinuousClock.now
         driver.propose(bytes, message: entry) { [self] outcome in

@@ -6,8 +6,11 @@ import BallastRaft
 public struct RaftMessageCodec: Sendable {
     /// Most entries one AppendEntries may carry.
     public var maxEntries: Int = 65_536
+    /// Most payload bytes of one entry or one snapshot chunk, by default: a follower refuses an
+    /// AppendEntries with a larger entry, so a leader must never propose one (`BallastNode.submit`).
+    public static let defaultMaxBlobBytes = 16 << 20
     /// Most payload bytes of one entry or one snapshot chunk.
-    public var maxBlobBytes: Int = 16 << 20
+    public var maxBlobBytes: Int = Self.defaultMaxBlobBytes
     /// Most members one membership may list.
     public var maxMembers: Int = 1024
 
