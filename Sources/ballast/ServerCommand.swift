@@ -40,7 +40,7 @@ struct ServerCommand: AsyncParsableCommand {
     var adminMaxConnections: Int?
     @Option(help: "New API connections accepted per second and in a burst; over it accepting pauses (default 500).")
     var maxNewConnectionsPerSecond: Int?
-    @Option(help: "Largest request message on the API port in bytes; larger ones get RESOURCE_EXHAUSTED (default 4 MiB).")
+    @Option(help: "Largest request message on the API port in bytes; larger ones get RESOURCE_EXHAUSTED (default 4 MiB, at most 15 MiB: a request becomes one Raft log entry).")
     var maxMessageBytes: Int?
     @Option(help: "Eager dispatch, true or false (default true): an entry that makes tasks ready starts them itself for a worker with free slots, saving an entry per task. The leader turns it on by itself once every member applies it; false also keeps every entry in format 1, which any older build can replay, so that a downgrade stays possible (docs/operations.md, \"Upgrades\").")
     var eagerDispatch: String?
