@@ -14,6 +14,8 @@ struct ApplyContext {
     /// Whether a retried activity timeout keeps its failure without the previous one as its
     /// cause (entry format 5 on; `flatTimeoutFailureFormatVersion`).
     let keepsFlatTimeoutFailures: Bool
+    /// Whether search attribute values are limited in size (entry format 5 on; `searchAttributeSizeFormatVersion`).
+    let limitsSearchAttributeSizes: Bool
     var result = ApplyResult()
     /// Distinguishes runs created by the same entry (children, continue-as-new).
     var nextRunSalt: UInt64 = 0
@@ -26,6 +28,7 @@ struct ApplyContext {
         boundedRetries = formatVersion >= boundedRetryFormatVersion
         countsHistorySize = formatVersion >= historySizeFormatVersion
         keepsFlatTimeoutFailures = formatVersion >= flatTimeoutFailureFormatVersion
+        limitsSearchAttributeSizes = formatVersion >= searchAttributeSizeFormatVersion
     }
 
     /// Records an appended event for the run's history store.

@@ -2,8 +2,8 @@ import BallastProto
 
 extension WorkflowEngine {
     /// Checks all commands against the run before any is applied; nil when all are valid.
-    func validateCommands(_ commands: [Ballast_V1_Command], run: RunState) -> CommandFailure? {
-        var batch = CommandBatch(run: run)
+    func validateCommands(_ commands: [Ballast_V1_Command], run: RunState, limitsSizes: Bool) -> CommandFailure? {
+        var batch = CommandBatch(run: run, limitsSizes: limitsSizes)
         // By index, and each command's `oneof` matched in place: iterating copied every command
         // (240 bytes) and then its attributes once more.
         for position in commands.indices {
@@ -56,7 +56,7 @@ extension WorkflowEngine {
             }
         case let .continueAsNewWorkflowExecution(attributes):
             batch.closed = true
-            return validateContinueAsNew(attributes, namespace: batch.namespace)
+            return validateContinueAsNew(attributes, namespace: batch.namespace, limitsSizes: batch.limitsSizes)
         case let .startChildWorkflowExecution(attributes):
             return validateStartChild(attributes, batch: &batch)
         case let .signalExternalWorkflowExecution(attributes):
@@ -69,7 +69,7 @@ extension WorkflowEngine {
             guard !attributes.searchAttributes.indexedFields.isEmpty else {
                 return CommandFailure(cause: .badSearchAttributes, message: "no search attributes to upsert")
             }
-            return searchAttributesProblem(attributes.searchAttributes, namespace: batch.namespace)
+            return searchAttributesProblem(attributes.searchAttributes, namespace: batch.namespace, limitsSizes: batch.limitsSizes)
         }
         return nil
     }
@@ -119,14 +119,14 @@ extension WorkflowEngine {
     }
 
     private func validateContinueAsNew(
-        _ attributes: Ballast_V1_ContinueAsNewWorkflowExecutionCommandAttributes, namespace: String
+        _ attributes: Ballast_V1_ContinueAsNewWorkflowExecutionCommandAttributes, namespace: String, limitsSizes: Bool
     ) -> CommandFailure? {
         let cause = Ballast_V1_WorkflowTaskFailedCause.badContinueAsNewAttributes
         guard attributes.workflowRunTimeoutNanos >= 0, attributes.workflowTaskTimeoutNanos >= 0,
               attributes.backoffStartIntervalNanos >= 0 else {
             return CommandFailure(cause: cause, message: "timeouts must not be negative")
         }
-        if let problem = searchAttributesProblem(attributes.searchAttributes, namespace: namespace) {
+        if let problem = searchAttributesProblem(attributes.searchAttributes, namespace: namespace, limitsSizes: limitsSizes) {
             return CommandFailure(cause: cause, message: problem.message)
         }
         return payloadProblem(attributes.input, "input", cause: cause)
@@ -150,7 +150,7 @@ extension WorkflowEngine {
         }
         let namespace = attributes.namespace.isEmpty ? batch.namespace : attributes.namespace
         if namespaces[namespace] != nil,
-           let problem = searchAttributesProblem(attributes.searchAttributes, namespace: namespace) {
+           let problem = searchAttributesProblem(attributes.searchAttributes, namespace: namespace, limitsSizes: batch.limitsSizes) {
             return CommandFailure(cause: cause, message: problem.message)
         }
         return payloadProblem(attributes.input, "child input", cause: cause)
@@ -167,9 +167,9 @@ extension WorkflowEngine {
         return nil
     }
 
-    private func searchAttributesProblem(_ attributes: Ballast_V1_SearchAttributes, namespace: String) -> CommandFailure? {
+    private func searchAttributesProblem(_ attributes: Ballast_V1_SearchAttributes, namespace: String, limitsSizes: Bool) -> CommandFailure? {
         guard let state = namespaces[namespace] else { return nil }
-        guard let problem = searchAttributeProblem(attributes, namespace: state) else { return nil }
+        guard let problem = searchAttributeProblem(attributes, namespace: state, limitsSizes: limitsSizes) else { return nil }
         return CommandFailure(cause: .badSearchAttributes, message: problem)
     }
 }
@@ -191,7 +191,11 @@ struct CommandBatch {
     var children: Int
     var closed = false
 
-    init(run: RunState) {
+    /// Whether search attribute values are limited in size (entry format 5 on).
+    let limitsSizes: Bool
+
+    init(run: RunState, limitsSizes: Bool) {
+        self.limitsSizes = limitsSizes
         namespace = run.key.namespace
         runActivities = run.activities
         runActivityIds = run.activityIds

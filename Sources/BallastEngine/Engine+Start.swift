@@ -22,7 +22,7 @@ extension WorkflowEngine {
         _ request: Ballast_V1_StartWorkflowRequest, _ context: inout ApplyContext
     ) throws(EngineRejection) -> Ballast_V1_StartWorkflowResponse {
         let namespace = try resolveNamespace(request.namespace)
-        try validateStart(request, namespace: namespace)
+        try validateStart(request, namespace: namespace, limitsSizes: context.limitsSearchAttributeSizes)
         var response = Ballast_V1_StartWorkflowResponse()
         let workflowKey = WorkflowKey(namespace: namespace.name, workflowId: request.workflowID)
         var runToTerminate: String?
@@ -88,7 +88,7 @@ extension WorkflowEngine {
     }
 
     /// Checks a start request's fields.
-    func validateStart(_ request: Ballast_V1_StartWorkflowRequest, namespace: NamespaceState) throws(EngineRejection) {
+    func validateStart(_ request: Ballast_V1_StartWorkflowRequest, namespace: NamespaceState, limitsSizes: Bool) throws(EngineRejection) {
         guard !request.workflowID.isEmpty, request.workflowID.utf8.count <= 1_000 else {
             throw .invalidArgument("workflow_id must be 1...1000 bytes")
         }
@@ -105,7 +105,7 @@ extension WorkflowEngine {
         var memo = Ballast_V1_Payloads()
         memo.payloads = request.memo.fields.keys.sorted().compactMap { request.memo.fields[$0] }
         try checkPayload(memo, field: "memo")
-        if let problem = searchAttributeProblem(request.searchAttributes, namespace: namespace) {
+        if let problem = searchAttributeProblem(request.searchAttributes, namespace: namespace, limitsSizes: limitsSizes) {
             throw .invalidArgument(problem)
         }
     }

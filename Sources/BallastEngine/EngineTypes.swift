@@ -25,6 +25,13 @@ public let historySizeFormatVersion: UInt32 = 4
 /// in Temporal. Entries of older formats keep nesting, so every build replays them alike.
 public let flatTimeoutFailureFormatVersion: UInt32 = 5
 
+/// Also from format 5: a search attribute's value is at most `EngineLimits.maxSearchAttributeValueBytes`
+/// (a start, a child start, a continue-as-new or an upsert with a larger one is refused). Before,
+/// a value was bounded only by the request's size, and the visibility index keeps every run's
+/// values in memory — in its rows, its posting lists and its closed-run summaries — until the
+/// namespace's retention ends. Entries of older formats accept any size, as before.
+public let searchAttributeSizeFormatVersion: UInt32 = 5
+
 /// The newest entry format this build applies and writes (once every member applies it too).
 public let newestEngineFormatVersion: UInt32 = flatTimeoutFailureFormatVersion
 
@@ -242,6 +249,9 @@ public struct EngineLimits: Sendable, Equatable {
     public var historyWarnBytes: Int64 = 10 * 1024 * 1024
     /// Counted history size at which the run is failed (entries of format 4 on).
     public var historyMaxBytes: Int64 = 50 * 1024 * 1024
+    /// Bytes of one search attribute value (a keyword list's elements together; entries of
+    /// format 5 on): Temporal's 2 KB.
+    public var maxSearchAttributeValueBytes = 2_048
     /// Pending activities per run.
     public var maxPendingActivities = 2_000
     /// Pending timers per run.

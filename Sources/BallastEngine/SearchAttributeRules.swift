@@ -15,7 +15,8 @@ extension WorkflowEngine {
     public static var reservedSearchAttributeNames: Set<String> { Set(VisibilityField.builtIns.keys) }
 
     /// Why these search attributes are invalid for the namespace, or nil when they are valid.
-    func searchAttributeProblem(_ attributes: Ballast_V1_SearchAttributes, namespace: NamespaceState) -> String? {
+    /// With `limitsSizes` (entries of format 5 on), a value over `maxSearchAttributeValueBytes` is invalid too.
+    func searchAttributeProblem(_ attributes: Ballast_V1_SearchAttributes, namespace: NamespaceState, limitsSizes: Bool) -> String? {
         for name in attributes.indexedFields.keys.sorted() {
             guard let value = attributes.indexedFields[name] else { continue }
             guard let declared = namespace.searchAttributes[name] ?? predefinedSearchAttributes[name] else {
@@ -24,8 +25,26 @@ extension WorkflowEngine {
             guard Self.valueMatches(value, declared) else {
                 return "search attribute \(name) must be of type \(declared)"
             }
+            if limitsSizes {
+                let size = Self.valueBytes(value)
+                guard size <= limits.maxSearchAttributeValueBytes else {
+                    return "search attribute \(name) is \(size) bytes, over the \(limits.maxSearchAttributeValueBytes)-byte limit of a value"
+                }
+            }
         }
         return nil
+    }
+
+    /// A search attribute value's size: a string's UTF-8 bytes, a keyword list's elements
+    /// together (each at least one byte, so a list of empty strings counts too), 8 for a number.
+    static func valueBytes(_ value: Ballast_V1_SearchAttributeValue) -> Int {
+        switch value.value {
+        case .textValue(let text)?, .keywordValue(let text)?: text.utf8.count
+        case .keywordListValue(let list)?: list.values.reduce(0) { $0 + max(1, $1.utf8.count) }
+        case .intValue?, .doubleValue?, .datetimeUnixNanos?: 8
+        case .boolValue?: 1
+        case nil: 0
+        }
     }
 
     static func valueMatches(_ value: Ballast_V1_SearchAttributeValue, _ type: Ballast_V1_IndexedValueType) -> Bool {
