@@ -16,6 +16,8 @@ struct ApplyContext {
     let keepsFlatTimeoutFailures: Bool
     /// Whether search attribute values are limited in size (entry format 5 on; `searchAttributeSizeFormatVersion`).
     let limitsSearchAttributeSizes: Bool
+    /// Whether what pending activities keep is limited per run (entry format 5 on; `keptActivityBytesFormatVersion`).
+    let limitsKeptActivityBytes: Bool
     var result = ApplyResult()
     /// Distinguishes runs created by the same entry (children, continue-as-new).
     var nextRunSalt: UInt64 = 0
@@ -29,6 +31,7 @@ struct ApplyContext {
         countsHistorySize = formatVersion >= historySizeFormatVersion
         keepsFlatTimeoutFailures = formatVersion >= flatTimeoutFailureFormatVersion
         limitsSearchAttributeSizes = formatVersion >= searchAttributeSizeFormatVersion
+        limitsKeptActivityBytes = formatVersion >= keptActivityBytesFormatVersion
     }
 
     /// Records an appended event for the run's history store.

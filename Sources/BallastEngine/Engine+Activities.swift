@@ -33,7 +33,7 @@ extension WorkflowEngine {
         let activity = PendingActivity(
             scheduledEventId: scheduledId, attributes: event, firstScheduledTime: context.now,
             attemptScheduledTime: context.now, sequence: takeSequence())
-        run.activities[scheduledId] = activity
+        run.putActivity(activity)
         run.activityIds[event.activityID] = scheduledId
         context.ready(readyTask(run.key, activity))
         if let due = activityDeadline(run.key, activity) { context.arm(due) }
@@ -57,12 +57,12 @@ extension WorkflowEngine {
             return true
         }
         activity.cancelRequestedEventId = requestedId
-        run.activities[scheduledId] = activity
+        run.putActivity(activity)
         return false
     }
 
     func removeActivity(_ scheduledId: Int64, from run: inout RunState) {
-        if let activity = run.activities.removeValue(forKey: scheduledId) {
+        if let activity = run.takeActivity(scheduledId) {
             run.activityIds.removeValue(forKey: activity.activityId)
         }
     }

@@ -20,7 +20,7 @@ extension WorkflowEngine {
         activity.lastHeartbeatTime = 0
         if let due = activityDeadline(run.key, activity) { context.arm(due) }
         context.result.response = .activityTaskStarted(activityTaskInfo(run, activity))
-        run.activities[activity.scheduledEventId] = activity
+        run.putActivity(activity)
         storeRun(consume run, &context)
     }
 
@@ -70,6 +70,10 @@ extension WorkflowEngine {
         var (run, activity) = try takeActivityRun(token, mustBeStarted: true)
         var updated = activity
         if request.hasLastHeartbeatDetails { updated.heartbeatDetails = request.lastHeartbeatDetails }
+        // Past the run's limit the new details are not kept (the failure itself is reported).
+        if context.limitsKeptActivityBytes, keepsTooMuch(run, updated) {
+            updated.heartbeatDetails = activity.heartbeatDetails
+        }
         failActivityAttempt(&run, updated, failure: request.failure, finalFailure: request.failure, identity: request.identity,
                             timeoutType: nil, &context)
         storeRun(run, &context)
@@ -98,12 +102,25 @@ extension WorkflowEngine {
         var updated = activity
         updated.lastHeartbeatTime = context.now
         if request.hasDetails { updated.heartbeatDetails = request.details }
-        run.activities[updated.scheduledEventId] = updated
+        if context.limitsKeptActivityBytes, keepsTooMuch(run, updated) {
+            runs[run.key.runId] = run
+            throw .limitExceeded("heartbeat details of \(payloadBytes(request.details)) bytes would take what the pending activities of "
+                                 + "\(run.key) keep past \(limits.maxKeptActivityBytes) bytes; send smaller details")
+        }
+        run.putActivity(updated)
         if updated.attributes.heartbeatTimeoutNanos > 0, let due = activityDeadline(run.key, updated) { context.arm(due) }
         var response = Ballast_V1_RecordActivityTaskHeartbeatResponse()
         response.cancelRequested = updated.cancelRequested
         context.result.response = .heartbeat(response)
         storeRun(run, &context)
+    }
+
+    /// Whether storing `new` in place of the run's version of that activity takes what the run's
+    /// pending activities keep past the limit. Only growth counts: a run over the limit (from
+    /// entries of older formats) may still keep as much as it has.
+    func keepsTooMuch(_ run: RunState, _ new: PendingActivity) -> Bool {
+        let growth = new.keptBytes - (run.activities[new.scheduledEventId]?.keptBytes ?? 0)
+        return growth > 0 && run.keptActivityBytes + growth > limits.maxKeptActivityBytes
     }
 
     /// Removes the activity and writes ActivityTaskStarted plus its final outcome.
@@ -141,8 +158,11 @@ extension WorkflowEngine {
             retrying.attempt = activity.attempt.nextAttempt
             retrying.retryTime = context.now.addingSaturated(decision.backoffNanos)
             retrying.lastFailure = failure
+            if context.limitsKeptActivityBytes, keepsTooMuch(run, retrying) {
+                retrying.lastFailure = trimmedFailure(failure)
+            }
             retrying.identity = identity.isEmpty ? activity.identity : identity
-            run.activities[retrying.scheduledEventId] = retrying
+            run.putActivity(retrying)
             if let due = activityDeadline(run.key, retrying) { context.arm(due) }
             return
         }
@@ -213,7 +233,7 @@ extension WorkflowEngine {
         next.lastHeartbeatTime = 0
         next.requestId = ""
         next.sequence = takeSequence()
-        run.activities[next.scheduledEventId] = next
+        run.putActivity(next)
         context.ready(readyTask(run.key, next))
         if let due = activityDeadline(run.key, next) { context.arm(due) }
         storeRun(run, &context)

@@ -32,6 +32,13 @@ public let flatTimeoutFailureFormatVersion: UInt32 = 5
 /// namespace's retention ends. Entries of older formats accept any size, as before.
 public let searchAttributeSizeFormatVersion: UInt32 = 5
 
+/// Also from format 5: what a run's pending activities keep for their next attempts outside the
+/// history — heartbeat details and last failures — is at most `EngineLimits.maxKeptActivityBytes`
+/// together. Before, each was bounded only by the payload limit or the request's size, for up to
+/// 2,000 pending activities a run: gigabytes held in memory by every node and carried by every
+/// snapshot. Entries of older formats keep whatever they are given, as before.
+public let keptActivityBytesFormatVersion: UInt32 = 5
+
 /// The newest entry format this build applies and writes (once every member applies it too).
 public let newestEngineFormatVersion: UInt32 = flatTimeoutFailureFormatVersion
 
@@ -252,6 +259,11 @@ public struct EngineLimits: Sendable, Equatable {
     /// Bytes of one search attribute value (a keyword list's elements together; entries of
     /// format 5 on): Temporal's 2 KB.
     public var maxSearchAttributeValueBytes = 2_048
+    /// Bytes a run's pending activities keep for their next attempts, together: heartbeat
+    /// details and last failures (`PendingActivity.keptBytes`; entries of format 5 on). A heartbeat
+    /// that would pass it is rejected; a failure that would is kept trimmed (`trimmedFailure`).
+    /// Temporal fails a run whose whole mutable state passes 8 MB.
+    public var maxKeptActivityBytes = 8 * 1024 * 1024
     /// Pending activities per run.
     public var maxPendingActivities = 2_000
     /// Pending timers per run.

@@ -66,7 +66,7 @@ extension SnapshotCodec {
         }
         for entry in message.activities {
             let activity = decode(entry)
-            run.activities[activity.scheduledEventId] = activity
+            run.putActivity(activity)
             run.activityIds[activity.activityId] = activity.scheduledEventId
         }
         for entry in message.timers {

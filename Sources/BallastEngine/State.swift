@@ -50,6 +50,9 @@ struct PendingActivity: Equatable {
 
     var activityId: String { attributes.activityID }
     var cancelRequested: Bool { cancelRequestedEventId != 0 }
+    /// What this activity keeps for its next attempt outside the history: its heartbeat details'
+    /// and its last failure's bytes (`payloadBytes`, `failureBytes`).
+    var keptBytes: Int { (heartbeatDetails.map(payloadBytes) ?? 0) + (lastFailure.map(failureBytes) ?? 0) }
 }
 
 /// A started timer.
@@ -112,7 +115,14 @@ struct RunState: Equatable {
     /// The counted size of `buffered` (`RunState.countedSize`): derived from it, so not in the
     /// snapshot (a restore counts it again). From entry format 4 it counts toward the history size.
     var bufferedSize: Int64 = 0
-    var activities: [Int64: PendingActivity] = [:]
+    /// Pending activities by scheduled event id. Changed only through `putActivity` and
+    /// `takeActivity`, which keep `keptActivityBytes` in step.
+    private(set) var activities: [Int64: PendingActivity] = [:]
+    /// What the pending activities keep for their next attempts outside the history: heartbeat
+    /// details and last failures (`PendingActivity.keptBytes`). Derived from `activities`, so
+    /// not in the snapshot (a restore counts it again). Entries of format 5 on limit it
+    /// (`EngineLimits.maxKeptActivityBytes`).
+    private(set) var keptActivityBytes = 0
     var activityIds: [String: Int64] = [:]
     var timers: [String: PendingTimer] = [:]
     var children: [Int64: PendingChild] = [:]
@@ -127,6 +137,20 @@ struct RunState: Equatable {
     var historySizeBytes: Int64 = 0
     var historySizeWarned = false
     var retry: RunRetry?
+
+    /// Adds or replaces a pending activity.
+    mutating func putActivity(_ activity: PendingActivity) {
+        let previous = activities.updateValue(activity, forKey: activity.scheduledEventId)
+        keptActivityBytes += activity.keptBytes - (previous?.keptBytes ?? 0)
+    }
+
+    /// Removes a pending activity, returning it.
+    @discardableResult
+    mutating func takeActivity(_ scheduledId: Int64) -> PendingActivity? {
+        guard let removed = activities.removeValue(forKey: scheduledId) else { return nil }
+        keptActivityBytes -= removed.keptBytes
+        return removed
+    }
 
     /// A workflow task is running (or is a transient retry): new events wait in `buffered`.
     var isTaskInFlight: Bool {

@@ -187,6 +187,51 @@ func payloadBytes(_ payloads: Ballast_V1_Payloads) -> Int {
     return total
 }
 
+/// Approximate size of a failure and its causes: its strings' bytes plus its details'
+/// (`payloadBytes`), for what a pending activity keeps (`PendingActivity.keptBytes`).
+func failureBytes(_ failure: Ballast_V1_Failure) -> Int {
+    var total = 0
+    var current = failure
+    while true {
+        total += current.message.utf8.count + current.type.utf8.count + current.source.utf8.count
+            + current.stackTrace.utf8.count + payloadBytes(current.details)
+        guard current.hasCause else { return total }
+        current = current.cause
+    }
+}
+
+/// `failure` cut down to what is kept when keeping it whole would take a run past
+/// `EngineLimits.maxKeptActivityBytes`: its type, source, timeout type and retryability, and at
+/// most the first `trimmedMessageBytes` of its message, type and source; no details, stack trace
+/// or cause.
+func trimmedFailure(_ failure: Ballast_V1_Failure) -> Ballast_V1_Failure {
+    var trimmed = Ballast_V1_Failure()
+    trimmed.message = utf8Prefix(failure.message, trimmedMessageBytes)
+    if trimmed.message.utf8.count < failure.message.utf8.count { trimmed.message += " [trimmed]" }
+    trimmed.type = utf8Prefix(failure.type, trimmedMessageBytes)
+    trimmed.source = utf8Prefix(failure.source, trimmedMessageBytes)
+    trimmed.nonRetryable = failure.nonRetryable
+    trimmed.timeoutType = failure.timeoutType
+    return trimmed
+}
+
+/// The bytes of message, type and source a trimmed failure keeps, each.
+let trimmedMessageBytes = 1_024
+
+/// The longest prefix of `text` of at most `limit` UTF-8 bytes, cut between Unicode scalars
+/// (not characters: grapheme rules change with Unicode versions, and every node must cut alike).
+func utf8Prefix(_ text: String, _ limit: Int) -> String {
+    guard text.utf8.count > limit else { return text }
+    var scalars = String.UnicodeScalarView()
+    var count = 0
+    for scalar in text.unicodeScalars {
+        count += UTF8.width(scalar)
+        guard count <= limit else { break }
+        scalars.append(scalar)
+    }
+    return String(scalars)
+}
+
 extension WorkflowEngine {
     /// Rejects payloads over the size limit.
     func checkPayload(_ payloads: Ballast_V1_Payloads, field: String) throws(EngineRejection) {
