@@ -3,20 +3,23 @@ import Testing
 
 @Suite("Linearizable reads with ReadIndex")
 struct ReadIndexTests {
-    @Test("given a leader with a committed no-op, when a read arrives, then a heartbeat round confirms it at the commit index")
-    func readConfirmedByHeartbeatRound() throws {
+    /// Three members, 1 leading with an entry of its term committed; nothing sent recorded yet.
+    static func leaderWithACommittedEntry() throws -> TestCluster {
         var cluster = TestCluster(voters: [1, 2, 3])
         cluster.elect(1)
         try cluster.propose(1, "a")
         cluster.stabilize()
         cluster.sent = []
+        return cluster
+    }
+
+    @Test("given a leader with a committed no-op, when a read arrives, then a heartbeat round confirms it at the commit index")
+    func readConfirmedByHeartbeatRound() throws {
+        var cluster = try Self.leaderWithACommittedEntry()
         try cluster[1].readIndex(context: 42)
         cluster.stabilize()
         #expect(cluster.readStates[NodeID(1)] == [ReadState(context: 42, index: cluster[1].status.commit)])
-        let rounds = cluster.sent.compactMap { message -> UInt64? in
-            if case .heartbeat(_, let context) = message.body, context != 0 { context } else { nil }
-        }
-        #expect(rounds.count == 2, "one heartbeat per follower carries the read round")
+        #expect(Self.readRounds(cluster.sent).count == 2, "one heartbeat per follower carries the read round")
     }
 
     /// The read rounds (heartbeat `readContext`s) among `messages`, one per follower reached.
@@ -28,11 +31,7 @@ struct ReadIndexTests {
 
     @Test("given a read round in flight, when more reads arrive over several loop turns, then they wait and go out together in one round once it is confirmed")
     func oneReadRoundInFlight() throws {
-        var cluster = TestCluster(voters: [1, 2, 3])
-        cluster.elect(1)
-        try cluster.propose(1, "a")
-        cluster.stabilize()
-        cluster.sent = []
+        var cluster = try Self.leaderWithACommittedEntry()
         // Each read in a loop turn of its own (a Ready taken), none of the answers back yet.
         for context: UInt64 in 1...5 {
             try cluster[1].readIndex(context: context)
@@ -47,14 +46,10 @@ struct ReadIndexTests {
 
     @Test("given a read round whose answers are lost, then a tick later the reads that came meanwhile go out in a new round")
     func lostRoundDoesNotHoldLaterReads() throws {
-        var cluster = TestCluster(voters: [1, 2, 3])
-        cluster.elect(1)
-        try cluster.propose(1, "a")
-        cluster.stabilize()
+        var cluster = try Self.leaderWithACommittedEntry()
         cluster.accepts = { message in
             if case .heartbeatResponse = message.body { false } else { true }
         }
-        cluster.sent = []
         try cluster[1].readIndex(context: 1)
         cluster.stabilize()
         try cluster[1].readIndex(context: 2)
