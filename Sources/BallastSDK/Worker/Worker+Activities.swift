@@ -128,6 +128,12 @@ actor ActivityHeartbeater: ActivityHeartbeating {
         } catch {
             // The attempt is no longer current (timed out, run closed): stop working on it.
             if error.code == .notFound || error.code == .failedPrecondition { requestCancel() }
+            // Refused details (too large for the run, docs/engine.md): not recorded, and the
+            // heartbeat deadline not extended either, so say so rather than let it time out unexplained.
+            if error.code == .resourceExhausted || error.code == .invalidArgument {
+                worker.logger.warning("activity heartbeat refused", metadata: [
+                    "activity_id": "\(info.activityID)", "attempt": "\(info.attempt)", "error": "\(error)"])
+            }
         }
     }
 
