@@ -189,6 +189,16 @@ struct TestCluster {
         try nodes[NodeID(raw)]!.propose(Array(text.utf8))
     }
 
+    /// Elects 1, then leaves `follower` behind: cut off while 1 commits `entries` more entries
+    /// ("0", "1", …) with the others. The follower stays cut off.
+    mutating func electLeavingBehind(_ follower: UInt64, entries: Int) throws {
+        elect(1)
+        tickAll()
+        isolate(follower)
+        for number in 0..<entries { try propose(1, "\(number)") }
+        tickAll()
+    }
+
     /// Crashes a member (losing nothing durable) and starts it again from its disk.
     mutating func restart(_ raw: UInt64) {
         let id = NodeID(raw)

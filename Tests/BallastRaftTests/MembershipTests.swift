@@ -21,11 +21,7 @@ struct LeadershipTransferTests {
     @Test("given a lagging target, when the leader transfers to it, then it first catches up and only then gets TimeoutNow")
     func transferWaitsForCatchUp() throws {
         var cluster = TestCluster(voters: [1, 2, 3])
-        cluster.elect(1)
-        cluster.tickAll()
-        cluster.isolate(3)
-        for number in 0..<5 { try cluster.propose(1, "\(number)") }
-        cluster.tickAll()
+        try cluster.electLeavingBehind(3, entries: 5)
         try cluster[1].transferLeadership(to: NodeID(3))
         cluster.stabilize()
         #expect(!cluster.sent.contains { $0.body == .timeoutNow })
@@ -81,11 +77,7 @@ struct MembershipTests {
     @Test("a learner that lags too far behind cannot be promoted, and the error names the lag")
     func promotionRequiresCatchUp() throws {
         var cluster = TestCluster(voters: [1, 2], learners: [3]) { $0.maxPromotionLagEntries = 3 }
-        cluster.elect(1)
-        cluster.tickAll()
-        cluster.isolate(3)
-        for number in 0..<5 { try cluster.propose(1, "\(number)") }
-        cluster.tickAll()
+        try cluster.electLeavingBehind(3, entries: 5)
         #expect(throws: RaftError.invalidConfigChange("n3 is 5 entries behind the leader's last index i6 (limit 3); promote it once it has caught up")) {
             try cluster[1].proposeConfigChange(.promote(NodeID(3)))
         }

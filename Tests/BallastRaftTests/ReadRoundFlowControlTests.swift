@@ -19,11 +19,7 @@ struct ReadRoundFlowControlTests {
     @Test("given a follower in probe state whose appends are lost, when 40 read rounds are answered within one tick, then its probe is sent again at most once per tick")
     func readRoundsDoNotResendProbes() throws {
         var cluster = TestCluster(voters: [1, 2, 3])
-        cluster.elect(1)
-        cluster.tickAll()
-        cluster.isolate(2)
-        for number in 0..<50 { try cluster.propose(1, "\(number)") }
-        cluster.tickAll()
+        try cluster.electLeavingBehind(2, entries: 50)
         cluster.heal()
         // Appends to 2 are lost from now on: it stays behind, in probe state at any leader.
         cluster.accepts = { message in

@@ -78,11 +78,7 @@ struct SnapshotTests {
             $0.compactionSlackEntries = 0
             $0.snapshotChunkBytes = 4
         }
-        cluster.elect(1)
-        cluster.tickAll()
-        cluster.isolate(3)
-        for number in 0..<5 { try cluster.propose(1, "\(number)") }
-        cluster.tickAll()
+        try cluster.electLeavingBehind(3, entries: 5)
         cluster.takeSnapshot(1, data: Array(0..<10))
         cluster.heal()
         return cluster
