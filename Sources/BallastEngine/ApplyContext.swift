@@ -18,6 +18,8 @@ struct ApplyContext {
     let limitsSearchAttributeSizes: Bool
     /// Whether what pending activities keep is limited per run (entry format 5 on; `keptActivityBytesFormatVersion`).
     let limitsKeptActivityBytes: Bool
+    /// Whether names and ids are limited in length (entry format 6 on; `identifierLengthFormatVersion`).
+    let limitsIdentifiers: Bool
     var result = ApplyResult()
     /// Distinguishes runs created by the same entry (children, continue-as-new).
     var nextRunSalt: UInt64 = 0
@@ -32,6 +34,7 @@ struct ApplyContext {
         keepsFlatTimeoutFailures = formatVersion >= flatTimeoutFailureFormatVersion
         limitsSearchAttributeSizes = formatVersion >= searchAttributeSizeFormatVersion
         limitsKeptActivityBytes = formatVersion >= keptActivityBytesFormatVersion
+        limitsIdentifiers = formatVersion >= identifierLengthFormatVersion
     }
 
     /// Records an appended event for the run's history store.

@@ -5,6 +5,10 @@ extension WorkflowEngine {
     mutating func signalWorkflow(_ request: Ballast_V1_SignalWorkflowRequest, _ context: inout ApplyContext) throws(EngineRejection) {
         let namespace = try resolveNamespace(request.namespace).name
         guard !request.signalName.isEmpty else { throw .invalidArgument("signal_name is required") }
+        if context.limitsIdentifiers,
+           let problem = identifierProblem([("signal_name", request.signalName), ("request_id", request.requestID)]) {
+            throw .invalidArgument(problem)
+        }
         try checkPayload(request.input, field: "signal input")
         let runId = try openRunId(namespace: namespace, execution: request.workflowExecution)
         guard let found = runs[runId] else { return }
@@ -44,6 +48,11 @@ extension WorkflowEngine {
     mutating func signalWithStart(_ request: Ballast_V1_SignalWithStartWorkflowRequest, _ context: inout ApplyContext) throws(EngineRejection) {
         let namespace = try resolveNamespace(request.start.namespace)
         guard !request.signalName.isEmpty else { throw .invalidArgument("signal_name is required") }
+        // Checked before anything is started: the signal is delivered after the start, in this entry.
+        if context.limitsIdentifiers,
+           let problem = identifierProblem([("signal_name", request.signalName), ("start.request_id", request.start.requestID)]) {
+            throw .invalidArgument(problem)
+        }
         try checkPayload(request.signalInput, field: "signal input")
         var signal = Ballast_V1_SignalWorkflowRequest()
         signal.namespace = namespace.name

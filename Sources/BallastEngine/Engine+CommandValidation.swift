@@ -2,8 +2,9 @@ import BallastProto
 
 extension WorkflowEngine {
     /// Checks all commands against the run before any is applied; nil when all are valid.
-    func validateCommands(_ commands: [Ballast_V1_Command], run: RunState, limitsSizes: Bool) -> CommandFailure? {
-        var batch = CommandBatch(run: run, limitsSizes: limitsSizes)
+    func validateCommands(_ commands: [Ballast_V1_Command], run: RunState, limitsSizes: Bool,
+                          limitsIdentifiers: Bool) -> CommandFailure? {
+        var batch = CommandBatch(run: run, limitsSizes: limitsSizes, limitsIdentifiers: limitsIdentifiers)
         // By index, and each command's `oneof` matched in place: iterating copied every command
         // (240 bytes) and then its attributes once more.
         for position in commands.indices {
@@ -31,6 +32,9 @@ extension WorkflowEngine {
                                       message: "no pending activity was scheduled by event \(attributes.scheduledEventID)")
             }
         case let .startTimer(attributes):
+            if let problem = identifiersProblem([("timer_id", attributes.timerID)], batch, cause: .badStartTimerAttributes) {
+                return problem
+            }
             return validateStartTimer(attributes, batch: &batch)
         case let .cancelTimer(attributes):
             guard batch.timerPending(attributes.timerID) else {
@@ -50,12 +54,19 @@ extension WorkflowEngine {
             guard !attributes.markerName.isEmpty else {
                 return CommandFailure(cause: .badRecordMarkerAttributes, message: "marker_name is required")
             }
+            if let problem = identifiersProblem([("marker_name", attributes.markerName)], batch, cause: .badRecordMarkerAttributes) {
+                return problem
+            }
             for name in attributes.details.keys.sorted() {
                 if let problem = payloadProblem(attributes.details[name] ?? Ballast_V1_Payloads(), "marker details",
                                                 cause: .badRecordMarkerAttributes) { return problem }
             }
         case let .continueAsNewWorkflowExecution(attributes):
             batch.closed = true
+            if let problem = identifiersProblem([("workflow_type.name", attributes.workflowType.name), ("task_queue", attributes.taskQueue)],
+                                                batch, cause: .badContinueAsNewAttributes) {
+                return problem
+            }
             return validateContinueAsNew(attributes, namespace: batch.namespace, limitsSizes: batch.limitsSizes)
         case let .startChildWorkflowExecution(attributes):
             return validateStartChild(attributes, batch: &batch)
@@ -63,6 +74,12 @@ extension WorkflowEngine {
             guard !attributes.execution.workflowID.isEmpty, !attributes.signalName.isEmpty else {
                 return CommandFailure(cause: .badSignalWorkflowExecutionAttributes,
                                       message: "execution.workflow_id and signal_name are required")
+            }
+            if let problem = identifiersProblem([("execution.workflow_id", attributes.execution.workflowID),
+                                                 ("execution.run_id", attributes.execution.runID),
+                                                 ("signal_name", attributes.signalName)],
+                                                batch, cause: .badSignalWorkflowExecutionAttributes) {
+                return problem
             }
             return payloadProblem(attributes.input, "signal input", cause: .badSignalWorkflowExecutionAttributes)
         case let .upsertWorkflowSearchAttributes(attributes):
@@ -80,6 +97,10 @@ extension WorkflowEngine {
         let cause = Ballast_V1_WorkflowTaskFailedCause.badScheduleActivityAttributes
         guard !attributes.activityID.isEmpty, !attributes.activityType.name.isEmpty else {
             return CommandFailure(cause: cause, message: "activity_id and activity_type.name are required")
+        }
+        if let problem = identifiersProblem([("activity_id", attributes.activityID), ("activity_type.name", attributes.activityType.name),
+                                             ("task_queue", attributes.taskQueue)], batch, cause: cause) {
+            return problem
         }
         guard batch.claimActivity(attributes.activityID) else {
             return CommandFailure(cause: .scheduleActivityDuplicateID,
@@ -139,6 +160,10 @@ extension WorkflowEngine {
         guard !attributes.workflowID.isEmpty, !attributes.workflowType.name.isEmpty else {
             return CommandFailure(cause: cause, message: "workflow_id and workflow_type.name are required")
         }
+        if let problem = identifiersProblem([("workflow_id", attributes.workflowID), ("workflow_type.name", attributes.workflowType.name),
+                                             ("task_queue", attributes.taskQueue)], batch, cause: cause) {
+            return problem
+        }
         guard attributes.workflowExecutionTimeoutNanos >= 0, attributes.workflowRunTimeoutNanos >= 0,
               attributes.workflowTaskTimeoutNanos >= 0 else {
             return CommandFailure(cause: cause, message: "timeouts must not be negative")
@@ -167,6 +192,14 @@ extension WorkflowEngine {
         return nil
     }
 
+    /// A command's name or id over `maxIdentifierBytes` (entries of format 6 on), as a failure with `cause`.
+    private func identifiersProblem(
+        _ fields: [(name: String, value: String)], _ batch: CommandBatch, cause: Ballast_V1_WorkflowTaskFailedCause
+    ) -> CommandFailure? {
+        guard batch.limitsIdentifiers, let problem = identifierProblem(fields) else { return nil }
+        return CommandFailure(cause: cause, message: problem)
+    }
+
     private func searchAttributesProblem(_ attributes: Ballast_V1_SearchAttributes, namespace: String, limitsSizes: Bool) -> CommandFailure? {
         guard let state = namespaces[namespace] else { return nil }
         guard let problem = searchAttributeProblem(attributes, namespace: state, limitsSizes: limitsSizes) else { return nil }
@@ -193,9 +226,12 @@ struct CommandBatch {
 
     /// Whether search attribute values are limited in size (entry format 5 on).
     let limitsSizes: Bool
+    /// Whether names and ids are limited in length (entry format 6 on).
+    let limitsIdentifiers: Bool
 
-    init(run: RunState, limitsSizes: Bool) {
+    init(run: RunState, limitsSizes: Bool, limitsIdentifiers: Bool) {
         self.limitsSizes = limitsSizes
+        self.limitsIdentifiers = limitsIdentifiers
         namespace = run.key.namespace
         runActivities = run.activities
         runActivityIds = run.activityIds

@@ -22,7 +22,8 @@ extension WorkflowEngine {
         _ request: Ballast_V1_StartWorkflowRequest, _ context: inout ApplyContext
     ) throws(EngineRejection) -> Ballast_V1_StartWorkflowResponse {
         let namespace = try resolveNamespace(request.namespace)
-        try validateStart(request, namespace: namespace, limitsSizes: context.limitsSearchAttributeSizes)
+        try validateStart(request, namespace: namespace, limitsSizes: context.limitsSearchAttributeSizes,
+                          limitsIdentifiers: context.limitsIdentifiers)
         var response = Ballast_V1_StartWorkflowResponse()
         let workflowKey = WorkflowKey(namespace: namespace.name, workflowId: request.workflowID)
         var runToTerminate: String?
@@ -88,12 +89,18 @@ extension WorkflowEngine {
     }
 
     /// Checks a start request's fields.
-    func validateStart(_ request: Ballast_V1_StartWorkflowRequest, namespace: NamespaceState, limitsSizes: Bool) throws(EngineRejection) {
+    func validateStart(_ request: Ballast_V1_StartWorkflowRequest, namespace: NamespaceState, limitsSizes: Bool,
+                       limitsIdentifiers: Bool) throws(EngineRejection) {
         guard !request.workflowID.isEmpty, request.workflowID.utf8.count <= 1_000 else {
             throw .invalidArgument("workflow_id must be 1...1000 bytes")
         }
         guard !request.workflowType.name.isEmpty else { throw .invalidArgument("workflow_type.name is required") }
         guard !request.taskQueue.isEmpty else { throw .invalidArgument("task_queue is required") }
+        if limitsIdentifiers,
+           let problem = identifierProblem([("workflow_type.name", request.workflowType.name), ("task_queue", request.taskQueue),
+                                           ("request_id", request.requestID)]) {
+            throw .invalidArgument(problem)
+        }
         guard request.workflowExecutionTimeoutNanos >= 0, request.workflowRunTimeoutNanos >= 0,
               request.workflowTaskTimeoutNanos >= 0 else {
             throw .invalidArgument("timeouts must not be negative")

@@ -19,7 +19,8 @@ extension WorkflowEngine {
         _ run: consuming RunState, _ request: Ballast_V1_RespondWorkflowTaskCompletedRequest, _ context: inout ApplyContext
     ) {
         guard let task = run.workflowTask else { preconditionFailure("checked by takeWorkflowTaskRun") }
-        if let failure = validateCommands(request.commands, run: run, limitsSizes: context.limitsSearchAttributeSizes) {
+        if let failure = validateCommands(request.commands, run: run, limitsSizes: context.limitsSearchAttributeSizes,
+                                         limitsIdentifiers: context.limitsIdentifiers) {
             failWorkflowTask(&run, task, cause: failure.cause, failure: serverFailure(failure.message, type: "BadCommand"),
                              identity: request.identity, timedOut: false, &context)
             storeRun(consume run, &context)

@@ -39,8 +39,18 @@ public let searchAttributeSizeFormatVersion: UInt32 = 5
 /// snapshot. Entries of older formats keep whatever they are given, as before.
 public let keptActivityBytesFormatVersion: UInt32 = 5
 
+/// The format from which the names and ids a run keeps — task queues, workflow and activity
+/// types, activity, timer, child workflow and signal-target ids, signal and marker names — are at
+/// most `EngineLimits.maxIdentifierBytes` each (Temporal's limit for ids): a start, signal or
+/// signal-with-start with a longer one is refused, a command with one fails its workflow task.
+/// Before, only a client's workflow id was limited; the others were bounded only by the
+/// request's size and are kept in memory by open runs, pending activities and timers, and (types,
+/// queues, workflow ids) by the visibility index until retention ends. Entries of older formats
+/// accept any length, as before.
+public let identifierLengthFormatVersion: UInt32 = 6
+
 /// The newest entry format this build applies and writes (once every member applies it too).
-public let newestEngineFormatVersion: UInt32 = flatTimeoutFailureFormatVersion
+public let newestEngineFormatVersion: UInt32 = identifierLengthFormatVersion
 
 /// Identifies one workflow run: namespace, workflow id and run id.
 public struct RunKey: Hashable, Comparable, Sendable, CustomStringConvertible {
@@ -264,6 +274,10 @@ public struct EngineLimits: Sendable, Equatable {
     /// that would pass it is rejected; a failure that would is kept trimmed (`trimmedFailure`).
     /// Temporal fails a run whose whole mutable state passes 8 MB.
     public var maxKeptActivityBytes = 8 * 1024 * 1024
+    /// Bytes of one name or id a run keeps (task queue, workflow or activity type, activity,
+    /// timer or workflow id, signal or marker name; entries of format 6 on): Temporal's limit for
+    /// ids. A client's workflow id has had it since format 1.
+    public var maxIdentifierBytes = 1_000
     /// Pending activities per run.
     public var maxPendingActivities = 2_000
     /// Pending timers per run.

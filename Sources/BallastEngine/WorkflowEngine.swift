@@ -240,4 +240,13 @@ extension WorkflowEngine {
             throw .payloadTooLarge(field: field, bytes: size, limit: limits.maxPayloadBytes)
         }
     }
+
+    /// The first of `fields` (a name for the message, and its value) longer than
+    /// `limits.maxIdentifierBytes`, as a message; nil when all fit (entries of format 6 on).
+    func identifierProblem(_ fields: [(name: String, value: String)]) -> String? {
+        for field in fields where field.value.utf8.count > limits.maxIdentifierBytes {
+            return "\(field.name) is \(field.value.utf8.count) bytes; at most \(limits.maxIdentifierBytes) are accepted"
+        }
+        return nil
+    }
 }

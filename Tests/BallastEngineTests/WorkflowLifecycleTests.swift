@@ -190,14 +190,20 @@ struct WorkflowLifecycleTests {
         entry.formatVersion = newestEngineFormatVersion + 1
         entry.leaderTimeUnixNanos = 1
         entry.signalWorkflow = Ballast_V1_SignalWorkflowRequest()
-        #expect(throws: EngineError.unsupportedFormatVersion(found: 6, supported: 5, index: 1)) {
+        #expect(throws: EngineError.unsupportedFormatVersion(found: 7, supported: 6, index: 1)) {
             _ = try engine.apply(entry, index: 1)
         }
         entry.formatVersion = 0
-        #expect(throws: EngineError.unsupportedFormatVersion(found: 0, supported: 5, index: 1)) {
+        #expect(throws: EngineError.unsupportedFormatVersion(found: 0, supported: 6, index: 1)) {
             _ = try engine.apply(entry, index: 1)
         }
         #expect(engine.lastAppliedIndex == 0)
+        var beforeSix = WorkflowEngine()
+        beforeSix.newestFormatVersion = keptActivityBytesFormatVersion // acting as the build before format 6
+        entry.formatVersion = identifierLengthFormatVersion
+        #expect(throws: EngineError.unsupportedFormatVersion(found: 6, supported: 5, index: 1)) {
+            _ = try beforeSix.apply(entry, index: 1)
+        }
         var beforeFive = WorkflowEngine()
         beforeFive.newestFormatVersion = historySizeFormatVersion // acting as the build before format 5
         entry.formatVersion = flatTimeoutFailureFormatVersion

@@ -133,6 +133,36 @@ struct AccessPolicyTests {
         #expect(status.code == .permissionDenied)
     }
 
+    @Test("enforcement off: a claimed identity of up to 1,000 bytes is marked; a longer one is refused, however the request is walked")
+    func claimedIdentityLength() throws {
+        let open = authorizer([], enforce: false)
+        func decide(_ path: String, _ bytes: [UInt8]) -> Authorizer.Decision {
+            open.decide(path: path, access: AccessPolicy.table[path], request: bytes, context: context(nil))
+        }
+        var start = Ballast_V1_StartWorkflowRequest()
+        start.identity = String(repeating: "a", count: Authorizer.maxClaimedIdentityBytes)
+        guard case .proceed(let bytes) = decide(BallastMethod.Workflow.start, try start.serializedBytes()) else {
+            Issue.record("a 1,000-byte identity was refused"); return
+        }
+        #expect(try Ballast_V1_StartWorkflowRequest(serializedBytes: bytes).identity == start.identity + CallerIdentity.unverifiedSuffix)
+        start.identity += "é"
+        let tooLong = GRPCStatus(.invalidArgument, "identity is 1002 bytes; at most 1000 are accepted")
+        #expect(decide(BallastMethod.Workflow.start, try start.serializedBytes()) == .refuse(tooLong))
+        // An unknown group field: `IdentityField` does not walk it, the request is decoded instead.
+        let withGroup = try start.serializedBytes() + [0xa3, 0x06, 0xa4, 0x06]  // field 100, start and end group
+        #expect(decide(BallastMethod.Workflow.start, withGroup) == .refuse(tooLong))
+        // A nested identity (signal-with-start's start.identity) and a worker's stream.
+        var signalWithStart = Ballast_V1_SignalWithStartWorkflowRequest()
+        signalWithStart.start.identity = start.identity
+        #expect(decide(BallastMethod.Workflow.signalWithStart, try signalWithStart.serializedBytes()) == .refuse(tooLong))
+        var stream = Ballast_V1_StreamTasksRequest()
+        stream.identity = String(repeating: "w", count: 4_096)
+        guard case .refuse(let status) = decide(BallastMethod.Worker.streamTasks, try stream.serializedBytes()) else {
+            Issue.record("a 4,096-byte worker identity was accepted"); return
+        }
+        #expect(status.code == .invalidArgument)
+    }
+
     @Test("denials are aggregated per caller and method, bounded per flush")
     func aggregation() {
         var aggregator = DenialAggregator()

@@ -142,14 +142,28 @@ public final class Authorizer: Sendable {
         return id
     }
 
-    /// Cleartext: the call proceeds; a claimed identity is recorded marked as unverified.
+    /// The longest identity a caller may claim (Temporal's limit for ids): the engine keeps it
+    /// with every started task and pending activity, and in history.
+    static let maxClaimedIdentityBytes = 1_000
+
+    /// Cleartext: the call proceeds; a claimed identity is recorded marked as unverified. A claim
+    /// longer than `maxClaimedIdentityBytes` is refused with INVALID_ARGUMENT.
     private func markUnverified(access: MethodAccess?, request: [UInt8]) -> Decision {
         guard let access, let field = access.identityField else { return .proceed(request) }
-        // Usually without decoding the request (see `IdentityField`); else as below.
-        if let rewritten = field.rewrite(request, CallerIdentity.unverified) { return .proceed(rewritten) }
-        // A request that does not decode goes to its handler unchanged, which reports the error.
-        guard let (_, rewritten) = try? access.inspect(request, CallerIdentity.unverified), let rewritten else {
+        let claimedBytes = Mutex(0)
+        let mark: @Sendable (String) -> String = { claimed in
+            claimedBytes.withLock { $0 = claimed.utf8.count }
+            return CallerIdentity.unverified(claimed)
+        }
+        // Usually without decoding the request (see `IdentityField`); else by decoding it. A
+        // request that does not decode goes to its handler unchanged, which reports the error.
+        guard let rewritten = field.rewrite(request, mark) ?? (try? access.inspect(request, mark))?.1 else {
             return .proceed(request)
+        }
+        let claimed = claimedBytes.withLock { $0 }
+        guard claimed <= Self.maxClaimedIdentityBytes else {
+            return .refuse(GRPCStatus(.invalidArgument,
+                                      "identity is \(claimed) bytes; at most \(Self.maxClaimedIdentityBytes) are accepted"))
         }
         return .proceed(rewritten)
     }
