@@ -6,7 +6,7 @@ extension WorkflowEngine {
         let namespace = try resolveNamespace(request.namespace).name
         guard !request.signalName.isEmpty else { throw .invalidArgument("signal_name is required") }
         if context.limitsIdentifiers,
-           let problem = identifierProblem([("signal_name", request.signalName), ("request_id", request.requestID)]) {
+           let problem = identifierProblem("signal_name", request.signalName) ?? identifierProblem("request_id", request.requestID) {
             throw .invalidArgument(problem)
         }
         try checkPayload(request.input, field: "signal input")
@@ -50,7 +50,8 @@ extension WorkflowEngine {
         guard !request.signalName.isEmpty else { throw .invalidArgument("signal_name is required") }
         // Checked before anything is started: the signal is delivered after the start, in this entry.
         if context.limitsIdentifiers,
-           let problem = identifierProblem([("signal_name", request.signalName), ("start.request_id", request.start.requestID)]) {
+           let problem = identifierProblem("signal_name", request.signalName)
+               ?? identifierProblem("start.request_id", request.start.requestID) {
             throw .invalidArgument(problem)
         }
         try checkPayload(request.signalInput, field: "signal input")

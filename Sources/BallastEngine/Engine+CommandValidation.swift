@@ -32,7 +32,7 @@ extension WorkflowEngine {
                                       message: "no pending activity was scheduled by event \(attributes.scheduledEventID)")
             }
         case let .startTimer(attributes):
-            if let problem = identifiersProblem([("timer_id", attributes.timerID)], batch, cause: .badStartTimerAttributes) {
+            if let problem = identifiersProblem(identifierProblem("timer_id", attributes.timerID), batch, cause: .badStartTimerAttributes) {
                 return problem
             }
             return validateStartTimer(attributes, batch: &batch)
@@ -54,7 +54,8 @@ extension WorkflowEngine {
             guard !attributes.markerName.isEmpty else {
                 return CommandFailure(cause: .badRecordMarkerAttributes, message: "marker_name is required")
             }
-            if let problem = identifiersProblem([("marker_name", attributes.markerName)], batch, cause: .badRecordMarkerAttributes) {
+            if let problem = identifiersProblem(identifierProblem("marker_name", attributes.markerName), batch,
+                                                cause: .badRecordMarkerAttributes) {
                 return problem
             }
             for name in attributes.details.keys.sorted() {
@@ -63,7 +64,8 @@ extension WorkflowEngine {
             }
         case let .continueAsNewWorkflowExecution(attributes):
             batch.closed = true
-            if let problem = identifiersProblem([("workflow_type.name", attributes.workflowType.name), ("task_queue", attributes.taskQueue)],
+            if let problem = identifiersProblem(identifierProblem("workflow_type.name", attributes.workflowType.name)
+                                                    ?? identifierProblem("task_queue", attributes.taskQueue),
                                                 batch, cause: .badContinueAsNewAttributes) {
                 return problem
             }
@@ -75,9 +77,9 @@ extension WorkflowEngine {
                 return CommandFailure(cause: .badSignalWorkflowExecutionAttributes,
                                       message: "execution.workflow_id and signal_name are required")
             }
-            if let problem = identifiersProblem([("execution.workflow_id", attributes.execution.workflowID),
-                                                 ("execution.run_id", attributes.execution.runID),
-                                                 ("signal_name", attributes.signalName)],
+            if let problem = identifiersProblem(identifierProblem("execution.workflow_id", attributes.execution.workflowID)
+                                                    ?? identifierProblem("execution.run_id", attributes.execution.runID)
+                                                    ?? identifierProblem("signal_name", attributes.signalName),
                                                 batch, cause: .badSignalWorkflowExecutionAttributes) {
                 return problem
             }
@@ -98,8 +100,9 @@ extension WorkflowEngine {
         guard !attributes.activityID.isEmpty, !attributes.activityType.name.isEmpty else {
             return CommandFailure(cause: cause, message: "activity_id and activity_type.name are required")
         }
-        if let problem = identifiersProblem([("activity_id", attributes.activityID), ("activity_type.name", attributes.activityType.name),
-                                             ("task_queue", attributes.taskQueue)], batch, cause: cause) {
+        if let problem = identifiersProblem(identifierProblem("activity_id", attributes.activityID)
+                                                ?? identifierProblem("activity_type.name", attributes.activityType.name)
+                                                ?? identifierProblem("task_queue", attributes.taskQueue), batch, cause: cause) {
             return problem
         }
         guard batch.claimActivity(attributes.activityID) else {
@@ -160,8 +163,9 @@ extension WorkflowEngine {
         guard !attributes.workflowID.isEmpty, !attributes.workflowType.name.isEmpty else {
             return CommandFailure(cause: cause, message: "workflow_id and workflow_type.name are required")
         }
-        if let problem = identifiersProblem([("workflow_id", attributes.workflowID), ("workflow_type.name", attributes.workflowType.name),
-                                             ("task_queue", attributes.taskQueue)], batch, cause: cause) {
+        if let problem = identifiersProblem(identifierProblem("workflow_id", attributes.workflowID)
+                                                ?? identifierProblem("workflow_type.name", attributes.workflowType.name)
+                                                ?? identifierProblem("task_queue", attributes.taskQueue), batch, cause: cause) {
             return problem
         }
         guard attributes.workflowExecutionTimeoutNanos >= 0, attributes.workflowRunTimeoutNanos >= 0,
@@ -192,11 +196,12 @@ extension WorkflowEngine {
         return nil
     }
 
-    /// A command's name or id over `maxIdentifierBytes` (entries of format 6 on), as a failure with `cause`.
+    /// A command's name or id over `maxIdentifierBytes` (`identifierProblem`), as a failure with
+    /// `cause` when the batch limits them (entries of format 6 on).
     private func identifiersProblem(
-        _ fields: [(name: String, value: String)], _ batch: CommandBatch, cause: Ballast_V1_WorkflowTaskFailedCause
+        _ problem: String?, _ batch: CommandBatch, cause: Ballast_V1_WorkflowTaskFailedCause
     ) -> CommandFailure? {
-        guard batch.limitsIdentifiers, let problem = identifierProblem(fields) else { return nil }
+        guard batch.limitsIdentifiers, let problem else { return nil }
         return CommandFailure(cause: cause, message: problem)
     }
 

@@ -97,8 +97,8 @@ extension WorkflowEngine {
         guard !request.workflowType.name.isEmpty else { throw .invalidArgument("workflow_type.name is required") }
         guard !request.taskQueue.isEmpty else { throw .invalidArgument("task_queue is required") }
         if limitsIdentifiers,
-           let problem = identifierProblem([("workflow_type.name", request.workflowType.name), ("task_queue", request.taskQueue),
-                                           ("request_id", request.requestID)]) {
+           let problem = identifierProblem("workflow_type.name", request.workflowType.name)
+               ?? identifierProblem("task_queue", request.taskQueue) ?? identifierProblem("request_id", request.requestID) {
             throw .invalidArgument(problem)
         }
         guard request.workflowExecutionTimeoutNanos >= 0, request.workflowRunTimeoutNanos >= 0,
