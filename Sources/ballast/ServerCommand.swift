@@ -42,9 +42,9 @@ struct ServerCommand: AsyncParsableCommand {
     var maxNewConnectionsPerSecond: Int?
     @Option(help: "Largest request message on the API port in bytes; larger ones get RESOURCE_EXHAUSTED (default 4 MiB, at most 15 MiB: a request becomes one Raft log entry).")
     var maxMessageBytes: Int?
-    @Option(help: "Eager dispatch, true or false (default true): an entry that makes tasks ready starts them itself for a worker with free slots, saving an entry per task. The leader turns it on by itself once every member applies it; false also keeps every entry in format 1, which any older build can replay, so that a downgrade stays possible (docs/operations.md, \"Upgrades\").")
+    @Option(help: "Eager dispatch, true or false (default true): an entry that makes tasks ready starts them itself for a worker with free slots, saving an entry per task. The leader turns it on by itself once every member applies it (docs/operations.md, \"Upgrades\").")
     var eagerDispatch: String?
-    @Option(help: ArgumentHelp("The newest engine entry format this node applies (default: the newest this build knows, \(newestEngineFormatVersion)); a lower one makes it act as an older build, to rehearse upgrades (docs/operations.md, \"Upgrades\").", visibility: .hidden))
+    @Option(help: "The newest engine entry format this node applies and reports (default: the newest this build knows, \(newestEngineFormatVersion)); a lower one makes it act as an older build. Given to every member, it keeps a downgrade to that build possible; to one member, it rehearses an upgrade (docs/operations.md, \"Upgrades\").")
     var maxEngineFormat: String?
     @Option(help: "Raft tick in milliseconds.") var tickMs: Int?
     @Option(help: "Election timeout in ticks.") var electionTicks: Int?

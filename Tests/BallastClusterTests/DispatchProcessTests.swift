@@ -246,11 +246,17 @@ struct DispatchProcessTests {
         #expect(cluster.nodes[old]?.process == nil, "the old leader is still down")
     }
 
-    @Test("with --eager-dispatch false every task goes out by its own started entry")
+    @Test("with --eager-dispatch false every task goes out by its own started entry, and entries are still written in the newest format")
     func eagerDispatchOff() async throws {
         let cluster = try ProcessCluster(size: 3, extraArguments: ["--eager-dispatch", "false"])
         defer { cluster.shutdown() }
         let leader = try await cluster.waitForLeader()
+        // The newest format carries the limits (history size, name lengths, …): turning an
+        // optimization off must not turn them off.
+        try await waitFor("the leader to write entries in the newest format") {
+            await cluster.status(of: leader)?.entryFormat == newestEngineFormatVersion
+        }
+        #expect(await cluster.status(of: leader)?.eagerDispatch == false)
         let client = try await connect(cluster, leader)
         let worker = try await DispatchTestWorker.connectToLeader(port: cluster.nodes[leader]!.apiPort, group: cluster.group)
         let before = await cluster.status(of: leader)?.commit

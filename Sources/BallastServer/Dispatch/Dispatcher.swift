@@ -108,16 +108,19 @@ final class Dispatcher: @unchecked Sendable {
     /// Whether this node proposes eager entries now: configured and agreed by every member.
     var eagerActive: Bool { eagerDispatch && agreedFormat.load(ordering: .relaxed) >= eagerDispatchFormatVersion }
 
-    /// The format of the entries this node proposes: the agreed one, or 1 with `--eager-dispatch
-    /// false`, which keeps every entry readable by the oldest build (a downgrade stays possible).
-    var entryFormat: UInt32 { eagerDispatch ? agreedFormat.load(ordering: .relaxed) : engineFormatVersion }
+    /// The format of the entries this node proposes: the agreed one, with or without eager
+    /// dispatch (an entry without an eager part applies the same in every format from 2 on). To
+    /// keep a downgrade possible, every member runs with `--max-engine-format`, which caps the
+    /// agreed format. (Until 2026-11-28 `--eager-dispatch false` meant format 1 too, and so
+    /// silently dropped every limit added since: bounded retries, history size, and the rest.)
+    var entryFormat: UInt32 { agreedFormat.load(ordering: .relaxed) }
 
     /// Records the newest format every member applies (quietly when this node does not lead).
     func setAgreedFormat(_ format: UInt32, leading: Bool = true) {
         let was = agreedFormat.exchange(format, ordering: .relaxed)
-        guard was != format, eagerDispatch, leading else { return }
+        guard was != format, leading else { return }
         let eagerWas = was >= eagerDispatchFormatVersion, eagerNow = format >= eagerDispatchFormatVersion
-        if eagerWas != eagerNow {
+        if eagerDispatch, eagerWas != eagerNow {
             logger.notice(eagerNow ? "eager dispatch on: every member applies engine format 2"
                                    : "eager dispatch off: a member does not report engine format 2")
         }
