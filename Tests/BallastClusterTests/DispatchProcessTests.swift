@@ -193,6 +193,31 @@ struct DispatchProcessTests {
         #expect((try await cluster.metrics(of: leader)["ballast_dispatch_eager_starts_total"] ?? 0) > 0)
     }
 
+    @Test("a cluster restarted with a member still down writes the newest format it agreed before, from its first entry")
+    func formatFloorSurvivesRestart() async throws {
+        let cluster = try ProcessCluster(size: 3)
+        defer { cluster.shutdown() }
+        _ = try await cluster.waitForLeader()
+        // Every member learns the agreement (followers within a round of a second) and keeps it.
+        for id in 1 ... 3 {
+            try await waitFor("node \(id) to know the newest format is agreed") {
+                await cluster.status(of: id)?.entryFormat == newestEngineFormatVersion
+            }
+        }
+        for id in 1 ... 3 { _ = cluster.stop(id) }
+        // Node 3 stays down: it can never answer, and a member never heard from counts as format 1.
+        try cluster.start(1)
+        try cluster.start(2)
+        let leader = try await cluster.waitForLeader()
+        #expect(await cluster.status(of: leader)?.entryFormat == newestEngineFormatVersion,
+                "without the saved floor the leader writes format 1 until node 3 answers")
+        let client = try await connect(cluster, leader)
+        let _: Ballast_V1_StartWorkflowResponse = try await client.unary(
+            BallastMethod.Workflow.start, request: DispatchFixtures.start("after-restart"), timeout: .seconds(10))
+        #expect(await cluster.status(of: leader)?.entryFormat == newestEngineFormatVersion)
+        await client.close()
+    }
+
     /// Format 2 is the build before bounded retries, format 3 the one before history sizes.
     @Test("a member acting as an older build (--max-engine-format 2 or 3): entries are written in its format, eagerly, and it applies them all, a failed activity's retry included",
           arguments: [UInt32(2), 3])

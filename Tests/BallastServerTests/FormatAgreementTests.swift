@@ -1,4 +1,6 @@
+import BallastEngine
 @testable import BallastServer
+import Foundation
 import Testing
 
 @Suite("The leader writes the newest engine format that every member applies")
@@ -26,5 +28,21 @@ struct FormatAgreementTests {
         #expect(agreement.agreedFormat(members: ["2", "3", "4"], ownFormat: 3) == 1, "a new member must report first")
         agreement.record(member: "2", format: 1)
         #expect(agreement.agreedFormat(members: ["2", "3"], ownFormat: 3) == 1, "a member that now reports an older build lowers it")
+    }
+
+    @Test("the format floor file: absent is nil, a saved format reads back, anything else is refused naming the file")
+    func floorFile() throws {
+        let directory = NSTemporaryDirectory() + "ballast-floor-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = EngineFormatFloorFile(dataDirectory: directory)
+        #expect(try file.load() == nil)
+        try file.save(newestEngineFormatVersion)
+        #expect(try file.load() == newestEngineFormatVersion)
+        #expect(try String(contentsOfFile: file.path, encoding: .utf8) == "\(newestEngineFormatVersion)\n")
+        for bad in ["", "6", "0\n", "\(newestEngineFormatVersion + 1)\n", "x\n", " 3\n", String(repeating: "1", count: 40) + "\n"] {
+            try Data(bad.utf8).write(to: URL(fileURLWithPath: file.path))
+            #expect(throws: DurableFileError.self, "\(bad.debugDescription)") { _ = try file.load() }
+        }
     }
 }

@@ -1,3 +1,4 @@
+import BallastEngine
 import BallastRaft
 import Synchronization
 
@@ -10,6 +11,9 @@ final class FormatAgreementRounds: Sendable {
         var running: Task<Void, Never>?
         var nextRoundAt = ContinuousClock.now
         var stopped = false
+        /// The newest format ever agreed here (`EngineFormatFloorFile`): what the node writes at
+        /// least, within its own maximum, while members' reports are missing.
+        var floor = engineFormatVersion
     }
 
     let state = Mutex(State())
@@ -24,6 +28,28 @@ extension BallastNode {
         formatRounds.state.withLock { state in
             guard !state.stopped, state.running == nil, now >= state.nextRoundAt else { return }
             state.running = Task { [self] in await formatAgreementRound() }
+        }
+    }
+
+    /// Loads the floor at start (`EngineFormatFloorFile`) and makes it what the dispatcher writes
+    /// until the first round; a file that cannot be read is logged and ignored.
+    func loadFormatFloor() {
+        let file = EngineFormatFloorFile(dataDirectory: configuration.dataDirectory)
+        let stored: UInt32?
+        do { stored = try file.load() } catch {
+            logger.warning("engine format floor ignored", metadata: ["error": "\(error)"])
+            stored = nil
+        }
+        guard let stored else { return }
+        formatRounds.state.withLock { $0.floor = stored }
+        dispatcher.setAgreedFormat(min(stored, configuration.maxEngineFormat), leading: false)
+    }
+
+    /// Records a newly agreed format as the floor, in memory and in the data directory.
+    private func raiseFormatFloor(to format: UInt32) {
+        formatRounds.state.withLock { $0.floor = max($0.floor, format) }
+        do { try EngineFormatFloorFile(dataDirectory: configuration.dataDirectory).save(format) } catch {
+            logger.warning("engine format floor not saved", metadata: ["error": "\(error)"])
         }
     }
 
@@ -72,7 +98,9 @@ extension BallastNode {
             }
             return state.agreement.agreedFormat(members: members, ownFormat: ownFormat)
         }
-        dispatcher.setAgreedFormat(agreed, leading: status.role == .leader)
+        let floor = formatRounds.state.withLock { $0.floor }
+        dispatcher.setAgreedFormat(max(agreed, min(floor, ownFormat)), leading: status.role == .leader)
+        if agreed > floor { raiseFormatFloor(to: agreed) }
         // Only a leader that has not agreed on its own format yet asks again at once (every
         // 100 ms); followers, whose rounds cost the leader a cluster view, ask once a second.
         let next = ContinuousClock.now + (agreed >= ownFormat || status.role != .leader ? .seconds(1) : .zero)

@@ -114,6 +114,7 @@ public final class BallastNode: @unchecked Sendable {
 
     /// Binds the Raft, API and admin ports and starts ticking.
     public func start(adminRouter: AdminRouter? = nil) async throws {
+        loadFormatFloor()  // before the first tick: a leader elected at once writes at least the floor
         let driver = self.driver
         let raftPort = try await transport.listen(
             host: configuration.raftAddress.host, port: configuration.raftAddress.port) { driver.receive($0) }

@@ -119,22 +119,6 @@ public struct MemberTableFile: Sendable {
         let checksum = body.withUnsafeBytes { CRC32C.checksum($0) }
         for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: checksum >> UInt32(shift))) }
         bytes += body
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw failure("open", temporary) }
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd)
-        close(fd)
-        guard written == bytes.count, synced == 0 else { throw failure("write", temporary) }
-        guard rename(temporary, path) == 0 else { throw failure("rename", temporary) }
-        let directory = (path as NSString).deletingLastPathComponent
-        let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard directoryFD >= 0 else { throw failure("open", directory) }
-        defer { close(directoryFD) }
-        guard fsync(directoryFD) == 0 else { throw failure("fsync", directory) }
-    }
-
-    private func failure(_ operation: String, _ target: String) -> MemberTableFileError {
-        MemberTableFileError(description: "\(operation) \(target) failed: \(String(cString: strerror(errno)))")
+        do { try DurableFile.replace(path, with: bytes) } catch { throw MemberTableFileError(description: error.description) }
     }
 }
