@@ -18,7 +18,8 @@ struct ApplyContext {
     let limitsSearchAttributeSizes: Bool
     /// Whether what pending activities keep is limited per run (entry format 5 on; `keptActivityBytesFormatVersion`).
     let limitsKeptActivityBytes: Bool
-    /// Whether names and ids are limited in length (entry format 6 on; `identifierLengthFormatVersion`).
+    /// Whether names and ids are limited in length, and memos checked names included (entry
+    /// format 6 on; `identifierLengthFormatVersion`).
     let limitsIdentifiers: Bool
     var result = ApplyResult()
     /// Distinguishes runs created by the same entry (children, continue-as-new).

@@ -69,7 +69,8 @@ extension WorkflowEngine {
                                                 batch, cause: .badContinueAsNewAttributes) {
                 return problem
             }
-            return validateContinueAsNew(attributes, namespace: batch.namespace, limitsSizes: batch.limitsSizes)
+            return validateContinueAsNew(attributes, namespace: batch.namespace, limitsSizes: batch.limitsSizes,
+                                         limitsIdentifiers: batch.limitsIdentifiers)
         case let .startChildWorkflowExecution(attributes):
             return validateStartChild(attributes, batch: &batch)
         case let .signalExternalWorkflowExecution(attributes):
@@ -143,7 +144,8 @@ extension WorkflowEngine {
     }
 
     private func validateContinueAsNew(
-        _ attributes: Ballast_V1_ContinueAsNewWorkflowExecutionCommandAttributes, namespace: String, limitsSizes: Bool
+        _ attributes: Ballast_V1_ContinueAsNewWorkflowExecutionCommandAttributes, namespace: String, limitsSizes: Bool,
+        limitsIdentifiers: Bool
     ) -> CommandFailure? {
         let cause = Ballast_V1_WorkflowTaskFailedCause.badContinueAsNewAttributes
         guard attributes.workflowRunTimeoutNanos >= 0, attributes.workflowTaskTimeoutNanos >= 0,
@@ -153,6 +155,7 @@ extension WorkflowEngine {
         if let problem = searchAttributesProblem(attributes.searchAttributes, namespace: namespace, limitsSizes: limitsSizes) {
             return CommandFailure(cause: cause, message: problem.message)
         }
+        if limitsIdentifiers, let problem = memoProblem(attributes.memo) { return problem }
         return payloadProblem(attributes.input, "input", cause: cause)
     }
 
@@ -182,7 +185,16 @@ extension WorkflowEngine {
            let problem = searchAttributesProblem(attributes.searchAttributes, namespace: namespace, limitsSizes: batch.limitsSizes) {
             return CommandFailure(cause: cause, message: problem.message)
         }
+        if batch.limitsIdentifiers, let problem = memoProblem(attributes.memo) { return problem }
         return payloadProblem(attributes.input, "child input", cause: cause)
+    }
+
+    /// A child's or continue-as-new's memo over the payload limit, names included (entries of
+    /// format 6 on; before, a command's memo was not checked at all).
+    private func memoProblem(_ memo: Ballast_V1_Memo) -> CommandFailure? {
+        let size = memoBytes(memo)
+        guard size > limits.maxPayloadBytes else { return nil }
+        return CommandFailure(cause: .payloadTooLarge, message: "memo is \(size) bytes, over the \(limits.maxPayloadBytes)-byte limit")
     }
 
     private func payloadProblem(

@@ -109,9 +109,17 @@ extension WorkflowEngine {
             throw .invalidArgument("retry_policy: \(reason)")
         }
         try checkPayload(request.input, field: "input")
-        var memo = Ballast_V1_Payloads()
-        memo.payloads = request.memo.fields.keys.sorted().compactMap { request.memo.fields[$0] }
-        try checkPayload(memo, field: "memo")
+        if limitsIdentifiers {
+            // From format 6 the memo's field names count too (`memoBytes`).
+            let size = memoBytes(request.memo)
+            guard size <= limits.maxPayloadBytes else {
+                throw .payloadTooLarge(field: "memo", bytes: size, limit: limits.maxPayloadBytes)
+            }
+        } else {
+            var memo = Ballast_V1_Payloads()
+            memo.payloads = request.memo.fields.keys.sorted().compactMap { request.memo.fields[$0] }
+            try checkPayload(memo, field: "memo")
+        }
         if let problem = searchAttributeProblem(request.searchAttributes, namespace: namespace, limitsSizes: limitsSizes) {
             throw .invalidArgument(problem)
         }

@@ -45,8 +45,10 @@ public let keptActivityBytesFormatVersion: UInt32 = 5
 /// signal-with-start with a longer one is refused, a command with one fails its workflow task.
 /// Before, only a client's workflow id was limited; the others were bounded only by the
 /// request's size and are kept in memory by open runs, pending activities and timers, and (types,
-/// queues, workflow ids) by the visibility index until retention ends. Entries of older formats
-/// accept any length, as before.
+/// queues, workflow ids) by the visibility index until retention ends. Also from format 6 a
+/// memo's size (`memoBytes`, within the payload limit) counts its field names, and a child
+/// start's or continue-as-new's memo is checked at all: both are kept with the run and its
+/// closed-run summary. Entries of older formats accept any length, as before.
 public let identifierLengthFormatVersion: UInt32 = 6
 
 /// The newest entry format this build applies and writes (once every member applies it too).

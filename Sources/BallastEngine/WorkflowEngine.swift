@@ -187,6 +187,17 @@ func payloadBytes(_ payloads: Ballast_V1_Payloads) -> Int {
     return total
 }
 
+/// Size of a memo: every field's name and payload (`payloadBytes`). Its field names are kept
+/// with the run and its closed-run summary as much as its payloads are.
+func memoBytes(_ memo: Ballast_V1_Memo) -> Int {
+    var total = 0
+    for (name, payload) in memo.fields {
+        total += name.utf8.count + payload.data.count
+        for (key, value) in payload.metadata { total += key.utf8.count + value.count }
+    }
+    return total
+}
+
 /// Approximate size of a failure and its causes: its strings' bytes plus its details'
 /// (`payloadBytes`), for what a pending activity keeps (`PendingActivity.keptBytes`).
 func failureBytes(_ failure: Ballast_V1_Failure) -> Int {

@@ -3,8 +3,9 @@ import BallastProto
 import Foundation
 import Testing
 
-/// From engine format 6 every name and id a run keeps is at most `maxIdentifierBytes` (1,000):
-/// open runs, pending activities and timers, and the visibility index keep them in memory.
+/// From engine format 6 every name and id a run keeps is at most `maxIdentifierBytes` (1,000),
+/// and a memo's field names count toward its size: open runs, pending activities and timers,
+/// closed-run summaries and the visibility index keep them in memory.
 @Suite("Name and id lengths (engine format 6)")
 struct IdentifierLengthTests {
     static let fits = String(repeating: "i", count: 1_000)
@@ -108,6 +109,35 @@ struct IdentifierLengthTests {
             #expect(h.events(run).contains { $0.typeName == "WorkflowTaskCompleted" }, "\(field)")
             #expect(!h.events(run).contains { $0.typeName == "WorkflowTaskFailed" }, "\(field)")
         }
+    }
+
+    /// A memo whose field names alone pass the payload limit (2 MiB), its payloads empty.
+    static var memoOfNames: Ballast_V1_Memo {
+        var memo = Ballast_V1_Memo()
+        for letter in ["a", "b", "c"] { memo.fields[String(repeating: letter, count: 700 * 1024)] = Ballast_V1_Payload() }
+        return memo
+    }
+
+    @Test("a memo's field names count toward its size: a start is refused, a child start or continue-as-new fails its task with PAYLOAD_TOO_LARGE")
+    func memoNames() throws {
+        var h = Harness()
+        let digest = h.engine.stateDigest()
+        let refused = Self.start(&h, "memo") { $0.memo = Self.memoOfNames }
+        #expect(refused?.code == .resourceExhausted && "\(refused.map { "\($0)" } ?? "")".contains("memo"), "\(refused.map { "\($0)" } ?? "accepted")")
+        #expect(h.engine.stateDigest() == digest)
+        var child = Commands.startChild("child")
+        child.startChildWorkflowExecution.memo = Self.memoOfNames
+        var continued = Commands.continueAsNew()
+        continued.continueAsNewWorkflowExecution.memo = Self.memoOfNames
+        for (name, command) in [("child", child), ("continue-as-new", continued)] {
+            let run = h.start("w-\(name)")
+            h.workflowTask(run, [command])
+            let failed = try #require(h.events(run).last { $0.typeName == "WorkflowTaskFailed" }, "\(name)")
+            #expect(failed.workflowTaskFailed.cause == .payloadTooLarge, "\(name)")
+        }
+        var old = Harness()
+        old.formatVersion = keptActivityBytesFormatVersion
+        #expect(Self.start(&old, "memo") { $0.memo = Self.memoOfNames } == nil, "format 5 counted the payloads only")
     }
 
     @Test("entries of format 5 accept any length, as every earlier build applied them")
