@@ -37,6 +37,10 @@ public protocol RaftStateMachine: AnyObject {
     func captureSnapshot() -> SnapshotSerializer
     /// Replaces the state with a snapshot (the one saved in the log, when the node starts).
     func restore(from snapshot: Snapshot)
+    /// Called instead of `restore(from:)` when the node starts with no snapshot: its log replays
+    /// from the first entry, so whatever the state machine keeps outside memory must be empty
+    /// too. The default does nothing.
+    func startWithoutSnapshot()
     /// Returns the work that rebuilds the state from a snapshot the leader sent. The driver runs
     /// it on a thread of its own, applies nothing meanwhile, and runs what it returns (the step
     /// that puts the rebuilt state in place, which must be cheap) on the loop thread; nil when
@@ -55,6 +59,8 @@ extension RaftStateMachine {
     public func apply(_ entry: Entry, proposed message: any Sendable) -> (any Sendable)? { apply(entry) }
 
     public func finishApplying() {}
+
+    public func startWithoutSnapshot() {}
 
     public func prepareRestore(from snapshot: Snapshot) -> SnapshotRestore {
         let machine = LoopBound<any RaftStateMachine>(self)
@@ -221,7 +227,7 @@ public final class RaftDriver: @unchecked Sendable {
         self.handoverIntervalTicks = configuration.electionTimeoutTicks
         self.id = configuration.id
         let restored = try log.restore()
-        if let snapshot = restored.snapshot { stateMachine.restore(from: snapshot) }
+        if let snapshot = restored.snapshot { stateMachine.restore(from: snapshot) } else { stateMachine.startWithoutSnapshot() }
         self.node = RaftNode(configuration: configuration, restored: restored, bootstrap: bootstrap, randomSeed: randomSeed)
         self.applied = restored.snapshot?.metadata.index ?? .zero
         self.stateMachine = stateMachine

@@ -32,6 +32,10 @@ final class RecordingStateMachine: RaftStateMachine, @unchecked Sendable {
         let bytes = log.withLock { entries in entries.flatMap { [UInt8(truncatingIfNeeded: $0.count)] + $0 } }
         return { bytes }
     }
+    private let startsWithoutSnapshot = Mutex(0)
+    /// How often the driver said the log replays from its first entry (no snapshot).
+    var startedWithoutSnapshot: Int { startsWithoutSnapshot.withLock { $0 } }
+    func startWithoutSnapshot() { startsWithoutSnapshot.withLock { $0 += 1 } }
     func restore(from snapshot: Snapshot) {
         var entries: [[UInt8]] = []
         var rest = snapshot.data[...]
@@ -171,6 +175,7 @@ struct RaftDriverTests {
         for value in 20 ..< 40 { _ = try await propose(secondLeader, [UInt8(value)]).get() }
 
         try cluster.start(firstLeaderID)
+        #expect(cluster.machine(firstLeaderID)?.startedWithoutSnapshot == 1, "its log has no snapshot: it replays from the start")
         try await waitUntil("the restarted node has every entry") { cluster.machine(firstLeaderID)?.applied.count == 40 }
         #expect(cluster.machine(firstLeaderID)?.applied == cluster.machine(secondLeaderID)?.applied)
         #expect(cluster.machine(firstLeaderID)?.applied == (0 ..< 40).map { [UInt8($0)] })

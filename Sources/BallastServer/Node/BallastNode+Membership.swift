@@ -285,6 +285,8 @@ final class MembershipTracker: RaftStateMachine {
 
     func restore(from snapshot: Snapshot) { prepareRestore(from: snapshot)()?() }
 
+    func startWithoutSnapshot() { inner.startWithoutSnapshot() }
+
     func prepareRestore(from snapshot: Snapshot) -> SnapshotRestore {
         logger.info("restoring the state machine from a snapshot",
                     metadata: ["index": "\(snapshot.metadata.index)", "bytes": "\(snapshot.data.count)"])

@@ -225,6 +225,22 @@ public final class EngineStateMachine: RaftStateMachine, @unchecked Sendable {
     /// Replaces the engine from a snapshot and makes the history store hold exactly its histories.
     public func restore(from snapshot: Snapshot) { prepareRestore(from: snapshot)()?() }
 
+    /// The node starts with no snapshot and replays its log from the first entry: the history
+    /// store must start empty as the engine does. It still holds what the previous run of the
+    /// process applied, possibly beyond where the replay is when the first snapshot is taken,
+    /// and a snapshot finding more events than the engine counts is refused as corrupt (chaos
+    /// seed 2828 stopped a node so; reliability.md, bug 44). The replay writes them again.
+    public func startWithoutSnapshot() {
+        do {
+            let report = try HistoryRecorder.reconcile(history, with: [])
+            if report.dropped > 0 {
+                logger.notice("no snapshot: history store emptied, the log replays it", metadata: ["histories": "\(report.dropped)"])
+            }
+        } catch {
+            onFatal("cannot empty the history store for a start without a snapshot: \(error); this node stops")
+        }
+    }
+
     /// Decodes the snapshot, rebuilds the engine and makes the history store hold exactly the
     /// snapshot's histories, all off the loop thread (the driver applies nothing meanwhile);
     /// the install step only swaps the engine in.
