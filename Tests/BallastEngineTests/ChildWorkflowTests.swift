@@ -32,6 +32,61 @@ struct ChildWorkflowTests {
         #expect(h.readyWorkflowTask(parent) != nil)
     }
 
+    @Test("terminating a tree of 61 runs in one entry gives each run its own events, in the order the runs were first touched")
+    func treeTerminatedInOneEntry() throws {
+        var h = Harness()
+        let parent = h.start("parent")
+        h.workflowTask(parent, (0 ..< 20).map { Commands.startChild("c\($0)") })
+        var children: [RunKey] = []
+        for started in h.events(parent) where started.typeName == "ChildWorkflowExecutionStarted" {
+            let execution = started.childWorkflowExecutionStarted.workflowExecution
+            children.append(RunKey(namespace: "default", workflowId: execution.workflowID, runId: execution.runID))
+        }
+        try #require(children.count == 20)
+        for (number, child) in children.enumerated() {
+            h.workflowTask(child, [Commands.startChild("g\(number)-a"), Commands.startChild("g\(number)-b")])
+        }
+        let result = h.apply(terminate(parent))
+        // Past `ApplyContext.linearSlots` runs the slots are indexed: one batch per run all the same.
+        #expect(result.events.count == 61)
+        #expect(Set(result.events.map(\.run.runId)).count == 61, "one batch per run")
+        #expect(result.events.first?.run.runId == parent.runId)
+        #expect(result.closedRuns.count == 61)
+        for batch in result.events {
+            let history = h.events(batch.run)
+            #expect(history.map(\.eventID) == Array(1 ... Int64(history.count)), "\(batch.run): contiguous ids")
+            #expect(batch.events.last?.typeName == "WorkflowExecutionTerminated", "\(batch.run)")
+            #expect(batch.events.map(\.eventID) == Array(history.suffix(batch.events.count)).map(\.eventID))
+        }
+        // Children are closed as each parent's policy is applied: c0 first, its own children after all 20.
+        #expect(result.events[1].run.workflowId == "c0")
+        #expect(result.events[21].run.workflowId.hasPrefix("g0-"))
+    }
+
+    @Test("one workflow task signalling 20 runs: each run's events stay in its own batch, the sender's among them")
+    func manyRunsTouchedTwiceInOneEntry() throws {
+        var h = Harness()
+        var targets: [RunKey] = []
+        for number in 0 ..< 20 {
+            let target = h.start("target-\(number)")
+            h.workflowTask(target, [])  // no workflow task pending: a signal schedules one
+            targets.append(target)
+        }
+        let sender = h.start("sender")
+        let token = h.startWorkflowTask(sender)
+        let result = h.completeWorkflowTask(token, targets.map { Commands.signalExternal($0.workflowId, signal: "go") })
+        #expect(result.events.count == 21 && Set(result.events.map(\.run.runId)).count == 21, "one batch per run")
+        for batch in result.events {
+            let history = h.events(batch.run)
+            #expect(batch.events.map(\.eventID) == history.suffix(batch.events.count).map(\.eventID), "\(batch.run.workflowId)")
+            #expect(history.map(\.eventID) == Array(1 ... Int64(history.count)), "\(batch.run.workflowId): contiguous ids")
+        }
+        for target in targets {
+            #expect(Array(h.eventNames(target).suffix(2)) == ["WorkflowExecutionSignaled", "WorkflowTaskScheduled"], "\(target.workflowId)")
+        }
+        #expect(h.eventNames(sender).filter { $0 == "ExternalWorkflowExecutionSignaled" }.count == 20)
+    }
+
     @Test("a child whose workflow id is running fails to start")
     func childAlreadyExists() {
         var h = Harness()
