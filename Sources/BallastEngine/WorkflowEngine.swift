@@ -180,10 +180,14 @@ public struct WorkflowEngine: Sendable {
 /// Approximate serialized size of payloads (data plus metadata), for the size limit.
 func payloadBytes(_ payloads: Ballast_V1_Payloads) -> Int {
     var total = 0
-    for payload in payloads.payloads {
-        total += payload.data.count
-        for (key, value) in payload.metadata { total += key.utf8.count + value.count }
-    }
+    for payload in payloads.payloads { total += payloadBytes(payload) }
+    return total
+}
+
+/// Size of one payload: its data and its metadata's keys and values.
+func payloadBytes(_ payload: Ballast_V1_Payload) -> Int {
+    var total = payload.data.count
+    for (key, value) in payload.metadata { total += key.utf8.count + value.count }
     return total
 }
 
@@ -191,10 +195,7 @@ func payloadBytes(_ payloads: Ballast_V1_Payloads) -> Int {
 /// with the run and its closed-run summary as much as its payloads are.
 func memoBytes(_ memo: Ballast_V1_Memo) -> Int {
     var total = 0
-    for (name, payload) in memo.fields {
-        total += name.utf8.count + payload.data.count
-        for (key, value) in payload.metadata { total += key.utf8.count + value.count }
-    }
+    for (name, payload) in memo.fields { total += name.utf8.count + payloadBytes(payload) }
     return total
 }
 
