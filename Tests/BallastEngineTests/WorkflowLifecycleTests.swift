@@ -198,30 +198,22 @@ struct WorkflowLifecycleTests {
             _ = try engine.apply(entry, index: 1)
         }
         #expect(engine.lastAppliedIndex == 0)
-        var beforeSix = WorkflowEngine()
-        beforeSix.newestFormatVersion = keptActivityBytesFormatVersion // acting as the build before format 6
-        entry.formatVersion = identifierLengthFormatVersion
-        #expect(throws: EngineError.unsupportedFormatVersion(found: 6, supported: 5, index: 1)) {
-            _ = try beforeSix.apply(entry, index: 1)
+        // A build that knows formats up to N stops at the first entry of format N + 1.
+        let builds: [(knows: UInt32, stopsAt: UInt32)] = [
+            (keptActivityBytesFormatVersion, identifierLengthFormatVersion),  // the build before format 6
+            (historySizeFormatVersion, flatTimeoutFailureFormatVersion),  // before format 5
+            (boundedRetryFormatVersion, historySizeFormatVersion),  // before format 4
+            (eagerDispatchFormatVersion, boundedRetryFormatVersion),  // before format 3
+        ]
+        for build in builds {
+            var older = WorkflowEngine()
+            older.newestFormatVersion = build.knows
+            entry.formatVersion = build.stopsAt
+            #expect(throws: EngineError.unsupportedFormatVersion(found: build.stopsAt, supported: build.knows, index: 1)) {
+                _ = try older.apply(entry, index: 1)
+            }
         }
-        var beforeFive = WorkflowEngine()
-        beforeFive.newestFormatVersion = historySizeFormatVersion // acting as the build before format 5
-        entry.formatVersion = flatTimeoutFailureFormatVersion
-        #expect(throws: EngineError.unsupportedFormatVersion(found: 5, supported: 4, index: 1)) {
-            _ = try beforeFive.apply(entry, index: 1)
-        }
-        var previous = WorkflowEngine()
-        previous.newestFormatVersion = boundedRetryFormatVersion // acting as the build before format 4
-        entry.formatVersion = historySizeFormatVersion
-        #expect(throws: EngineError.unsupportedFormatVersion(found: 4, supported: 3, index: 1)) {
-            _ = try previous.apply(entry, index: 1)
-        }
-        var older = WorkflowEngine()
-        older.newestFormatVersion = eagerDispatchFormatVersion // acting as the build before format 3
-        entry.formatVersion = boundedRetryFormatVersion
-        #expect(throws: EngineError.unsupportedFormatVersion(found: 3, supported: 2, index: 1)) {
-            _ = try older.apply(entry, index: 1)
-        }
+        #expect(builds.map(\.stopsAt) == [6, 5, 4, 3])
         entry.formatVersion = 1
         #expect(throws: EngineError.indexNotIncreasing(index: 0, lastApplied: 0)) { _ = try engine.apply(entry, index: 0) }
     }
